@@ -1,0 +1,135 @@
+"""`EventSource` on the official kubernetes client, speaking raw JSON.
+
+Raw JSON (`_preload_content=False`) because the contract keeps each Event exactly as the API server
+returned it, which the client's model classes would not. The watch is read line by line here rather
+than through `kubernetes.watch.Watch`, whose 410 handling retries with the same expired
+resourceVersion and which stops tracking resourceVersions when not deserializing; the loop in
+`collectors.watching` owns resourceVersions and relists instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from collectors.errors import ExpiredError, KubeError, SettingsError
+from collectors.watching import EventPage, WatchEvent
+
+
+class KubeEventSource:
+    def __init__(
+        self,
+        api: client.CoreV1Api,
+        *,
+        namespace: str | None,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+    ) -> None:
+        self._api = api
+        self._namespace = namespace
+        self._timeouts = (connect_timeout_s, read_timeout_s)
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        kubeconfig: Path | None,
+        context: str | None,
+        namespace: str | None,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+    ) -> KubeEventSource:
+        """Build the client from a kubeconfig, or in-cluster config when there is none."""
+        try:
+            if kubeconfig is None:
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                api_client = client.ApiClient(configuration)
+            else:
+                api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=str(kubeconfig), context=context
+                )
+        except (ConfigException, OSError, ValueError) as e:
+            raise SettingsError(
+                f"cannot load Kubernetes config ({kubeconfig or 'in-cluster'}): {e}"
+            ) from e
+        return cls(
+            client.CoreV1Api(api_client),
+            namespace=namespace,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+        )
+
+    def _call(self, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+        try:
+            if self._namespace is None:
+                response = self._api.list_event_for_all_namespaces(
+                    _preload_content=False, _request_timeout=self._timeouts, **kwargs
+                )
+            else:
+                response = self._api.list_namespaced_event(
+                    self._namespace,
+                    _preload_content=False,
+                    _request_timeout=self._timeouts,
+                    **kwargs,
+                )
+        except ApiException as e:
+            error = ExpiredError if e.status == 410 else KubeError
+            raise error(f"{e.status} {e.reason}", status=e.status) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(f"API server unreachable: {e}") from e
+        return response  # type: ignore[return-value]  # _preload_content=False: the raw response
+
+    def list_page(self, *, limit: int, continue_token: str | None) -> EventPage:
+        kwargs: dict[str, Any] = {"limit": limit}
+        if continue_token:
+            kwargs["_continue"] = continue_token
+        response = self._call(**kwargs)
+        try:
+            body = json.loads(response.data)
+        except (json.JSONDecodeError, urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(f"unreadable list response: {e}") from e
+        metadata = body.get("metadata") or {}
+        return EventPage(
+            items=list(body.get("items") or []),
+            resource_version=str(metadata.get("resourceVersion", "")),
+            continue_token=metadata.get("continue") or None,
+        )
+
+    def watch(self, *, resource_version: str, timeout_s: int) -> Iterator[WatchEvent]:
+        response = self._call(
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_s,
+        )
+        try:
+            for line in _lines(response):
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise KubeError(f"undecodable watch line: {line[:200]!r}") from e
+                yield WatchEvent(type=str(event.get("type")), object=event.get("object") or {})
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(f"watch stream broke: {e}") from e
+        finally:
+            response.release_conn()
+
+
+def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    buffer = b""
+    for chunk in response.stream(amt=None, decode_content=True):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if buffer.strip():
+        yield buffer

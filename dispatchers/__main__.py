@@ -1,0 +1,134 @@
+"""Composition root of the dispatcher: `python -m dispatchers` (or `herald-dispatcher`).
+
+Without a command (or with `run`) it runs the service: one consuming loop and N sending workers, until
+SIGTERM or SIGINT. Other commands manage the database and subscriptions (see `dispatchers.cli`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+
+from prometheus_client import Counter, start_http_server
+
+from dispatchers.cli import parser, run_admin
+from dispatchers.consuming import ConsumingLoop
+from dispatchers.http import HttpResult, HttpSender
+from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource
+from dispatchers.outcomes import Outcome
+from dispatchers.postgres import DueDelivery, Store, StoreError
+from dispatchers.sending import SendingLoop
+from dispatchers.settings import DispatcherSettings, SettingsError
+
+log = logging.getLogger("dispatchers")
+
+ATTEMPTS = Counter(
+    "herald_dispatcher_attempts_total", "Delivery attempts, by verdict.", ["verdict"]
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = DispatcherSettings.from_env(os.environ)
+    except SettingsError as e:
+        sys.exit(f"dispatcher: bad setting: {e}")
+    running = args.command in (None, "run")
+    if running and not settings.kafka_bootstrap:
+        sys.exit(
+            "dispatcher: bad setting: HERALD_KAFKA_BOOTSTRAP is required to run the dispatcher"
+        )
+    try:
+        store = Store.open(settings.database_url, max_size=settings.workers + 2)
+    except StoreError as e:
+        sys.exit(f"dispatcher: HERALD_DATABASE_URL: {e}")
+    try:
+        if not running or settings.kafka_bootstrap is None:
+            sys.exit(run_admin(args, store, print))
+        serve(settings, store, bootstrap=settings.kafka_bootstrap)
+    finally:
+        store.close()
+
+
+def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None:
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    stop = threading.Event()
+    source = KafkaRecordSource(
+        bootstrap=bootstrap, group_id=settings.group_id, topic=settings.domain_topic
+    )
+    consuming = ConsumingLoop(
+        source=source,
+        dead_letters=KafkaDeadLetters(bootstrap=bootstrap, topic=settings.dead_letter_topic),
+        store=store,
+        now=_now,
+        subscriptions_refresh_s=settings.subscriptions_refresh_s,
+        stop=stop,
+    )
+    sender = HttpSender(
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+        user_agent="Herald-Webhooks/0.1",
+    )
+
+    def count(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
+        ATTEMPTS.labels(outcome.verdict.value).inc()
+
+    workers = [
+        threading.Thread(
+            target=SendingLoop(
+                store=store,
+                sender=sender,
+                now=_now,
+                retry_schedule_s=settings.retry_schedule_s,
+                retry_jitter=settings.retry_jitter,
+                claim_batch=settings.claim_batch,
+                lease_s=settings.lease_s,
+                idle_poll_s=settings.idle_poll_s,
+                stop=stop,
+                on_attempt=count,
+            ).run,
+            name=f"sender-{i}",
+        )
+        for i in range(settings.workers)
+    ]
+
+    def shutdown(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    for worker in workers:
+        worker.start()
+    log.info(
+        "dispatcher consuming %s as %s with %d workers",
+        settings.domain_topic,
+        settings.group_id,
+        settings.workers,
+    )
+    try:
+        consuming.run()
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=settings.read_timeout_s + settings.connect_timeout_s)
+        source.close()
+        log.info("dispatcher stopped")
+
+
+if __name__ == "__main__":
+    main()

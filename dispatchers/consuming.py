@@ -1,0 +1,109 @@
+"""The consuming loop: domain events from Kafka become pending deliveries in Postgres.
+
+For each batch: decode every record (dead-letter what does not decode), match it against the
+enabled subscriptions, write the events and deliveries in one transaction, make sure the dead
+letters are acknowledged, and only then commit the offsets. A crash anywhere re-reads at most the
+uncommitted batch, and the (event id, subscription id) uniqueness absorbs the repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from dispatchers.matching import matches
+from dispatchers.postgres import Subscription
+from herald_contracts import ContractError, DomainEvent, decode_domain_event
+
+log = logging.getLogger(__name__)
+
+
+class ConsumeError(Exception):
+    """Kafka failed in a way the loop cannot carry on from."""
+
+
+@dataclass(frozen=True)
+class ConsumedRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class RecordSource(Protocol):
+    def poll_batch(self, *, max_records: int, timeout_s: float) -> list[ConsumedRecord]: ...
+
+    def commit(self) -> None: ...
+
+
+class DeadLetterSink(Protocol):
+    def send(self, record: ConsumedRecord, *, error: str) -> None: ...
+
+    def flush(self, timeout_s: float) -> None: ...
+
+
+class DeliveryStore(Protocol):
+    def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]: ...
+
+    def record_events(
+        self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
+    ) -> int: ...
+
+
+@dataclass
+class ConsumingLoop:
+    source: RecordSource
+    dead_letters: DeadLetterSink
+    store: DeliveryStore
+    now: Callable[[], datetime]
+    subscriptions_refresh_s: float = 2.0
+    max_batch: int = 500
+    stop: threading.Event = field(default_factory=threading.Event)
+    _subscriptions: list[Subscription] = field(default_factory=list)
+    _refreshed_at: float = float("-inf")
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.run_once(timeout_s=0.5)
+
+    def run_once(self, *, timeout_s: float) -> int:
+        """Consume one batch and commit it; return how many deliveries it created."""
+        records = self.source.poll_batch(max_records=self.max_batch, timeout_s=timeout_s)
+        if not records:
+            return 0
+        subscriptions = self._current_subscriptions()
+        batch: list[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]] = []
+        dead = 0
+        for record in records:
+            try:
+                event = decode_domain_event(record.value, key=record.key)
+            except ContractError as e:
+                log.warning(
+                    "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, e
+                )
+                self.dead_letters.send(record, error=str(e))
+                dead += 1
+                continue
+            wanted = [s.id for s in subscriptions if matches(s.filter, event)]
+            batch.append((event, record.value or b"", wanted))
+        created = self.store.record_events(batch, now=self.now())
+        if dead:
+            self.dead_letters.flush(10)
+        self.source.commit()
+        log.debug(
+            "batch of %d records: %d deliveries, %d dead letters", len(records), created, dead
+        )
+        return created
+
+    def _current_subscriptions(self) -> list[Subscription]:
+        if time.monotonic() - self._refreshed_at >= self.subscriptions_refresh_s:
+            self._subscriptions = self.store.subscriptions(enabled_only=True)
+            self._refreshed_at = time.monotonic()
+        return self._subscriptions

@@ -1,0 +1,38 @@
+"""The contracts between Herald's three services: topic names, record schemas, encode and decode.
+
+Every byte that crosses Kafka between collectors, processors and dispatchers is written and read
+by the functions here, so that the schema lives in exactly one place (documented in
+docs/contracts.md, with JSON Schemas under schemas/). The services never import each other; they
+import this package.
+"""
+
+from herald_contracts.deadletters import DeadLetterHeader, dead_letter_headers
+from herald_contracts.domain import (
+    EVENT_TYPE_PREFIX,
+    DomainEvent,
+    decode_domain_event,
+    encode_domain_event,
+    object_source,
+)
+from herald_contracts.errors import ContractError
+from herald_contracts.raw import RawRecord, WatchType, decode_raw_record, encode_raw_record, raw_key
+from herald_contracts.topics import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
+
+__all__ = [
+    "DEAD_LETTER_TOPIC",
+    "DOMAIN_TOPIC",
+    "EVENT_TYPE_PREFIX",
+    "RAW_TOPIC",
+    "ContractError",
+    "DeadLetterHeader",
+    "DomainEvent",
+    "RawRecord",
+    "WatchType",
+    "dead_letter_headers",
+    "decode_domain_event",
+    "decode_raw_record",
+    "encode_domain_event",
+    "encode_raw_record",
+    "object_source",
+    "raw_key",
+]

@@ -1,0 +1,65 @@
+"""The processor's settings: read once from the environment (prefix `HERALD_`), validated at start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
+
+
+class SettingsError(ValueError):
+    """A bad setting; the service stops at start and names it."""
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    kafka_bootstrap: str
+    """HERALD_KAFKA_BOOTSTRAP: host:port[,host:port...] of the Kafka brokers."""
+    app_id: str = "herald-processors"
+    """HERALD_PROCESSOR_APP_ID: the Faust app id, which is also the consumer group."""
+    raw_topic: str = RAW_TOPIC
+    """HERALD_RAW_TOPIC."""
+    domain_topic: str = DOMAIN_TOPIC
+    """HERALD_DOMAIN_TOPIC."""
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    """HERALD_DEAD_LETTER_TOPIC."""
+    data_dir: Path = Path("herald-processors-data")
+    """HERALD_PROCESSOR_DATA_DIR: Faust's local state directory."""
+    metrics_port: int = 9102
+    """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
+    metrics_host: str = "127.0.0.1"
+    """HERALD_METRICS_HOST."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ProcessorSettings:
+        def text(name: str, default: str) -> str:
+            return env.get(name, "").strip() or default
+
+        bootstrap = text("HERALD_KAFKA_BOOTSTRAP", "")
+        if not bootstrap:
+            raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
+        port_text = text("HERALD_METRICS_PORT", "9102")
+        try:
+            port = int(port_text)
+        except ValueError as e:
+            raise SettingsError(
+                f"HERALD_METRICS_PORT must be a port number, not {port_text!r}"
+            ) from e
+        if not 0 <= port <= 65535:
+            raise SettingsError(f"HERALD_METRICS_PORT must be 0..65535, not {port}")
+        return cls(
+            kafka_bootstrap=bootstrap,
+            app_id=text("HERALD_PROCESSOR_APP_ID", "herald-processors"),
+            raw_topic=text("HERALD_RAW_TOPIC", RAW_TOPIC),
+            domain_topic=text("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),
+            dead_letter_topic=text("HERALD_DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC),
+            data_dir=Path(text("HERALD_PROCESSOR_DATA_DIR", "herald-processors-data")),
+            metrics_port=port,
+            metrics_host=text("HERALD_METRICS_HOST", "127.0.0.1"),
+        )
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{host.strip()}" for host in self.kafka_bootstrap.split(","))
