@@ -226,8 +226,12 @@ def create_topics(
     bootstrap: str, env: Mapping[str, str], *, partitions: int | None = None
 ) -> list[str]:
     """Create Herald's topics (names from the env, defaults otherwise); existing ones are kept."""
-    from confluent_kafka import KafkaError, KafkaException  # noqa: PLC0415
-    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+    from confluent_kafka import (  # noqa: PLC0415
+        KafkaError,
+        KafkaException,
+        NewTopic,
+    )
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = [
