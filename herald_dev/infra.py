@@ -29,6 +29,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import psycopg
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_POM = REPO / "deploy" / "local" / "kafka" / "pom.xml"
 KAFKA_LIBS = REPO / ".cache" / "kafka-libs"
@@ -63,7 +67,7 @@ class State:
         }
 
 
-def _load(state_dir: Path) -> State:
+def load_state(state_dir: Path) -> State:
     path = state_dir / "state.json"
     if not path.exists():
         return State()
@@ -77,7 +81,7 @@ def _save(state_dir: Path, state: State) -> None:
     (state_dir / "env").write_text("\n".join(lines) + "\n")
 
 
-def _alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -103,7 +107,7 @@ def free_port() -> int:
 def _wait_port(port: int, *, timeout_s: float, pid: int | None, log: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if pid is not None and not _alive(pid):
+        if pid is not None and not alive(pid):
             raise InfraError(f"process {pid} exited during start; see {log}")
         with socket.socket() as s:
             s.settimeout(0.5)
@@ -207,8 +211,6 @@ def start_kafka(state_dir: Path) -> tuple[int, str, str]:
 
 
 def _wait_kafka_ready(bootstrap: str, *, timeout_s: float = 60) -> None:
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only `up` needs Kafka
-
     admin = AdminClient({"bootstrap.servers": bootstrap})
     deadline = time.monotonic() + timeout_s
     while True:
@@ -226,13 +228,6 @@ def create_topics(
     bootstrap: str, env: Mapping[str, str], *, partitions: int | None = None
 ) -> list[str]:
     """Create Herald's topics (names from the env, defaults otherwise); existing ones are kept."""
-    from confluent_kafka import (  # noqa: PLC0415
-        KafkaError,
-        KafkaException,
-        NewTopic,
-    )
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
-
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = [
         NewTopic(env.get(var) or name, num_partitions=partitions or count, replication_factor=1)
@@ -329,8 +324,6 @@ def start_postgres() -> tuple[int, str, str]:
         stdout=subprocess.DEVNULL,
     )
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
-    import psycopg  # noqa: PLC0415 - only `up` needs Postgres
-
     with psycopg.connect(f"postgresql://herald@127.0.0.1:{port}/postgres", autocommit=True) as conn:
         conn.execute("CREATE DATABASE herald")
     return pid, f"postgresql://herald@127.0.0.1:{port}/herald", str(home)
@@ -341,16 +334,16 @@ def start_postgres() -> tuple[int, str, str]:
 
 def up(state_dir: Path = DEFAULT_STATE_DIR, env: Mapping[str, str] | None = None) -> State:
     env = os.environ if env is None else env
-    state = _load(state_dir)
+    state = load_state(state_dir)
     if env.get("HERALD_KAFKA_BOOTSTRAP"):
         state.kafka_bootstrap = env["HERALD_KAFKA_BOOTSTRAP"]
-    elif not (_alive(state.kafka_pid) and state.kafka_bootstrap):
+    elif not (alive(state.kafka_pid) and state.kafka_bootstrap):
         state.kafka_pid, state.kafka_bootstrap, state.kafka_dir = start_kafka(state_dir)
         state.started = sorted({*state.started, "kafka"})
         _save(state_dir, state)
     if env.get("HERALD_DATABASE_URL"):
         state.database_url = env["HERALD_DATABASE_URL"]
-    elif not (_alive(state.postgres_pid) and state.database_url):
+    elif not (alive(state.postgres_pid) and state.database_url):
         state.postgres_pid, state.database_url, state.postgres_dir = start_postgres()
         state.started = sorted({*state.started, "postgres"})
         _save(state_dir, state)
@@ -367,20 +360,20 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, env: Mapping[str, str] | None = None
 
 
 def _stop(pid: int | None, sig: signal.Signals, *, timeout_s: float = 30) -> None:
-    if not _alive(pid):
+    if not alive(pid):
         return
     assert pid is not None
     os.kill(pid, sig)
     deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if alive(pid):
         os.kill(pid, signal.SIGKILL)
 
 
 def down(state_dir: Path = DEFAULT_STATE_DIR) -> None:
     """Stop what `up` started (and nothing else), then forget it."""
-    state = _load(state_dir)
+    state = load_state(state_dir)
     if "kafka" in state.started:
         _stop(state.kafka_pid, signal.SIGTERM)
         if state.kafka_dir:
@@ -409,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
             down(args.state_dir)
             return
         else:
-            state = _load(args.state_dir)
+            state = load_state(args.state_dir)
     except (InfraError, subprocess.CalledProcessError) as e:
         sys.exit(f"infra: {e}")
     for key, value in state.env().items():

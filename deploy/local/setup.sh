@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything Herald's local runs and tests need, from nothing, idempotently:
+#   - the PostgreSQL server binaries (Debian's package), if missing, without starting a system cluster;
+#   - a virtualenv at .venv with Herald and its dev tools (re-installed when pyproject.toml changes);
+#   - the Kafka broker jars from Maven Central, cached under .cache/kafka-libs.
+# Needs python3 (>= 3.11), Java 17 and Maven.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+have_postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
+if ! have_postgres; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: PostgreSQL server binaries missing; install Debian's 'postgresql' package" >&2
+    exit 1
+  fi
+  echo "setup: installing PostgreSQL (Debian package) ..." >&2
+  # Install the binaries only: no 'main' cluster, no service started.
+  mkdir -p /etc/postgresql-common
+  grep -qs '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf \
+    || echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+for tool in java mvn; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool is needed (Java 17 and Maven)" >&2; exit 1; }
+done
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+stamp=.venv/.herald-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  touch "$stamp"
+fi
+.venv/bin/python -c 'from herald_dev.infra import ensure_kafka_libs; ensure_kafka_libs()'
