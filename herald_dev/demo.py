@@ -43,47 +43,39 @@ def main(argv: list[str] | None = None) -> None:
     print("starting the local Kafka broker and Postgres (or reusing them) ...", flush=True)
     state = infra.up(state_dir)
     started_infra = not (infra.alive(had.kafka_pid) or infra.alive(had.postgres_pid))
+    try:
+        ok = _run(state.env(), state_dir, args)
+    finally:
+        if started_infra:
+            infra.down(state_dir)
+            print("stopped Kafka and Postgres")
+        else:
+            print("Kafka and Postgres were running before the demo and are left running")
+    sys.exit(0 if ok else 1)
+
+
+def _run(infra_env: dict[str, str], state_dir: Path, args: argparse.Namespace) -> bool:
     run_id = uuid.uuid4().hex[:6]
     cluster = f"demo-{run_id}"
     logs = state_dir / "logs" / run_id
     work = Path(tempfile.mkdtemp(prefix="herald-demo-"))
-
     fake = FakeKube(bookmark_interval_s=2)
     fake.serve()
-    kubeconfig = fake.write_kubeconfig(work / "kubeconfig")
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     receiver = Receiver(secret=secret, echo=True)
     url = receiver.serve()
-
     env = {
-        **state.env(),
+        **infra_env,
         "HERALD_METRICS_PORT": "0",
         "HERALD_CLUSTER_NAME": cluster,
-        "HERALD_KUBECONFIG": str(kubeconfig),
+        "HERALD_KUBECONFIG": str(fake.write_kubeconfig(work / "kubeconfig")),
         "HERALD_PROCESSOR_DATA_DIR": str(work / "processor-data"),
         "HERALD_HTTP_CONNECT_TIMEOUT_S": "2",
     }
-    subscription = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dispatchers",
-            "subscriptions",
-            "create",
-            "--url",
-            url,
-            "--secret",
-            secret,
-            "--cluster",
-            cluster,
-        ],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    subscription = _dispatchers_cli(
+        env, "subscriptions", "create", "--url", url, "--secret", secret, "--cluster", cluster
+    )
     print(f"subscription {subscription}: every event of cluster {cluster} to {url}", flush=True)
-
     services = [
         ServiceProcess(name, env, logs / f"{name}.log").start()
         for name in ("collectors", "processors", "dispatchers")
@@ -97,20 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         verified = _wait_verified(receiver, args.expect, timeout_s=args.timeout_s)
         ok = verified >= args.expect
         print(f"\n{verified} of {args.expect} expected webhooks received with a valid signature.")
-        print("\ndelivery log (python -m dispatchers deliveries list):", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dispatchers",
-                "deliveries",
-                "list",
-                "--subscription",
-                subscription,
-            ],
-            env={**os.environ, **env},
-            check=False,
-        )
+        print("\ndelivery log (python -m dispatchers deliveries list):")
+        print(_dispatchers_cli(env, "deliveries", "list", "--subscription", subscription))
         if args.keep_running:
             print("\nrunning; Ctrl-C stops everything", flush=True)
             threading.Event().wait()
@@ -121,19 +101,24 @@ def main(argv: list[str] | None = None) -> None:
             service.stop()
         receiver.stop()
         fake.stop()
-        if started_infra:
-            infra.down(state_dir)
-            print("stopped the services, the simulated cluster, Kafka and Postgres")
-        else:
-            print(
-                "stopped the services and the simulated cluster; Kafka and Postgres were running before and are left running"
-            )
+        print("stopped the services and the simulated cluster")
     if not ok:
         for service in services:
             print(
                 f"--- {service.module} ({service.log_path})\n{service.log_tail()}", file=sys.stderr
             )
-        sys.exit(1)
+    return ok
+
+
+def _dispatchers_cli(env: dict[str, str], *args: str) -> str:
+    """Run `python -m dispatchers ARGS` (the documented CLI) and return what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "dispatchers", *args],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def _wait_verified(receiver: Receiver, expected: int, *, timeout_s: float) -> int:
