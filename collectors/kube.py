@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -56,7 +57,7 @@ class KubeEventSource:
                 api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
                     config_file=str(kubeconfig), context=context
                 )
-        except (ConfigException, OSError, ValueError) as e:
+        except (ConfigException, OSError, ValueError, yaml.YAMLError) as e:
             raise SettingsError(
                 f"cannot load Kubernetes config ({kubeconfig or 'in-cluster'}): {e}"
             ) from e

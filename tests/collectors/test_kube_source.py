@@ -1,0 +1,113 @@
+"""The watch loop on the official client against the simulated API server (no Kafka)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collectors.errors import SettingsError
+from collectors.kube import KubeEventSource
+from collectors.watching import Backoff, Watcher
+from herald_dev.fakekube import FakeKube
+from tests.collectors.test_watching import Collected
+from tests.support import rollout_event, wait_until
+
+
+def _source(kubeconfig: Path) -> KubeEventSource:
+    return KubeEventSource.connect(
+        kubeconfig=kubeconfig, context=None, namespace=None, connect_timeout_s=2, read_timeout_s=5
+    )
+
+
+@pytest.fixture
+def running(fake_kube: FakeKube, kubeconfig: Path) -> Iterator[tuple[Watcher, Collected]]:
+    sink = Collected()
+    watcher = Watcher(
+        cluster="c1",
+        source=_source(kubeconfig),
+        sink=sink,
+        observer=sink,
+        now=lambda: "2026-01-01T00:00:00Z",
+        page_size=2,
+        watch_timeout_s=2,
+        backoff=Backoff(base_s=0.05, cap_s=0.2),
+    )
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    yield watcher, sink
+    watcher.stop.set()
+    fake_kube.cut_watches()
+    thread.join(timeout=10)
+
+
+def _add(fake: FakeKube, message: str) -> None:
+    fake.apply("ADDED", rollout_event("RolloutPaused", message))
+
+
+def _messages(sink: Collected) -> list[str]:
+    return [r.object["message"] for r in sink.records]
+
+
+def test_existing_events_are_listed_in_pages_and_new_ones_watched(
+    fake_kube: FakeKube, kubeconfig: Path
+) -> None:
+    for i in range(5):
+        _add(fake_kube, f"listed {i}")
+    sink = Collected()
+    watcher = Watcher(
+        cluster="c1",
+        source=_source(kubeconfig),
+        sink=sink,
+        observer=sink,
+        now=lambda: "t",
+        page_size=2,
+        watch_timeout_s=1,
+    )
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(sink.records) == 5)
+        _add(fake_kube, "watched")
+        wait_until(lambda: "watched" in _messages(sink))
+    finally:
+        watcher.stop.set()
+        thread.join(timeout=10)
+    assert sorted(_messages(sink)) == sorted([f"listed {i}" for i in range(5)] + ["watched"])
+    assert all("managedFields" not in r.object["metadata"] for r in sink.records)
+
+
+def test_a_cut_stream_is_resumed_without_loss_or_repeat(
+    fake_kube: FakeKube, running: tuple[Watcher, Collected]
+) -> None:
+    _, sink = running
+    _add(fake_kube, "before cut")
+    wait_until(lambda: _messages(sink) == ["before cut"])
+    fake_kube.cut_watches()
+    _add(fake_kube, "after cut")
+    wait_until(lambda: "after cut" in _messages(sink))
+    assert _messages(sink) == ["before cut", "after cut"]
+
+
+def test_a_compacted_version_relists(
+    fake_kube: FakeKube, running: tuple[Watcher, Collected]
+) -> None:
+    watcher, sink = running
+    _add(fake_kube, "first")
+    wait_until(lambda: _messages(sink) == ["first"])
+    wait_until(lambda: watcher.resource_version == "1")
+    fake_kube.fail_next(503)  # the resumed watch fails once ...
+    fake_kube.cut_watches()
+    _add(fake_kube, "second")
+    fake_kube.compact()  # ... and by the retry its version is gone
+    wait_until(lambda: "second" in _messages(sink))
+    assert sorted(set(_messages(sink))) == ["first", "second"]
+
+
+def test_a_wrong_kubeconfig_is_reported_as_a_settings_error(tmp_path: Path) -> None:
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("this: [is not a kubeconfig")
+    with pytest.raises(SettingsError, match="cannot load Kubernetes config"):
+        _source(bad)

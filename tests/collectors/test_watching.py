@@ -1,0 +1,167 @@
+"""The list-then-watch loop against an in-memory EventSource (no HTTP, no Kafka)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors.errors import ExpiredError, KubeError
+from collectors.watching import Backoff, EventPage, Watcher, WatchEvent
+from herald_contracts import RawRecord
+
+
+def _event(name: str, rv: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": name, "resourceVersion": str(rv)},
+        "involvedObject": {"kind": "Rollout", "namespace": "ns", "name": "r"},
+    }
+
+
+@dataclass
+class ScriptedSource:
+    """Pages for each list, and a script per watch call: events, or an exception to raise."""
+
+    pages: list[list[EventPage]]
+    watches: list[list[WatchEvent | Exception]]
+    stop: threading.Event
+    list_calls: int = 0
+    watch_from: list[str] = field(default_factory=list)
+
+    def list_page(self, *, limit: int, continue_token: str | None) -> EventPage:
+        pages = self.pages[min(self.list_calls, len(self.pages) - 1)]
+        index = int(continue_token or 0)
+        if index == len(pages) - 1:
+            self.list_calls += 1
+        return pages[index]
+
+    def watch(self, *, resource_version: str, timeout_s: int) -> Iterator[WatchEvent]:
+        self.watch_from.append(resource_version)
+        if not self.watches:
+            self.stop.set()
+            return
+        for item in self.watches.pop(0):
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+
+@dataclass
+class Collected:
+    records: list[RawRecord] = field(default_factory=list)
+    causes: list[str] = field(default_factory=list)
+
+    def publish(self, record: RawRecord) -> None:
+        self.records.append(record)
+
+    def received(self, watch_type: str) -> None:
+        pass
+
+    def restarted(self, cause: str) -> None:
+        self.causes.append(cause)
+
+
+def _watcher(source: ScriptedSource, sink: Collected) -> Watcher:
+    return Watcher(
+        cluster="c1",
+        source=source,
+        sink=sink,
+        observer=sink,
+        now=lambda: "2026-01-01T00:00:00Z",
+        stop=source.stop,
+        backoff=Backoff(base_s=0.001, cap_s=0.001),
+    )
+
+
+def _names(sink: Collected) -> list[str]:
+    return [r.object["metadata"]["name"] for r in sink.records]
+
+
+def test_every_page_of_the_list_is_published_then_the_watch_starts_at_the_list_version() -> None:
+    stop = threading.Event()
+    pages = [EventPage([_event("a", 1)], "5", "1"), EventPage([_event("b", 2)], "5", None)]
+    source = ScriptedSource([pages], [[WatchEvent("ADDED", _event("c", 6))]], stop)
+    sink = Collected()
+    _watcher(source, sink).run()
+    assert _names(sink) == ["a", "b", "c"]
+    assert [r.watch_type.value for r in sink.records] == ["ADDED", "ADDED", "ADDED"]
+    assert source.watch_from[0] == "5"
+
+
+def test_a_stream_that_ends_is_resumed_from_the_last_version_seen_including_bookmarks() -> None:
+    stop = threading.Event()
+    bookmark = WatchEvent("BOOKMARK", {"metadata": {"resourceVersion": "9"}})
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [[WatchEvent("ADDED", _event("a", 7))], [bookmark], []],
+        stop,
+    )
+    sink = Collected()
+    _watcher(source, sink).run()
+    assert source.watch_from == ["5", "7", "9", "9"]
+    assert source.list_calls == 1
+    assert _names(sink) == ["a"]
+
+
+def test_an_expired_watch_relists_and_carries_on() -> None:
+    stop = threading.Event()
+    expired = WatchEvent(
+        "ERROR", {"kind": "Status", "code": 410, "message": "too old resource version"}
+    )
+    source = ScriptedSource(
+        [
+            [EventPage([_event("a", 1)], "5", None)],
+            [EventPage([_event("a", 1), _event("b", 8)], "8", None)],
+        ],
+        [[expired], [WatchEvent("ADDED", _event("c", 9))]],
+        stop,
+    )
+    sink = Collected()
+    _watcher(source, sink).run()
+    assert source.watch_from[:2] == ["5", "8"]
+    assert _names(sink) == ["a", "a", "b", "c"]  # the relist republishes; processors absorb it
+    assert "expired" in sink.causes
+
+
+def test_api_errors_back_off_and_retry_without_losing_the_position() -> None:
+    stop = threading.Event()
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [
+            [KubeError("500 Internal Server Error", status=500)],
+            [WatchEvent("ADDED", _event("a", 6))],
+        ],
+        stop,
+    )
+    sink = Collected()
+    _watcher(source, sink).run()
+    assert source.watch_from[:2] == ["5", "5"]
+    assert "http_500" in sink.causes
+    assert _names(sink) == ["a"]
+
+
+def test_an_expired_list_continue_relists_from_scratch() -> None:
+    stop = threading.Event()
+
+    class ExpiringSource(ScriptedSource):
+        def list_page(self, *, limit: int, continue_token: str | None) -> EventPage:
+            if continue_token and self.list_calls == 0:
+                self.list_calls += 1
+                raise ExpiredError("continue token too old", status=410)
+            return super().list_page(limit=limit, continue_token=continue_token)
+
+    pages = [EventPage([_event("a", 1)], "5", "1"), EventPage([_event("b", 2)], "5", None)]
+    source = ExpiringSource([pages], [[]], stop)
+    sink = Collected()
+    _watcher(source, sink).run()
+    assert _names(sink) == ["a", "a", "b"]
+
+
+def test_backoff_grows_exponentially_up_to_the_cap_with_bounded_jitter() -> None:
+    backoff = Backoff(base_s=0.5, cap_s=30, jitter=0.2)
+    assert backoff.delay(1, rand=0.5) == 0.5
+    assert backoff.delay(4, rand=0.5) == 4.0
+    assert backoff.delay(20, rand=0.5) == 30
+    assert backoff.delay(4, rand=0.0) == 4.0 * 0.8
+    assert backoff.delay(4, rand=0.999999) < 4.0 * 1.2

@@ -1,0 +1,100 @@
+"""Fixtures: one real Kafka broker and one real Postgres server per test session (started by the
+project's own `herald_dev.infra`, or taken from HERALD_KAFKA_BOOTSTRAP / HERALD_DATABASE_URL), and
+fresh topics, databases and simulated clusters per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from dispatchers.postgres import Store
+from herald_dev import infra
+from herald_dev.fakekube import FakeKube
+
+
+@pytest.fixture(scope="session")
+def infra_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    state_dir = tmp_path_factory.mktemp("infra")
+    given = {
+        key: value
+        for key in ("HERALD_KAFKA_BOOTSTRAP", "HERALD_DATABASE_URL")
+        if (value := os.environ.get(key))
+    }
+    try:
+        yield infra.up(state_dir, env=given).env()
+    finally:
+        infra.down(state_dir)
+
+
+@pytest.fixture
+def kafka(infra_env: dict[str, str]) -> str:
+    return infra_env["HERALD_KAFKA_BOOTSTRAP"]
+
+
+@dataclass(frozen=True)
+class Topics:
+    raw: str
+    domain: str
+    dead_letters: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "HERALD_RAW_TOPIC": self.raw,
+            "HERALD_DOMAIN_TOPIC": self.domain,
+            "HERALD_DEAD_LETTER_TOPIC": self.dead_letters,
+        }
+
+
+@pytest.fixture
+def topics(kafka: str) -> Topics:
+    """Fresh raw, domain and dead-letter topics (3 partitions each) for this test."""
+    suffix = uuid.uuid4().hex[:10]
+    fresh = Topics(
+        raw=f"test.{suffix}.kube-events",
+        domain=f"test.{suffix}.deploy-events",
+        dead_letters=f"test.{suffix}.dead-letters",
+    )
+    infra.create_topics(kafka, fresh.env(), partitions=3)
+    return fresh
+
+
+@pytest.fixture
+def database_url(infra_env: dict[str, str]) -> Iterator[str]:
+    """A fresh, migrated database for this test, dropped afterwards."""
+    admin_url = infra_env["HERALD_DATABASE_URL"]
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    store = Store.open(url)
+    store.migrate()
+    store.close()
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store.open(database_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def fake_kube() -> Iterator[FakeKube]:
+    fake = FakeKube(bookmark_interval_s=0.2)
+    fake.serve()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def kubeconfig(fake_kube: FakeKube, tmp_path: Path) -> Path:
+    return fake_kube.write_kubeconfig(tmp_path / "kubeconfig")

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from herald_contracts import (
+    ContractError,
+    RawRecord,
+    WatchType,
+    decode_raw_record,
+    encode_raw_record,
+)
+from tests.support import rollout_event, validate
+
+
+def _record() -> RawRecord:
+    event = rollout_event("RolloutCompleted", "Rollout completed update to revision 2 (abc): x")
+    del event["metadata"]["managedFields"]
+    return RawRecord(
+        cluster="prod-eu",
+        watch_type=WatchType.ADDED,
+        collected_at="2026-08-20T09:16:54.1Z",
+        object=event,
+    )
+
+
+def test_encoded_record_matches_the_published_schema() -> None:
+    validate("kube-event-record.v1.schema.json", json.loads(encode_raw_record(_record())))
+
+
+def test_record_round_trips_unchanged() -> None:
+    record = _record()
+    assert decode_raw_record(encode_raw_record(record)) == record
+
+
+def test_key_names_cluster_namespace_kind_and_name_of_the_involved_object() -> None:
+    assert _record().key == "prod-eu/billing/Rollout/payments"
+
+
+def test_key_of_an_event_without_involved_object_is_still_stable() -> None:
+    record = RawRecord("c", WatchType.ADDED, "2026-01-01T00:00:00Z", {"metadata": {}})
+    assert record.key == "c///"
+
+
+@pytest.mark.parametrize(
+    ("payload", "complaint"),
+    [
+        pytest.param(b"\xff\xfe", "not JSON", id="not-utf8"),
+        pytest.param(b"{", "not JSON", id="truncated"),
+        pytest.param(b"[]", "not a JSON object", id="array"),
+        pytest.param(None, "tombstone", id="tombstone"),
+        pytest.param(
+            b'{"watch_type":"ADDED","collected_at":"x","object":{}}', "'cluster'", id="no-cluster"
+        ),
+        pytest.param(
+            b'{"cluster":"c","watch_type":"BOOKMARK","collected_at":"x","object":{}}',
+            "'watch_type'",
+            id="bookmark-is-not-a-record",
+        ),
+        pytest.param(
+            b'{"cluster":"c","watch_type":"ADDED","collected_at":"x","object":[]}',
+            "'object'",
+            id="object-not-dict",
+        ),
+    ],
+)
+def test_undecodable_records_are_refused_with_the_reason(
+    payload: bytes | None, complaint: str
+) -> None:
+    with pytest.raises(ContractError, match=complaint):
+        decode_raw_record(payload)

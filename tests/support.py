@@ -1,0 +1,135 @@
+"""Helpers the tests share: Kafka produce/consume, Kubernetes Event builders, schema validation."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from confluent_kafka import Consumer, Producer
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+
+ROLLOUT = {
+    "kind": "Rollout",
+    "namespace": "billing",
+    "name": "payments",
+    "uid": "7d3c1a52-3b8e-4a43-9c55-1f0e6b2d9a10",
+    "apiVersion": "argoproj.io/v1alpha1",
+    "resourceVersion": "48211102",
+}
+
+
+def validate(schema_name: str, document: Any) -> None:
+    schema = json.loads((SCHEMAS / schema_name).read_text())
+    jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(document)
+
+
+def rollout_event(
+    reason: str,
+    message: str,
+    *,
+    name: str | None = None,
+    uid: str | None = None,
+    count: int | None = None,
+    component: str = "rollouts-controller",
+    reporting: str = "rollouts-controller",
+    involved: dict[str, Any] | None = None,
+    last_timestamp: str = "2026-08-20T09:16:53Z",
+) -> dict[str, Any]:
+    """A core/v1 Event as Argo Rollouts' recorder writes it (see shared/reference/argo-events.md)."""
+    event: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name or f"payments.{uuid.uuid4().int & 0xFFFFFFFFFFFFFFFF:x}",
+            "namespace": "billing",
+            "uid": uid or str(uuid.uuid4()),
+            "resourceVersion": "1",
+            "creationTimestamp": "2026-08-20T09:14:27Z",
+            "managedFields": [{"manager": "rollouts-controller", "operation": "Update"}],
+        },
+        "involvedObject": dict(involved or ROLLOUT),
+        "reason": reason,
+        "message": message,
+        "source": {"component": component},
+        "firstTimestamp": "2026-08-20T09:14:27Z",
+        "lastTimestamp": last_timestamp,
+        "type": "Normal",
+        "eventTime": None,
+        "reportingComponent": reporting,
+        "reportingInstance": "",
+    }
+    if count is not None:
+        event["count"] = count
+    return event
+
+
+def producer(bootstrap: str) -> Producer:
+    return Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    p = producer(bootstrap)
+    for key, value in records:
+        p.produce(topic, key=key, value=value)
+    assert p.flush(30) == 0
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    partition: int
+    offset: int
+
+
+def consume(bootstrap: str, topic: str, *, count: int, timeout_s: float = 30) -> list[Record]:
+    """Read from the beginning until `count` records arrived or the timeout passed."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=100, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                records.append(
+                    Record(
+                        key=message.key(),
+                        value=message.value(),
+                        headers=dict(message.headers() or []),
+                        partition=message.partition() or 0,
+                        offset=message.offset() or 0,
+                    )
+                )
+    finally:
+        consumer.close()
+    return records
+
+
+def wait_until(condition: Any, *, timeout_s: float = 30, interval_s: float = 0.2) -> Any:
+    """Poll `condition()` until it returns something truthy; return it, or fail at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s: last result {result!r}")
+        time.sleep(interval_s)
