@@ -46,6 +46,10 @@ TOPIC_PARTITIONS = {
 }
 
 
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+"""Brokers this process started, so that `down` reaps them (no zombie, no ResourceWarning)."""
+
+
 class InfraError(RuntimeError):
     pass
 
@@ -196,14 +200,15 @@ def start_kafka(state_dir: Path) -> tuple[int, str, str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    out = (home / "stdout.log").open("ab")
-    process = subprocess.Popen(
-        [*jvm, "kafka.Kafka", str(properties)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with (home / "stdout.log").open("ab") as out:
+        process = subprocess.Popen(
+            [*jvm, "kafka.Kafka", str(properties)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _CHILDREN[process.pid] = process
     _wait_port(broker_port, timeout_s=60, pid=process.pid, log=home / "broker.log")
     bootstrap = f"127.0.0.1:{broker_port}"
     _wait_kafka_ready(bootstrap)
@@ -360,15 +365,19 @@ def up(state_dir: Path = DEFAULT_STATE_DIR, env: Mapping[str, str] | None = None
 
 
 def _stop(pid: int | None, sig: signal.Signals, *, timeout_s: float = 30) -> None:
-    if not alive(pid):
+    """Signal `pid`, wait for it to exit (SIGKILL after the timeout), and reap it if ours."""
+    if pid is None:
         return
-    assert pid is not None
-    os.kill(pid, sig)
-    deadline = time.monotonic() + timeout_s
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    child = _CHILDREN.pop(pid, None)
     if alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    if child is not None:
+        child.wait()
 
 
 def down(state_dir: Path = DEFAULT_STATE_DIR) -> None:

@@ -1,0 +1,129 @@
+"""The Postgres store against a real PostgreSQL server (a fresh database per test)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from dispatchers.matching import SubscriptionFilter
+from dispatchers.outcomes import Outcome, Verdict
+from dispatchers.postgres import AttemptRecord, Store
+from herald_contracts import DomainEvent, encode_domain_event
+
+NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def _event(n: int, *, name: str = "payments") -> DomainEvent:
+    return DomainEvent(
+        id=f"event-{name}-{n}",
+        source=f"/clusters/c/namespaces/billing/rollouts/{name}",
+        type="dev.herald.rollout.step_advanced",
+        subject=name,
+        time="2026-08-20T09:00:00Z",
+        data={"cluster": "c", "namespace": "billing", "name": name, "step_index": n},
+        key=f"c/billing/Rollout/{name}",
+    )
+
+
+def _subscribe(store: Store, *, ordered: bool = True) -> uuid.UUID:
+    return store.create_subscription(
+        url="http://127.0.0.1:9/hooks",
+        secrets=[SECRET],
+        filter=SubscriptionFilter(),
+        ordered=ordered,
+    )
+
+
+def _record(store: Store, events: list[DomainEvent], subscription: uuid.UUID) -> int:
+    return store.record_events(
+        [(e, encode_domain_event(e), [subscription]) for e in events], now=NOW
+    )
+
+
+def _attempt(delivery_id: uuid.UUID, number: int, status: int | None) -> AttemptRecord:
+    return AttemptRecord(
+        delivery_id=delivery_id,
+        attempt_number=number,
+        started_at=NOW,
+        duration_ms=12,
+        status_code=status,
+        response_headers={"x": "y"} if status else None,
+        response_body="nope" if status else None,
+        error=None if status else "ConnectTimeout",
+    )
+
+
+def test_migrations_are_idempotent(store: Store) -> None:
+    assert store.migrate() == []  # the fixture applied them already
+
+
+def test_each_event_and_subscription_pair_gets_exactly_one_delivery(store: Store) -> None:
+    subscription = _subscribe(store)
+    assert _record(store, [_event(1), _event(2)], subscription) == 2
+    assert _record(store, [_event(1), _event(2)], subscription) == 0  # a redelivered batch
+    assert len(store.deliveries()) == 2
+
+
+def test_the_stored_body_is_the_exact_bytes_read(store: Store, database_url: str) -> None:
+    subscription = _subscribe(store)
+    event = _event(1)
+    body = b'{"specversion":"1.0",  "id":"event-payments-1"}'  # odd spacing survives
+    store.record_events([(event, body, [subscription])], now=NOW)
+    [due] = store.claim_due(now=NOW, limit=10, lease_s=60)
+    assert due.body == body
+
+
+def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out(store: Store) -> None:
+    _record(store, [_event(1)], _subscribe(store, ordered=False))
+    assert len(store.claim_due(now=NOW, limit=10, lease_s=60)) == 1
+    assert store.claim_due(now=NOW + timedelta(seconds=30), limit=10, lease_s=60) == []
+    [again] = store.claim_due(now=NOW + timedelta(seconds=61), limit=10, lease_s=60)
+    assert again.attempt_number == 1
+
+
+def test_ordered_subscription_holds_later_events_about_the_same_object(store: Store) -> None:
+    subscription = _subscribe(store, ordered=True)
+    _record(store, [_event(1), _event(2), _event(1, name="orders")], subscription)
+    claimed = store.claim_due(now=NOW, limit=10, lease_s=60)
+    assert sorted(d.event_id for d in claimed) == ["event-orders-1", "event-payments-1"]
+    first = next(d for d in claimed if d.event_id == "event-payments-1")
+    store.record_attempt(_attempt(first.id, 1, 204), Outcome(Verdict.DELIVERED), now=NOW)
+    [second] = store.claim_due(now=NOW, limit=10, lease_s=60)
+    assert second.event_id == "event-payments-2"
+
+
+def test_unordered_subscription_sends_everything_at_once(store: Store) -> None:
+    _record(store, [_event(1), _event(2)], _subscribe(store, ordered=False))
+    assert len(store.claim_due(now=NOW, limit=10, lease_s=60)) == 2
+
+
+def test_a_retry_waits_for_its_time_and_counts_the_attempt(store: Store, database_url: str) -> None:
+    _record(store, [_event(1)], _subscribe(store))
+    [due] = store.claim_due(now=NOW, limit=10, lease_s=60)
+    retry_at = NOW + timedelta(seconds=5)
+    store.record_attempt(_attempt(due.id, 1, None), Outcome(Verdict.RETRY, retry_at), now=NOW)
+    assert store.claim_due(now=NOW + timedelta(seconds=4), limit=10, lease_s=60) == []
+    [again] = store.claim_due(now=retry_at, limit=10, lease_s=60)
+    assert again.attempt_number == 2
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT status, attempt_count FROM deliveries").fetchone()
+        attempts = conn.execute(
+            "SELECT attempt_number, status_code, error FROM attempts"
+        ).fetchall()
+    assert row == ("retrying", 1)
+    assert attempts == [(1, None, "ConnectTimeout")]
+
+
+def test_410_gone_disables_the_subscription_with_the_reason(store: Store) -> None:
+    subscription = _subscribe(store)
+    _record(store, [_event(1), _event(1, name="orders")], subscription)
+    due = store.claim_due(now=NOW, limit=1, lease_s=60)
+    store.record_attempt(_attempt(due[0].id, 1, 410), Outcome(Verdict.GONE), now=NOW)
+    [sub] = store.subscriptions()
+    assert not sub.enabled
+    assert sub.disabled_reason is not None
+    assert "410" in sub.disabled_reason
+    assert store.claim_due(now=NOW, limit=10, lease_s=60) == []  # a disabled subscription waits
