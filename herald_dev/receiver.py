@@ -90,6 +90,12 @@ class Receiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the receiver is not serving")
         return f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
 
     def record(self, item: Received) -> None:

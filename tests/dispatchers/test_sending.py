@@ -1,0 +1,107 @@
+"""The sending loop: signed POSTs to a real HTTP receiver, every attempt recorded in Postgres."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from dispatchers.http import HttpSender
+from dispatchers.matching import SubscriptionFilter
+from dispatchers.postgres import Store
+from dispatchers.sending import SendingLoop
+from herald_contracts import DomainEvent, encode_domain_event
+from herald_dev.receiver import Receiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+EVENT = DomainEvent(
+    id="e-1",
+    source="/clusters/c/namespaces/billing/rollouts/payments",
+    type="dev.herald.rollout.completed",
+    subject="payments",
+    time="2026-08-20T09:00:00Z",
+    data={"cluster": "c", "namespace": "billing", "name": "payments", "revision": 2},
+    key="c/billing/Rollout/payments",
+)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(secret=SECRET)
+    r.serve()
+    yield r
+    r.stop()
+
+
+def _loop(store: Store) -> SendingLoop:
+    return SendingLoop(
+        store=store,
+        sender=HttpSender(connect_timeout_s=1, read_timeout_s=2, user_agent="test"),
+        now=lambda: datetime.now(UTC),
+        retry_schedule_s=(0, 5, 300),
+        retry_jitter=0.0,
+    )
+
+
+def _deliver_to(store: Store, url: str) -> None:
+    subscription = store.create_subscription(
+        url=url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
+    )
+    store.record_events(
+        [(EVENT, encode_domain_event(EVENT), [subscription])], now=datetime.now(UTC)
+    )
+
+
+def test_delivery_is_signed_and_recorded(
+    store: Store, receiver: Receiver, database_url: str
+) -> None:
+    _deliver_to(store, receiver.url)
+    assert _loop(store).run_once() == 1
+    [request] = receiver.received
+    assert request.verified, request.reason
+    assert request.headers["content-type"] == "application/cloudevents+json"
+    assert request.headers["webhook-id"] == EVENT.id
+    assert json.loads(request.body) == EVENT.to_cloudevent()
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT status, attempt_count FROM deliveries").fetchone() == (
+            "delivered",
+            1,
+        )
+        assert conn.execute(
+            "SELECT attempt_number, status_code, error FROM attempts"
+        ).fetchone() == (1, 204, None)
+
+
+def test_a_failing_endpoint_is_retried_later_with_the_response_recorded(
+    store: Store, receiver: Receiver, database_url: str
+) -> None:
+    receiver.status = 503
+    _deliver_to(store, receiver.url)
+    loop = _loop(store)
+    assert loop.run_once() == 1
+    assert loop.run_once() == 0  # the retry is 5 s away
+    with psycopg.connect(database_url) as conn:
+        status, next_at = conn.execute("SELECT status, next_attempt_at FROM deliveries").fetchone()  # type: ignore[misc]
+        code, headers = conn.execute(
+            "SELECT status_code, response_headers FROM attempts"
+        ).fetchone()  # type: ignore[misc]
+    assert status == "retrying"
+    assert 4 < (next_at - datetime.now(UTC)).total_seconds() <= 5
+    assert code == 503
+    assert "Content-Length" in headers
+
+
+def test_an_unreachable_endpoint_records_the_error(store: Store, database_url: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    _deliver_to(store, f"http://127.0.0.1:{port}/hooks")
+    assert _loop(store).run_once() == 1
+    with psycopg.connect(database_url) as conn:
+        code, error = conn.execute("SELECT status_code, error FROM attempts").fetchone()  # type: ignore[misc]
+    assert code is None
+    assert "ConnectionError" in error
