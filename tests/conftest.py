@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import pytest
 from dispatchers.postgres import Store
 from herald_dev import infra
 from herald_dev.fakekube import FakeKube
+from herald_dev.processes import ServiceProcess
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +99,25 @@ def fake_kube() -> Iterator[FakeKube]:
 @pytest.fixture
 def kubeconfig(fake_kube: FakeKube, tmp_path: Path) -> Path:
     return fake_kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def services(tmp_path: Path, infra_env: dict[str, str]) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start services as real processes (`python -m <module>`); all are stopped after the test,
+    and their logs are printed when it failed."""
+    started: list[ServiceProcess] = []
+
+    def start(module: str, env: dict[str, str], *args: str) -> ServiceProcess:
+        full_env = {**infra_env, "HERALD_METRICS_PORT": "0", **env}
+        name = f"{module}-{len(started)}"
+        process = ServiceProcess(
+            module, full_env, tmp_path / "logs" / f"{name}.log", args=args
+        ).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    for process in started:
+        print(f"--- {process.module} log ({process.log_path}):\n{process.log_tail(60)}")

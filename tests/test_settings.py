@@ -1,0 +1,105 @@
+"""A bad setting stops each service at start with a message that names it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
+
+
+@pytest.mark.parametrize(
+    ("module", "env", "named"),
+    [
+        pytest.param(
+            "collectors",
+            {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+            "HERALD_CLUSTER_NAME",
+            id="collector-no-cluster",
+        ),
+        pytest.param(
+            "collectors",
+            {"HERALD_CLUSTER_NAME": "a/b", "HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+            "HERALD_CLUSTER_NAME",
+            id="collector-cluster-with-slash",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_KUBECONFIG": "/nonexistent",
+            },
+            "HERALD_KUBECONFIG",
+            id="collector-missing-kubeconfig",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_LIST_PAGE_SIZE": "many",
+            },
+            "HERALD_LIST_PAGE_SIZE",
+            id="collector-page-size-not-a-number",
+        ),
+        pytest.param("processors", {}, "HERALD_KAFKA_BOOTSTRAP", id="processor-no-kafka"),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_METRICS_PORT": "70000"},
+            "HERALD_METRICS_PORT",
+            id="processor-port-out-of-range",
+        ),
+        pytest.param("dispatchers", {}, "HERALD_DATABASE_URL", id="dispatcher-no-database"),
+        pytest.param(
+            "dispatchers",
+            {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_RETRY_SCHEDULE_S": "0,5,soon"},
+            "HERALD_RETRY_SCHEDULE_S",
+            id="dispatcher-schedule-not-numbers",
+        ),
+        pytest.param(
+            "dispatchers",
+            {"HERALD_DATABASE_URL": "postgresql://x"},
+            "HERALD_KAFKA_BOOTSTRAP",
+            id="dispatcher-run-without-kafka",
+        ),
+    ],
+)
+def test_bad_setting_stops_the_service_naming_it(
+    module: str, env: dict[str, str], named: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module],
+        env={**BASE, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_wrong_kubeconfig_stops_the_collector_naming_the_problem(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "collectors"],
+        env={
+            **BASE,
+            "HERALD_CLUSTER_NAME": "a",
+            "HERALD_KAFKA_BOOTSTRAP": "x:1",
+            "HERALD_KUBECONFIG": str(kubeconfig),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "cannot load Kubernetes config" in result.stderr
