@@ -14,6 +14,7 @@ import argparse
 import base64
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,7 @@ def _run(infra_env: dict[str, str], state_dir: Path, args: argparse.Namespace) -
             service.stop()
         receiver.stop()
         fake.stop()
+        shutil.rmtree(work, ignore_errors=True)
         print("stopped the services and the simulated cluster")
     if not ok:
         for service in services:
