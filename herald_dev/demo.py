@@ -42,8 +42,13 @@ def main(argv: list[str] | None = None) -> None:
     state_dir = infra.DEFAULT_STATE_DIR
     had = infra.load_state(state_dir)
     print("starting the local Kafka broker and Postgres (or reusing them) ...", flush=True)
-    state = infra.up(state_dir)
     started_infra = not (infra.alive(had.kafka_pid) or infra.alive(had.postgres_pid))
+    try:
+        state = infra.up(state_dir)
+    except (infra.InfraError, subprocess.CalledProcessError, OSError) as e:
+        if started_infra:
+            infra.down(state_dir)
+        sys.exit(f"demo: the local infrastructure did not start: {e}")
     try:
         ok = _run(state.env(), state_dir, args)
     finally:

@@ -196,7 +196,15 @@ def start_kafka(state_dir: Path) -> tuple[int, str, str]:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     jvm = [java, "-Xms256m", "-Xmx768m", f"-Dlog4j.configuration=file:{log4j}", "-cp", classpath]
     subprocess.run(
-        [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
+        # `--cluster-id=` form: a random id may start with "-", which would read as an option.
+        [
+            *jvm,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(properties),
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
