@@ -20,8 +20,13 @@ from herald_dev.processes import ServiceProcess
 
 
 @pytest.fixture(scope="session")
-def infra_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    state_dir = tmp_path_factory.mktemp("infra")
+def infra_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("infra")
+
+
+@pytest.fixture(scope="session")
+def infra_env(infra_state_dir: Path) -> Iterator[dict[str, str]]:
+    state_dir = infra_state_dir
     given = {
         key: value
         for key in ("HERALD_KAFKA_BOOTSTRAP", "HERALD_DATABASE_URL")
