@@ -156,3 +156,23 @@ def test_the_canary_scenario_loads() -> None:
         Path(__file__).resolve().parents[2] / "deploy/local/scenarios/canary.jsonl"
     )
     assert sum(1 for s in steps if s["object"]["reason"] == "RolloutCompleted") == 1
+
+
+def test_new_events_can_be_posted_while_it_runs(fake_kube: FakeKube, kubeconfig: Path) -> None:
+    import urllib.request
+
+    steps = [
+        {"type": "ADDED", "object": rollout_event("RolloutResumed", "Rollout is resumed")},
+        {
+            "type": "ADDED",
+            "object": rollout_event("RolloutPaused", "Rollout is paused (CanaryPauseStep)"),
+        },
+    ]
+    body = "\n".join(json.dumps(s) for s in steps).encode()
+    request = urllib.request.Request(
+        f"{fake_kube.url}/herald-fake/events", data=body, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+    reasons = [e.reason for e in _api(kubeconfig).list_event_for_all_namespaces().items]
+    assert sorted(reasons) == ["RolloutPaused", "RolloutResumed"]
