@@ -1,28 +1,38 @@
-"""Composition root of the collector: `python -m collectors` (or `herald-collector`).
+"""Composition root of the collector: `python -m collectors [run]` (or `herald-collector`), and
+`python -m collectors replay FILE [--cluster NAME]`.
 
-Loads and validates settings, configures logging, builds the kube source and the Kafka sink, runs
-the watch loop in a thread and, on SIGTERM or SIGINT, stops it and flushes the producer.
+Run: loads and validates the settings, configures logging, creates the producer and the checkpoint
+store, reads the checkpoints, starts the supervisor on the clusters this replica owns, serves metrics
+and health, re-reads the cluster file every few seconds, writes moved checkpoints every second, and on
+SIGTERM or SIGINT stops the watches, flushes the producer, writes the last checkpoints and reports
+anything unsent.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from confluent_kafka import Producer
-from prometheus_client import start_http_server
 
+from collectors import health, logs, metrics
+from collectors.checkpoints import KafkaCheckpointStore
+from collectors.config import ClusterSpec, ConfigError, parse_cluster_file
 from collectors.errors import SettingsError
 from collectors.kafka import KafkaRecordSink, producer_config
 from collectors.kube import KubeEventSource
-from collectors.metrics import ClusterMetrics
+from collectors.replay import replay
 from collectors.settings import CollectorSettings
-from collectors.watching import Watcher
+from collectors.supervisor import Supervisor, WatchSettings
 
 log = logging.getLogger("collectors")
 
@@ -31,58 +41,191 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m collectors",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="watch the clusters and publish their Events (the default)")
+    replaying = commands.add_parser("replay", help="publish a file of Events as the watcher would")
+    replaying.add_argument("file", type=Path, help="JSON lines, one core/v1 Event each")
+    replaying.add_argument("--cluster", help="cluster name for lines without '_cluster'")
+    args = parser.parse_args(argv)
     try:
-        settings = CollectorSettings.from_env(os.environ)
-        source = KubeEventSource.connect(
-            kubeconfig=settings.kubeconfig,
-            context=settings.kube_context,
-            namespace=settings.namespace,
+        settings = CollectorSettings.from_env(os.environ, need_clusters=args.command != "replay")
+    except SettingsError as e:
+        sys.exit(f"collector: bad setting: {e}")
+    logs.configure(settings.log_format)
+    producer = Producer(
+        producer_config(
+            settings.kafka_bootstrap,
+            queue_max_messages=settings.kafka_queue_max_messages,
+            queue_max_kbytes=settings.kafka_queue_max_kbytes,
+            message_timeout_s=settings.kafka_message_timeout_s,
+        )
+    )
+    sink = KafkaRecordSink(producer, topic=settings.raw_topic, observe=metrics.delivered)
+    if args.command == "replay":
+        sys.exit(_replay(settings, sink, args.file, args.cluster))
+    try:
+        initial = _load_clusters(settings)
+        store = KafkaCheckpointStore(
+            producer, bootstrap=settings.kafka_bootstrap, topic=settings.checkpoint_topic
+        )
+        store.ensure_topic()
+        checkpoints = store.load()
+    except (SettingsError, ConfigError, OSError) as e:
+        sys.exit(f"collector: bad setting: {e}")
+    _run(settings, sink, store, checkpoints, initial)
+
+
+def _load_clusters(settings: CollectorSettings) -> tuple[ClusterSpec, ...]:
+    if settings.clusters_file is None:
+        assert settings.single_cluster is not None  # noqa: S101 - from_env guarantees one of them
+        return (settings.single_cluster,)
+    path = settings.clusters_file
+    return parse_cluster_file(path.read_text(), source=str(path))
+
+
+def _connect(settings: CollectorSettings) -> Any:
+    def connect(spec: ClusterSpec, namespace: str | None) -> KubeEventSource:
+        return KubeEventSource.connect(
+            kubeconfig=spec.kubeconfig,
+            context=spec.context,
+            namespace=namespace,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
         )
-    except SettingsError as e:
-        sys.exit(f"collector: bad setting: {e}")
-    metrics = ClusterMetrics(settings.cluster_name)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    sink = KafkaRecordSink(
-        Producer(producer_config(settings.kafka_bootstrap)),
-        topic=settings.raw_topic,
-        on_delivered=metrics.delivered,
-        on_failed=metrics.failed,
+
+    return connect
+
+
+def _run(
+    settings: CollectorSettings,
+    sink: KafkaRecordSink,
+    store: KafkaCheckpointStore,
+    checkpoints: dict[str, Any],
+    initial: tuple[ClusterSpec, ...],
+) -> None:
+    stop = threading.Event()
+    reports = threading.Thread(
+        target=sink.serve_reports, args=(stop,), name="delivery-reports", daemon=True
     )
-    watcher = Watcher(
-        cluster=settings.cluster_name,
-        source=source,
+    reports.start()
+    supervisor = Supervisor(
+        connect=_connect(settings),
         sink=sink,
-        observer=metrics,
+        store=store,
+        checkpoints=checkpoints,
         now=_now,
-        page_size=settings.list_page_size,
-        watch_timeout_s=settings.watch_timeout_s,
+        watch=WatchSettings(
+            page_size=settings.list_page_size, watch_timeout_s=settings.watch_timeout_s
+        ),
+        replica_index=settings.replica_index,
+        replica_count=settings.replica_count,
     )
+    tick = {"at": time.monotonic()}
+
+    def live() -> tuple[bool, dict[str, Any]]:
+        age = time.monotonic() - tick["at"]
+        return age < max(30.0, 3 * settings.clusters_reload_s), {"loop_age_s": round(age, 1)}
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        ages = supervisor.contact_ages(time.time())
+        stale = {k: v for k, v in ages.items() if v is None or v > 2 * settings.read_timeout_s}
+        return not stale, {"clusters": supervisor.clusters, "not_in_contact": sorted(stale)}
+
+    if settings.metrics_port:
+        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
-        watcher.stop.set()
+        stop.set()
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    thread = threading.Thread(
-        target=watcher.run, name=f"watch-{settings.cluster_name}", daemon=True
+    supervisor.apply(initial)
+    log.info(
+        "collector replica %d/%d publishing to %s; watching %s",
+        settings.replica_index,
+        settings.replica_count,
+        settings.raw_topic,
+        ", ".join(supervisor.clusters) or "nothing",
     )
-    thread.start()
-    log.info("collector for cluster %s publishing to %s", settings.cluster_name, settings.raw_topic)
-    watcher.stop.wait()
-    thread.join(timeout=2)
+    last_text = settings.clusters_file.read_text() if settings.clusters_file else None
+    next_reload = time.monotonic() + settings.clusters_reload_s
+    while not stop.wait(settings.checkpoint_interval_s):
+        tick["at"] = time.monotonic()
+        supervisor.save_checkpoints()
+        if settings.clusters_file is not None and time.monotonic() >= next_reload:
+            next_reload = time.monotonic() + settings.clusters_reload_s
+            last_text = _reload(settings.clusters_file, last_text, supervisor)
+    supervisor.stop()
     unsent = sink.flush(10)
+    supervisor.save_checkpoints()
+    sink.flush(5)
     if unsent:
-        log.error("%d records were not acknowledged by Kafka at shutdown", unsent)
-    log.info("collector stopped: %d records delivered", sink.delivered)
+        log.error(
+            "%d records were not acknowledged by Kafka at shutdown; they will be re-read", unsent
+        )
+    log.info("collector stopped")
+
+
+def _reload(path: Path, last_text: str | None, supervisor: Supervisor) -> str | None:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        metrics.CONFIG_ERRORS.inc()
+        log.error(  # noqa: TRY400 - a user error, no traceback
+            "cannot read the cluster file %s: %s; keeping the previous configuration", path, e
+        )
+        return last_text
+    if text == last_text:
+        return last_text
+    try:
+        specs = parse_cluster_file(text, source=str(path))
+    except ConfigError as e:
+        metrics.CONFIG_ERRORS.inc()
+        log.error("%s; keeping the previous configuration", e)  # noqa: TRY400 - a user error, no traceback
+        return text  # reported once; a later edit is read again
+    log.info("cluster file %s changed; applying it", path)
+    supervisor.apply(specs)
+    return text
+
+
+def _replay(
+    settings: CollectorSettings, sink: KafkaRecordSink, path: Path, cluster: str | None
+) -> int:
+    filters = {}
+    if settings.clusters_file is not None:
+        try:
+            specs = parse_cluster_file(
+                settings.clusters_file.read_text(), source=str(settings.clusters_file)
+            )
+        except ConfigError as e:
+            print(f"collector: bad setting: {e}", file=sys.stderr)
+            return 2
+        filters = {s.name: s.filter for s in specs}
+    elif settings.single_cluster is not None:
+        filters = {settings.single_cluster.name: settings.single_cluster.filter}
+        cluster = cluster or settings.single_cluster.name
+    try:
+        with path.open() as lines:
+            report = replay(
+                lines, cluster=cluster, filters=filters, sink=sink, now=_now, source=str(path)
+            )
+    except OSError as e:
+        print(f"collector: cannot read {path}: {e}", file=sys.stderr)
+        return 2
+    unsent = sink.flush(60)
+    for error in report.errors:
+        print(error, file=sys.stderr)
+    print(
+        f"replayed {path}: {report.published} published, {report.filtered} filtered out, "
+        f"{report.failed + unsent} not delivered, {len(report.errors)} unusable lines"
+    )
+    return 0 if not report.errors and not report.failed and not unsent else 1
 
 
 if __name__ == "__main__":

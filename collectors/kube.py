@@ -10,6 +10,7 @@ resourceVersion and which stops tracking resourceVersions when not deserializing
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ class KubeEventSource:
         self._api = api
         self._namespace = namespace
         self._timeouts = (connect_timeout_s, read_timeout_s)
+        self._response: urllib3.BaseHTTPResponse | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def server(self) -> str:
+        """The API server's URL: checkpoints are only valid against the server they came from."""
+        return str(self._api.api_client.configuration.host)
+
+    def interrupt(self) -> None:
+        """Break an open watch stream now (from another thread), e.g. to stop promptly."""
+        with self._lock:
+            response = self._response
+        if response is not None:
+            response.shutdown()
 
     @classmethod
     def connect(
@@ -111,6 +126,8 @@ class KubeEventSource:
             allow_watch_bookmarks=True,
             timeout_seconds=timeout_s,
         )
+        with self._lock:
+            self._response = response
         try:
             for line in _lines(response):
                 try:
@@ -121,6 +138,8 @@ class KubeEventSource:
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeError(f"watch stream broke: {e}") from e
         finally:
+            with self._lock:
+                self._response = None
             response.release_conn()
 
 

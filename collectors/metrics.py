@@ -1,46 +1,176 @@
-"""Prometheus metrics of a collector, labelled by cluster."""
+"""Prometheus metrics of a collector, labelled by cluster (and scope where a cluster has several).
+
+Counters and the delivery histogram are updated as things happen. The lags are computed when
+Prometheus scrapes, from timestamps the watches keep: seconds since the last successful contact
+with the API server, since the last bookmark, and from the newest Event's own time to now.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+from herald_contracts import RawRecord
 
 EVENTS_RECEIVED = Counter(
     "herald_collector_events_received_total",
-    "Watch events received from the API server, by watch type (BOOKMARK included).",
+    "Events received from the API server, by watch type (list items count as ADDED; BOOKMARK and ERROR included).",
     ["cluster", "watch_type"],
 )
-WATCH_RESTARTS = Counter(
-    "herald_collector_watch_restarts_total",
-    "Watches restarted, by cause (stream_ended, expired, http_<status>, connection).",
-    ["cluster", "cause"],
+EVENTS_PUBLISHED = Counter(
+    "herald_collector_events_published_total",
+    "Records Kafka acknowledged, by watch type.",
+    ["cluster", "watch_type"],
+)
+EVENTS_DROPPED = Counter(
+    "herald_collector_events_dropped_total",
+    "Events not published, by reason (filtered, already_published on a relist).",
+    ["cluster", "reason"],
 )
 PUBLISH_ERRORS = Counter(
     "herald_collector_publish_errors_total",
-    "Records Kafka did not acknowledge, by error.",
+    "Records Kafka did not acknowledge, by error (each restarts its watch from the checkpoint).",
     ["cluster", "error"],
 )
+WATCH_RESTARTS = Counter(
+    "herald_collector_watch_restarts_total",
+    "Watches restarted, by cause (stream_ended, http_<status>, connection, config, publish_failed).",
+    ["cluster", "cause"],
+)
+RELISTS = Counter(
+    "herald_collector_relists_total",
+    "Full relists, by cause (start: no checkpoint; expired: 410).",
+    ["cluster", "cause"],
+)
+CONFIG_ERRORS = Counter(
+    "herald_collector_config_errors_total",
+    "Cluster-file reloads refused because of an error (the previous configuration stays in force).",
+)
+CLUSTERS_WATCHED = Gauge("herald_collector_clusters_watched", "Clusters this replica watches now.")
 DELIVERY_LATENCY = Histogram(
     "herald_collector_kafka_delivery_seconds",
-    "Time from produce to the broker's acknowledgement.",
+    "Time from handing a record to the producer to the broker's acknowledgement.",
     ["cluster"],
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
 
-class ClusterMetrics:
-    """The `WatchObserver` of one cluster, and the sink's delivery callbacks."""
+class ScopeMetrics:
+    """The `WatchObserver` of one watch scope, and the sink's delivery observer for its records."""
 
-    def __init__(self, cluster: str) -> None:
+    def __init__(self, cluster: str, scope: str) -> None:
         self.cluster = cluster
+        self.scope = scope
+        self._lock = threading.Lock()
+        self.last_contact: float | None = None
+        self.last_bookmark: float | None = None
+        self.newest_event_time: float | None = None
 
     def received(self, watch_type: str) -> None:
         EVENTS_RECEIVED.labels(self.cluster, watch_type).inc()
+        if watch_type == "BOOKMARK":
+            self.last_bookmark = time.time()
+
+    def observed(self, event: dict[str, Any]) -> None:
+        stamp = _event_time(event)
+        if stamp is not None:
+            with self._lock:
+                if self.newest_event_time is None or stamp > self.newest_event_time:
+                    self.newest_event_time = stamp
+
+    def dropped(self, reason: str) -> None:
+        EVENTS_DROPPED.labels(self.cluster, reason).inc()
 
     def restarted(self, cause: str) -> None:
         WATCH_RESTARTS.labels(self.cluster, cause).inc()
 
-    def delivered(self, latency_s: float) -> None:
-        DELIVERY_LATENCY.labels(self.cluster).observe(latency_s)
+    def relisted(self, cause: str) -> None:
+        RELISTS.labels(self.cluster, cause).inc()
 
-    def failed(self, error: str) -> None:
-        PUBLISH_ERRORS.labels(self.cluster, error).inc()
+    def contacted(self) -> None:
+        self.last_contact = time.time()
+
+
+def delivered(record: RawRecord, latency_s: float, error: str | None) -> None:
+    """The sink's delivery observer: counts acknowledged and failed records per cluster."""
+    if error is None:
+        EVENTS_PUBLISHED.labels(record.cluster, record.watch_type.value).inc()
+        DELIVERY_LATENCY.labels(record.cluster).observe(latency_s)
+    else:
+        PUBLISH_ERRORS.labels(record.cluster, error).inc()
+
+
+class LagCollector(Collector):
+    """Scrape-time lags of every live scope."""
+
+    def __init__(self) -> None:
+        self._scopes: dict[tuple[str, str], ScopeMetrics] = {}
+        self._lock = threading.Lock()
+
+    def add(self, metrics: ScopeMetrics) -> None:
+        with self._lock:
+            self._scopes[(metrics.cluster, metrics.scope)] = metrics
+
+    def remove(self, metrics: ScopeMetrics) -> None:
+        with self._lock:
+            self._scopes.pop((metrics.cluster, metrics.scope), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.time()
+        families = {
+            "contact": GaugeMetricFamily(
+                "herald_collector_seconds_since_contact",
+                "Seconds since the last successful answer from the API server.",
+                labels=["cluster", "scope"],
+            ),
+            "bookmark": GaugeMetricFamily(
+                "herald_collector_bookmark_lag_seconds",
+                "Seconds since the last watch bookmark.",
+                labels=["cluster", "scope"],
+            ),
+            "event": GaugeMetricFamily(
+                "herald_collector_event_lag_seconds",
+                "Now minus the time of the newest Event published.",
+                labels=["cluster", "scope"],
+            ),
+        }
+        with self._lock:
+            scopes = list(self._scopes.values())
+        for m in scopes:
+            labels = [m.cluster, m.scope]
+            for name, stamp in (
+                ("contact", m.last_contact),
+                ("bookmark", m.last_bookmark),
+                ("event", m.newest_event_time),
+            ):
+                if stamp is not None:
+                    families[name].add_metric(labels, max(0.0, now - stamp))
+        yield from families.values()
+
+
+LAGS = LagCollector()
+REGISTRY.register(LAGS)
+
+
+def _event_time(event: dict[str, Any]) -> float | None:
+    series = event.get("series")
+    candidates = (
+        series.get("lastObservedTime") if isinstance(series, dict) else None,
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        event.get("firstTimestamp"),
+    )
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate:
+            try:
+                return datetime.fromisoformat(candidate.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None

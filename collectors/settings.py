@@ -1,94 +1,179 @@
 """The collector's settings: read once from the environment (prefix `HERALD_`), validated at start.
 
 Every setting is documented in docs/settings.md. Nothing below `__main__` reads the environment.
+The clusters come from a cluster file (`HERALD_CLUSTERS_FILE`, see `collectors.config`), or, for a
+single cluster, from `HERALD_CLUSTER_NAME` and its companions.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from collectors.config import ClusterSpec, valid_cluster_name
 from collectors.errors import SettingsError
 from herald_contracts import RAW_TOPIC
+
+CHECKPOINT_TOPIC = "herald.collector-checkpoints.v1"
 
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    cluster_name: str
-    """HERALD_CLUSTER_NAME: the name this cluster has in every record and event."""
-    kubeconfig: Path | None
-    """HERALD_KUBECONFIG: kubeconfig file; empty means the in-cluster service account."""
-    kube_context: str | None
-    """HERALD_KUBE_CONTEXT: context in the kubeconfig; empty means its current context."""
     kafka_bootstrap: str
     """HERALD_KAFKA_BOOTSTRAP: host:port[,host:port...] of the Kafka brokers."""
+    clusters_file: Path | None = None
+    """HERALD_CLUSTERS_FILE: the cluster file (YAML); re-read every HERALD_CLUSTERS_RELOAD_S."""
+    single_cluster: ClusterSpec | None = None
+    """Without a cluster file: HERALD_CLUSTER_NAME, HERALD_KUBECONFIG (empty: in-cluster),
+    HERALD_KUBE_CONTEXT and HERALD_WATCH_NAMESPACE describe the one cluster."""
     raw_topic: str = RAW_TOPIC
     """HERALD_RAW_TOPIC."""
-    namespace: str | None = None
-    """HERALD_WATCH_NAMESPACE: watch one namespace only; empty means all."""
+    checkpoint_topic: str = CHECKPOINT_TOPIC
+    """HERALD_CHECKPOINT_TOPIC: compacted topic of per-scope checkpoints (created if missing)."""
+    checkpoint_interval_s: float = 1.0
+    """HERALD_CHECKPOINT_INTERVAL_S: how often moved checkpoints are written."""
+    clusters_reload_s: float = 5.0
+    """HERALD_CLUSTERS_RELOAD_S: how often the cluster file is checked for changes."""
+    replica_index: int = 0
+    """HERALD_REPLICA_INDEX: this replica's index; default: the StatefulSet ordinal in HOSTNAME."""
+    replica_count: int = 1
+    """HERALD_REPLICA_COUNT: how many replicas share the clusters."""
     list_page_size: int = 500
-    """HERALD_LIST_PAGE_SIZE: items per page of the initial list."""
+    """HERALD_LIST_PAGE_SIZE: items per page of a list."""
     watch_timeout_s: int = 300
     """HERALD_WATCH_TIMEOUT_S: server-side timeout of one watch request; then it is resumed."""
     connect_timeout_s: float = 5.0
     """HERALD_CONNECT_TIMEOUT_S: connect timeout of every API request."""
     read_timeout_s: float = 90.0
-    """HERALD_READ_TIMEOUT_S: longest silence on a watch before the connection is taken as dead."""
+    """HERALD_READ_TIMEOUT_S: longest silence on a watch before the connection counts as dead."""
+    kafka_queue_max_messages: int = 20_000
+    """HERALD_KAFKA_QUEUE_MAX_MESSAGES: records the producer holds before backpressure."""
+    kafka_queue_max_kbytes: int = 32_768
+    """HERALD_KAFKA_QUEUE_MAX_KBYTES: bytes (KiB) the producer holds before backpressure."""
+    kafka_message_timeout_s: float = 300.0
+    """HERALD_KAFKA_MESSAGE_TIMEOUT_S: how long a record may wait for the broker before it fails
+    (its watch then re-reads from the checkpoint)."""
     metrics_port: int = 9101
-    """HERALD_METRICS_PORT: Prometheus metrics on 127.0.0.1 unless HERALD_METRICS_HOST says; 0 disables."""
+    """HERALD_METRICS_PORT: /metrics, /healthz and /readyz; 0 disables."""
     metrics_host: str = "127.0.0.1"
     """HERALD_METRICS_HOST."""
+    log_format: str = "json"
+    """HERALD_LOG_FORMAT: json (one object per line) or text."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CollectorSettings:
-        def text(name: str, default: str | None = None) -> str | None:
-            value = env.get(name, "").strip()
-            return value or default
-
-        def required(name: str) -> str:
-            value = text(name)
-            if value is None:
-                raise SettingsError(f"{name} is required")
-            return value
-
-        def number(name: str, default: float, *, kind: type[int] | type[float] = int) -> float:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError as e:
-                raise SettingsError(f"{name} must be a {kind.__name__}, not {raw!r}") from e
-            if value < 0:
-                raise SettingsError(f"{name} must not be negative, not {raw!r}")
-            return value
-
-        kubeconfig = text("HERALD_KUBECONFIG")
-        if kubeconfig is not None and not Path(kubeconfig).is_file():
-            raise SettingsError(f"HERALD_KUBECONFIG names {kubeconfig!r}, which is not a file")
-        page = int(number("HERALD_LIST_PAGE_SIZE", 500))
-        if page == 0:
-            raise SettingsError("HERALD_LIST_PAGE_SIZE must be at least 1")
+    def from_env(cls, env: Mapping[str, str], *, need_clusters: bool = True) -> CollectorSettings:
+        reader = _Reader(env)
+        bootstrap = reader.text("HERALD_KAFKA_BOOTSTRAP")
+        if bootstrap is None:
+            raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
+        clusters_file = reader.text("HERALD_CLUSTERS_FILE")
+        single = _single_cluster(reader)
+        if clusters_file is not None and single is not None:
+            raise SettingsError("set HERALD_CLUSTERS_FILE or HERALD_CLUSTER_NAME, not both")
+        if need_clusters and clusters_file is None and single is None:
+            raise SettingsError(
+                "HERALD_CLUSTERS_FILE (or HERALD_CLUSTER_NAME for one cluster) is required"
+            )
+        if clusters_file is not None and not Path(clusters_file).is_file():
+            raise SettingsError(
+                f"HERALD_CLUSTERS_FILE names {clusters_file!r}, which is not a file"
+            )
+        replica_count = int(reader.number("HERALD_REPLICA_COUNT", 1, minimum=1))
+        replica_index = _replica_index(reader, env.get("HOSTNAME", ""), replica_count)
+        log_format = reader.text("HERALD_LOG_FORMAT") or "json"
+        if log_format not in ("json", "text"):
+            raise SettingsError(f"HERALD_LOG_FORMAT must be json or text, not {log_format!r}")
         return cls(
-            cluster_name=_cluster_name(required("HERALD_CLUSTER_NAME")),
-            kubeconfig=Path(kubeconfig) if kubeconfig else None,
-            kube_context=text("HERALD_KUBE_CONTEXT"),
-            kafka_bootstrap=required("HERALD_KAFKA_BOOTSTRAP"),
-            raw_topic=text("HERALD_RAW_TOPIC", RAW_TOPIC) or RAW_TOPIC,
-            namespace=text("HERALD_WATCH_NAMESPACE"),
-            list_page_size=page,
-            watch_timeout_s=int(number("HERALD_WATCH_TIMEOUT_S", 300)),
-            connect_timeout_s=number("HERALD_CONNECT_TIMEOUT_S", 5.0, kind=float),
-            read_timeout_s=number("HERALD_READ_TIMEOUT_S", 90.0, kind=float),
-            metrics_port=int(number("HERALD_METRICS_PORT", 9101)),
-            metrics_host=text("HERALD_METRICS_HOST", "127.0.0.1") or "127.0.0.1",
+            kafka_bootstrap=bootstrap,
+            clusters_file=Path(clusters_file) if clusters_file else None,
+            single_cluster=single,
+            raw_topic=reader.text("HERALD_RAW_TOPIC") or RAW_TOPIC,
+            checkpoint_topic=reader.text("HERALD_CHECKPOINT_TOPIC") or CHECKPOINT_TOPIC,
+            checkpoint_interval_s=reader.number("HERALD_CHECKPOINT_INTERVAL_S", 1.0, minimum=0.05),
+            clusters_reload_s=reader.number("HERALD_CLUSTERS_RELOAD_S", 5.0, minimum=0.1),
+            replica_index=replica_index,
+            replica_count=replica_count,
+            list_page_size=int(reader.number("HERALD_LIST_PAGE_SIZE", 500, minimum=1)),
+            watch_timeout_s=int(reader.number("HERALD_WATCH_TIMEOUT_S", 300, minimum=1)),
+            connect_timeout_s=reader.number("HERALD_CONNECT_TIMEOUT_S", 5.0, minimum=0.1),
+            read_timeout_s=reader.number("HERALD_READ_TIMEOUT_S", 90.0, minimum=0.1),
+            kafka_queue_max_messages=int(
+                reader.number("HERALD_KAFKA_QUEUE_MAX_MESSAGES", 20_000, minimum=1)
+            ),
+            kafka_queue_max_kbytes=int(
+                reader.number("HERALD_KAFKA_QUEUE_MAX_KBYTES", 32_768, minimum=1)
+            ),
+            kafka_message_timeout_s=reader.number(
+                "HERALD_KAFKA_MESSAGE_TIMEOUT_S", 300.0, minimum=1
+            ),
+            metrics_port=int(reader.number("HERALD_METRICS_PORT", 9101, minimum=0, maximum=65535)),
+            metrics_host=reader.text("HERALD_METRICS_HOST") or "127.0.0.1",
+            log_format=log_format,
         )
 
 
-def _cluster_name(name: str) -> str:
-    if "/" in name or not name.isprintable() or " " in name:
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        return self._env.get(name, "").strip() or None
+
+    def number(
+        self, name: str, default: float, *, minimum: float = 0, maximum: float | None = None
+    ) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError as e:
+            raise SettingsError(f"{name} must be a number, not {raw!r}") from e
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = (
+                f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            )
+            raise SettingsError(f"{name} must be {bound}, not {raw!r}")
+        return value
+
+
+def _single_cluster(reader: _Reader) -> ClusterSpec | None:
+    name = reader.text("HERALD_CLUSTER_NAME")
+    if name is None:
+        return None
+    if not valid_cluster_name(name):
         raise SettingsError(
             f"HERALD_CLUSTER_NAME {name!r} must not contain '/', spaces or control characters"
         )
-    return name
+    kubeconfig = reader.text("HERALD_KUBECONFIG")
+    if kubeconfig is not None and not Path(kubeconfig).is_file():
+        raise SettingsError(f"HERALD_KUBECONFIG names {kubeconfig!r}, which is not a file")
+    namespace = reader.text("HERALD_WATCH_NAMESPACE")
+    return ClusterSpec(
+        name=name,
+        kubeconfig=Path(kubeconfig) if kubeconfig else None,
+        context=reader.text("HERALD_KUBE_CONTEXT"),
+        namespaces=(namespace,) if namespace else (),
+    )
+
+
+def _replica_index(reader: _Reader, hostname: str, count: int) -> int:
+    if reader.text("HERALD_REPLICA_INDEX") is not None:
+        index = int(reader.number("HERALD_REPLICA_INDEX", 0))
+    elif count == 1:
+        index = 0
+    else:
+        ordinal = re.search(r"-(\d+)$", hostname)
+        if ordinal is None:
+            raise SettingsError(
+                "HERALD_REPLICA_INDEX is required when HERALD_REPLICA_COUNT > 1 and HOSTNAME "
+                f"({hostname!r}) has no StatefulSet ordinal"
+            )
+        index = int(ordinal.group(1))
+    if index >= count:
+        raise SettingsError(
+            f"HERALD_REPLICA_INDEX {index} must be below HERALD_REPLICA_COUNT {count}"
+        )
+    return index

@@ -39,10 +39,16 @@ KAFKA_LIBS = REPO / ".cache" / "kafka-libs"
 KAFKA_JAR = "kafka_2.13-3.9.1.jar"
 DEFAULT_STATE_DIR = REPO / ".herald-local"
 
-TOPIC_PARTITIONS = {
-    "HERALD_RAW_TOPIC": ("herald.kube-events.v1", 6),
-    "HERALD_DOMAIN_TOPIC": ("herald.deploy-events.v1", 6),
-    "HERALD_DEAD_LETTER_TOPIC": ("herald.dead-letters.v1", 1),
+TOPICS: dict[str, tuple[str, int, dict[str, str]]] = {
+    # setting: (default name, partitions, topic config)
+    "HERALD_RAW_TOPIC": ("herald.kube-events.v1", 6, {}),
+    "HERALD_DOMAIN_TOPIC": ("herald.deploy-events.v1", 6, {}),
+    "HERALD_DEAD_LETTER_TOPIC": ("herald.dead-letters.v1", 1, {}),
+    "HERALD_CHECKPOINT_TOPIC": (
+        "herald.collector-checkpoints.v1",
+        1,
+        {"cleanup.policy": "compact"},
+    ),
 }
 
 
@@ -243,8 +249,13 @@ def create_topics(
     """Create Herald's topics (names from the env, defaults otherwise); existing ones are kept."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = [
-        NewTopic(env.get(var) or name, num_partitions=partitions or count, replication_factor=1)
-        for var, (name, count) in TOPIC_PARTITIONS.items()
+        NewTopic(
+            env.get(var) or name,
+            num_partitions=partitions or count,
+            replication_factor=1,
+            config=config,
+        )
+        for var, (name, count, config) in TOPICS.items()
     ]
     created = []
     for topic, future in admin.create_topics(wanted, operation_timeout=30).items():

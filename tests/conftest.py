@@ -48,12 +48,14 @@ class Topics:
     raw: str
     domain: str
     dead_letters: str
+    checkpoints: str
 
     def env(self) -> dict[str, str]:
         return {
             "HERALD_RAW_TOPIC": self.raw,
             "HERALD_DOMAIN_TOPIC": self.domain,
             "HERALD_DEAD_LETTER_TOPIC": self.dead_letters,
+            "HERALD_CHECKPOINT_TOPIC": self.checkpoints,  # created by the collector
         }
 
 
@@ -65,6 +67,7 @@ def topics(kafka: str) -> Topics:
         raw=f"test.{suffix}.kube-events",
         domain=f"test.{suffix}.deploy-events",
         dead_letters=f"test.{suffix}.dead-letters",
+        checkpoints=f"test.{suffix}.collector-checkpoints",
     )
     infra.create_topics(kafka, fresh.env(), partitions=3)
     return fresh

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -47,6 +46,44 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             "HERALD_LIST_PAGE_SIZE",
             id="collector-page-size-not-a-number",
         ),
+        pytest.param(
+            "collectors",
+            {"HERALD_CLUSTERS_FILE": "/nonexistent.yaml", "HERALD_KAFKA_BOOTSTRAP": "x:1"},
+            "HERALD_CLUSTERS_FILE",
+            id="collector-missing-cluster-file",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_REPLICA_COUNT": "3",
+                "HOSTNAME": "box",
+            },
+            "HERALD_REPLICA_INDEX",
+            id="collector-replicas-without-index",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_REPLICA_COUNT": "2",
+                "HERALD_REPLICA_INDEX": "2",
+            },
+            "HERALD_REPLICA_INDEX",
+            id="collector-index-out-of-range",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_LOG_FORMAT": "xml",
+            },
+            "HERALD_LOG_FORMAT",
+            id="collector-log-format",
+        ),
         pytest.param("processors", {}, "HERALD_KAFKA_BOOTSTRAP", id="processor-no-kafka"),
         pytest.param(
             "processors",
@@ -83,23 +120,3 @@ def test_bad_setting_stops_the_service_naming_it(
     assert result.returncode != 0
     assert named in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_a_wrong_kubeconfig_stops_the_collector_naming_the_problem(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "collectors"],
-        env={
-            **BASE,
-            "HERALD_CLUSTER_NAME": "a",
-            "HERALD_KAFKA_BOOTSTRAP": "x:1",
-            "HERALD_KUBECONFIG": str(kubeconfig),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "cannot load Kubernetes config" in result.stderr

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.errors import ExpiredError, KubeError
+from collectors.filters import EventFilter, Selection
+from collectors.progress import Progress
 from collectors.watching import Backoff, EventPage, Watcher, WatchEvent
 from herald_contracts import RawRecord
 
@@ -49,17 +51,40 @@ class ScriptedSource:
 
 @dataclass
 class Collected:
+    """An in-memory sink (acknowledging at once, or failing the records it is told to) and observer."""
+
     records: list[RawRecord] = field(default_factory=list)
     causes: list[str] = field(default_factory=list)
+    dropped_reasons: list[str] = field(default_factory=list)
+    fail_next: int = 0
 
-    def publish(self, record: RawRecord) -> None:
+    def publish(
+        self, record: RawRecord, *, on_delivery: Callable[[str | None], None], stop: threading.Event
+    ) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            on_delivery("_MSG_TIMED_OUT")
+            return
         self.records.append(record)
+        on_delivery(None)
 
     def received(self, watch_type: str) -> None:
         pass
 
+    def observed(self, event: dict[str, Any]) -> None:
+        pass
+
+    def dropped(self, reason: str) -> None:
+        self.dropped_reasons.append(reason)
+
     def restarted(self, cause: str) -> None:
         self.causes.append(cause)
+
+    def relisted(self, cause: str) -> None:
+        self.causes.append(f"relist:{cause}")
+
+    def contacted(self) -> None:
+        pass
 
 
 def _watcher(source: ScriptedSource, sink: Collected) -> Watcher:
@@ -120,8 +145,8 @@ def test_an_expired_watch_relists_and_carries_on() -> None:
     sink = Collected()
     _watcher(source, sink).run()
     assert source.watch_from[:2] == ["5", "8"]
-    assert _names(sink) == ["a", "a", "b", "c"]  # the relist republishes; processors absorb it
-    assert "expired" in sink.causes
+    assert _names(sink) == ["a", "b", "c"]  # "a" (rv 1) was published before: the relist skips it
+    assert "relist:expired" in sink.causes
 
 
 def test_api_errors_back_off_and_retry_without_losing_the_position() -> None:
@@ -165,3 +190,79 @@ def test_backoff_grows_exponentially_up_to_the_cap_with_bounded_jitter() -> None
     assert backoff.delay(20, rand=0.5) == 30
     assert backoff.delay(4, rand=0.0) == 4.0 * 0.8
     assert backoff.delay(4, rand=0.999999) < 4.0 * 1.2
+
+
+def test_a_record_kafka_did_not_take_is_re_read_from_the_checkpoint() -> None:
+    stop = threading.Event()
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [
+            [WatchEvent("ADDED", _event("a", 6)), WatchEvent("ADDED", _event("b", 7))],
+            [WatchEvent("ADDED", _event("b", 7)), WatchEvent("ADDED", _event("c", 8))],
+        ],
+        stop,
+    )
+    sink = Collected()
+
+    class FailSecond(Collected):
+        def publish(
+            self,
+            record: RawRecord,
+            *,
+            on_delivery: Callable[[str | None], None],
+            stop: threading.Event,
+        ) -> None:
+            if record.object["metadata"]["name"] == "b" and not any(
+                c == "publish_failed" for c in sink.causes
+            ):
+                on_delivery("_MSG_TIMED_OUT")
+                return
+            sink.publish(record, on_delivery=on_delivery, stop=stop)
+
+    watcher = _watcher(source, sink)
+    watcher.sink = FailSecond()
+    watcher.run()
+    assert source.watch_from[:2] == ["5", "6"]  # the checkpoint stopped at a's position
+    assert "publish_failed" in sink.causes
+    assert _names(sink) == ["a", "b", "c"]
+
+
+def test_a_checkpoint_resumes_the_watch_without_listing() -> None:
+    stop = threading.Event()
+    source = ScriptedSource(
+        [[EventPage([_event("old", 1)], "5", None)]], [[WatchEvent("ADDED", _event("b", 9))]], stop
+    )
+    sink = Collected()
+    watcher = _watcher(source, sink)
+    watcher.progress = Progress("8")
+    watcher.resource_version = "8"
+    watcher.run()
+    assert source.list_calls == 0
+    assert source.watch_from[0] == "8"
+    assert _names(sink) == ["b"]
+
+
+def test_filtered_events_are_not_published_but_still_move_the_position() -> None:
+    stop = threading.Event()
+    pod = {**_event("pod", 6), "involvedObject": {"kind": "Pod", "namespace": "ns", "name": "p"}}
+    source = ScriptedSource([[EventPage([], "5", None)]], [[WatchEvent("ADDED", pod)], []], stop)
+    sink = Collected()
+    watcher = _watcher(source, sink)
+    watcher.event_filter = EventFilter(include=Selection(kinds=frozenset({"Rollout"})))
+    watcher.run()
+    assert sink.records == []
+    assert sink.dropped_reasons == ["filtered"]
+    assert watcher.progress.checkpoint == "6"
+    assert source.watch_from[:2] == ["5", "6"]
+
+
+def test_events_with_missing_fields_are_published_as_they_are() -> None:
+    stop = threading.Event()
+    bare = {"metadata": {"resourceVersion": "6"}, "reason": "Odd"}  # no involvedObject, no name
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]], [[WatchEvent("ADDED", bare), WatchEvent("WEIRD", {})]], stop
+    )
+    sink = Collected()
+    _watcher(source, sink).run()
+    assert [r.object for r in sink.records] == [bare]
+    assert sink.records[0].key == "c1///"

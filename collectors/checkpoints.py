@@ -1,0 +1,117 @@
+"""Checkpoints: per watch scope, the last resourceVersion whose records were all acknowledged.
+
+They live in a compacted Kafka topic (key `<cluster>/<namespace or *>`), so a collector restarted on
+another node, or another replica taking a cluster over, resumes where the last one stopped. A
+checkpoint names the API server it came from: one taken against another server (the cluster was
+re-pointed) is ignored, since its resourceVersions mean nothing there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from collectors.errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    resource_version: str
+    server: str
+
+
+def scope_key(cluster: str, namespace: str | None) -> str:
+    return f"{cluster}/{namespace or '*'}"
+
+
+class CheckpointStore(Protocol):
+    def load(self) -> dict[str, Checkpoint]: ...
+
+    def save(self, scope: str, checkpoint: Checkpoint) -> None: ...
+
+
+class KafkaCheckpointStore:
+    def __init__(self, producer: Producer, *, bootstrap: str, topic: str) -> None:
+        self._producer = producer
+        self._bootstrap = bootstrap
+        self._topic = topic
+
+    def ensure_topic(self) -> None:
+        """Create the compacted topic if it is missing (checked at start)."""
+        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        try:
+            if self._topic in admin.list_topics(timeout=15).topics:
+                return
+            topic = NewTopic(self._topic, num_partitions=1, config={"cleanup.policy": "compact"})
+            admin.create_topics([topic])[self._topic].result(timeout=30)
+        except KafkaException as e:
+            error = e.args[0]
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return
+            raise SettingsError(
+                f"HERALD_CHECKPOINT_TOPIC {self._topic!r} is missing and cannot be created: {e}"
+            ) from e
+
+    def load(self) -> dict[str, Checkpoint]:
+        """Read the topic from the beginning to its end; the newest value per key wins."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": f"herald-checkpoint-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        checkpoints: dict[str, Checkpoint] = {}
+        try:
+            metadata = consumer.list_topics(self._topic, timeout=15).topics[self._topic]
+            ends = {}
+            for partition in metadata.partitions:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, partition), timeout=15
+                )
+                if high > 0:
+                    ends[partition] = high
+            consumer.assign([TopicPartition(self._topic, p, 0) for p in ends])
+            deadline = time.monotonic() + 60
+            while ends:
+                if time.monotonic() > deadline:
+                    raise SettingsError(
+                        f"cannot read the checkpoints in {self._topic!r} within 60s"
+                    )
+                for message in consumer.consume(num_messages=500, timeout=0.5):
+                    if message.error() is None:
+                        _apply(checkpoints, message.key(), message.value())
+                for position in consumer.position([TopicPartition(self._topic, p) for p in ends]):
+                    if position.offset >= ends[position.partition]:
+                        ends.pop(position.partition)
+        finally:
+            consumer.close()
+        return checkpoints
+
+    def save(self, scope: str, checkpoint: Checkpoint) -> None:
+        value = json.dumps(
+            {"resource_version": checkpoint.resource_version, "server": checkpoint.server}
+        )
+        self._producer.produce(self._topic, key=scope.encode(), value=value.encode())
+
+
+def _apply(checkpoints: dict[str, Checkpoint], key: bytes | None, value: bytes | None) -> None:
+    scope = (key or b"").decode()
+    if not value:
+        checkpoints.pop(scope, None)
+        return
+    try:
+        data = json.loads(value)
+        checkpoints[scope] = Checkpoint(str(data["resource_version"]), str(data["server"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring an unreadable checkpoint for %s", scope)

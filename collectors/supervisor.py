@@ -1,0 +1,222 @@
+"""Runs one watch per assigned cluster scope, and keeps that set in line with the cluster file.
+
+`apply` reconciles the running clusters with a configuration: clusters no longer assigned (removed,
+disabled, owned by another replica) are stopped cleanly, changed ones restarted, new ones started.
+Each scope runs in a thread of its own, so one cluster's failures (a wrong kubeconfig, an API
+server that is down) never hold up the others: that cluster retries with backoff and reports.
+`save_checkpoints` writes every scope's checkpoint that moved since it was last written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from collectors.checkpoints import Checkpoint, CheckpointStore, scope_key
+from collectors.config import ClusterSpec, assigned
+from collectors.errors import SettingsError
+from collectors.metrics import CLUSTERS_WATCHED, LAGS, ScopeMetrics
+from collectors.progress import Progress
+from collectors.watching import Backoff, EventSource, RecordSink, Watcher
+
+log = logging.getLogger(__name__)
+
+
+class Source(EventSource, Protocol):
+    @property
+    def server(self) -> str: ...
+
+    def interrupt(self) -> None: ...
+
+
+Connect = Callable[[ClusterSpec, str | None], Source]
+"""Build the API client of one scope (cluster, namespace or None); SettingsError if it cannot."""
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    page_size: int = 500
+    watch_timeout_s: int = 300
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass
+class _Scope:
+    key: str
+    server: str
+    progress: Progress
+    source: Source
+
+
+@dataclass
+class _ClusterRun:
+    spec: ClusterSpec
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    scopes: dict[str, _Scope] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        connect: Connect,
+        sink: RecordSink,
+        store: CheckpointStore,
+        checkpoints: dict[str, Checkpoint],
+        now: Callable[[], str],
+        watch: WatchSettings,
+        replica_index: int = 0,
+        replica_count: int = 1,
+    ) -> None:
+        self._connect = connect
+        self._sink = sink
+        self._store = store
+        self._checkpoints = dict(checkpoints)
+        self._saved = {k: c.resource_version for k, c in checkpoints.items()}
+        self._now = now
+        self._watch = watch
+        self._replica_index = replica_index
+        self._replica_count = replica_count
+        self._runs: dict[str, _ClusterRun] = {}
+        self._metrics: dict[str, ScopeMetrics] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def clusters(self) -> list[str]:
+        with self._lock:
+            return sorted(self._runs)
+
+    def apply(self, specs: tuple[ClusterSpec, ...]) -> None:
+        desired = {
+            s.name: s
+            for s in assigned(
+                specs, replica_index=self._replica_index, replica_count=self._replica_count
+            )
+        }
+        with self._lock:
+            for name, run in list(self._runs.items()):
+                if desired.get(name) != run.spec:
+                    log.info(
+                        "cluster %s: stopping (%s)",
+                        name,
+                        "changed" if name in desired else "no longer assigned",
+                    )
+                    self._stop_run(run)
+                    del self._runs[name]
+            for name, spec in desired.items():
+                if name not in self._runs:
+                    log.info("cluster %s: starting %d watch(es)", name, len(spec.scopes))
+                    self._runs[name] = self._start_run(spec)
+            CLUSTERS_WATCHED.set(len(self._runs))
+
+    def stop(self) -> None:
+        with self._lock:
+            for run in self._runs.values():
+                self._stop_run(run)
+            self._runs.clear()
+            CLUSTERS_WATCHED.set(0)
+
+    def save_checkpoints(self) -> int:
+        """Write the checkpoints that moved; return how many were written."""
+        with self._lock:
+            scopes = [s for run in self._runs.values() for s in list(run.scopes.values())]
+        written = 0
+        for scope in scopes:
+            rv = scope.progress.checkpoint
+            if rv is not None and self._saved.get(scope.key) != rv:
+                checkpoint = Checkpoint(rv, scope.server)
+                self._store.save(scope.key, checkpoint)
+                self._checkpoints[scope.key] = checkpoint
+                self._saved[scope.key] = rv
+                written += 1
+        return written
+
+    def contact_ages(self, now: float) -> dict[str, float | None]:
+        """Seconds since each running scope last heard from its API server (None: never)."""
+        ages: dict[str, float | None] = {}
+        with self._lock:
+            for run in self._runs.values():
+                for namespace in run.spec.scopes:
+                    metrics = self._metrics.get(scope_key(run.spec.name, namespace))
+                    last = metrics.last_contact if metrics else None
+                    ages[scope_key(run.spec.name, namespace)] = None if last is None else now - last
+        return ages
+
+    def _start_run(self, spec: ClusterSpec) -> _ClusterRun:
+        run = _ClusterRun(spec)
+        for namespace in spec.scopes:
+            metrics = ScopeMetrics(spec.name, namespace or "*")
+            self._metrics[scope_key(spec.name, namespace)] = metrics
+            LAGS.add(metrics)
+            thread = threading.Thread(
+                target=self._run_scope,
+                args=(run, namespace, metrics),
+                name=f"watch-{spec.name}-{namespace or 'all'}",
+                daemon=True,
+            )
+            run.threads.append(thread)
+            thread.start()
+        return run
+
+    def _stop_run(self, run: _ClusterRun) -> None:
+        run.stop.set()
+        with run.lock:
+            scopes = list(run.scopes.values())
+        for scope in scopes:
+            scope.source.interrupt()
+        for thread in run.threads:
+            thread.join(timeout=15)
+            if thread.is_alive():
+                log.warning("cluster %s: %s did not stop within 15s", run.spec.name, thread.name)
+        for namespace in run.spec.scopes:
+            metrics = self._metrics.pop(scope_key(run.spec.name, namespace), None)
+            if metrics is not None:
+                LAGS.remove(metrics)
+
+    def _run_scope(self, run: _ClusterRun, namespace: str | None, metrics: ScopeMetrics) -> None:
+        spec = run.spec
+        key = scope_key(spec.name, namespace)
+        failures = 0
+        while True:
+            if run.stop.is_set():
+                return
+            try:
+                source = self._connect(spec, namespace)
+                break
+            except SettingsError as e:
+                failures += 1
+                delay = self._watch.backoff.delay(failures, rand=0.5)
+                log.error("cluster %s: %s; retrying in %.0fs", spec.name, e, delay)  # noqa: TRY400
+                metrics.restarted("config")
+                run.stop.wait(delay)
+        checkpoint = self._checkpoints.get(key)
+        start = (
+            checkpoint.resource_version
+            if checkpoint and checkpoint.server == source.server
+            else None
+        )
+        if start is None:
+            metrics.relisted("start")
+        else:
+            log.info("cluster %s: resuming %s from resourceVersion %s", spec.name, key, start)
+        progress = Progress(start)
+        with run.lock:
+            run.scopes[key] = _Scope(key, source.server, progress, source)
+        Watcher(
+            cluster=spec.name,
+            source=source,
+            sink=self._sink,
+            observer=metrics,
+            now=self._now,
+            progress=progress,
+            event_filter=spec.filter,
+            stop=run.stop,
+            page_size=self._watch.page_size,
+            watch_timeout_s=self._watch.watch_timeout_s,
+            backoff=self._watch.backoff,
+        ).run()

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+
+from collectors.filters import EventFilter, Selection
+from collectors.records import to_raw_record
+from collectors.replay import replay
+from tests.collectors.test_watching import Collected
+from tests.support import rollout_event
+
+
+def _line(event: dict[str, object], **extra: str) -> str:
+    return json.dumps({**event, **extra})
+
+
+def test_replayed_events_become_the_records_the_watcher_would_publish() -> None:
+    event = rollout_event("RolloutResumed", "Rollout is resumed", count=3)
+    sink = Collected()
+    report = replay([_line(event)], cluster="prod-eu", filters={}, sink=sink, now=lambda: "t")
+    assert report.published == 1
+    assert sink.records == [
+        to_raw_record(cluster="prod-eu", watch_type="ADDED", event=event, collected_at="t")
+    ]
+
+
+def test_underscore_fields_override_the_flags_and_are_not_published() -> None:
+    event = rollout_event("RolloutResumed", "Rollout is resumed")
+    sink = Collected()
+    replay(
+        [_line(event, _cluster="staging", _watch_type="MODIFIED")],
+        cluster="prod-eu",
+        filters={},
+        sink=sink,
+        now=lambda: "t",
+    )
+    [record] = sink.records
+    assert (record.cluster, record.watch_type.value) == ("staging", "MODIFIED")
+    assert "_cluster" not in record.object
+    assert "_watch_type" not in record.object
+
+
+def test_the_clusters_filter_applies() -> None:
+    only_pods = {"prod-eu": EventFilter(include=Selection(kinds=frozenset({"Pod"})))}
+    sink = Collected()
+    report = replay(
+        [_line(rollout_event("X", "m"))],
+        cluster="prod-eu",
+        filters=only_pods,
+        sink=sink,
+        now=lambda: "t",
+    )
+    assert (report.published, report.filtered, sink.records) == (0, 1, [])
+
+
+def test_unusable_lines_are_reported_by_number_and_the_rest_published() -> None:
+    good = _line(rollout_event("X", "m"))
+    bookmark = _line(rollout_event("X", "m"), _watch_type="BOOKMARK")
+    lines = [good, "{not json", "[1]", bookmark, "", good]
+    sink = Collected()
+    report = replay(
+        lines, cluster="prod-eu", filters={}, sink=sink, now=lambda: "t", source="events.jsonl"
+    )
+    assert report.published == 2
+    assert [e.split(":")[1] for e in report.errors] == ["2", "3", "4"]
+    assert "events.jsonl:2: not JSON" in report.errors[0]
+
+
+def test_lines_without_a_cluster_are_refused() -> None:
+    report = replay(
+        [_line(rollout_event("X", "m"))],
+        cluster=None,
+        filters={},
+        sink=Collected(),
+        now=lambda: "t",
+    )
+    assert report.published == 0
+    assert "no valid cluster" in report.errors[0]
