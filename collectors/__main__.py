@@ -33,6 +33,7 @@ from collectors.kube import KubeEventSource
 from collectors.replay import replay
 from collectors.settings import CollectorSettings
 from collectors.supervisor import Supervisor, WatchSettings
+from collectors.watching import Backoff
 
 log = logging.getLogger("collectors")
 
@@ -121,7 +122,9 @@ def _run(
         checkpoints=checkpoints,
         now=_now,
         watch=WatchSettings(
-            page_size=settings.list_page_size, watch_timeout_s=settings.watch_timeout_s
+            page_size=settings.list_page_size,
+            watch_timeout_s=settings.watch_timeout_s,
+            backoff=Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s),
         ),
         replica_index=settings.replica_index,
         replica_count=settings.replica_count,

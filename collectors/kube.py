@@ -63,19 +63,20 @@ class KubeEventSource:
         read_timeout_s: float,
     ) -> KubeEventSource:
         """Build the client from a kubeconfig, or in-cluster config when there is none."""
+        configuration = client.Configuration()
         try:
             if kubeconfig is None:
-                configuration = client.Configuration()
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-                api_client = client.ApiClient(configuration)
             else:
-                api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                    config_file=str(kubeconfig), context=context
+                config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=str(kubeconfig), context=context, client_configuration=configuration
                 )
         except (ConfigException, OSError, ValueError, yaml.YAMLError) as e:
             raise SettingsError(
                 f"cannot load Kubernetes config ({kubeconfig or 'in-cluster'}): {e}"
             ) from e
+        configuration.retries = False  # the watch loop owns retries, with backoff and metrics
+        api_client = client.ApiClient(configuration)
         return cls(
             client.CoreV1Api(api_client),
             namespace=namespace,

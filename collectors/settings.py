@@ -48,6 +48,10 @@ class CollectorSettings:
     """HERALD_CONNECT_TIMEOUT_S: connect timeout of every API request."""
     read_timeout_s: float = 90.0
     """HERALD_READ_TIMEOUT_S: longest silence on a watch before the connection counts as dead."""
+    backoff_base_s: float = 0.5
+    """HERALD_BACKOFF_BASE_S: first wait after an API error; it doubles with each further error."""
+    backoff_max_s: float = 30.0
+    """HERALD_BACKOFF_MAX_S: longest wait between retries after API errors."""
     kafka_queue_max_messages: int = 20_000
     """HERALD_KAFKA_QUEUE_MAX_MESSAGES: records the producer holds before backpressure."""
     kafka_queue_max_kbytes: int = 32_768
@@ -99,6 +103,8 @@ class CollectorSettings:
             watch_timeout_s=int(reader.number("HERALD_WATCH_TIMEOUT_S", 300, minimum=1)),
             connect_timeout_s=reader.number("HERALD_CONNECT_TIMEOUT_S", 5.0, minimum=0.1),
             read_timeout_s=reader.number("HERALD_READ_TIMEOUT_S", 90.0, minimum=0.1),
+            backoff_base_s=reader.number("HERALD_BACKOFF_BASE_S", 0.5, minimum=0.01),
+            backoff_max_s=reader.number("HERALD_BACKOFF_MAX_S", 30.0, minimum=0.01),
             kafka_queue_max_messages=int(
                 reader.number("HERALD_KAFKA_QUEUE_MAX_MESSAGES", 20_000, minimum=1)
             ),

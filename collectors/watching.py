@@ -114,10 +114,12 @@ class Watcher:
         if self.resource_version is None:
             self.resource_version = self.progress.checkpoint
         self._log = logging.LoggerAdapter(log, {"cluster": self.cluster})
+        self._answered = False
 
     def run(self) -> None:
         failures = 0
         while not self.stop.is_set():
+            self._answered = False
             try:
                 if self.progress.failure is not None:
                     self._restart_from_checkpoint()
@@ -132,7 +134,9 @@ class Watcher:
             except PublishError as e:
                 self._log.warning("%s", e)
             except KubeError as e:
-                failures += 1
+                # Back off on consecutive failures; a stream that worked for a while and then broke
+                # starts the count again.
+                failures = 1 if self._answered else failures + 1
                 delay = self.backoff.delay(failures, rand=self.rand())
                 self._log.warning("API error (%s); retrying in %.1fs", e, delay)
                 self.observer.restarted(f"http_{e.status}" if e.status else "connection")
@@ -173,6 +177,7 @@ class Watcher:
             resource_version=resource_version, timeout_s=self.watch_timeout_s
         )
         for event in stream:
+            self._answered = True
             self.observer.contacted()
             self.observer.received(event.type)
             rv = _resource_version(event.object)

@@ -66,6 +66,7 @@ class _State:
     compacted_rv: int = 0
     watch_generation: int = 0
     faults: list[_Fault] = field(default_factory=list)
+    expire_continue: bool = False
 
 
 def now_rfc3339() -> str:
@@ -174,6 +175,11 @@ class FakeKube:
         with self._cond:
             self._state.faults.append(_Fault(status, count))
 
+    def expire_next_continue(self) -> None:
+        """Answer the next list request that carries a continue token with 410 Expired."""
+        with self._cond:
+            self._state.expire_continue = True
+
     def cut_watches(self) -> None:
         """End every open watch stream now, without an error event (a dropped connection)."""
         with self._cond:
@@ -214,7 +220,8 @@ class FakeKube:
                     snapshot_rv, start = int(token["rv"]), str(token["start"])
                 except (binascii.Error, ValueError, KeyError, TypeError):
                     return 400, status_object(400, "BadRequest", "invalid continue token")
-                if snapshot_rv < state.compacted_rv:
+                if snapshot_rv < state.compacted_rv or state.expire_continue:
+                    state.expire_continue = False
                     return 410, status_object(
                         410,
                         "Expired",
@@ -365,6 +372,14 @@ class FakeKube:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def restart(self, *, down_s: float = 1.0) -> None:
+        """Stop serving (open watches break, connections are refused), then serve on the same port.
+        The store survives, as etcd does when the API server restarts."""
+        port = int(self._server.server_address[1]) if self._server else 0
+        self.stop()
+        time.sleep(down_s)
+        self.serve(port=port)
 
     def write_kubeconfig(self, path: Path, *, context: str = "fake") -> Path:
         """Write a kubeconfig whose one context points at this server."""

@@ -214,19 +214,39 @@ def start_kafka(state_dir: Path) -> tuple[int, str, str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    bootstrap = f"127.0.0.1:{broker_port}"
+    return launch_kafka(home, bootstrap), bootstrap, str(home)
+
+
+def launch_kafka(home: Path, bootstrap: str) -> int:
+    """Start the broker formatted in `home` (again, after `stop_kafka`); return its pid when ready."""
+    java = shutil.which("java") or "java"
+    jvm = [
+        java,
+        "-Xms256m",
+        "-Xmx768m",
+        f"-Dlog4j.configuration=file:{home / 'log4j.properties'}",
+        "-cp",
+        f"{ensure_kafka_libs()}/*",
+    ]
     with (home / "stdout.log").open("ab") as out:
         process = subprocess.Popen(
-            [*jvm, "kafka.Kafka", str(properties)],
+            [*jvm, "kafka.Kafka", str(home / "server.properties")],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     _CHILDREN[process.pid] = process
-    _wait_port(broker_port, timeout_s=60, pid=process.pid, log=home / "broker.log")
-    bootstrap = f"127.0.0.1:{broker_port}"
+    port = int(bootstrap.rsplit(":", 1)[1])
+    _wait_port(port, timeout_s=60, pid=process.pid, log=home / "broker.log")
     _wait_kafka_ready(bootstrap)
-    return process.pid, bootstrap, str(home)
+    return process.pid
+
+
+def stop_kafka(pid: int) -> None:
+    """Stop a broker this module started (controlled shutdown), waiting for it to exit."""
+    _stop(pid, signal.SIGTERM)
 
 
 def _wait_kafka_ready(bootstrap: str, *, timeout_s: float = 60) -> None:

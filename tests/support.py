@@ -133,3 +133,38 @@ def wait_until(condition: Any, *, timeout_s: float = 30, interval_s: float = 0.2
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s: last result {result!r}")
         time.sleep(interval_s)
+
+
+class TopicReader:
+    """Reads a topic from the beginning, keeping everything read, until a condition holds."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"test-reader-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        self._consumer.subscribe([topic])
+        self.values: list[dict[str, Any]] = []
+
+    def read_until(self, condition: Any, *, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for message in self._consumer.consume(num_messages=1000, timeout=0.3):
+                if message.error() is None and message.value():
+                    self.values.append(json.loads(message.value()))
+            if condition(self.values):
+                return True
+            if time.monotonic() > deadline:
+                return False
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def occurrence(event: dict[str, Any]) -> tuple[str, int]:
+    """(uid, count): what tells one occurrence of an Event from another."""
+    return (event["metadata"]["uid"], int(event.get("count") or 1))
