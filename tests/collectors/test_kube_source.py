@@ -111,3 +111,25 @@ def test_a_wrong_kubeconfig_is_reported_as_a_settings_error(tmp_path: Path) -> N
     bad.write_text("this: [is not a kubeconfig")
     with pytest.raises(SettingsError, match="cannot load Kubernetes config"):
         _source(bad)
+
+
+def test_an_expired_continue_token_during_the_list_relists_without_losing_events(
+    fake_kube: FakeKube, kubeconfig: Path
+) -> None:
+    for i in range(7):
+        _add(fake_kube, f"listed {i}")
+    fake_kube.expire_next_continue()
+    sink = Collected()
+    watcher = Watcher(
+        cluster="c1", source=_source(kubeconfig), sink=sink, observer=sink,
+        now=lambda: "t", page_size=3, watch_timeout_s=1,
+    )
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: {f"listed {i}" for i in range(7)} <= set(_messages(sink)))
+    finally:
+        watcher.stop.set()
+        thread.join(timeout=10)
+    assert "relist:expired" in sink.causes
+    assert len(sink.records) == 10  # the first page twice: the list had not finished, nothing was known
