@@ -133,9 +133,11 @@ class FakeKube:
                 state.objects.pop(stored_key, None)
             else:
                 state.objects[stored_key] = stored
-            state.changes.append(_Change(state.rv, change_type, copy.deepcopy(stored)))
+            # Stored objects are never changed in place (a change stores a new copy), so the change
+            # log, the object map and the watch streams share them.
+            state.changes.append(_Change(state.rv, change_type, stored))
             self._cond.notify_all()
-            return copy.deepcopy(stored)
+            return dict(stored)
 
     def _new_event(self, obj: JsonObject, namespace: str) -> JsonObject:
         stored = copy.deepcopy(obj)
@@ -241,10 +243,10 @@ class FakeKube:
             metadata["remainingItemCount"] = len(keys) - len(page_keys)
         page_items = []
         for k in page_keys:
-            item = copy.deepcopy(items[k])
-            item.pop("kind", None)  # list responses omit per-item kind and apiVersion
-            item.pop("apiVersion", None)
-            page_items.append(item)
+            # list responses omit per-item kind and apiVersion
+            page_items.append(
+                {f: v for f, v in items[k].items() if f not in ("kind", "apiVersion")}
+            )
         return 200, {
             "kind": "EventList",
             "apiVersion": "v1",
@@ -287,7 +289,7 @@ class FakeKube:
                 # "Start at most recent": synthetic ADDED for every stored object, then changes.
                 start_rv = state.rv
                 initial = [
-                    {"type": "ADDED", "object": copy.deepcopy(o)}
+                    {"type": "ADDED", "object": o}
                     for (ns, _), o in state.objects.items()
                     if namespace is None or ns == namespace
                 ]
@@ -320,7 +322,7 @@ class FakeKube:
                         if self._state.watch_generation != generation:
                             return
             for change in pending:
-                yield {"type": change.type, "object": copy.deepcopy(change.object)}
+                yield {"type": change.type, "object": change.object}
             sent_rv = max(sent_rv, last_rv)
             if bookmarks and time.monotonic() >= next_bookmark:
                 next_bookmark = time.monotonic() + self.bookmark_interval_s

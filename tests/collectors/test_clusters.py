@@ -57,8 +57,11 @@ def _clusters_in(values: list[dict[str, Any]]) -> set[str]:
 
 
 def test_cluster_file_edits_apply_without_a_restart(
-    clusters: dict[str, tuple[FakeKube, Path]], topics: Topics, kafka: str,
-    services: Callable[..., ServiceProcess], tmp_path: Path,
+    clusters: dict[str, tuple[FakeKube, Path]],
+    topics: Topics,
+    kafka: str,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
 ) -> None:
     (alpha, alpha_config), (beta, beta_config) = clusters["alpha"], clusters["beta"]
     add_events(alpha, 5, prefix="a")
@@ -66,22 +69,49 @@ def test_cluster_file_edits_apply_without_a_restart(
     cluster_file = tmp_path / "clusters.yaml"
     _write(cluster_file, [{"name": "alpha", "kubeconfig": str(alpha_config)}])
     port = _free_port()
-    services("collectors", {**topics.env(), **FAST, "HERALD_CLUSTERS_FILE": str(cluster_file), "HERALD_METRICS_PORT": str(port)})
+    services(
+        "collectors",
+        {
+            **topics.env(),
+            **FAST,
+            "HERALD_CLUSTERS_FILE": str(cluster_file),
+            "HERALD_METRICS_PORT": str(port),
+        },
+    )
     reader = TopicReader(kafka, topics.raw)
     try:
         assert reader.read_until(lambda v: len(v) >= 5, timeout_s=30)
         assert _clusters_in(reader.values) == {"alpha"}
 
-        _write(cluster_file, [{"name": "alpha", "kubeconfig": str(alpha_config)}, {"name": "beta", "kubeconfig": str(beta_config)}])
+        _write(
+            cluster_file,
+            [
+                {"name": "alpha", "kubeconfig": str(alpha_config)},
+                {"name": "beta", "kubeconfig": str(beta_config)},
+            ],
+        )
         assert reader.read_until(lambda v: len(v) >= 10, timeout_s=30)  # beta added
 
-        _write(cluster_file, [{"name": "alpha", "kubeconfig": str(alpha_config), "enabled": False}, {"name": "beta", "kubeconfig": str(beta_config)}])
-        wait_until(lambda: json.loads(_get(port, "/readyz")[1])["clusters"] == ["beta"], timeout_s=30)
+        _write(
+            cluster_file,
+            [
+                {"name": "alpha", "kubeconfig": str(alpha_config), "enabled": False},
+                {"name": "beta", "kubeconfig": str(beta_config)},
+            ],
+        )
+        wait_until(
+            lambda: json.loads(_get(port, "/readyz")[1])["clusters"] == ["beta"], timeout_s=30
+        )
         add_events(alpha, 3, prefix="a-after-disable")  # alpha is no longer watched
         cluster_file.write_text("clusters: [")  # a broken edit: the previous configuration stays
-        wait_until(lambda: "herald_collector_config_errors_total 1.0" in _get(port, "/metrics")[1], timeout_s=30)
+        wait_until(
+            lambda: "herald_collector_config_errors_total 1.0" in _get(port, "/metrics")[1],
+            timeout_s=30,
+        )
         add_events(beta, 3, prefix="b-after-error")
-        assert reader.read_until(lambda v: sum(1 for x in v if x["cluster"] == "beta") >= 8, timeout_s=30)
+        assert reader.read_until(
+            lambda v: sum(1 for x in v if x["cluster"] == "beta") >= 8, timeout_s=30
+        )
         assert sum(1 for x in reader.values if x["cluster"] == "alpha") == 5
         status, body = _get(port, "/readyz")
         assert status == 200, body
@@ -91,8 +121,11 @@ def test_cluster_file_edits_apply_without_a_restart(
 
 
 def test_a_cluster_with_a_wrong_kubeconfig_reports_and_the_others_run(
-    clusters: dict[str, tuple[FakeKube, Path]], topics: Topics, kafka: str,
-    services: Callable[..., ServiceProcess], tmp_path: Path,
+    clusters: dict[str, tuple[FakeKube, Path]],
+    topics: Topics,
+    kafka: str,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
 ) -> None:
     (alpha, alpha_config), (gamma, gamma_config) = clusters["alpha"], clusters["gamma"]
     add_events(alpha, 4, prefix="a")
@@ -100,28 +133,58 @@ def test_a_cluster_with_a_wrong_kubeconfig_reports_and_the_others_run(
     broken = tmp_path / "broken.kubeconfig"
     broken.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
     cluster_file = tmp_path / "clusters.yaml"
-    _write(cluster_file, [
-        {"name": "alpha", "kubeconfig": str(alpha_config)},
-        {"name": "broken", "kubeconfig": str(broken)},
-        {"name": "gamma", "kubeconfig": str(gamma_config), "namespaces": ["billing", "shop"],
-         "exclude": {"reasons": ["ScalingReplicaSet"]}},
-    ])
-    gamma.apply("ADDED", rollout_event("ScalingReplicaSet", "Scaled up ReplicaSet x (revision 2) from 0 to 1"))
+    _write(
+        cluster_file,
+        [
+            {"name": "alpha", "kubeconfig": str(alpha_config)},
+            {"name": "broken", "kubeconfig": str(broken)},
+            {
+                "name": "gamma",
+                "kubeconfig": str(gamma_config),
+                "namespaces": ["billing", "shop"],
+                "exclude": {"reasons": ["ScalingReplicaSet"]},
+            },
+        ],
+    )
+    gamma.apply(
+        "ADDED",
+        rollout_event("ScalingReplicaSet", "Scaled up ReplicaSet x (revision 2) from 0 to 1"),
+    )
     port = _free_port()
-    services("collectors", {**topics.env(), **FAST, "HERALD_CLUSTERS_FILE": str(cluster_file), "HERALD_METRICS_PORT": str(port)})
+    services(
+        "collectors",
+        {
+            **topics.env(),
+            **FAST,
+            "HERALD_CLUSTERS_FILE": str(cluster_file),
+            "HERALD_METRICS_PORT": str(port),
+        },
+    )
     reader = TopicReader(kafka, topics.raw)
     try:
         assert reader.read_until(lambda v: len(v) >= 8, timeout_s=30)
         assert _clusters_in(reader.values) == {"alpha", "gamma"}
         assert not any(v["object"]["reason"] == "ScalingReplicaSet" for v in reader.values)
-        wait_until(lambda: 'herald_collector_watch_restarts_total{cause="config",cluster="broken"}' in _get(port, "/metrics")[1], timeout_s=30)
+        wait_until(
+            lambda: (
+                'herald_collector_watch_restarts_total{cause="config",cluster="broken"}'
+                in _get(port, "/metrics")[1]
+            ),
+            timeout_s=30,
+        )
         status, body = _get(port, "/readyz")
         assert status == 503
         assert json.loads(body)["not_in_contact"] == ["broken/*"]
         assert _get(port, "/healthz")[0] == 200
         metrics = _get(port, "/metrics")[1]
-        assert 'herald_collector_events_published_total{cluster="gamma",watch_type="ADDED"} 4.0' in metrics
-        assert 'herald_collector_events_dropped_total{cluster="gamma",reason="filtered"} 1.0' in metrics
+        assert (
+            'herald_collector_events_published_total{cluster="gamma",watch_type="ADDED"} 4.0'
+            in metrics
+        )
+        assert (
+            'herald_collector_events_dropped_total{cluster="gamma",reason="filtered"} 1.0'
+            in metrics
+        )
         assert 'herald_collector_seconds_since_contact{cluster="alpha",scope="*"}' in metrics
         assert 'herald_collector_event_lag_seconds{cluster="gamma",scope="billing"}' in metrics
     finally:
@@ -129,16 +192,29 @@ def test_a_cluster_with_a_wrong_kubeconfig_reports_and_the_others_run(
 
 
 def test_replay_publishes_a_file_exactly_as_the_watcher_would(
-    topics: Topics, kafka: str, infra_env: dict[str, str], tmp_path: Path,
+    topics: Topics,
+    kafka: str,
+    infra_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    events = [rollout_event("RolloutResumed", "Rollout is resumed", count=2), rollout_event("RolloutPaused", "Rollout is paused (CanaryPauseStep)")]
-    lines = [json.dumps(events[0]), json.dumps({**events[1], "_cluster": "staging", "_watch_type": "MODIFIED"}), "{oops"]
+    events = [
+        rollout_event("RolloutResumed", "Rollout is resumed", count=2),
+        rollout_event("RolloutPaused", "Rollout is paused (CanaryPauseStep)"),
+    ]
+    lines = [
+        json.dumps(events[0]),
+        json.dumps({**events[1], "_cluster": "staging", "_watch_type": "MODIFIED"}),
+        "{oops",
+    ]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
     result = subprocess.run(
         [sys.executable, "-m", "collectors", "replay", str(path), "--cluster", "prod-eu"],
         env={**infra_env, **topics.env(), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 1  # one line was unusable, and said so
     assert f"{path}:3: not JSON" in result.stderr
@@ -156,18 +232,30 @@ def test_replay_publishes_a_file_exactly_as_the_watcher_would(
 
 
 def test_replicas_share_the_clusters_and_each_is_watched_once(
-    clusters: dict[str, tuple[FakeKube, Path]], topics: Topics, kafka: str,
-    services: Callable[..., ServiceProcess], tmp_path: Path,
+    clusters: dict[str, tuple[FakeKube, Path]],
+    topics: Topics,
+    kafka: str,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
 ) -> None:
     cluster_file = tmp_path / "clusters.yaml"
-    _write(cluster_file, [{"name": name, "kubeconfig": str(config)} for name, (_, config) in clusters.items()])
+    _write(
+        cluster_file,
+        [{"name": name, "kubeconfig": str(config)} for name, (_, config) in clusters.items()],
+    )
     for fake, _ in clusters.values():
         add_events(fake, 4)
     for index in ("0", "1"):
-        services("collectors", {
-            **topics.env(), **FAST, "HERALD_CLUSTERS_FILE": str(cluster_file),
-            "HERALD_REPLICA_COUNT": "2", "HOSTNAME": f"herald-collector-{index}",
-        })
+        services(
+            "collectors",
+            {
+                **topics.env(),
+                **FAST,
+                "HERALD_CLUSTERS_FILE": str(cluster_file),
+                "HERALD_REPLICA_COUNT": "2",
+                "HOSTNAME": f"herald-collector-{index}",
+            },
+        )
     reader = TopicReader(kafka, topics.raw)
     try:
         assert reader.read_until(lambda v: len(v) >= 12, timeout_s=30)

@@ -121,8 +121,13 @@ def test_an_expired_continue_token_during_the_list_relists_without_losing_events
     fake_kube.expire_next_continue()
     sink = Collected()
     watcher = Watcher(
-        cluster="c1", source=_source(kubeconfig), sink=sink, observer=sink,
-        now=lambda: "t", page_size=3, watch_timeout_s=1,
+        cluster="c1",
+        source=_source(kubeconfig),
+        sink=sink,
+        observer=sink,
+        now=lambda: "t",
+        page_size=3,
+        watch_timeout_s=1,
     )
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
@@ -132,4 +137,6 @@ def test_an_expired_continue_token_during_the_list_relists_without_losing_events
         watcher.stop.set()
         thread.join(timeout=10)
     assert "relist:expired" in sink.causes
-    assert len(sink.records) == 10  # the first page twice: the list had not finished, nothing was known
+    assert (
+        len(sink.records) == 10
+    )  # the first page twice: the list had not finished, nothing was known
