@@ -60,12 +60,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"collector: bad setting: {e}")
     logs.configure(settings.log_format)
     producer = Producer(
-        producer_config(
-            settings.kafka_bootstrap,
-            queue_max_messages=settings.kafka_queue_max_messages,
-            queue_max_kbytes=settings.kafka_queue_max_kbytes,
-            message_timeout_s=settings.kafka_message_timeout_s,
-        )
+        {
+            **producer_config(
+                settings.kafka_bootstrap,
+                queue_max_messages=settings.kafka_queue_max_messages,
+                queue_max_kbytes=settings.kafka_queue_max_kbytes,
+                message_timeout_s=settings.kafka_message_timeout_s,
+            ),
+            "logger": logging.getLogger("collectors.librdkafka"),
+        }
     )
     sink = KafkaRecordSink(producer, topic=settings.raw_topic, observe=metrics.delivered)
     if args.command == "replay":

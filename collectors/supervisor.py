@@ -107,6 +107,8 @@ class Supervisor:
                         "changed" if name in desired else "no longer assigned",
                     )
                     self._stop_run(run)
+                    with run.lock:
+                        self._save(list(run.scopes.values()))
                     del self._runs[name]
             for name, spec in desired.items():
                 if name not in self._runs:
@@ -115,16 +117,19 @@ class Supervisor:
             CLUSTERS_WATCHED.set(len(self._runs))
 
     def stop(self) -> None:
+        """Stop every watch; `save_checkpoints` still writes their last checkpoints afterwards."""
         with self._lock:
             for run in self._runs.values():
                 self._stop_run(run)
-            self._runs.clear()
             CLUSTERS_WATCHED.set(0)
 
     def save_checkpoints(self) -> int:
         """Write the checkpoints that moved; return how many were written."""
         with self._lock:
             scopes = [s for run in self._runs.values() for s in list(run.scopes.values())]
+        return self._save(scopes)
+
+    def _save(self, scopes: list[_Scope]) -> int:
         written = 0
         for scope in scopes:
             rv = scope.progress.checkpoint
@@ -191,7 +196,13 @@ class Supervisor:
             except SettingsError as e:
                 failures += 1
                 delay = self._watch.backoff.delay(failures, rand=0.5)
-                log.error("cluster %s: %s; retrying in %.0fs", spec.name, e, delay)  # noqa: TRY400
+                log.error(  # noqa: TRY400 - a configuration problem, not a bug: no traceback
+                    "cluster %s: %s; retrying in %.0fs",
+                    spec.name,
+                    e,
+                    delay,
+                    extra={"cluster": spec.name},
+                )
                 metrics.restarted("config")
                 run.stop.wait(delay)
         checkpoint = self._checkpoints.get(key)
