@@ -78,6 +78,15 @@ def decode_raw_record(data: bytes | None) -> RawRecord:
     obj = payload.get("object")
     if not isinstance(obj, dict):
         raise ContractError("raw record: 'object' must be a JSON object")
+    metadata = obj.get("metadata")
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("uid"), str)
+        or not metadata["uid"]
+    ):
+        raise ContractError("raw record: 'object' is not a core/v1 Event: no metadata.uid")
+    if not isinstance(obj.get("involvedObject"), dict):
+        raise ContractError("raw record: 'object' is not a core/v1 Event: no involvedObject")
     return RawRecord(cluster=cluster, watch_type=watch_type, collected_at=collected_at, object=obj)
 
 

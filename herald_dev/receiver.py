@@ -108,7 +108,7 @@ class Receiver:
                 data = event.get("data", {})
                 print(
                     f"received {event.get('type')} {data.get('namespace')}/{data.get('name')}"
-                    f" at {event.get('time')}: {data.get('message')}  [signature verified]",
+                    f" at {event.get('time')}: {data.get('source_message')}  [signature verified]",
                     flush=True,
                 )
             else:

@@ -1,7 +1,8 @@
 """Composition root of the processor: `python -m processors` (or `herald-processor`).
 
-Loads and validates settings, then runs a Faust worker for the app (which installs its own signal
-handlers and shuts down cleanly on SIGTERM or SIGINT).
+Loads and validates settings, finds the raw topic's partition count (the tables are co-partitioned
+with it), then runs a Faust worker for the app (which installs its own signal handlers and shuts down
+cleanly on SIGTERM or SIGINT).
 """
 
 from __future__ import annotations
@@ -10,20 +11,35 @@ import os
 import sys
 
 import faust
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from prometheus_client import start_http_server
 
 from processors.app import build_app
 from processors.settings import ProcessorSettings, SettingsError
 
 
+def raw_partitions(settings: ProcessorSettings) -> int:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    try:
+        topics = admin.list_topics(timeout=30).topics
+    except KafkaException as e:
+        raise SettingsError(f"HERALD_KAFKA_BOOTSTRAP {settings.kafka_bootstrap!r}: {e}") from e
+    topic = topics.get(settings.raw_topic)
+    if topic is None or not topic.partitions:
+        raise SettingsError(f"HERALD_RAW_TOPIC {settings.raw_topic!r} does not exist")
+    return len(topic.partitions)
+
+
 def main() -> None:
     try:
         settings = ProcessorSettings.from_env(os.environ)
+        partitions = raw_partitions(settings)
     except SettingsError as e:
         sys.exit(f"processor: bad setting: {e}")
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    app = build_app(settings)
+    app = build_app(settings, raw_partitions=partitions)
     worker = faust.Worker(app, loglevel="INFO")
     worker.execute_from_commandline()
 

@@ -1,59 +1,119 @@
 """The Faust app: one agent reads the raw topic, interprets each record, sends the domain events.
 
-The agent is a short loop: decode, call the pure `interpret`, send and wait for the broker's
-acknowledgement, so that the offset Faust commits after the loop moves on is never past an event
-that was not written. Records that do not decode go to the dead-letter topic with the reason.
+The agent is a short loop: decode (dead-letter what does not decode, with the reason), look up the
+state, call the pure `interpret`, send each domain event and wait for the broker's acknowledgement,
+then remember the occurrence. So the offset Faust commits (after it flushes the producer and the
+tables' changelogs) is never past an event that was not written, and a crash between sending and
+committing re-sends the same events with the same ids, which consumers absorb.
+
+State, in Faust tables (changelogged, so it survives restarts and rebalances; co-partitioned with
+the raw topic, whose key is the involved object, so an Event's state lives where its records are):
+- `occurrences`: the last occurrence number per Event uid, in tumbling windows relative to the
+  records' own timestamps, expiring well after the Kubernetes Event TTL (`occurrence_window_s`);
+  a lookup checks the current and the previous window.
+- `rollouts`: whether each rollout is aborted (for the progress-deadline RolloutAborted).
 Concurrency stays 1: with more, Faust can commit past an unfinished message (faust issue #606).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from datetime import timedelta
 from typing import Any
 
 import faust
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 from herald_contracts import (
     ContractError,
+    DomainEvent,
+    RawRecord,
     dead_letter_headers,
     decode_raw_record,
     encode_domain_event,
 )
-from processors.rollouts import interpret
+from processors.interpreting import Outcome, interpret, occurrence, rollout_key
 from processors.settings import ProcessorSettings
 
 log = logging.getLogger(__name__)
 
-RECORDS = Counter(
-    "herald_processor_records_total", "Raw records processed, by outcome.", ["outcome"]
-)
+RECORDS = Counter("herald_processor_records_total", "Raw records read, by outcome.", ["outcome"])
 DOMAIN_EVENTS = Counter(
     "herald_processor_domain_events_total", "Domain events sent, by type.", ["type"]
+)
+LATENCY = Histogram(
+    "herald_processor_latency_seconds",
+    "From the raw record's timestamp to its domain events acknowledged by Kafka.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+LAG = Gauge(
+    "herald_processor_consumer_lag", "Raw records not yet read, by partition.", ["partition"]
 )
 
 STAGE = "processors"
 
 
-def build_app(settings: ProcessorSettings) -> faust.App:
+def build_app(settings: ProcessorSettings, *, raw_partitions: int) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
         datadir=str(settings.data_dir),
         web_enabled=False,
         producer_acks=-1,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
+        topic_partitions=raw_partitions,
         consumer_auto_offset_reset="earliest",
+        table_cleanup_interval=60.0,
     )
 
-    def raw_topic(name: str) -> Any:
+    def bytes_topic(name: str) -> Any:
         return app.topic(
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    source = raw_topic(settings.raw_topic)
-    domain = raw_topic(settings.domain_topic)
-    dead_letters = raw_topic(settings.dead_letter_topic)
+    source = bytes_topic(settings.raw_topic)
+    domain = bytes_topic(settings.domain_topic)
+    dead_letters = bytes_topic(settings.dead_letter_topic)
+    window = timedelta(seconds=settings.occurrence_window_s)
+    occurrences = (
+        app.Table(
+            "occurrences", default=int, partitions=raw_partitions, key_type=str, value_type=int
+        )
+        .tumbling(window, expires=2 * window)
+        .relative_to_stream()
+    )
+    rollouts = app.Table(
+        "rollouts", default=bool, partitions=raw_partitions, key_type=str, value_type=bool
+    )
+
+    async def dead_letter(message: Any, error: str) -> None:
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
+        )
+        headers = dead_letter_headers(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            stage=STAGE,
+            error=error,
+        )
+        await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
+        RECORDS.labels("dead_lettered").inc()
+
+    async def send(domain_event: DomainEvent) -> None:
+        await (
+            await domain.send(
+                key=domain_event.key.encode(), value=encode_domain_event(domain_event)
+            )
+        )
+        DOMAIN_EVENTS.labels(domain_event.type).inc()
+
+    def remember(record: RawRecord, outcome: Outcome) -> None:
+        if outcome.occurrence is not None:
+            occurrences[outcome.occurrence.key] = outcome.occurrence.n
+        if outcome.rollout_key is not None and outcome.aborted is not None:
+            rollouts[outcome.rollout_key] = outcome.aborted
 
     @app.agent(source, concurrency=1)
     async def interpret_raw_events(stream: faust.StreamT[bytes]) -> None:
@@ -61,35 +121,30 @@ def build_app(settings: ProcessorSettings) -> faust.App:
             message = event.message
             try:
                 record = decode_raw_record(event.value)
-                domain_events = interpret(record)
             except ContractError as e:
-                log.warning(
-                    "dead-lettering %s[%d]@%d: %s",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    e,
-                )
-                headers = dead_letter_headers(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    stage=STAGE,
-                    error=str(e),
-                )
-                sent = await dead_letters.send(
-                    key=message.key, value=message.value, headers=headers
-                )
-                await sent
-                RECORDS.labels("dead_lettered").inc()
+                await dead_letter(message, str(e))
                 continue
-            for domain_event in domain_events:
-                sent = await domain.send(
-                    key=domain_event.key.encode(), value=encode_domain_event(domain_event)
-                )
-                await sent
-                DOMAIN_EVENTS.labels(domain_event.type).inc()
+            key = occurrence(record).key
+            last_n = max(occurrences[key].current(), occurrences[key].delta(window)) or None
+            rollout = rollout_key(record)
+            outcome = interpret(record, last_n=last_n, aborted=bool(rollout and rollouts[rollout]))
+            for domain_event in outcome.events:
+                await send(domain_event)
                 log.info("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
-            RECORDS.labels("interpreted" if domain_events else "ignored").inc()
+            remember(record, outcome)
+            if outcome.events:
+                LATENCY.observe(max(0.0, time.time() - message.timestamp))
+            RECORDS.labels(_label(outcome)).inc()
+            highwater = app.consumer.highwater(message.tp)
+            if highwater is not None:
+                LAG.labels(str(message.partition)).set(max(0, highwater - message.offset - 1))
 
     return app
+
+
+def _label(outcome: Outcome) -> str:
+    if outcome.duplicate:
+        return "duplicate"
+    if outcome.events:
+        return "interpreted"
+    return "suppressed" if outcome.occurrence is not None else "ignored"

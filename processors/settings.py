@@ -27,6 +27,11 @@ class ProcessorSettings:
     """HERALD_DEAD_LETTER_TOPIC."""
     data_dir: Path = Path("herald-processors-data")
     """HERALD_PROCESSOR_DATA_DIR: Faust's local state directory."""
+    replication_factor: int = 1
+    """HERALD_PROCESSOR_REPLICATION_FACTOR: replication of the tables' changelog topics."""
+    occurrence_window_s: int = 43_200
+    """HERALD_OCCURRENCE_WINDOW_S: how long occurrences are remembered (two windows of this size),
+    well beyond the Kubernetes Event TTL (1 h by default, 3 h on OpenShift)."""
     metrics_port: int = 9102
     """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
@@ -49,8 +54,21 @@ class ProcessorSettings:
             ) from e
         if not 0 <= port <= 65535:
             raise SettingsError(f"HERALD_METRICS_PORT must be 0..65535, not {port}")
+        numbers = {}
+        for name, default, minimum in (
+            ("HERALD_PROCESSOR_REPLICATION_FACTOR", 1, 1),
+            ("HERALD_OCCURRENCE_WINDOW_S", 43_200, 60),
+        ):
+            raw = text(name, str(default))
+            if not raw.isdigit() or int(raw) < minimum:
+                raise SettingsError(
+                    f"{name} must be a whole number of at least {minimum}, not {raw!r}"
+                )
+            numbers[name] = int(raw)
         return cls(
             kafka_bootstrap=bootstrap,
+            replication_factor=numbers["HERALD_PROCESSOR_REPLICATION_FACTOR"],
+            occurrence_window_s=numbers["HERALD_OCCURRENCE_WINDOW_S"],
             app_id=text("HERALD_PROCESSOR_APP_ID", "herald-processors"),
             raw_topic=text("HERALD_RAW_TOPIC", RAW_TOPIC),
             domain_topic=text("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),

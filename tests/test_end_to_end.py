@@ -109,7 +109,7 @@ def test_a_canary_rollout_reaches_subscribers_signed_in_order_and_logged(
     fake_kube.play(load_scenario(SCENARIO))
 
     received = every.wait_for(len(EXPECTED), timeout_s=90)
-    assert [(r.event["type"], r.event["data"]["message"]) for r in received] == [
+    assert [(r.event["type"], r.event["data"]["source_message"]) for r in received] == [
         (f"dev.herald.{t}", m) for t, m in EXPECTED
     ]
     [completed] = completed_only.wait_for(1, timeout_s=30)

@@ -70,3 +70,24 @@ def test_undecodable_records_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(ContractError, match=complaint):
         decode_raw_record(payload)
+
+
+@pytest.mark.parametrize(
+    ("obj", "complaint"),
+    [
+        pytest.param({"involvedObject": {}}, "no metadata.uid", id="no-metadata"),
+        pytest.param(
+            {"metadata": {"name": "x"}, "involvedObject": {}}, "no metadata.uid", id="no-uid"
+        ),
+        pytest.param({"metadata": {"uid": "u"}}, "no involvedObject", id="no-involved-object"),
+    ],
+)
+def test_valid_json_that_is_not_an_event_is_refused(obj: dict[str, object], complaint: str) -> None:
+    payload = {
+        "cluster": "c",
+        "watch_type": "ADDED",
+        "collected_at": "2026-01-01T00:00:00Z",
+        "object": obj,
+    }
+    with pytest.raises(ContractError, match=complaint):
+        decode_raw_record(json.dumps(payload).encode())

@@ -1,0 +1,198 @@
+"""Interpret one raw record, given what was processed before: its domain events, if any. Pure.
+
+Which Events count: a Rollout of an `argoproj.io/` API version whose `source.component` is
+`rollouts-controller` (not `reportingComponent`, empty up to Argo Rollouts v1.6 and on aggregated
+Events), or an Application whose `source.component` is `argocd-application-controller` or
+`argocd-server`. A leading `(combined from similar events): ` is stripped before matching (see
+`processors.catalogue`) and reported as `source_message_aggregated`.
+
+Occurrences: `(cluster, Event uid, n)`, `n` being `series.count`, else `count`, else 1. A record whose
+uid was processed before with the same or a higher `n` is a duplicate (a relist, a redelivery, a stale
+copy) and produces nothing; a repeat with a higher `n` is a new occurrence. The domain event id is
+derived from the occurrence and the catalogue name, so reprocessing yields the same ids.
+
+The caller keeps the state (the last `n` per uid, and whether each rollout is aborted) and passes it
+in; the outcome says what to remember. The agent in `processors.app` keeps it in Faust tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from herald_contracts import EVENT_TYPE_PREFIX, DomainEvent, RawRecord, WatchType, object_source
+from processors.catalogue import Effect, Family, match
+
+AGGREGATED_PREFIX = "(combined from similar events): "
+ROLLOUTS_COMPONENT = "rollouts-controller"
+ARGOCD_COMPONENTS = frozenset({"argocd-application-controller", "argocd-server"})
+MAX_TEXT = 4096
+"""Longest message or detail carried in a domain event; longer ones are cut and end with '…'."""
+_ID_NAMESPACE = uuid.UUID("5b0c6f1e-8a4b-4d0e-9a51-6f1e2f3a4b5c")
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    cluster: str
+    uid: str
+    n: int
+
+    @property
+    def key(self) -> str:
+        """The state key of the Event: `<cluster>/<uid>`."""
+        return f"{self.cluster}/{self.uid}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    events: tuple[DomainEvent, ...] = ()
+    occurrence: Occurrence | None = None
+    """Set when the record was an occurrence to remember (it matched the catalogue, and was new)."""
+    duplicate: bool = False
+    rollout_key: str | None = None
+    aborted: bool | None = None
+    """The rollout's aborted state from now on; None leaves it as it was."""
+
+
+NOTHING = Outcome()
+
+
+def rollout_key(record: RawRecord) -> str | None:
+    """The state key of the rollout a record is about (`<cluster>/<ns>/<name>`), if it is one."""
+    involved = _dict(record.object.get("involvedObject"))
+    if _family(record.object) is not Family.ROLLOUT:
+        return None
+    return f"{record.cluster}/{involved.get('namespace', '')}/{involved.get('name', '')}"
+
+
+def occurrence(record: RawRecord) -> Occurrence:
+    event = record.object
+    uid = _dict(event.get("metadata")).get("uid")
+    series = _dict(event.get("series"))
+    n = series.get("count") if series else event.get("count")
+    return Occurrence(record.cluster, str(uid or ""), n if isinstance(n, int) and n > 0 else 1)
+
+
+def interpret(record: RawRecord, *, last_n: int | None, aborted: bool) -> Outcome:
+    """The domain events of one record; `last_n` is the last n processed for its Event uid (None:
+    never), `aborted` whether its rollout is aborted."""
+    if record.watch_type is WatchType.DELETED:
+        return NOTHING  # the TTL removing an Event is not a transition
+    event = record.object
+    family = _family(event)
+    reason, message = event.get("reason"), event.get("message")
+    if family is None or not isinstance(reason, str) or not isinstance(message, str):
+        return NOTHING
+    aggregated = message.startswith(AGGREGATED_PREFIX)
+    found = match(family, reason, message.removeprefix(AGGREGATED_PREFIX))
+    if found is None:
+        return NOTHING
+    rule, fields = found
+    seen = occurrence(record)
+    if last_n is not None and seen.n <= last_n:
+        return Outcome(duplicate=True)
+    key = rollout_key(record)
+    effect = rule.effect
+    if effect is Effect.ABORTS_UNLESS_ABORTED and aborted:
+        return Outcome(occurrence=seen, rollout_key=key, aborted=True)
+    domain_event = _domain_event(
+        record, family, rule.catalogue_name, fields, seen, aggregated=aggregated
+    )
+    new_state = {
+        Effect.ABORTS: True,
+        Effect.ABORTS_UNLESS_ABORTED: True,
+        Effect.PROGRESSES: False,
+        Effect.NONE: None,
+    }[effect]
+    return Outcome(events=(domain_event,), occurrence=seen, rollout_key=key, aborted=new_state)
+
+
+def event_id(seen: Occurrence, catalogue_name: str) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{seen.cluster}/{seen.uid}/{seen.n}/{catalogue_name}"))
+
+
+def observed_at(record: RawRecord) -> str:
+    """`series.lastObservedTime`, else `lastTimestamp`, else `eventTime`; for Events that carry none
+    of these, `firstTimestamp`, `metadata.creationTimestamp`, and last the time it was collected."""
+    event = record.object
+    candidates = (
+        _dict(event.get("series")).get("lastObservedTime"),
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        event.get("firstTimestamp"),
+        _dict(event.get("metadata")).get("creationTimestamp"),
+    )
+    return next((c for c in candidates if isinstance(c, str) and c), record.collected_at)
+
+
+def _family(event: JsonObject) -> Family | None:
+    involved = _dict(event.get("involvedObject"))
+    component = _dict(event.get("source")).get("component")
+    kind, api_version = involved.get("kind"), involved.get("apiVersion")
+    if (
+        kind == "Rollout"
+        and isinstance(api_version, str)
+        and api_version.startswith("argoproj.io/")
+        and component == ROLLOUTS_COMPONENT
+    ):
+        return Family.ROLLOUT
+    if kind == "Application" and component in ARGOCD_COMPONENTS:
+        return Family.APPLICATION
+    return None
+
+
+def _domain_event(
+    record: RawRecord,
+    family: Family,
+    catalogue_name: str,
+    fields: JsonObject,
+    seen: Occurrence,
+    *,
+    aggregated: bool,
+) -> DomainEvent:
+    event = record.object
+    involved = _dict(event.get("involvedObject"))
+    metadata = _dict(event.get("metadata"))
+    kind, namespace, name = (str(involved.get(k) or "") for k in ("kind", "namespace", "name"))
+    when = observed_at(record)
+    data: JsonObject = {
+        "cluster": record.cluster,
+        "kind": kind,
+        "namespace": namespace,
+        "name": name,
+        "observed_at": when,
+        "source_reason": event.get("reason"),
+        "source_message": _cut(str(event.get("message"))),
+        "source_event_uid": seen.uid,
+        "source_event_count": seen.n,
+        "source_event_resource_version": metadata.get("resourceVersion"),
+    }
+    if aggregated:
+        data["source_message_aggregated"] = True
+    if family is Family.APPLICATION:
+        annotations = _dict(metadata.get("annotations"))
+        data["dest_server"] = annotations.get("dest-server")
+        data["dest_namespace"] = annotations.get("dest-namespace")
+    data.update(
+        {k: _cut(v) if k == "detail" and isinstance(v, str) else v for k, v in fields.items()}
+    )
+    return DomainEvent(
+        id=event_id(seen, catalogue_name),
+        source=object_source(cluster=record.cluster, namespace=namespace, kind=kind, name=name),
+        type=EVENT_TYPE_PREFIX + catalogue_name,
+        subject=name,
+        time=when,
+        data=data,
+        key=f"{record.cluster}/{namespace}/{kind}/{name}",
+    )
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _dict(value: object) -> JsonObject:
+    return value if isinstance(value, dict) else {}

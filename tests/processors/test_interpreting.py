@@ -1,0 +1,567 @@
+"""The pure core of the processors: every catalogue row, the version differences, occurrence identity,
+deduplication and the aborted state. Test data follows shared/reference/argo-events.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from herald_contracts import RawRecord, WatchType, encode_domain_event
+from processors.interpreting import MAX_TEXT, Outcome, interpret
+from tests.support import ROLLOUT, rollout_event, validate
+
+APP = {
+    "kind": "Application",
+    "namespace": "argocd",
+    "name": "payments",
+    "uid": "b1d2",
+    "apiVersion": "argoproj.io/v1alpha1",
+}
+SHA = "3f6c2e1d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
+
+
+def app_event(
+    reason: str, message: str, *, component: str = "argocd-application-controller", **kw: Any
+) -> dict[str, Any]:
+    event = rollout_event(reason, message, component=component, reporting="", involved=APP, **kw)
+    event["metadata"]["annotations"] = {
+        "dest-server": "https://kubernetes.default.svc",
+        "dest-namespace": "billing",
+    }
+    return event
+
+
+def record(
+    event: dict[str, Any], *, watch_type: WatchType = WatchType.ADDED, cluster: str = "prod-eu"
+) -> RawRecord:
+    return RawRecord(
+        cluster=cluster, watch_type=watch_type, collected_at="2026-08-20T09:17:00Z", object=event
+    )
+
+
+def run(event: dict[str, Any], *, last_n: int | None = None, aborted: bool = False) -> Outcome:
+    return interpret(record(event), last_n=last_n, aborted=aborted)
+
+
+def only(event: dict[str, Any], **kw: Any) -> tuple[str, dict[str, Any]]:
+    [domain_event] = run(event, **kw).events
+    validate("deploy-event.v1.schema.json", json.loads(encode_domain_event(domain_event)))
+    return domain_event.type.removeprefix("dev.herald."), domain_event.data
+
+
+def catalogue_fields(data: dict[str, Any]) -> dict[str, Any]:
+    common = {
+        "cluster",
+        "kind",
+        "namespace",
+        "name",
+        "observed_at",
+        "source_reason",
+        "source_message",
+        "source_event_uid",
+        "source_event_count",
+        "source_event_resource_version",
+        "source_message_aggregated",
+        "dest_server",
+        "dest_namespace",
+    }
+    return {k: v for k, v in data.items() if k not in common}
+
+
+ROWS = [
+    # Argo Rollouts v1.x
+    ("RolloutUpdated", "Rollout updated to revision 3", "rollout.update_started", {"revision": 3}),
+    (
+        "RolloutStepCompleted",
+        "Rollout step 1/2 completed (setWeight: 50)",
+        "rollout.step_advanced",
+        {"step_index": 1, "step_total": 2, "step": "setWeight: 50", "legacy": False},
+    ),
+    (
+        "RolloutStepCompleted",
+        "Rollout step 2/2 completed (pause: 3s)",
+        "rollout.step_advanced",
+        {"step_index": 2, "step_total": 2, "step": "pause: 3s", "legacy": False},
+    ),
+    (
+        "RolloutStepCompleted",
+        "Rollout step 3/4 completed (setCanaryScale{weight: 20})",
+        "rollout.step_advanced",
+        {"step_index": 3, "step_total": 4, "step": "setCanaryScale{weight: 20}", "legacy": False},
+    ),
+    (
+        "RolloutStepCompleted",
+        "Rollout step 4/8 completed (pause)",
+        "rollout.step_advanced",
+        {"step_index": 4, "step_total": 8, "step": "pause", "legacy": False},
+    ),
+    (
+        "RolloutPaused",
+        "Rollout is paused (CanaryPauseStep)",
+        "rollout.paused",
+        {"pause_reason": "CanaryPauseStep"},
+    ),
+    (
+        "RolloutPaused",
+        "Rollout is paused (InconclusiveAnalysisRun)",
+        "rollout.paused",
+        {"pause_reason": "InconclusiveAnalysisRun"},
+    ),
+    ("RolloutResumed", "Rollout is resumed", "rollout.resumed", {}),
+    (
+        "RolloutAborted",
+        "Rollout aborted update to revision 2",
+        "rollout.aborted",
+        {"revision": 2, "detail": None},
+    ),
+    (
+        "RolloutAborted",
+        'Rollout aborted update to revision 2: Metric "cpu-usage" assessed Failed due to failed (1) > failureLimit (0)',
+        "rollout.aborted",
+        {
+            "revision": 2,
+            "detail": 'Metric "cpu-usage" assessed Failed due to failed (1) > failureLimit (0)',
+        },
+    ),
+    (
+        "RolloutAborted",
+        'ReplicaSet "payments-6f8b9c7d5" has timed out progressing.',
+        "rollout.aborted",
+        {"revision": None, "detail": 'ReplicaSet "payments-6f8b9c7d5" has timed out progressing.'},
+    ),
+    (
+        "RolloutCompleted",
+        "Rollout completed update to revision 2 (6f8b9c7d5): Completed all 3 canary steps",
+        "rollout.completed",
+        {
+            "revision": 2,
+            "pod_hash": "6f8b9c7d5",
+            "detail": "Completed all 3 canary steps",
+            "legacy": False,
+        },
+    ),
+    (
+        "RolloutCompleted",
+        "Rollout completed update to revision 4 (7c9d): Completed blue-green update",
+        "rollout.completed",
+        {
+            "revision": 4,
+            "pod_hash": "7c9d",
+            "detail": "Completed blue-green update",
+            "legacy": False,
+        },
+    ),
+    # Argo Rollouts <= v0.10
+    (
+        "SetStepIndex",
+        "Set Step Index to 2",
+        "rollout.step_advanced",
+        {"step_index": 2, "step_total": None, "step": None, "legacy": True},
+    ),
+    (
+        "SettingStableRS",
+        "Completed all steps",
+        "rollout.completed",
+        {"revision": None, "pod_hash": None, "detail": "Completed all steps", "legacy": True},
+    ),
+]
+
+APP_ROWS = [
+    (
+        "ResourceUpdated",
+        "Updated health status: Progressing -> Suspended",
+        "application.health_changed",
+        {"from": "Progressing", "to": "Suspended", "detail": None},
+    ),
+    (
+        "ResourceUpdated",
+        "Updated health status:  -> Missing",
+        "application.health_changed",
+        {"from": "", "to": "Missing", "detail": None},
+    ),
+    (
+        "ResourceUpdated",
+        "Updated health status: Healthy -> Degraded (Caused by apps/Deployment:default/api)",
+        "application.health_changed",
+        {"from": "Healthy", "to": "Degraded", "detail": "Caused by apps/Deployment:default/api"},
+    ),
+    (
+        "ResourceUpdated",
+        "Updated sync status: Synced -> OutOfSync",
+        "application.sync_changed",
+        {"from": "Synced", "to": "OutOfSync"},
+    ),
+    (
+        "ResourceUpdated",
+        "Updated sync status:  -> OutOfSync",
+        "application.sync_changed",
+        {"from": "", "to": "OutOfSync"},
+    ),
+    (
+        "OperationStarted",
+        f"Initiated automated sync to '{SHA}'",
+        "application.operation_started",
+        {"initiator": "automated", "user": None, "revision": SHA, "target_revision": None},
+    ),
+    (
+        "OperationCompleted",
+        f"Sync operation to {SHA} succeeded",
+        "application.operation_completed",
+        {"phase": "Succeeded", "revision": SHA, "detail": None},
+    ),
+    (
+        "OperationCompleted",
+        "Partial sync operation succeeded",
+        "application.operation_completed",
+        {"phase": "Succeeded", "revision": None, "detail": None},
+    ),
+    (
+        "OperationCompleted",
+        "Sync operation to  succeeded",
+        "application.operation_completed",
+        {"phase": "Succeeded", "revision": None, "detail": None},
+    ),
+    (
+        "OperationCompleted",
+        f'Sync operation to {SHA} failed: one or more objects failed to apply, reason: Deployment.apps "api" is invalid',
+        "application.operation_completed",
+        {
+            "phase": "Failed",
+            "revision": SHA,
+            "detail": 'one or more objects failed to apply, reason: Deployment.apps "api" is invalid',
+        },
+    ),
+]
+
+SERVER_ROWS = [
+    (
+        "OperationStarted",
+        f"alice initiated sync to main ({SHA})",
+        "application.operation_started",
+        {"initiator": "user", "user": "alice", "revision": SHA, "target_revision": "main"},
+    ),
+    (
+        "OperationStarted",
+        f"Unknown user initiated partial sync to v1.2.3 ({SHA})",
+        "application.operation_started",
+        {"initiator": "user", "user": "Unknown user", "revision": SHA, "target_revision": "v1.2.3"},
+    ),
+    (
+        "ResourceActionRan",
+        "alice ran action resume",
+        "application.resource_action",
+        {"user": "alice", "action": "resume", "resource": None},
+    ),
+    (
+        "ResourceActionRan",
+        "bob ran action restart on resource apps/Deployment/api",
+        "application.resource_action",
+        {"user": "bob", "action": "restart", "resource": "apps/Deployment/api"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "domain_type", "fields"), ROWS, ids=[f"{r[0]}:{r[1][:40]}" for r in ROWS]
+)
+def test_rollout_events_become_their_catalogue_event(
+    reason: str, message: str, domain_type: str, fields: dict[str, Any]
+) -> None:
+    got_type, data = only(rollout_event(reason, message))
+    assert (got_type, catalogue_fields(data)) == (domain_type, fields)
+    assert (data["kind"], data["namespace"], data["name"], data["source_reason"]) == (
+        "Rollout",
+        "billing",
+        "payments",
+        reason,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "domain_type", "fields"),
+    APP_ROWS,
+    ids=[f"{r[0]}:{r[1][:40]}" for r in APP_ROWS],
+)
+def test_application_controller_events_become_their_catalogue_event(
+    reason: str, message: str, domain_type: str, fields: dict[str, Any]
+) -> None:
+    got_type, data = only(app_event(reason, message))
+    assert (got_type, catalogue_fields(data)) == (domain_type, fields)
+    assert (data["dest_server"], data["dest_namespace"]) == (
+        "https://kubernetes.default.svc",
+        "billing",
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "domain_type", "fields"),
+    SERVER_ROWS,
+    ids=[f"{r[0]}:{r[1][:40]}" for r in SERVER_ROWS],
+)
+def test_argocd_server_events_become_their_catalogue_event(
+    reason: str, message: str, domain_type: str, fields: dict[str, Any]
+) -> None:
+    got_type, data = only(app_event(reason, message, component="argocd-server"))
+    assert (got_type, catalogue_fields(data)) == (domain_type, fields)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param(
+            rollout_event(
+                "ScalingReplicaSet",
+                "Scaled up ReplicaSet payments-6f8b9c7d5 (revision 2) from 0 to 1",
+            ),
+            id="rollout-scaling",
+        ),
+        pytest.param(
+            rollout_event(
+                "RolloutAddedToInformer", "Rollout resource added to informer: billing/payments"
+            ),
+            id="added-to-informer",
+        ),
+        pytest.param(
+            rollout_event(
+                "SettingStableRS", "Setting StableRS to CurrentPodHash: StableRS hash: 5d4c"
+            ),
+            id="v0.10-initial-stable",
+        ),
+        pytest.param(
+            rollout_event(
+                "RolloutCompleted",
+                "Rollout completed update to revision 2 (a): x",
+                component="argocd-server",
+            ),
+            id="argocd-server-on-rollout",
+        ),
+        pytest.param(
+            rollout_event(
+                "AnalysisRunFailed",
+                "Analysis Completed. Result: Failed",
+                involved={**ROLLOUT, "kind": "AnalysisRun"},
+            ),
+            id="analysisrun",
+        ),
+        pytest.param(
+            rollout_event(
+                "ScalingReplicaSet",
+                "Scaled up replica set api-5d to 3",
+                component="deployment-controller",
+                involved={**ROLLOUT, "kind": "Deployment", "apiVersion": "apps/v1"},
+            ),
+            id="deployment",
+        ),
+        pytest.param(
+            rollout_event(
+                "Pulled",
+                "Container image already present",
+                component="kubelet",
+                involved={"kind": "Pod", "namespace": "billing", "name": "p", "apiVersion": "v1"},
+            ),
+            id="pod",
+        ),
+        pytest.param(
+            rollout_event(
+                "RolloutCompleted",
+                "Rollout completed update to revision 2 (a): x",
+                involved={**ROLLOUT, "apiVersion": "apps/v1"},
+            ),
+            id="not-argoproj",
+        ),
+        pytest.param(
+            app_event("StatusRefreshed", "Unable to delete application resources: x"),
+            id="app-unknown-reason",
+        ),
+        pytest.param(
+            app_event("ResourceCreated", "alice created application", component="argocd-server"),
+            id="app-created",
+        ),
+        pytest.param(
+            app_event(
+                "OperationCompleted",
+                "Sync operation to abc succeeded",
+                component="argocd-repo-server",
+            ),
+            id="other-argocd-component",
+        ),
+        # messages that almost match
+        pytest.param(
+            rollout_event("RolloutUpdated", "Rollout updated to revision two"), id="missing-number"
+        ),
+        pytest.param(rollout_event("RolloutResumed", "Rollout is resumed!"), id="extra-text"),
+        pytest.param(rollout_event("RolloutResumed", "rollout is resumed"), id="wrong-case"),
+        pytest.param(
+            rollout_event("RolloutStepCompleted", "Rollout step /2 completed (pause)"),
+            id="missing-step-number",
+        ),
+        pytest.param(
+            rollout_event("RolloutPaused", "Rollout is paused"), id="missing-pause-reason"
+        ),
+        pytest.param(
+            app_event("ResourceUpdated", "Updated sync status: Synced ->"), id="missing-to"
+        ),
+        pytest.param(
+            app_event(
+                "OperationStarted",
+                "alice initiated sync to main (not-a-sha)",
+                component="argocd-server",
+            ),
+            id="bad-sha",
+        ),
+        pytest.param(
+            app_event(
+                "OperationStarted", "alice initiated rollback to 3", component="argocd-server"
+            ),
+            id="rollback",
+        ),
+        pytest.param(
+            {**rollout_event("RolloutResumed", "Rollout is resumed"), "message": None},
+            id="no-message",
+        ),
+    ],
+)
+def test_everything_else_produces_nothing(event: dict[str, Any]) -> None:
+    assert run(event) == Outcome()
+
+
+def test_source_component_decides_even_when_reporting_component_is_empty() -> None:
+    assert (
+        only(rollout_event("RolloutResumed", "Rollout is resumed", reporting=""))[0]
+        == "rollout.resumed"
+    )  # <= v1.6
+
+
+def test_the_aggregation_prefix_is_stripped_and_reported() -> None:
+    message = "(combined from similar events): Rollout step 10/12 completed (setWeight: 90)"
+    _, data = only(rollout_event("RolloutStepCompleted", message, reporting=""))
+    assert data["step_index"] == 10
+    assert data["source_message_aggregated"] is True
+    assert data["source_message"] == message
+    _, plain = only(
+        rollout_event("RolloutStepCompleted", "Rollout step 9/12 completed (setWeight: 80)")
+    )
+    assert "source_message_aggregated" not in plain
+
+
+def test_a_deleted_event_is_not_a_transition() -> None:
+    assert (
+        interpret(
+            record(
+                rollout_event("RolloutResumed", "Rollout is resumed"), watch_type=WatchType.DELETED
+            ),
+            last_n=None,
+            aborted=False,
+        )
+        == Outcome()
+    )
+
+
+def test_common_fields_name_the_source_event() -> None:
+    event = rollout_event(
+        "RolloutResumed",
+        "Rollout is resumed",
+        uid="u-1",
+        count=3,
+        last_timestamp="2026-08-20T09:16:53Z",
+    )
+    _, data = only(event)
+    assert data["source_event_uid"] == "u-1"
+    assert data["source_event_count"] == 3
+    assert data["source_event_resource_version"] == "1"
+    assert data["observed_at"] == "2026-08-20T09:16:53Z"
+    assert data["cluster"] == "prod-eu"
+
+
+def test_observed_at_prefers_series_then_last_timestamp_then_event_time() -> None:
+    event = rollout_event("RolloutResumed", "Rollout is resumed")
+    with_series = {
+        **event,
+        "series": {"count": 2, "lastObservedTime": "2026-08-20T10:00:00.123456Z"},
+    }
+    assert run(with_series).events[0].time == "2026-08-20T10:00:00.123456Z"
+    new_api = {
+        **event,
+        "lastTimestamp": None,
+        "firstTimestamp": None,
+        "eventTime": "2026-08-20T11:00:00.000001Z",
+    }
+    assert run(new_api).events[0].time == "2026-08-20T11:00:00.000001Z"
+
+
+def test_the_same_occurrence_always_gets_the_same_id() -> None:
+    event = rollout_event("RolloutResumed", "Rollout is resumed", uid="u-1", count=2)
+    assert run(event).events[0].id == run(event).events[0].id
+    other_cluster = interpret(record(event, cluster="staging"), last_n=None, aborted=False)
+    assert other_cluster.events[0].id != run(event).events[0].id
+
+
+def test_a_repeat_with_a_higher_count_is_a_new_occurrence() -> None:
+    first = run(rollout_event("RolloutResumed", "Rollout is resumed", uid="u-1", count=1))
+    repeat = run(
+        rollout_event("RolloutResumed", "Rollout is resumed", uid="u-1", count=2), last_n=1
+    )
+    assert first.events[0].id != repeat.events[0].id
+    assert repeat.occurrence is not None
+    assert (repeat.occurrence.key, repeat.occurrence.n) == ("prod-eu/u-1", 2)
+
+
+@pytest.mark.parametrize("last_n", [2, 3])
+def test_the_same_or_a_lower_count_is_a_duplicate(last_n: int) -> None:
+    outcome = run(
+        rollout_event("RolloutResumed", "Rollout is resumed", uid="u-1", count=2), last_n=last_n
+    )
+    assert outcome == Outcome(duplicate=True)
+
+
+def test_series_count_is_the_occurrence_number_when_present() -> None:
+    event = {
+        **rollout_event("RolloutResumed", "Rollout is resumed", count=1),
+        "series": {"count": 5, "lastObservedTime": "2026-08-20T10:00:00Z"},
+    }
+    assert run(event, last_n=4).events[0].data["source_event_count"] == 5
+    assert run(event, last_n=5).duplicate
+
+
+def test_a_second_abort_for_the_same_abort_is_suppressed() -> None:
+    deadline = rollout_event("RolloutAborted", 'Rollout "payments" has timed out progressing.')
+    assert run(deadline, aborted=True).events == ()
+    assert run(deadline, aborted=True).aborted is True
+    assert [e.type for e in run(deadline, aborted=False).events] == ["dev.herald.rollout.aborted"]
+
+
+def test_an_explicit_abort_is_always_reported() -> None:
+    assert run(
+        rollout_event("RolloutAborted", "Rollout aborted update to revision 3"), aborted=True
+    ).events
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "aborted_after"),
+    [
+        ("RolloutAborted", "Rollout aborted update to revision 3", True),
+        ("RolloutUpdated", "Rollout updated to revision 4", False),
+        ("RolloutStepCompleted", "Rollout step 1/2 completed (setWeight: 50)", False),
+        ("RolloutResumed", "Rollout is resumed", False),
+        ("RolloutCompleted", "Rollout completed update to revision 4 (a): Initial deploy", False),
+        ("RolloutPaused", "Rollout is paused (CanaryPauseStep)", None),
+    ],
+)
+def test_progress_clears_the_aborted_state_and_aborts_set_it(
+    reason: str, message: str, aborted_after: bool | None
+) -> None:
+    outcome = run(rollout_event(reason, message), aborted=True)
+    assert outcome.aborted is aborted_after
+    assert outcome.rollout_key == "prod-eu/billing/payments"
+
+
+def test_huge_messages_are_cut_in_the_domain_event() -> None:
+    detail = "x" * 100_000
+    _, data = only(
+        rollout_event("RolloutAborted", f"Rollout aborted update to revision 2: {detail}")
+    )
+    assert len(data["detail"]) == MAX_TEXT
+    assert data["detail"].endswith("…")
+    assert len(data["source_message"]) == MAX_TEXT
