@@ -31,6 +31,13 @@ def raw_partitions(settings: ProcessorSettings) -> int:
     return len(topic.partitions)
 
 
+def _restart_in_place() -> None:
+    """Start the worker over in the same process: fresh state, reading from the committed offsets."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "processors"])  # noqa: S606 - ourselves, same args
+
+
 def main() -> None:
     try:
         settings = ProcessorSettings.from_env(os.environ)
@@ -39,7 +46,7 @@ def main() -> None:
         sys.exit(f"processor: bad setting: {e}")
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    app = build_app(settings, raw_partitions=partitions)
+    app = build_app(settings, raw_partitions=partitions, restart=_restart_in_place)
     worker = faust.Worker(app, loglevel="INFO")
     worker.execute_from_commandline()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ from herald_contracts import (
 )
 from processors.interpreting import Outcome, interpret, occurrence, rollout_key
 from processors.settings import ProcessorSettings
+from processors.stalls import StallGuard
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,17 @@ LAG = Gauge(
     "herald_processor_consumer_lag", "Raw records not yet read, by partition.", ["partition"]
 )
 
+STALLS = Counter(
+    "herald_processor_commit_stalls_total",
+    "Worker restarts because commits were stuck behind records dropped during recovery.",
+)
+
 STAGE = "processors"
 
 
-def build_app(settings: ProcessorSettings, *, raw_partitions: int) -> faust.App:
+def build_app(
+    settings: ProcessorSettings, *, raw_partitions: int, restart: Callable[[], None]
+) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
@@ -65,6 +74,11 @@ def build_app(settings: ProcessorSettings, *, raw_partitions: int) -> faust.App:
         topic_partitions=raw_partitions,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
+        # A worker that died (kill -9, node lost) is noticed after this, and its partitions move.
+        broker_session_timeout=settings.session_timeout_s,
+        # The tables' keys (str, and (str, window) for the windowed one) and values travel as JSON.
+        key_serializer="json",
+        value_serializer="json",
     )
 
     def bytes_topic(name: str) -> Any:
@@ -77,15 +91,11 @@ def build_app(settings: ProcessorSettings, *, raw_partitions: int) -> faust.App:
     dead_letters = bytes_topic(settings.dead_letter_topic)
     window = timedelta(seconds=settings.occurrence_window_s)
     occurrences = (
-        app.Table(
-            "occurrences", default=int, partitions=raw_partitions, key_type=str, value_type=int
-        )
+        app.Table("occurrences", default=int, partitions=raw_partitions)
         .tumbling(window, expires=2 * window)
         .relative_to_stream()
     )
-    rollouts = app.Table(
-        "rollouts", default=bool, partitions=raw_partitions, key_type=str, value_type=bool
-    )
+    rollouts = app.Table("rollouts", default=bool, partitions=raw_partitions)
 
     async def dead_letter(message: Any, error: str) -> None:
         log.warning(
@@ -138,6 +148,21 @@ def build_app(settings: ProcessorSettings, *, raw_partitions: int) -> faust.App:
             highwater = app.consumer.highwater(message.tp)
             if highwater is not None:
                 LAG.labels(str(message.partition)).set(max(0, highwater - message.offset - 1))
+
+    guard = StallGuard(after_s=settings.commit_stall_s)
+
+    @app.timer(interval=max(1.0, settings.commit_stall_s / 4))  # type: ignore[untyped-decorator]
+    async def guard_commits() -> None:
+        consumer: Any = app.consumer  # Faust keeps the acknowledged offsets in private state
+        stalled = guard.check(consumer._acked, consumer._committed_offset, now=time.monotonic())
+        if stalled:
+            log.error(
+                "commits of %s have been stuck behind records Faust dropped during recovery "
+                "(faust issue #596); restarting the worker to re-read them from the committed offsets",
+                sorted(str(tp) for tp in stalled),
+            )
+            STALLS.inc()
+            restart()
 
     return app
 

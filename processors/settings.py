@@ -32,6 +32,11 @@ class ProcessorSettings:
     occurrence_window_s: int = 43_200
     """HERALD_OCCURRENCE_WINDOW_S: how long occurrences are remembered (two windows of this size),
     well beyond the Kubernetes Event TTL (1 h by default, 3 h on OpenShift)."""
+    session_timeout_s: int = 10
+    """HERALD_PROCESSOR_SESSION_TIMEOUT_S: how soon the group notices a worker that died."""
+    commit_stall_s: int = 30
+    """HERALD_PROCESSOR_COMMIT_STALL_S: how long commits may stay stuck behind records Faust dropped
+    in recovery (faust issue #596) before the worker restarts itself to re-read them."""
     metrics_port: int = 9102
     """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
@@ -58,6 +63,8 @@ class ProcessorSettings:
         for name, default, minimum in (
             ("HERALD_PROCESSOR_REPLICATION_FACTOR", 1, 1),
             ("HERALD_OCCURRENCE_WINDOW_S", 43_200, 60),
+            ("HERALD_PROCESSOR_SESSION_TIMEOUT_S", 10, 6),
+            ("HERALD_PROCESSOR_COMMIT_STALL_S", 30, 4),
         ):
             raw = text(name, str(default))
             if not raw.isdigit() or int(raw) < minimum:
@@ -69,6 +76,8 @@ class ProcessorSettings:
             kafka_bootstrap=bootstrap,
             replication_factor=numbers["HERALD_PROCESSOR_REPLICATION_FACTOR"],
             occurrence_window_s=numbers["HERALD_OCCURRENCE_WINDOW_S"],
+            session_timeout_s=numbers["HERALD_PROCESSOR_SESSION_TIMEOUT_S"],
+            commit_stall_s=numbers["HERALD_PROCESSOR_COMMIT_STALL_S"],
             app_id=text("HERALD_PROCESSOR_APP_ID", "herald-processors"),
             raw_topic=text("HERALD_RAW_TOPIC", RAW_TOPIC),
             domain_topic=text("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),
