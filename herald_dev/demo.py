@@ -34,7 +34,7 @@ SCENARIO = infra.REPO / "deploy" / "local" / "scenarios" / "canary.jsonl"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m herald_dev.demo", description=__doc__)
     parser.add_argument("--scenario", type=Path, default=SCENARIO)
-    parser.add_argument("--expect", type=int, default=7, help="domain events the scenario yields")
+    parser.add_argument("--expect", type=int, default=8, help="domain events the scenario yields")
     parser.add_argument("--timeout-s", type=float, default=120)
     parser.add_argument("--keep-running", action="store_true", help="run until Ctrl-C")
     args = parser.parse_args(argv)
