@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from herald_contracts.errors import ContractError
+from herald_contracts.errors import ContractError, load_json_object
 
 SPEC_VERSION = "1.0"
 EVENT_TYPE_PREFIX = "dev.herald."
@@ -63,14 +63,7 @@ def encode_domain_event(event: DomainEvent) -> bytes:
 
 def decode_domain_event(data: bytes | None, *, key: bytes | None) -> DomainEvent:
     """Parse one domain-topic record; raise ContractError naming what is wrong."""
-    if data is None:
-        raise ContractError("record has no value (tombstone)")
-    try:
-        payload = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ContractError(f"record is not JSON: {e}") from e
-    if not isinstance(payload, dict):
-        raise ContractError("record is not a JSON object")
+    payload = load_json_object(data)
     if payload.get("specversion") != SPEC_VERSION:
         raise ContractError(f"specversion must be {SPEC_VERSION!r}")
     fields: dict[str, str] = {}

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from herald_contracts.errors import ContractError
+from herald_contracts.errors import ContractError, load_json_object
 
 JsonObject = dict[str, Any]
 
@@ -61,7 +61,7 @@ def encode_raw_record(record: RawRecord) -> bytes:
 
 def decode_raw_record(data: bytes | None) -> RawRecord:
     """Parse one raw-topic value; raise ContractError naming what is wrong."""
-    payload = _load_object(data)
+    payload = load_json_object(data)
     cluster = payload.get("cluster")
     if not isinstance(cluster, str) or not cluster:
         raise ContractError("raw record: 'cluster' must be a non-empty string")
@@ -88,15 +88,3 @@ def decode_raw_record(data: bytes | None) -> RawRecord:
     if not isinstance(obj.get("involvedObject"), dict):
         raise ContractError("raw record: 'object' is not a core/v1 Event: no involvedObject")
     return RawRecord(cluster=cluster, watch_type=watch_type, collected_at=collected_at, object=obj)
-
-
-def _load_object(data: bytes | None) -> JsonObject:
-    if data is None:
-        raise ContractError("record has no value (tombstone)")
-    try:
-        payload = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ContractError(f"record is not JSON: {e}") from e
-    if not isinstance(payload, dict):
-        raise ContractError("record is not a JSON object")
-    return payload
