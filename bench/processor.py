@@ -1,0 +1,217 @@
+"""Processor benchmark: raw records per second through one Faust worker, against bare client loops.
+
+    .venv/bin/python bench/processor.py [--records 40000]
+
+It starts its own Kafka broker (or uses HERALD_KAFKA_BOOTSTRAP), writes a realistic mix of raw records
+(mostly noise: Pods, Deployments, ReplicaSets; about one in seven an Argo Rollouts or Argo CD Event of
+the catalogue) and measures, in one run over the same records:
+1. `python -m processors` (one worker): raw records per second, from its consumer group's committed
+   offsets (the first commit to the last, so the worker's start-up is left out);
+2. a bare aiokafka consume-and-produce loop (Faust's own client): every record read is produced to
+   another topic, then flushed;
+3. the same bare loop with confluent-kafka.
+It prints our rate as a ratio of each. The figures are wall-clock on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from herald_contracts import RawRecord, WatchType, encode_raw_record  # noqa: E402
+from herald_dev import infra  # noqa: E402
+
+PARTITIONS = 3
+SHA = "3f6c2e1d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
+
+
+def raw_event(i: int) -> dict[str, Any]:
+    kind = i % 14
+    namespace = f"team-{i % 40}"
+    if kind == 0:
+        involved = {"kind": "Rollout", "name": f"svc-{i % 300}", "apiVersion": "argoproj.io/v1alpha1"}
+        reason, message, component = "RolloutStepCompleted", f"Rollout step {i % 8 + 1}/8 completed (setWeight: 10)", "rollouts-controller"
+    elif kind == 1:
+        involved = {"kind": "Application", "name": f"app-{i % 300}", "apiVersion": "argoproj.io/v1alpha1"}
+        reason, message, component = "ResourceUpdated", "Updated sync status: Synced -> OutOfSync", "argocd-application-controller"
+    elif kind in (2, 3, 4):
+        involved = {"kind": "Rollout", "name": f"svc-{i % 300}", "apiVersion": "argoproj.io/v1alpha1"}
+        reason, message, component = "ScalingReplicaSet", f"Scaled up ReplicaSet svc-{i:x} (revision 2) from 0 to 1", "rollouts-controller"
+    elif kind in (5, 6, 7, 8):
+        involved = {"kind": "Pod", "name": f"svc-{i % 300}-{i:x}", "apiVersion": "v1", "fieldPath": "spec.containers{app}"}
+        reason, message, component = "Pulled", 'Container image "registry.example/app:1.2.3" already present on machine', "kubelet"
+    else:
+        involved = {"kind": "ReplicaSet", "name": f"svc-{i % 300}-{i % 7}", "apiVersion": "apps/v1"}
+        reason, message, component = "SuccessfulCreate", f"Created pod: svc-{i:x}", "replicaset-controller"
+    return {
+        "kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": f"{involved['name']}.{i:016x}", "namespace": namespace, "uid": str(uuid.uuid4()),
+                     "resourceVersion": str(1000 + i), "creationTimestamp": "2026-08-20T09:14:27Z"},
+        "involvedObject": {**involved, "namespace": namespace, "uid": str(uuid.uuid4())},
+        "reason": reason, "message": message, "source": {"component": component},
+        "firstTimestamp": "2026-08-20T09:14:27Z", "lastTimestamp": "2026-08-20T09:14:27Z", "count": 1,
+        "type": "Normal", "eventTime": None, "reportingComponent": component, "reportingInstance": "",
+    }
+
+
+def records(count: int) -> list[tuple[bytes, bytes]]:
+    out = []
+    for i in range(count):
+        record = RawRecord(cluster="bench", watch_type=WatchType.ADDED, collected_at="2026-08-20T09:14:28Z", object=raw_event(i))
+        out.append((record.key.encode(), encode_raw_record(record)))
+    return out
+
+
+def produce_all(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5, "compression.type": "lz4"})
+    for key, value in items:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(60) == 0
+
+
+def committed(bootstrap: str, topic: str, group: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        parts = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        return sum(max(0, tp.offset) for tp in parts)
+    finally:
+        consumer.close()
+
+
+def processor_rate(bootstrap: str, topics: dict[str, str], total: int, work: Path) -> float:
+    app_id = f"bench-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, **topics, "HERALD_KAFKA_BOOTSTRAP": bootstrap, "HERALD_METRICS_PORT": "0",
+           "HERALD_PROCESSOR_APP_ID": app_id, "HERALD_PROCESSOR_DATA_DIR": str(work / app_id)}
+    process = subprocess.Popen([sys.executable, "-m", "processors"], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples: list[tuple[float, int]] = []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = committed(bootstrap, topics["HERALD_RAW_TOPIC"], app_id)
+            if done and (not samples or done != samples[-1][1]):
+                samples.append((time.monotonic(), done))
+            if done >= total:
+                break
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    return (n1 - n0) / (t1 - t0)
+
+
+async def aiokafka_loop(bootstrap: str, source: str, sink: str, total: int) -> float:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: PLC0415 - Faust's own client
+
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"bare-aio-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        seen = 0
+        started: float | None = None
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            for messages in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                for message in messages:
+                    json.loads(message.value)
+                    await producer.send(sink, key=message.key, value=message.value)
+                    seen += 1
+        await producer.flush()
+        await consumer.commit()
+        assert started is not None
+        return total / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def confluent_loop(bootstrap: str, source: str, sink: str, total: int) -> float:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-ck-{uuid.uuid4().hex[:6]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                         "partitioner": "murmur2_random", "linger.ms": 5})
+    consumer.subscribe([source])
+    seen = 0
+    started: float | None = None
+    try:
+        while seen < total:
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                if started is None:
+                    started = time.perf_counter()
+                json.loads(message.value() or b"{}")
+                while True:
+                    try:
+                        producer.produce(sink, key=message.key(), value=message.value())
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                producer.poll(0)
+                seen += 1
+        producer.flush(60)
+        consumer.commit(asynchronous=False)
+        assert started is not None
+        return total / (time.perf_counter() - started)
+    finally:
+        consumer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=40_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    bootstrap = os.environ.get("HERALD_KAFKA_BOOTSTRAP", "")
+    pid = None
+    try:
+        if not bootstrap:
+            pid, bootstrap, _ = infra.start_kafka(work)
+        run = uuid.uuid4().hex[:6]
+        topics = {"HERALD_RAW_TOPIC": f"bench.{run}.raw", "HERALD_DOMAIN_TOPIC": f"bench.{run}.domain",
+                  "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.dead", "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.cp"}
+        infra.create_topics(bootstrap, topics, partitions=PARTITIONS)
+        sinks = {"HERALD_RAW_TOPIC": f"bench.{run}.sink-aio", "HERALD_DOMAIN_TOPIC": f"bench.{run}.sink-ck",
+                 "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.unused", "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.unused-cp"}
+        infra.create_topics(bootstrap, sinks, partitions=PARTITIONS)
+        items = records(args.records)
+        argo = sum(1 for i in range(args.records) if i % 14 in (0, 1))
+        produce_all(bootstrap, topics["HERALD_RAW_TOPIC"], items)
+        ours = processor_rate(bootstrap, topics, args.records, work)
+        aio = asyncio.run(aiokafka_loop(bootstrap, topics["HERALD_RAW_TOPIC"], sinks["HERALD_RAW_TOPIC"], args.records))
+        ck = confluent_loop(bootstrap, topics["HERALD_RAW_TOPIC"], sinks["HERALD_DOMAIN_TOPIC"], args.records)
+        print(f"{args.records} raw records ({argo} of them Argo events of the catalogue), {PARTITIONS} partitions")
+        print(f"python -m processors, one worker: {ours:,.0f} raw records/s; target >= 5,000/s")
+        print(f"bare aiokafka consume-and-produce loop: {aio:,.0f} records/s; ratio ours/aiokafka = {ours / aio:.2f} (aim >= 0.5)")
+        print(f"bare confluent-kafka consume-and-produce loop: {ck:,.0f} records/s; ratio ours/confluent = {ours / ck:.2f}")
+    finally:
+        if pid is not None:
+            infra.stop_kafka(pid)
+
+
+if __name__ == "__main__":
+    main()
