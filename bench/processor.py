@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -43,41 +43,103 @@ def raw_event(i: int) -> dict[str, Any]:
     kind = i % 14
     namespace = f"team-{i % 40}"
     if kind == 0:
-        involved = {"kind": "Rollout", "name": f"svc-{i % 300}", "apiVersion": "argoproj.io/v1alpha1"}
-        reason, message, component = "RolloutStepCompleted", f"Rollout step {i % 8 + 1}/8 completed (setWeight: 10)", "rollouts-controller"
+        involved = {
+            "kind": "Rollout",
+            "name": f"svc-{i % 300}",
+            "apiVersion": "argoproj.io/v1alpha1",
+        }
+        reason, message, component = (
+            "RolloutStepCompleted",
+            f"Rollout step {i % 8 + 1}/8 completed (setWeight: 10)",
+            "rollouts-controller",
+        )
     elif kind == 1:
-        involved = {"kind": "Application", "name": f"app-{i % 300}", "apiVersion": "argoproj.io/v1alpha1"}
-        reason, message, component = "ResourceUpdated", "Updated sync status: Synced -> OutOfSync", "argocd-application-controller"
+        involved = {
+            "kind": "Application",
+            "name": f"app-{i % 300}",
+            "apiVersion": "argoproj.io/v1alpha1",
+        }
+        reason, message, component = (
+            "ResourceUpdated",
+            "Updated sync status: Synced -> OutOfSync",
+            "argocd-application-controller",
+        )
     elif kind in (2, 3, 4):
-        involved = {"kind": "Rollout", "name": f"svc-{i % 300}", "apiVersion": "argoproj.io/v1alpha1"}
-        reason, message, component = "ScalingReplicaSet", f"Scaled up ReplicaSet svc-{i:x} (revision 2) from 0 to 1", "rollouts-controller"
+        involved = {
+            "kind": "Rollout",
+            "name": f"svc-{i % 300}",
+            "apiVersion": "argoproj.io/v1alpha1",
+        }
+        reason, message, component = (
+            "ScalingReplicaSet",
+            f"Scaled up ReplicaSet svc-{i:x} (revision 2) from 0 to 1",
+            "rollouts-controller",
+        )
     elif kind in (5, 6, 7, 8):
-        involved = {"kind": "Pod", "name": f"svc-{i % 300}-{i:x}", "apiVersion": "v1", "fieldPath": "spec.containers{app}"}
-        reason, message, component = "Pulled", 'Container image "registry.example/app:1.2.3" already present on machine', "kubelet"
+        involved = {
+            "kind": "Pod",
+            "name": f"svc-{i % 300}-{i:x}",
+            "apiVersion": "v1",
+            "fieldPath": "spec.containers{app}",
+        }
+        reason, message, component = (
+            "Pulled",
+            'Container image "registry.example/app:1.2.3" already present on machine',
+            "kubelet",
+        )
     else:
         involved = {"kind": "ReplicaSet", "name": f"svc-{i % 300}-{i % 7}", "apiVersion": "apps/v1"}
-        reason, message, component = "SuccessfulCreate", f"Created pod: svc-{i:x}", "replicaset-controller"
+        reason, message, component = (
+            "SuccessfulCreate",
+            f"Created pod: svc-{i:x}",
+            "replicaset-controller",
+        )
     return {
-        "kind": "Event", "apiVersion": "v1",
-        "metadata": {"name": f"{involved['name']}.{i:016x}", "namespace": namespace, "uid": str(uuid.uuid4()),
-                     "resourceVersion": str(1000 + i), "creationTimestamp": "2026-08-20T09:14:27Z"},
+        "kind": "Event",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": f"{involved['name']}.{i:016x}",
+            "namespace": namespace,
+            "uid": str(uuid.uuid4()),
+            "resourceVersion": str(1000 + i),
+            "creationTimestamp": "2026-08-20T09:14:27Z",
+        },
         "involvedObject": {**involved, "namespace": namespace, "uid": str(uuid.uuid4())},
-        "reason": reason, "message": message, "source": {"component": component},
-        "firstTimestamp": "2026-08-20T09:14:27Z", "lastTimestamp": "2026-08-20T09:14:27Z", "count": 1,
-        "type": "Normal", "eventTime": None, "reportingComponent": component, "reportingInstance": "",
+        "reason": reason,
+        "message": message,
+        "source": {"component": component},
+        "firstTimestamp": "2026-08-20T09:14:27Z",
+        "lastTimestamp": "2026-08-20T09:14:27Z",
+        "count": 1,
+        "type": "Normal",
+        "eventTime": None,
+        "reportingComponent": component,
+        "reportingInstance": "",
     }
 
 
 def records(count: int) -> list[tuple[bytes, bytes]]:
     out = []
     for i in range(count):
-        record = RawRecord(cluster="bench", watch_type=WatchType.ADDED, collected_at="2026-08-20T09:14:28Z", object=raw_event(i))
+        record = RawRecord(
+            cluster="bench",
+            watch_type=WatchType.ADDED,
+            collected_at="2026-08-20T09:14:28Z",
+            object=raw_event(i),
+        )
         out.append((record.key.encode(), encode_raw_record(record)))
     return out
 
 
 def produce_all(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5, "compression.type": "lz4"})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+    )
     for key, value in items:
         while True:
             try:
@@ -91,18 +153,39 @@ def produce_all(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) ->
 def committed(bootstrap: str, topic: str, group: str) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        parts = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        parts = consumer.committed(
+            [TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10
+        )
         return sum(max(0, tp.offset) for tp in parts)
+    except KafkaException:
+        return 0  # the group's coordinator is not ready yet
     finally:
         consumer.close()
 
 
 def processor_rate(bootstrap: str, topics: dict[str, str], total: int, work: Path) -> float:
     app_id = f"bench-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, **topics, "HERALD_KAFKA_BOOTSTRAP": bootstrap, "HERALD_METRICS_PORT": "0",
-           "HERALD_PROCESSOR_APP_ID": app_id, "HERALD_PROCESSOR_DATA_DIR": str(work / app_id)}
-    process = subprocess.Popen([sys.executable, "-m", "processors"], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        **topics,
+        "HERALD_KAFKA_BOOTSTRAP": bootstrap,
+        "HERALD_METRICS_PORT": "0",
+        "HERALD_PROCESSOR_APP_ID": app_id,
+        "HERALD_PROCESSOR_DATA_DIR": str(work / app_id),
+    }
+    # BENCH_PROFILE=FILE runs the worker under cProfile, writing FILE when it stops.
+    profile = (
+        ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
+        if os.environ.get("BENCH_PROFILE")
+        else []
+    )
+    process = subprocess.Popen(
+        [sys.executable, *profile, "-m", "processors"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     samples: list[tuple[float, int]] = []
     try:
         deadline = time.monotonic() + 600
@@ -123,8 +206,13 @@ def processor_rate(bootstrap: str, topics: dict[str, str], total: int, work: Pat
 async def aiokafka_loop(bootstrap: str, source: str, sink: str, total: int) -> float:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: PLC0415 - Faust's own client
 
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"bare-aio-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-aio-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await consumer.start()
     await producer.start()
@@ -150,10 +238,23 @@ async def aiokafka_loop(bootstrap: str, source: str, sink: str, total: int) -> f
 
 
 def confluent_loop(bootstrap: str, source: str, sink: str, total: int) -> float:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-ck-{uuid.uuid4().hex[:6]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "partitioner": "murmur2_random", "linger.ms": 5})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bare-ck-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+        }
+    )
     consumer.subscribe([source])
     seen = 0
     started: float | None = None
@@ -182,7 +283,9 @@ def confluent_loop(bootstrap: str, source: str, sink: str, total: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=40_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
@@ -192,22 +295,42 @@ def main() -> None:
         if not bootstrap:
             pid, bootstrap, _ = infra.start_kafka(work)
         run = uuid.uuid4().hex[:6]
-        topics = {"HERALD_RAW_TOPIC": f"bench.{run}.raw", "HERALD_DOMAIN_TOPIC": f"bench.{run}.domain",
-                  "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.dead", "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.cp"}
+        topics = {
+            "HERALD_RAW_TOPIC": f"bench.{run}.raw",
+            "HERALD_DOMAIN_TOPIC": f"bench.{run}.domain",
+            "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.dead",
+            "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.cp",
+        }
         infra.create_topics(bootstrap, topics, partitions=PARTITIONS)
-        sinks = {"HERALD_RAW_TOPIC": f"bench.{run}.sink-aio", "HERALD_DOMAIN_TOPIC": f"bench.{run}.sink-ck",
-                 "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.unused", "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.unused-cp"}
+        sinks = {
+            "HERALD_RAW_TOPIC": f"bench.{run}.sink-aio",
+            "HERALD_DOMAIN_TOPIC": f"bench.{run}.sink-ck",
+            "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.unused",
+            "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.unused-cp",
+        }
         infra.create_topics(bootstrap, sinks, partitions=PARTITIONS)
         items = records(args.records)
         argo = sum(1 for i in range(args.records) if i % 14 in (0, 1))
         produce_all(bootstrap, topics["HERALD_RAW_TOPIC"], items)
         ours = processor_rate(bootstrap, topics, args.records, work)
-        aio = asyncio.run(aiokafka_loop(bootstrap, topics["HERALD_RAW_TOPIC"], sinks["HERALD_RAW_TOPIC"], args.records))
-        ck = confluent_loop(bootstrap, topics["HERALD_RAW_TOPIC"], sinks["HERALD_DOMAIN_TOPIC"], args.records)
-        print(f"{args.records} raw records ({argo} of them Argo events of the catalogue), {PARTITIONS} partitions")
+        aio = asyncio.run(
+            aiokafka_loop(
+                bootstrap, topics["HERALD_RAW_TOPIC"], sinks["HERALD_RAW_TOPIC"], args.records
+            )
+        )
+        ck = confluent_loop(
+            bootstrap, topics["HERALD_RAW_TOPIC"], sinks["HERALD_DOMAIN_TOPIC"], args.records
+        )
+        print(
+            f"{args.records} raw records ({argo} of them Argo events of the catalogue), {PARTITIONS} partitions"
+        )
         print(f"python -m processors, one worker: {ours:,.0f} raw records/s; target >= 5,000/s")
-        print(f"bare aiokafka consume-and-produce loop: {aio:,.0f} records/s; ratio ours/aiokafka = {ours / aio:.2f} (aim >= 0.5)")
-        print(f"bare confluent-kafka consume-and-produce loop: {ck:,.0f} records/s; ratio ours/confluent = {ours / ck:.2f}")
+        print(
+            f"bare aiokafka consume-and-produce loop: {aio:,.0f} records/s; ratio ours/aiokafka = {ours / aio:.2f} (aim >= 0.5)"
+        )
+        print(
+            f"bare confluent-kafka consume-and-produce loop: {ck:,.0f} records/s; ratio ours/confluent = {ours / ck:.2f}"
+        )
     finally:
         if pid is not None:
             infra.stop_kafka(pid)

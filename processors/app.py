@@ -1,10 +1,11 @@
 """The Faust app: one agent reads the raw topic, interprets each record, sends the domain events.
 
 The agent is a short loop: decode (dead-letter what does not decode, with the reason), look up the
-state, call the pure `interpret`, send each domain event and wait for the broker's acknowledgement,
-then remember the occurrence. So the offset Faust commits (after it flushes the producer and the
-tables' changelogs) is never past an event that was not written, and a crash between sending and
-committing re-sends the same events with the same ids, which consumers absorb.
+state (only for records of the catalogue), call the pure `interpret`, send the domain events, and
+remember the occurrence. Sends are not awaited one by one: Faust flushes the producer before it
+commits offsets, and a send that fails restarts the worker before that commit, so the committed
+offset is never past an event that was not written; a crash between sending and committing re-sends
+the same events with the same ids, which consumers absorb.
 
 State, in Faust tables (changelogged, so it survives restarts and rebalances; co-partitioned with
 the raw topic, whose key is the involved object, so an Event's state lives where its records are):
@@ -17,6 +18,7 @@ Concurrency stays 1: with more, Faust can commit past an unfinished message (fau
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -34,7 +36,7 @@ from herald_contracts import (
     decode_raw_record,
     encode_domain_event,
 )
-from processors.interpreting import Outcome, interpret, occurrence, rollout_key
+from processors.interpreting import Outcome, interpret
 from processors.settings import ProcessorSettings
 from processors.stalls import StallGuard
 
@@ -111,12 +113,19 @@ def build_app(
         await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
         RECORDS.labels("dead_lettered").inc()
 
+    def delivered(sent: asyncio.Future[Any]) -> None:
+        if sent.cancelled() or sent.exception() is not None:
+            # Faust flushes the producer before it commits offsets, and this callback runs as
+            # soon as the send fails, before that flush returns: restarting here means the
+            # offset of a record whose event was not written is never committed.
+            log.error("a domain event was not written (%s); restarting the worker", sent)
+            restart()
+
     async def send(domain_event: DomainEvent) -> None:
-        await (
-            await domain.send(
-                key=domain_event.key.encode(), value=encode_domain_event(domain_event)
-            )
+        sent = await domain.send(
+            key=domain_event.key.encode(), value=encode_domain_event(domain_event)
         )
+        sent.add_done_callback(delivered)
         DOMAIN_EVENTS.labels(domain_event.type).inc()
 
     def remember(record: RawRecord, outcome: Outcome) -> None:
@@ -134,13 +143,18 @@ def build_app(
             except ContractError as e:
                 await dead_letter(message, str(e))
                 continue
-            key = occurrence(record).key
-            last_n = max(occurrences[key].current(), occurrences[key].delta(window)) or None
-            rollout = rollout_key(record)
-            outcome = interpret(record, last_n=last_n, aborted=bool(rollout and rollouts[rollout]))
+            outcome = interpret(record, last_n=None, aborted=False)
+            if outcome.occurrence is not None:
+                # Only a record of the catalogue needs its state; most records are noise.
+                key = outcome.occurrence.key
+                last_n = max(occurrences[key].current(), occurrences[key].delta(window)) or None
+                rollout = outcome.rollout_key
+                outcome = interpret(
+                    record, last_n=last_n, aborted=bool(rollout and rollouts[rollout])
+                )
             for domain_event in outcome.events:
                 await send(domain_event)
-                log.info("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
+                log.debug("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
             remember(record, outcome)
             if outcome.events:
                 LATENCY.observe(max(0.0, time.time() - message.timestamp))
@@ -149,6 +163,14 @@ def build_app(
             if highwater is not None:
                 LAG.labels(str(message.partition)).set(max(0, highwater - message.offset - 1))
 
+    _guard_commits(app, settings, restart)
+    return app
+
+
+def _guard_commits(
+    app: faust.App, settings: ProcessorSettings, restart: Callable[[], None]
+) -> None:
+    """Restart the worker when commits stay stuck behind records Faust dropped (see `stalls`)."""
     guard = StallGuard(after_s=settings.commit_stall_s)
 
     @app.timer(interval=max(1.0, settings.commit_stall_s / 4))  # type: ignore[untyped-decorator]
@@ -163,8 +185,6 @@ def build_app(
             )
             STALLS.inc()
             restart()
-
-    return app
 
 
 def _label(outcome: Outcome) -> str:
