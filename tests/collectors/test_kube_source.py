@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,28 @@ def running(fake_kube: FakeKube, kubeconfig: Path) -> Iterator[tuple[Watcher, Co
     thread.join(timeout=10)
 
 
+@contextmanager
+def _watching(kubeconfig: Path, *, page_size: int) -> Iterator[Collected]:
+    """A watch loop on the official client against the simulated server, in a thread."""
+    sink = Collected()
+    watcher = Watcher(
+        cluster="c1",
+        source=_source(kubeconfig),
+        sink=sink,
+        observer=sink,
+        now=lambda: "t",
+        page_size=page_size,
+        watch_timeout_s=1,
+    )
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        watcher.stop.set()
+        thread.join(timeout=10)
+
+
 def _add(fake: FakeKube, message: str) -> None:
     fake.apply("ADDED", rollout_event("RolloutPaused", message))
 
@@ -56,25 +79,10 @@ def test_existing_events_are_listed_in_pages_and_new_ones_watched(
 ) -> None:
     for i in range(5):
         _add(fake_kube, f"listed {i}")
-    sink = Collected()
-    watcher = Watcher(
-        cluster="c1",
-        source=_source(kubeconfig),
-        sink=sink,
-        observer=sink,
-        now=lambda: "t",
-        page_size=2,
-        watch_timeout_s=1,
-    )
-    thread = threading.Thread(target=watcher.run, daemon=True)
-    thread.start()
-    try:
+    with _watching(kubeconfig, page_size=2) as sink:
         wait_until(lambda: len(sink.records) == 5)
         _add(fake_kube, "watched")
         wait_until(lambda: "watched" in _messages(sink))
-    finally:
-        watcher.stop.set()
-        thread.join(timeout=10)
     assert sorted(_messages(sink)) == sorted([f"listed {i}" for i in range(5)] + ["watched"])
     assert all("managedFields" not in r.object["metadata"] for r in sink.records)
 
@@ -119,23 +127,8 @@ def test_an_expired_continue_token_during_the_list_relists_without_losing_events
     for i in range(7):
         _add(fake_kube, f"listed {i}")
     fake_kube.expire_next_continue()
-    sink = Collected()
-    watcher = Watcher(
-        cluster="c1",
-        source=_source(kubeconfig),
-        sink=sink,
-        observer=sink,
-        now=lambda: "t",
-        page_size=3,
-        watch_timeout_s=1,
-    )
-    thread = threading.Thread(target=watcher.run, daemon=True)
-    thread.start()
-    try:
+    with _watching(kubeconfig, page_size=3) as sink:
         wait_until(lambda: {f"listed {i}" for i in range(7)} <= set(_messages(sink)))
-    finally:
-        watcher.stop.set()
-        thread.join(timeout=10)
     assert "relist:expired" in sink.causes
     assert (
         len(sink.records) == 10
