@@ -4,7 +4,6 @@ kubeconfigs, health and metrics, and the replay command; `python -m collectors` 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from herald_dev import infra
 from herald_dev.fakekube import FakeKube
 from herald_dev.processes import ServiceProcess
 from tests.collectors.test_collector_faults import FAST, add_events
@@ -34,10 +34,21 @@ def clusters(tmp_path: Path) -> Iterator[dict[str, tuple[FakeKube, Path]]]:
         fake.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _start_collector(
+    services: Callable[..., ServiceProcess], topics: Topics, cluster_file: Path
+) -> int:
+    """`python -m collectors` on a cluster file; returns the port of its metrics and health."""
+    port = infra.free_port()
+    services(
+        "collectors",
+        {
+            **topics.env(),
+            **FAST,
+            "HERALD_CLUSTERS_FILE": str(cluster_file),
+            "HERALD_METRICS_PORT": str(port),
+        },
+    )
+    return port
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -68,16 +79,7 @@ def test_cluster_file_edits_apply_without_a_restart(
     add_events(beta, 5, prefix="b")
     cluster_file = tmp_path / "clusters.yaml"
     _write(cluster_file, [{"name": "alpha", "kubeconfig": str(alpha_config)}])
-    port = _free_port()
-    services(
-        "collectors",
-        {
-            **topics.env(),
-            **FAST,
-            "HERALD_CLUSTERS_FILE": str(cluster_file),
-            "HERALD_METRICS_PORT": str(port),
-        },
-    )
+    port = _start_collector(services, topics, cluster_file)
     reader = TopicReader(kafka, topics.raw)
     try:
         assert reader.read_until(lambda v: len(v) >= 5, timeout_s=30)
@@ -150,16 +152,7 @@ def test_a_cluster_with_a_wrong_kubeconfig_reports_and_the_others_run(
         "ADDED",
         rollout_event("ScalingReplicaSet", "Scaled up ReplicaSet x (revision 2) from 0 to 1"),
     )
-    port = _free_port()
-    services(
-        "collectors",
-        {
-            **topics.env(),
-            **FAST,
-            "HERALD_CLUSTERS_FILE": str(cluster_file),
-            "HERALD_METRICS_PORT": str(port),
-        },
-    )
+    port = _start_collector(services, topics, cluster_file)
     reader = TopicReader(kafka, topics.raw)
     try:
         assert reader.read_until(lambda v: len(v) >= 8, timeout_s=30)

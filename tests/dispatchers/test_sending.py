@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store
 from dispatchers.sending import SendingLoop
 from herald_contracts import DomainEvent, encode_domain_event
+from herald_dev import infra
 from herald_dev.receiver import Receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -96,9 +96,7 @@ def test_a_failing_endpoint_is_retried_later_with_the_response_recorded(
 
 
 def test_an_unreachable_endpoint_records_the_error(store: Store, database_url: str) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once closed
+    port = infra.free_port()  # nothing listens there
     _deliver_to(store, f"http://127.0.0.1:{port}/hooks")
     assert _loop(store).run_once() == 1
     with psycopg.connect(database_url) as conn:
