@@ -9,10 +9,13 @@ the same events with the same ids, which consumers absorb.
 
 State, in Faust tables (changelogged, so it survives restarts and rebalances; co-partitioned with
 the raw topic, whose key is the involved object, so an Event's state lives where its records are):
-- `occurrences`: the last occurrence number per Event uid, in tumbling windows relative to the
-  records' own timestamps, expiring well after the Kubernetes Event TTL (`occurrence_window_s`);
-  a lookup checks the current and the previous window.
+- `occurrences`: the occurrence numbers processed per Event uid, in tumbling windows relative to
+  the records' own timestamps, expiring well after the Kubernetes Event TTL
+  (`occurrence_window_s`); a lookup checks the current and the previous window.
 - `rollouts`: whether each rollout is aborted (for the progress-deadline RolloutAborted).
+Both hold timelines (`processors.timelines`): each value with the raw offset that set it, and a
+record is judged on the state as it stood before its own offset, so a record read again after a
+crash decides the same as the first time even if the table already holds its own update.
 Concurrency stays 1: with more, Faust can commit past an unfinished message (faust issue #606).
 """
 
@@ -26,17 +29,18 @@ from datetime import timedelta
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
 from herald_contracts import (
     ContractError,
     DomainEvent,
-    RawRecord,
     dead_letter_headers,
     decode_raw_record,
     encode_domain_event,
 )
-from processors.interpreting import Outcome, interpret
+from processors import timelines
+from processors.interpreting import Occurrence, Outcome, interpret
 from processors.settings import ProcessorSettings
 from processors.stalls import StallGuard
 
@@ -57,7 +61,7 @@ LAG = Gauge(
 
 STALLS = Counter(
     "herald_processor_commit_stalls_total",
-    "Worker restarts because commits were stuck behind records dropped during recovery.",
+    "Worker restarts because a raw partition with records waiting stopped committing.",
 )
 
 STAGE = "processors"
@@ -91,13 +95,7 @@ def build_app(
     source = bytes_topic(settings.raw_topic)
     domain = bytes_topic(settings.domain_topic)
     dead_letters = bytes_topic(settings.dead_letter_topic)
-    window = timedelta(seconds=settings.occurrence_window_s)
-    occurrences = (
-        app.Table("occurrences", default=int, partitions=raw_partitions)
-        .tumbling(window, expires=2 * window)
-        .relative_to_stream()
-    )
-    rollouts = app.Table("rollouts", default=bool, partitions=raw_partitions)
+    state = TableState(app, settings, raw_partitions)
 
     async def dead_letter(message: Any, error: str) -> None:
         log.warning(
@@ -128,12 +126,6 @@ def build_app(
         sent.add_done_callback(delivered)
         DOMAIN_EVENTS.labels(domain_event.type).inc()
 
-    def remember(record: RawRecord, outcome: Outcome) -> None:
-        if outcome.occurrence is not None:
-            occurrences[outcome.occurrence.key] = outcome.occurrence.n
-        if outcome.rollout_key is not None and outcome.aborted is not None:
-            rollouts[outcome.rollout_key] = outcome.aborted
-
     @app.agent(source, concurrency=1)
     async def interpret_raw_events(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -144,18 +136,17 @@ def build_app(
                 await dead_letter(message, str(e))
                 continue
             outcome = interpret(record, last_n=None, aborted=False)
+            aborted = False
             if outcome.occurrence is not None:
                 # Only a record of the catalogue needs its state; most records are noise.
-                key = outcome.occurrence.key
-                last_n = max(occurrences[key].current(), occurrences[key].delta(window)) or None
-                rollout = outcome.rollout_key
-                outcome = interpret(
-                    record, last_n=last_n, aborted=bool(rollout and rollouts[rollout])
+                last_n, aborted = state.before(
+                    message.offset, outcome.occurrence, outcome.rollout_key
                 )
+                outcome = interpret(record, last_n=last_n, aborted=aborted)
             for domain_event in outcome.events:
                 await send(domain_event)
                 log.debug("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
-            remember(record, outcome)
+            state.remember(message, outcome, aborted_before=aborted)
             if outcome.events:
                 LATENCY.observe(max(0.0, time.time() - message.timestamp))
             RECORDS.labels(_label(outcome)).inc()
@@ -167,21 +158,85 @@ def build_app(
     return app
 
 
+class TableState:
+    """The two tables, read as they stood before a record's offset (see `processors.timelines`)."""
+
+    def __init__(self, app: faust.App, settings: ProcessorSettings, partitions: int) -> None:
+        self._app = app
+        self._window = timedelta(seconds=settings.occurrence_window_s)
+        self.occurrences = (
+            app.Table("occurrences", default=list, partitions=partitions)
+            .tumbling(self._window, expires=2 * self._window)
+            .relative_to_stream()
+        )
+        self.rollouts = app.Table("rollouts", default=list, partitions=partitions)
+
+    def before(
+        self, offset: int, occurrence: Occurrence, rollout: str | None
+    ) -> tuple[int | None, bool]:
+        """The last n processed for the Event uid (None: never), and whether the rollout was
+        aborted, both as they stood before `offset`. Needs the current event (Faust context)."""
+        windows = self.occurrences[occurrence.key]
+        last_n = max(
+            timelines.value_before(windows.current(), offset, 0),
+            timelines.value_before(windows.delta(self._window), offset, 0),
+        )
+        aborted = rollout is not None and timelines.value_before(
+            self.rollouts[rollout], offset, False
+        )
+        return last_n or None, aborted
+
+    def remember(self, message: Any, outcome: Outcome, *, aborted_before: bool) -> None:
+        at = message.offset
+        # Faust keeps the committed offsets in private state; without them a timeline keeps
+        # its last `timelines.KEEP` changes.
+        committed = getattr(self._app.consumer, "_committed_offset", {}).get(message.tp)
+        done = committed if isinstance(committed, int) else None
+        if outcome.occurrence is not None:
+            key = outcome.occurrence.key
+            self.occurrences[key] = timelines.record(
+                self.occurrences[key].current(), at, outcome.occurrence.n, committed=done
+            )
+        if outcome.rollout_key is not None and outcome.aborted not in (None, aborted_before):
+            key = outcome.rollout_key
+            self.rollouts[key] = timelines.record(
+                self.rollouts[key], at, outcome.aborted, committed=done
+            )
+
+
 def _guard_commits(
     app: faust.App, settings: ProcessorSettings, restart: Callable[[], None]
 ) -> None:
-    """Restart the worker when commits stay stuck behind records Faust dropped (see `stalls`)."""
+    """Restart the worker when a raw partition with records waiting stops committing (`stalls`)."""
     guard = StallGuard(after_s=settings.commit_stall_s)
 
-    @app.timer(interval=max(1.0, settings.commit_stall_s / 4))  # type: ignore[untyped-decorator]
+    @app.timer(interval=max(1.0, settings.commit_stall_s / 6))  # type: ignore[untyped-decorator]
     async def guard_commits() -> None:
-        consumer: Any = app.consumer  # Faust keeps the acknowledged offsets in private state
-        stalled = guard.check(consumer._acked, consumer._committed_offset, now=time.monotonic())
+        consumer: Any = app.consumer
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        if app.rebalancing or not recovered:
+            guard.reset()
+            return
+        assigned = [tp for tp in consumer.assignment() if tp.topic == settings.raw_topic]
+        if not assigned:
+            return
+        try:
+            ends = await consumer.highwaters(*assigned)
+        except (KafkaError, TimeoutError) as e:  # a rebalance, an outage: look again next time
+            log.debug("no end offsets for the stall guard: %r", e)
+            return
+        # Faust keeps the offsets it committed in private state.
+        committed = consumer._committed_offset
+        stalled = guard.check(
+            {tp: (committed.get(tp), ends.get(tp)) for tp in assigned}, now=time.monotonic()
+        )
         if stalled:
             log.error(
-                "commits of %s have been stuck behind records Faust dropped during recovery "
-                "(faust issue #596); restarting the worker to re-read them from the committed offsets",
+                "%s have records waiting and committed nothing for %ss (Faust can drop records "
+                "or leave a partition unfetched after a rebalance, faust issue #596); restarting "
+                "the worker to re-read them from the committed offsets",
                 sorted(str(tp) for tp in stalled),
+                settings.commit_stall_s,
             )
             STALLS.inc()
             restart()

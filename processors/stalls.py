@@ -1,53 +1,51 @@
-"""A guard against Faust's recovery race (faust-streaming issue #596). Pure.
+"""A guard against partitions that stop making progress. Pure.
 
-When a worker joins or restarts, Faust replays the tables' changelogs; records of the raw topic that
-were fetched meanwhile can be dropped from its in-memory queues and never fetched again. Their
-offsets are then missing from the acknowledged ones, so Faust, which commits only a contiguous run,
-stops committing that partition, and the dropped records are not processed until the worker starts
-over from the committed offset. The guard notices a partition whose acknowledged offsets start after
-its committed one and stay so; `processors.app` then restarts the worker in place, which re-reads from
-the committed offset (the occurrence table absorbs what had been processed already).
+Faust (faust-streaming) has several ways of leaving a partition stuck after a restart or a
+rebalance: records fetched during table recovery can be dropped from its in-memory queues and never
+fetched again (issue #596), leaving a hole that its contiguous-run commit never passes; a partition
+taken over from a worker that died can be assigned and never fetched. Either way the committed
+offset stops moving while records wait. The guard watches, for every raw partition assigned to the
+worker, its committed offset against the partition's end; one that has work and has not committed
+anything for `after_s` (while the worker is not recovering) is stalled, and `processors.app` then
+restarts the worker in place, which re-reads from the committed offsets. Nothing is lost either way:
+an offset is committed only once its record was processed, and a record read again decides the same
+as the first time (`processors.timelines`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-
-
-def gapped(
-    acked: Mapping[Hashable, Sequence[int]], committed: Mapping[Hashable, int | None]
-) -> set[Hashable]:
-    """Partitions whose acknowledged offsets start after the committed offset: a hole at the head."""
-    return {
-        tp
-        for tp, offsets in acked.items()
-        if offsets and committed.get(tp) is not None and min(offsets) > (committed[tp] or 0)
-    }
+from collections.abc import Hashable, Mapping
 
 
 class StallGuard:
-    """Reports partitions that have been gapped at the same committed offset for `after_s`."""
+    """Reports partitions with records waiting whose committed offset has not moved for `after_s`."""
 
     def __init__(self, *, after_s: float) -> None:
         self.after_s = after_s
         self._since: dict[Hashable, tuple[int | None, float]] = {}
 
     def check(
-        self,
-        acked: Mapping[Hashable, Sequence[int]],
-        committed: Mapping[Hashable, int | None],
-        *,
-        now: float,
+        self, progress: Mapping[Hashable, tuple[int | None, int | None]], *, now: float
     ) -> set[Hashable]:
-        holes = gapped(acked, committed)
+        """`progress`: per assigned partition, (committed offset or None, end offset or None)."""
         stalled = set()
-        for tp in holes:
-            offset, since = self._since.get(tp, (committed.get(tp), now))
-            if offset != committed.get(tp):
-                offset, since = committed.get(tp), now
+        waiting = {
+            tp
+            for tp, (committed, end) in progress.items()
+            if end is not None and end > (committed or 0)
+        }
+        for tp in waiting:
+            committed = progress[tp][0]
+            offset, since = self._since.get(tp, (committed, now))
+            if offset != committed:
+                offset, since = committed, now
             self._since[tp] = (offset, since)
             if now - since >= self.after_s:
                 stalled.add(tp)
-        for tp in set(self._since) - holes:
+        for tp in set(self._since) - waiting:
             del self._since[tp]
         return stalled
+
+    def reset(self) -> None:
+        """Forget every clock: the worker is recovering or rebalancing, and not expected to commit."""
+        self._since.clear()

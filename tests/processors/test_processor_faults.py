@@ -5,18 +5,23 @@ they are absorbed downstream)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from herald_contracts import RawRecord, WatchType, encode_raw_record
+from herald_contracts import EVENT_TYPE_PREFIX, RawRecord, WatchType, encode_raw_record
+from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from processors.interpreting import interpret
 from tests.conftest import Topics
-from tests.support import TopicReader, produce, rollout_event
+from tests.support import ROLLOUT, TopicReader, produce, rollout_event
 
 COUNT = 3000
 
@@ -108,18 +113,17 @@ def test_kill_9_mid_stream_loses_nothing_and_invents_no_id(
     )
 
 
-@pytest.mark.skip(
-    reason="KNOWN BUG, loses records: when a worker leaves mid-stream, the one that takes its partitions "
-    "over can commit past records it never processed (Faust's recovery race, faust-streaming #596, with "
-    "its gap handling); see the issue 4 note. Kept as the reproduction."
-)
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("how", ["sigterm", "kill-9"])
 def test_a_worker_leaving_its_group_loses_nothing(
+    how: str,
     kafka: str,
     topics: Topics,
     processor_env: dict[str, str],
     services: Callable[..., ServiceProcess],
 ) -> None:
+    """Two workers share the partitions; one leaves (stopped, or killed and noticed after the
+    session timeout) and the other takes its partitions over, tables included."""
     records, expected = _records()
     services("processors", processor_env)
     leaving = services(
@@ -129,16 +133,134 @@ def test_a_worker_leaving_its_group_loses_nothing(
             "HERALD_PROCESSOR_DATA_DIR": processor_env["HERALD_PROCESSOR_DATA_DIR"] + "-2",
         },
     )
-    produce(kafka, topics.raw, records)
+    # Records keep arriving while the worker leaves: 100 every 50 ms.
+    feeding = threading.Thread(
+        target=lambda: [
+            (produce(kafka, topics.raw, records[k : k + 100]), time.sleep(0.05))
+            for k in range(0, len(records), 100)
+        ]
+    )
+    feeding.start()
     reader = TopicReader(kafka, topics.domain)
     try:
         assert reader.read_until(lambda v: len(v) >= 300, timeout_s=90)
-        assert leaving.stop() == 0  # SIGTERM: leaves the group; its partitions move to the other
+        if how == "sigterm":
+            assert leaving.stop() == 0  # leaves the group; its partitions move to the other
+        else:
+            leaving.kill()
         assert reader.read_until(lambda v: _ids(v) >= expected, timeout_s=120), (
             len(_ids(reader.values)),
             _progress(kafka, topics.raw, processor_env["HERALD_PROCESSOR_APP_ID"]),
         )
     finally:
+        feeding.join()
         reader.close()
     assert _ids(reader.values) == expected
     assert all(json.loads(json.dumps(v))["specversion"] == "1.0" for v in reader.values)
+
+
+def _rewind(kafka: str, group: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": kafka})
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, 0) for p in range(3)])
+    for future in admin.alter_consumer_group_offsets([request]).values():
+        future.result(timeout=30)
+
+
+def _state_then_crash_records() -> tuple[list[tuple[bytes, bytes]], list[tuple[str, str, int]]]:
+    """Duplicates, a stale lower count, count increments and progress-deadline aborts, with the
+    domain events they must produce (type, rollout, n)."""
+
+    def raw(name: str, reason: str, message: str, uid: str, count: int) -> tuple[bytes, bytes]:
+        involved = {**ROLLOUT, "name": name, "uid": f"uid-{name}"}
+        event = rollout_event(reason, message, uid=uid, count=count, involved=involved)
+        record = RawRecord(
+            cluster="prod-eu",
+            watch_type=WatchType.MODIFIED,
+            collected_at="2026-08-20T09:17:00Z",
+            object=event,
+        )
+        return record.key.encode(), encode_raw_record(record)
+
+    records, expected = [], []
+    for i in range(20):
+        name = f"svc-{i}"
+        step, aborted, timeout, updated = (f"{name}-{e}" for e in ("step", "ab", "to", "up"))
+        deadline = f'Rollout "{name}" has timed out progressing.'
+        records += [
+            raw(name, "RolloutStepCompleted", "Rollout step 1/3 completed (pause)", step, 1),
+            raw(name, "RolloutStepCompleted", "Rollout step 1/3 completed (pause)", step, 1),
+            raw(name, "RolloutStepCompleted", "Rollout step 1/3 completed (pause)", step, 2),
+            raw(name, "RolloutStepCompleted", "Rollout step 1/3 completed (pause)", step, 1),
+            raw(name, "RolloutAborted", "Rollout aborted update to revision 2", aborted, 1),
+            raw(name, "RolloutAborted", deadline, timeout, 1),
+            raw(name, "RolloutAborted", deadline, timeout, 2),
+            raw(name, "RolloutUpdated", "Rollout updated to revision 3", updated, 1),
+            raw(name, "RolloutAborted", deadline, timeout, 3),
+            raw(name, "RolloutAborted", deadline, timeout, 3),
+        ]
+        expected += [
+            ("rollout.step_advanced", name, 1),
+            ("rollout.step_advanced", name, 2),
+            ("rollout.aborted", name, 1),
+            ("rollout.update_started", name, 1),
+            ("rollout.aborted", name, 3),
+        ]
+    return records, expected
+
+
+def _summary(values: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    return sorted(
+        (
+            str(v["type"]).removeprefix(EVENT_TYPE_PREFIX),
+            str(v["data"]["name"]),
+            int(v["data"]["source_event_count"]),
+        )
+        for v in values
+    )
+
+
+@pytest.mark.timeout(240)
+def test_records_read_again_after_their_state_was_saved_produce_the_same_events(
+    kafka: str,
+    topics: Topics,
+    processor_env: dict[str, str],
+    services: Callable[..., ServiceProcess],
+) -> None:
+    """What a worker that died between writing its tables and writing the domain topic leaves:
+    table updates for records whose offsets were not committed. Rewinding the group's offsets over
+    saved tables, and reading again into a second domain topic, must give the same events, each
+    once, none suppressed as a duplicate of itself and none invented."""
+    records, expected = _state_then_crash_records()
+    produce(kafka, topics.raw, records)
+    first = services("processors", processor_env)
+    reader = TopicReader(kafka, topics.domain)
+    try:
+        assert reader.read_until(lambda v: len(v) >= len(expected), timeout_s=90)
+        assert first.stop() == 0
+        reader.read_until(lambda v: False, timeout_s=1)
+        assert _summary(reader.values) == sorted(expected)
+        first_ids = sorted(str(v["id"]) for v in reader.values)
+    finally:
+        reader.close()
+
+    group = processor_env["HERALD_PROCESSOR_APP_ID"]
+    _rewind(kafka, group, topics.raw)
+    again = f"{topics.domain}.again"
+    infra.create_topics(kafka, {"HERALD_DOMAIN_TOPIC": again}, partitions=3)
+    services(
+        "processors",
+        {
+            **processor_env,
+            "HERALD_DOMAIN_TOPIC": again,
+            "HERALD_PROCESSOR_DATA_DIR": processor_env["HERALD_PROCESSOR_DATA_DIR"] + "-2",
+        },
+    )
+    reader = TopicReader(kafka, again)
+    try:
+        assert reader.read_until(lambda v: len(v) >= len(expected), timeout_s=90), _summary(
+            reader.values
+        )
+        reader.read_until(lambda v: False, timeout_s=3)
+    finally:
+        reader.close()
+    assert sorted(str(v["id"]) for v in reader.values) == first_ids

@@ -1,26 +1,47 @@
 from __future__ import annotations
 
-from processors.stalls import StallGuard, gapped
+from processors.stalls import StallGuard
 
 
-def test_a_hole_at_the_head_of_the_acknowledged_offsets_is_a_gap() -> None:
-    assert gapped({"p0": [12, 13], "p1": [5, 6], "p2": []}, {"p0": 10, "p1": 5, "p2": 3}) == {"p0"}
-
-
-def test_a_partition_never_committed_is_not_judged() -> None:
-    assert gapped({"p0": [12]}, {"p0": None}) == set()
-
-
-def test_a_gap_stalls_only_when_it_lasts_at_the_same_committed_offset() -> None:
+def test_a_partition_with_waiting_records_stalls_when_its_commit_stays_put() -> None:
     guard = StallGuard(after_s=30)
-    assert guard.check({"p0": [12]}, {"p0": 10}, now=0) == set()
-    assert guard.check({"p0": [12]}, {"p0": 10}, now=29) == set()
-    assert guard.check({"p0": [12]}, {"p0": 10}, now=30) == {"p0"}
+    assert guard.check({"p0": (10, 50)}, now=0) == set()
+    assert guard.check({"p0": (10, 60)}, now=29) == set()
+    assert guard.check({"p0": (10, 60)}, now=30) == {"p0"}
 
 
-def test_progress_or_a_filled_gap_resets_the_clock() -> None:
+def test_a_partition_never_committed_with_records_waiting_stalls_too() -> None:
     guard = StallGuard(after_s=30)
-    guard.check({"p0": [12]}, {"p0": 10}, now=0)
-    assert guard.check({"p0": [22]}, {"p0": 20}, now=31) == set()  # committed moved on
-    assert guard.check({"p0": []}, {"p0": 23}, now=40) == set()
-    assert guard.check({"p0": [30]}, {"p0": 25}, now=45) == set()  # a new gap starts its own clock
+    guard.check({"p1": (None, 750)}, now=0)
+    assert guard.check({"p1": (None, 750)}, now=31) == {"p1"}
+
+
+def test_a_caught_up_or_empty_partition_never_stalls() -> None:
+    guard = StallGuard(after_s=30)
+    for now in (0, 40, 80):
+        assert guard.check({"p0": (50, 50), "p1": (None, 0), "p2": (7, None)}, now=now) == set()
+
+
+def test_progress_resets_the_clock() -> None:
+    guard = StallGuard(after_s=30)
+    guard.check({"p0": (10, 100)}, now=0)
+    assert guard.check({"p0": (20, 100)}, now=31) == set()  # committed moved on
+    assert guard.check({"p0": (20, 100)}, now=50) == set()
+    assert guard.check({"p0": (20, 100)}, now=61) == {"p0"}
+
+
+def test_catching_up_and_falling_behind_again_starts_a_new_clock() -> None:
+    guard = StallGuard(after_s=30)
+    guard.check({"p0": (10, 100)}, now=0)
+    assert guard.check({"p0": (100, 100)}, now=20) == set()
+    assert guard.check({"p0": (100, 130)}, now=40) == set()
+    assert guard.check({"p0": (100, 130)}, now=69) == set()
+    assert guard.check({"p0": (100, 130)}, now=70) == {"p0"}
+
+
+def test_a_reset_while_recovering_forgets_the_clocks() -> None:
+    guard = StallGuard(after_s=30)
+    guard.check({"p0": (10, 100)}, now=0)
+    guard.reset()
+    assert guard.check({"p0": (10, 100)}, now=31) == set()
+    assert guard.check({"p0": (10, 100)}, now=61) == {"p0"}
