@@ -52,11 +52,13 @@ DOMAIN_EVENTS = Counter(
 )
 LATENCY = Histogram(
     "herald_processor_latency_seconds",
-    "From the raw record's timestamp to its domain events acknowledged by Kafka.",
+    "From the raw record's Kafka timestamp to its domain events handed to the producer.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 LAG = Gauge(
-    "herald_processor_consumer_lag", "Raw records not yet read, by partition.", ["partition"]
+    "herald_processor_consumer_lag",
+    "Raw records not yet committed, by partition (end offset minus committed offset).",
+    ["partition"],
 )
 
 STALLS = Counter(
@@ -76,6 +78,8 @@ def build_app(
         datadir=str(settings.data_dir),
         web_enabled=False,
         producer_acks=-1,
+        # Batch the domain events and changelog writes a little: far fewer produce requests.
+        producer_linger=settings.producer_linger_ms / 1000,
         topic_replication_factor=settings.replication_factor,
         topic_partitions=raw_partitions,
         consumer_auto_offset_reset="earliest",
@@ -150,9 +154,6 @@ def build_app(
             if outcome.events:
                 LATENCY.observe(max(0.0, time.time() - message.timestamp))
             RECORDS.labels(_label(outcome)).inc()
-            highwater = app.consumer.highwater(message.tp)
-            if highwater is not None:
-                LAG.labels(str(message.partition)).set(max(0, highwater - message.offset - 1))
 
     _guard_commits(app, settings, restart)
     return app
@@ -187,6 +188,8 @@ class TableState:
         return last_n or None, aborted
 
     def remember(self, message: Any, outcome: Outcome, *, aborted_before: bool) -> None:
+        if outcome.occurrence is None:
+            return  # noise, a duplicate: nothing to remember
         at = message.offset
         # Faust keeps the committed offsets in private state; without them a timeline keeps
         # its last `timelines.KEEP` changes.
@@ -227,6 +230,9 @@ def _guard_commits(
             return
         # Faust keeps the offsets it committed in private state.
         committed = consumer._committed_offset
+        for tp in assigned:
+            if ends.get(tp) is not None:
+                LAG.labels(str(tp.partition)).set(max(0, ends[tp] - (committed.get(tp) or 0)))
         stalled = guard.check(
             {tp: (committed.get(tp), ends.get(tp)) for tp in assigned}, now=time.monotonic()
         )

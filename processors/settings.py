@@ -35,8 +35,13 @@ class ProcessorSettings:
     session_timeout_s: int = 10
     """HERALD_PROCESSOR_SESSION_TIMEOUT_S: how soon the group notices a worker that died."""
     commit_stall_s: int = 30
-    """HERALD_PROCESSOR_COMMIT_STALL_S: how long commits may stay stuck behind records Faust dropped
-    in recovery (faust issue #596) before the worker restarts itself to re-read them."""
+    """HERALD_PROCESSOR_COMMIT_STALL_S: how long a raw partition with records waiting may go without
+    a commit (Faust can drop records or leave a partition unfetched after a rebalance, faust issue
+    #596) before the worker restarts itself to re-read from the committed offsets."""
+    producer_linger_ms: int = 25
+    """HERALD_PROCESSOR_PRODUCER_LINGER_MS: how long the producer gathers domain events and table
+    changelog writes into one request (0 to 1000). 25 ms lifts throughput by about 40 % on the
+    benchmark, at that much added latency."""
     metrics_port: int = 9102
     """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
@@ -65,12 +70,15 @@ class ProcessorSettings:
             ("HERALD_OCCURRENCE_WINDOW_S", 43_200, 60),
             ("HERALD_PROCESSOR_SESSION_TIMEOUT_S", 10, 6),
             ("HERALD_PROCESSOR_COMMIT_STALL_S", 30, 4),
+            ("HERALD_PROCESSOR_PRODUCER_LINGER_MS", 25, 0),
         ):
             raw = text(name, str(default))
             if not raw.isdigit() or int(raw) < minimum:
                 raise SettingsError(
                     f"{name} must be a whole number of at least {minimum}, not {raw!r}"
                 )
+            if name == "HERALD_PROCESSOR_PRODUCER_LINGER_MS" and int(raw) > 1000:
+                raise SettingsError(f"{name} must be at most 1000 (ms), not {raw!r}")
             numbers[name] = int(raw)
         return cls(
             kafka_bootstrap=bootstrap,
@@ -78,6 +86,7 @@ class ProcessorSettings:
             occurrence_window_s=numbers["HERALD_OCCURRENCE_WINDOW_S"],
             session_timeout_s=numbers["HERALD_PROCESSOR_SESSION_TIMEOUT_S"],
             commit_stall_s=numbers["HERALD_PROCESSOR_COMMIT_STALL_S"],
+            producer_linger_ms=numbers["HERALD_PROCESSOR_PRODUCER_LINGER_MS"],
             app_id=text("HERALD_PROCESSOR_APP_ID", "herald-processors"),
             raw_topic=text("HERALD_RAW_TOPIC", RAW_TOPIC),
             domain_topic=text("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),
