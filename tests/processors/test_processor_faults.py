@@ -16,7 +16,13 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from herald_contracts import EVENT_TYPE_PREFIX, RawRecord, WatchType, encode_raw_record
+from herald_contracts import (
+    EVENT_TYPE_PREFIX,
+    RawRecord,
+    WatchType,
+    decode_raw_record,
+    encode_raw_record,
+)
 from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from processors.interpreting import interpret
@@ -264,3 +270,46 @@ def test_records_read_again_after_their_state_was_saved_produce_the_same_events(
     finally:
         reader.close()
     assert sorted(str(v["id"]) for v in reader.values) == first_ids
+
+
+@pytest.mark.timeout(240)
+def test_a_domain_topic_that_cannot_be_written_holds_commits_until_it_can(
+    kafka: str,
+    topics: Topics,
+    processor_env: dict[str, str],
+    services: Callable[..., ServiceProcess],
+) -> None:
+    """The domain topic is missing (the broker creates no topics): the send waits, the worker must
+    not commit past the record whose event it could not write (the stall guard restarts it meanwhile);
+    once the topic exists, the events arrive."""
+    missing = f"{topics.domain}.later"
+    records, expected = _records()
+    produce(kafka, topics.raw, records[:30])
+    group = processor_env["HERALD_PROCESSOR_APP_ID"]
+    services("processors", {**processor_env, "HERALD_DOMAIN_TOPIC": missing})
+    time.sleep(15)  # the worker commits every few seconds: it would have, had it wrongly done so
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    try:
+        committed = consumer.committed(
+            [TopicPartition(topics.raw, p) for p in range(3)], timeout=10
+        )
+    finally:
+        consumer.close()
+    assert all(tp.offset < 0 for tp in committed), committed  # nothing committed at all
+
+    infra.create_topics(kafka, {"HERALD_DOMAIN_TOPIC": missing}, partitions=3)
+    wanted = {e for e in expected if e in _first_ids(records[:30])}
+    reader = TopicReader(kafka, missing)
+    try:
+        assert reader.read_until(lambda v: _ids(v) >= wanted, timeout_s=150), len(reader.values)
+    finally:
+        reader.close()
+
+
+def _first_ids(records: list[tuple[bytes, bytes]]) -> set[str]:
+    ids = set()
+    for _, value in records:
+        ids.update(
+            e.id for e in interpret(decode_raw_record(value), last_n=None, aborted=False).events
+        )
+    return ids
