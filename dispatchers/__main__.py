@@ -11,25 +11,24 @@ import os
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-from prometheus_client import Counter, start_http_server
+from prometheus_client import start_http_server
 
+from dispatchers import metrics
+from dispatchers.breaker import BreakerPolicy, Breakers, State
 from dispatchers.cli import parser, run_admin
 from dispatchers.consuming import ConsumingLoop
 from dispatchers.http import HttpResult, HttpSender
 from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource
-from dispatchers.outcomes import Outcome
+from dispatchers.outcomes import Outcome, RetryAfterBounds
 from dispatchers.postgres import DueDelivery, Store, StoreError
 from dispatchers.sending import SendingLoop
 from dispatchers.settings import DispatcherSettings, SettingsError
 
 log = logging.getLogger("dispatchers")
-
-ATTEMPTS = Counter(
-    "herald_dispatcher_attempts_total", "Delivery attempts, by verdict.", ["verdict"]
-)
 
 
 def _now() -> datetime:
@@ -58,7 +57,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"dispatcher: HERALD_DATABASE_URL: {e}")
     try:
         if not running or settings.kafka_bootstrap is None:
-            sys.exit(run_admin(args, store, print))
+            sys.exit(
+                run_admin(
+                    args, store, print, secret_grace=timedelta(seconds=settings.secret_grace_s)
+                )
+            )
         serve(settings, store, bootstrap=settings.kafka_bootstrap)
     finally:
         store.close()
@@ -78,15 +81,27 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         now=_now,
         subscriptions_refresh_s=settings.subscriptions_refresh_s,
         stop=stop,
+        on_dead_letter=metrics.DEAD_LETTERS.inc,
     )
     sender = HttpSender(
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
         user_agent="Herald-Webhooks/0.1",
+        allow_private=settings.allow_private_networks,
+    )
+    breakers = Breakers(
+        BreakerPolicy(
+            window_s=settings.breaker_window_s,
+            min_attempts=settings.breaker_min_attempts,
+            failure_ratio=settings.breaker_failure_ratio,
+            pause_s=settings.breaker_pause_s,
+            max_pause_s=settings.breaker_max_pause_s,
+            max_in_flight=settings.max_in_flight_per_subscription or max(1, settings.workers // 2),
+        )
     )
 
-    def count(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
-        ATTEMPTS.labels(outcome.verdict.value).inc()
+    def observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome, state: State) -> None:
+        metrics.observe_attempt(delivery, result, outcome, state, now=_now())
 
     workers = [
         threading.Thread(
@@ -99,13 +114,23 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
                 claim_batch=settings.claim_batch,
                 lease_s=settings.lease_s,
                 idle_poll_s=settings.idle_poll_s,
+                retry_after=RetryAfterBounds(
+                    min_s=settings.retry_after_min_s, max_s=settings.retry_after_max_s
+                ),
+                disable_after=timedelta(seconds=settings.disable_after_s),
+                breakers=breakers,
                 stop=stop,
-                on_attempt=count,
+                on_attempt=observe,
             ).run,
             name=f"sender-{i}",
         )
         for i in range(settings.workers)
     ]
+    workers.append(
+        threading.Thread(
+            target=_housekeeping, args=(settings, store, breakers, stop), name="housekeeping"
+        )
+    )
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -128,6 +153,30 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
             worker.join(timeout=settings.read_timeout_s + settings.connect_timeout_s)
         source.close()
         log.info("dispatcher stopped")
+
+
+def _housekeeping(
+    settings: DispatcherSettings, store: Store, breakers: Breakers, stop: threading.Event
+) -> None:
+    """Refresh the state gauges every few seconds; run the clean-up every cleanup interval (one
+    dispatcher at a time: the others find the lock taken and skip that round)."""
+    next_cleanup = time.monotonic() + min(60.0, settings.cleanup_interval_s)
+    while not stop.wait(5.0):
+        try:
+            metrics.observe_state(store.stats(now=_now()), breakers)
+            if time.monotonic() >= next_cleanup:
+                next_cleanup = time.monotonic() + settings.cleanup_interval_s
+                deleted = store.clean_up(
+                    now=_now(),
+                    delivered_for=timedelta(seconds=settings.retention_delivered_s),
+                    failed_for=timedelta(seconds=settings.retention_failed_s),
+                    batch=settings.cleanup_batch,
+                )
+                if deleted:
+                    metrics.CLEANED.inc(deleted)
+                    log.info("clean-up: %d old deliveries deleted", deleted)
+        except StoreError as e:
+            log.warning("housekeeping: the store failed (%s)", e)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,18 @@
                                                [--cluster P]... [--namespace P]... [--name P]...
                                                [--unordered]
     python -m dispatchers subscriptions list [--json]
-    python -m dispatchers deliveries list [--subscription ID] [--status S] [--json]
+    python -m dispatchers subscriptions show ID [--json]
+    python -m dispatchers subscriptions disable ID [--reason TEXT]
+    python -m dispatchers subscriptions enable ID
+    python -m dispatchers subscriptions rotate-secret ID --secret NEW
+    python -m dispatchers deliveries list [--subscription ID] [--status S] [--limit N] [--json]
+    python -m dispatchers deliveries show ID [--json]
+    python -m dispatchers deliveries redeliver ID
+    python -m dispatchers deliveries recover --subscription ID --since TIME [--until TIME]
 
-Secrets are never printed in full.
+TIME is ISO 8601 (`2026-08-20T09:00:00Z`; without a zone it is UTC). With `--json`, list and show
+print JSON only. Secrets are never printed in full. Bad input gets a message naming it, exit code 2,
+and changes nothing; an unknown id, exit code 1.
 """
 
 from __future__ import annotations
@@ -18,11 +27,21 @@ import json
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
+from dispatchers.addresses import UrlError, check_url
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.postgres import Store, Subscription
+from dispatchers.postgres import Store, StoreError, Subscription
 from dispatchers.signing import SecretError, redact, secret_key
+from herald_contracts import EVENT_TYPES
+
+STATUSES = ("pending", "retrying", "delivered", "failed")
+
+
+class InputError(ValueError):
+    """Bad command-line input: exit code 2, nothing written."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,45 +55,120 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply the database migrations (idempotent)")
 
     subscriptions = commands.add_parser("subscriptions", help="manage subscriptions")
-    sub_commands = subscriptions.add_subparsers(dest="action", required=True)
-    create = sub_commands.add_parser("create", help="create a subscription; prints its id")
-    create.add_argument("--url", required=True)
+    sub = subscriptions.add_subparsers(dest="action", required=True)
+    create = sub.add_parser("create", help="create a subscription; prints its id")
+    create.add_argument("--url", required=True, help="http or https URL of the receiver")
     create.add_argument("--secret", required=True, action="append", help="whsec_<base64>")
-    create.add_argument("--event-type", action="append", default=[], help="e.g. rollout.*")
-    create.add_argument("--cluster", action="append", default=[])
-    create.add_argument("--namespace", action="append", default=[])
-    create.add_argument("--name", action="append", default=[])
-    create.add_argument("--unordered", action="store_true")
-    listing = sub_commands.add_parser("list", help="list subscriptions")
-    listing.add_argument("--json", action="store_true")
+    create.add_argument(
+        "--event-type", action="append", default=[], help="glob on the type, e.g. 'rollout.*'"
+    )
+    create.add_argument("--cluster", action="append", default=[], help="glob on the cluster")
+    create.add_argument("--namespace", action="append", default=[], help="glob on the namespace")
+    create.add_argument("--name", action="append", default=[], help="glob on the object name")
+    create.add_argument(
+        "--unordered", action="store_true", help="do not hold an object's later events back"
+    )
+    _json(sub.add_parser("list", help="list subscriptions"))
+    _json(_with_id(sub.add_parser("show", help="one subscription")))
+    disable = _with_id(sub.add_parser("disable", help="stop delivering to it"))
+    disable.add_argument("--reason", default="disabled by an operator")
+    _with_id(sub.add_parser("enable", help="deliver to it again"))
+    rotate = _with_id(
+        sub.add_parser(
+            "rotate-secret",
+            help="sign with a new secret; the old ones keep signing for HERALD_SECRET_GRACE_S",
+        )
+    )
+    rotate.add_argument("--secret", required=True, help="the new whsec_<base64>")
 
-    deliveries = commands.add_parser("deliveries", help="read the delivery log")
-    del_commands = deliveries.add_subparsers(dest="action", required=True)
-    del_list = del_commands.add_parser("list", help="list deliveries, newest first")
-    del_list.add_argument("--subscription", type=uuid.UUID)
-    del_list.add_argument("--status", choices=["pending", "retrying", "delivered", "failed"])
-    del_list.add_argument("--json", action="store_true")
+    deliveries = commands.add_parser("deliveries", help="read the delivery log, redeliver")
+    dl = deliveries.add_subparsers(dest="action", required=True)
+    listing = _json(dl.add_parser("list", help="list deliveries, newest first"))
+    listing.add_argument("--subscription", type=_uuid)
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--limit", type=int, default=100)
+    _json(_with_id(dl.add_parser("show", help="one delivery with every attempt")))
+    _with_id(dl.add_parser("redeliver", help="send it again now, with a new round of tries"))
+    recover = dl.add_parser("recover", help="requeue every failed delivery in a time range")
+    recover.add_argument("--subscription", type=_uuid, required=True)
+    recover.add_argument("--since", type=_time, required=True)
+    recover.add_argument("--until", type=_time)
     return root
 
 
-def run_admin(args: argparse.Namespace, store: Store, out: Callable[[str], None]) -> int:
-    """Run a management command (anything but `run`); return the exit code."""
-    if args.command == "migrate":
+def _with_id(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    command.add_argument("id", type=_uuid)
+    return command
+
+
+def _json(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    command.add_argument("--json", action="store_true", help="print JSON only")
+    return command
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an id: {text!r}") from None
+
+
+def _time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-08-20T09:00:00Z)"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def run_admin(
+    args: argparse.Namespace,
+    store: Store,
+    out: Callable[[str], None],
+    *,
+    err: Callable[[str], None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    secret_grace: timedelta = timedelta(days=1),
+) -> int:
+    """Run a management command (anything but `run`); return the exit code. Results go to `out`,
+    errors to `err` (standard error by default), so `--json` output stays JSON."""
+    complain = err or _stderr
+    try:
+        return _run(args, store, out, complain, now=now(), secret_grace=secret_grace)
+    except InputError as e:
+        complain(f"error: {e}")
+        return 2
+    except StoreError as e:
+        complain(f"error: the database: {e}")
+        return 1
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
+    args: argparse.Namespace,
+    store: Store,
+    out: Callable[[str], None],
+    err: Callable[[str], None],
+    *,
+    now: datetime,
+    secret_grace: timedelta,
+) -> int:
+    command = (args.command, getattr(args, "action", None))
+    if command == ("migrate", None):
         applied = store.migrate()
         out("applied: " + ", ".join(applied) if applied else "up to date")
         return 0
-    if args.command == "subscriptions" and args.action == "create":
-        try:
-            for secret in args.secret:
-                secret_key(secret)
-        except SecretError as e:
-            out(f"error: --secret: {e}")
-            return 2
+    if command == ("subscriptions", "create"):
         subscription_id = store.create_subscription(
-            url=args.url,
-            secrets=args.secret,
+            url=_checked_url(args.url),
+            secrets=[_checked_secret(s) for s in args.secret],
             filter=SubscriptionFilter(
-                event_types=tuple(args.event_type),
+                event_types=_checked_types(args.event_type),
                 clusters=tuple(args.cluster),
                 namespaces=tuple(args.namespace),
                 names=tuple(args.name),
@@ -83,21 +177,89 @@ def run_admin(args: argparse.Namespace, store: Store, out: Callable[[str], None]
         )
         out(str(subscription_id))
         return 0
-    if args.command == "subscriptions" and args.action == "list":
+    if command == ("subscriptions", "list"):
         rows = [_subscription_view(s) for s in store.subscriptions()]
         _print(rows, as_json=args.json, out=out, columns=("id", "url", "enabled", "event_types"))
         return 0
-    if args.command == "deliveries" and args.action == "list":
-        rows = store.deliveries(subscription_id=args.subscription, status=args.status)
-        _print(
-            rows,
-            as_json=args.json,
-            out=out,
-            columns=("id", "event_id", "subscription_id", "status", "attempt_count"),
-        )
+    if command == ("subscriptions", "show"):
+        subscription = store.subscription(args.id)
+        if subscription is None:
+            return _missing(err, "subscription", args.id)
+        _show(_subscription_view(subscription), as_json=args.json, out=out)
         return 0
-    out(f"unknown command {args.command}")
-    return 2
+    if command in (("subscriptions", "disable"), ("subscriptions", "enable")):
+        enabled = args.action == "enable"
+        reason = None if enabled else args.reason
+        if not store.set_enabled(args.id, enabled=enabled, reason=reason, now=now):
+            return _missing(err, "subscription", args.id)
+        out(f"{args.id} {'enabled' if enabled else 'disabled'}")
+        return 0
+    if command == ("subscriptions", "rotate-secret"):
+        secret = _checked_secret(args.secret)
+        if not store.rotate_secret(args.id, secret, now=now, grace=secret_grace):
+            return _missing(err, "subscription", args.id)
+        until = (now + secret_grace).isoformat(timespec="seconds")
+        out(f"{args.id} now signs with {redact(secret)}; the previous secrets also until {until}")
+        return 0
+    if command == ("deliveries", "list"):
+        if args.limit < 1:
+            raise InputError("--limit must be at least 1")
+        rows = store.deliveries(
+            subscription_id=args.subscription, status=args.status, limit=args.limit
+        )
+        columns = ("id", "event_id", "subscription_id", "status", "attempt_count")
+        _print(rows, as_json=args.json, out=out, columns=columns)
+        return 0
+    if command == ("deliveries", "show"):
+        delivery = store.delivery(args.id)
+        if delivery is None:
+            return _missing(err, "delivery", args.id)
+        _show(delivery, as_json=args.json, out=out)
+        return 0
+    if command == ("deliveries", "redeliver"):
+        if not store.redeliver(args.id, now=now):
+            return _missing(err, "delivery", args.id)
+        out(f"{args.id} will be sent again")
+        return 0
+    if command == ("deliveries", "recover"):
+        if args.until is not None and args.until <= args.since:
+            raise InputError("--until must be after --since")
+        if store.subscription(args.subscription) is None:
+            return _missing(err, "subscription", args.subscription)
+        count = store.recover(args.subscription, since=args.since, until=args.until, now=now)
+        out(f"{count} failed deliveries requeued")
+        return 0
+    raise InputError(f"unknown command {' '.join(c for c in command if c)}")
+
+
+def _checked_url(url: str) -> str:
+    try:
+        return check_url(url)
+    except UrlError as e:
+        raise InputError(f"--url: {e}") from e
+
+
+def _checked_secret(secret: str) -> str:
+    try:
+        secret_key(secret)
+    except SecretError as e:
+        raise InputError(f"--secret: {e}") from e
+    return secret
+
+
+def _checked_types(patterns: Sequence[str]) -> tuple[str, ...]:
+    for pattern in patterns:
+        if not any(fnmatchcase(t, pattern) for t in EVENT_TYPES):
+            raise InputError(
+                f"--event-type {pattern!r} matches no event type; the types are "
+                + ", ".join(EVENT_TYPES)
+            )
+    return tuple(patterns)
+
+
+def _missing(out: Callable[[str], None], what: str, ident: uuid.UUID) -> int:
+    out(f"error: no {what} {ident}")
+    return 1
 
 
 def _subscription_view(subscription: Subscription) -> dict[str, Any]:
@@ -132,5 +294,17 @@ def _print(
         out("\t".join(str(row.get(c, "")) for c in columns))
 
 
-def fail(message: str) -> None:
-    sys.exit(f"dispatcher: {message}")
+def _show(item: dict[str, Any], *, as_json: bool, out: Callable[[str], None]) -> None:
+    if as_json:
+        out(json.dumps(item, default=str, indent=2))
+        return
+    for key, value in item.items():
+        if key == "attempts":
+            out(f"attempts ({len(value)}):")
+            for a in value:
+                what = a.get("status_code") or a.get("error")
+                out(f"  #{a['attempt_number']} {a['started_at']} {a['duration_ms']} ms: {what}")
+        elif key == "event":
+            out(f"event: {json.dumps(value, default=str)}")
+        else:
+            out(f"{key}: {value}")

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Protocol
 
 from dispatchers.matching import matches
-from dispatchers.postgres import Subscription
+from dispatchers.postgres import StoreError, Subscription
 from herald_contracts import ContractError, DomainEvent, decode_domain_event
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ class RecordSource(Protocol):
     def poll_batch(self, *, max_records: int, timeout_s: float) -> list[ConsumedRecord]: ...
 
     def commit(self) -> None: ...
+
+    def rewind(self, records: Sequence[ConsumedRecord]) -> None:
+        """Read these records again on the next poll (their batch could not be stored)."""
+        ...
 
 
 class DeadLetterSink(Protocol):
@@ -66,12 +70,18 @@ class ConsumingLoop:
     subscriptions_refresh_s: float = 2.0
     max_batch: int = 500
     stop: threading.Event = field(default_factory=threading.Event)
+    on_dead_letter: Callable[[], None] = lambda: None
     _subscriptions: list[Subscription] = field(default_factory=list)
     _refreshed_at: float = float("-inf")
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self.run_once(timeout_s=0.5)
+            try:
+                self.run_once(timeout_s=0.5)
+            except StoreError as e:
+                # Postgres restarting or unreachable: the batch was rewound, nothing committed.
+                log.warning("the store failed (%s); reading the batch again shortly", e)
+                self.stop.wait(1.0)
 
     def run_once(self, *, timeout_s: float) -> int:
         """Consume one batch and commit it; return how many deliveries it created."""
@@ -89,11 +99,16 @@ class ConsumingLoop:
                     "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, e
                 )
                 self.dead_letters.send(record, error=str(e))
+                self.on_dead_letter()
                 dead += 1
                 continue
             wanted = [s.id for s in subscriptions if matches(s.filter, event)]
             batch.append((event, record.value or b"", wanted))
-        created = self.store.record_events(batch, now=self.now())
+        try:
+            created = self.store.record_events(batch, now=self.now())
+        except StoreError:
+            self.source.rewind(records)
+            raise
         if dead:
             self.dead_letters.flush(10)
         self.source.commit()

@@ -7,8 +7,9 @@ deliveries of everything it consumed are committed in Postgres.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from dispatchers.consuming import ConsumedRecord, ConsumeError
 from herald_contracts import dead_letter_headers
@@ -56,6 +57,18 @@ class KafkaRecordSource:
             # "No offset stored" means nothing was consumed since the last commit: not an error.
             if "NO_OFFSET" not in str(e):
                 raise ConsumeError(f"offset commit failed: {e}") from e
+
+    def rewind(self, records: Sequence[ConsumedRecord]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            first[key] = min(first.get(key, record.offset), record.offset)
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as e:
+                # No longer assigned (a rebalance): its new owner reads from the committed offset.
+                log.info("not rewinding %s[%d]: %s", topic, partition, e)
 
     def close(self) -> None:
         self._consumer.close()

@@ -27,6 +27,7 @@ from dispatchers.outcomes import Outcome, Verdict
 from herald_contracts import DomainEvent
 
 _MIGRATION_LOCK = 0x4845524C  # "HERL": serialises concurrent `migrate` runs
+_CLEANUP_LOCK = 0x48455243  # "HERC": one clean-up at a time across dispatchers
 
 
 class StoreError(Exception):
@@ -56,6 +57,11 @@ class DueDelivery:
     body: bytes
     attempt_number: int
     """The number the attempt about to be made will have (1 for the first)."""
+    round_attempt: int
+    """Its number within the current round of tries (a redelivery starts a new round): the index
+    into the retry schedule."""
+    object_key: str = ""
+    event_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,10 @@ class Store:
                 conn.cursor(row_factory=dict_row) as cur,
             ):
                 yield cur
+        except psycopg.errors.UndefinedTable as e:
+            raise StoreError(
+                f"{e}; the database has no Herald tables yet: run `python -m dispatchers migrate`"
+            ) from e
         except psycopg.OperationalError as e:
             raise StoreError(str(e)) from e
 
@@ -159,6 +169,40 @@ class Store:
             )
             return [_subscription(row) for row in cur.fetchall()]
 
+    def subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
+        with self._cursor() as cur:
+            cur.execute("SELECT * FROM subscriptions WHERE id = %s", (subscription_id,))
+            row = cur.fetchone()
+            return _subscription(row) if row is not None else None
+
+    def set_enabled(
+        self, subscription_id: uuid.UUID, *, enabled: bool, reason: str | None, now: datetime
+    ) -> bool:
+        """Enable (clearing the reason and the failure streak) or disable (with the reason)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE subscriptions SET enabled = %(enabled)s, updated_at = %(now)s,"
+                " disabled_reason = CASE WHEN %(enabled)s THEN NULL ELSE %(reason)s END,"
+                " disabled_at = CASE WHEN %(enabled)s THEN NULL ELSE %(now)s END,"
+                " failing_since = CASE WHEN %(enabled)s THEN NULL ELSE failing_since END"
+                " WHERE id = %(id)s",
+                {"enabled": enabled, "reason": reason, "now": now, "id": subscription_id},
+            )
+            return cur.rowcount == 1
+
+    def rotate_secret(
+        self, subscription_id: uuid.UUID, secret: str, *, now: datetime, grace: timedelta
+    ) -> bool:
+        """Sign with `secret` from now on; the current secrets keep signing alongside until the
+        grace period is over (then they are dropped)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE subscriptions SET retired_secrets = secrets, secrets = ARRAY[%s],"
+                " retired_until = %s, updated_at = %s WHERE id = %s",
+                (secret, now + grace, now, subscription_id),
+            )
+            return cur.rowcount == 1
+
     # -- events and deliveries -----------------------------------------------------------------
 
     def record_events(
@@ -197,9 +241,17 @@ class Store:
                     created += cur.rowcount
         return created
 
-    def claim_due(self, *, now: datetime, limit: int, lease_s: float) -> list[DueDelivery]:
-        """Lease up to `limit` due deliveries; an ordered subscription's later events about an
-        object wait while an earlier one about the same object is still open."""
+    def claim_due(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_s: float,
+        held: Sequence[uuid.UUID] = (),
+    ) -> list[DueDelivery]:
+        """Lease up to `limit` due deliveries, none of the `held` subscriptions (their breaker is
+        open, or they are at their cap); an ordered subscription's later events about an object
+        wait while an earlier one about the same object is still open."""
         with self._cursor() as cur:
             cur.execute(
                 """
@@ -210,6 +262,7 @@ class Store:
                       AND d.next_attempt_at <= %(now)s
                       AND (d.claimed_until IS NULL OR d.claimed_until < %(now)s)
                       AND s.enabled
+                      AND NOT (d.subscription_id = ANY(%(held)s))
                       AND (NOT s.ordered OR NOT EXISTS (
                             SELECT 1 FROM deliveries e
                             WHERE e.subscription_id = d.subscription_id
@@ -223,10 +276,17 @@ class Store:
                 UPDATE deliveries d SET claimed_until = %(until)s, updated_at = %(now)s
                 FROM due, subscriptions s, events ev
                 WHERE d.id = due.id AND s.id = d.subscription_id AND ev.id = d.event_id
-                RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, s.url, s.secrets,
-                          ev.body
+                RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
+                          d.object_key, s.url, ev.body, ev.time,
+                          s.secrets || CASE WHEN s.retired_until > %(now)s
+                                            THEN s.retired_secrets ELSE '{}' END AS secrets
                 """,
-                {"now": now, "limit": limit, "until": now + timedelta(seconds=lease_s)},
+                {
+                    "now": now,
+                    "limit": limit,
+                    "until": now + timedelta(seconds=lease_s),
+                    "held": list(held),
+                },
             )
             return [
                 DueDelivery(
@@ -237,12 +297,33 @@ class Store:
                     secrets=tuple(row["secrets"]),
                     body=row["body"].encode(),
                     attempt_number=row["attempt_count"] + 1,
+                    round_attempt=row["attempt_count"] - row["round_start"] + 1,
+                    object_key=row["object_key"],
+                    event_time=row["time"],
                 )
                 for row in cur.fetchall()
             ]
 
-    def record_attempt(self, attempt: AttemptRecord, outcome: Outcome, *, now: datetime) -> None:
-        """Log the attempt and move the delivery on, in one transaction."""
+    def release(self, delivery_ids: Sequence[uuid.UUID]) -> None:
+        """Give claims back without an attempt (the breaker held them)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE deliveries SET claimed_until = NULL WHERE id = ANY(%s)",
+                (list(delivery_ids),),
+            )
+
+    def record_attempt(
+        self,
+        attempt: AttemptRecord,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        disable_after: timedelta = timedelta(days=5),
+    ) -> str | None:
+        """Log the attempt and move the delivery on, in one transaction. Keeps the subscription's
+        health: a success clears `failing_since`; a failure sets it if unset, and a subscription
+        whose every attempt has failed for `disable_after` is disabled. Returns why the
+        subscription was disabled by this attempt, if it was."""
         status = {
             Verdict.DELIVERED: "delivered",
             Verdict.RETRY: "retrying",
@@ -269,16 +350,55 @@ class Store:
             )
             cur.execute(
                 "UPDATE deliveries SET status = %s, attempt_count = %s, next_attempt_at = %s,"
-                " claimed_until = NULL, updated_at = %s WHERE id = %s RETURNING subscription_id",
-                (status, attempt.attempt_number, outcome.retry_at, now, attempt.delivery_id),
+                " claimed_until = NULL, updated_at = %s, last_status_code = %s, last_error = %s,"
+                " delivered_at = CASE WHEN %s = 'delivered' THEN %s ELSE delivered_at END"
+                " WHERE id = %s RETURNING subscription_id",
+                (
+                    status,
+                    attempt.attempt_number,
+                    outcome.retry_at,
+                    now,
+                    attempt.status_code,
+                    attempt.error,
+                    status,
+                    now,
+                    attempt.delivery_id,
+                ),
             )
             row = cur.fetchone()
-            if outcome.verdict is Verdict.GONE and row is not None:
+            if row is None:
+                return None
+            subscription_id = row["subscription_id"]
+            if outcome.verdict is Verdict.DELIVERED:
                 cur.execute(
-                    "UPDATE subscriptions SET enabled = false, updated_at = %s,"
-                    " disabled_reason = 'the endpoint answered 410 Gone' WHERE id = %s",
-                    (now, row["subscription_id"]),
+                    "UPDATE subscriptions SET failing_since = NULL"
+                    " WHERE id = %s AND failing_since IS NOT NULL",
+                    (subscription_id,),
                 )
+                return None
+            reason = None
+            if outcome.verdict is Verdict.GONE:
+                reason = "the endpoint answered 410 Gone"
+            else:
+                cur.execute(
+                    "UPDATE subscriptions SET failing_since = COALESCE(failing_since, %s)"
+                    " WHERE id = %s RETURNING failing_since",
+                    (attempt.started_at, subscription_id),
+                )
+                failing = cur.fetchone()
+                if failing is not None and failing["failing_since"] <= now - disable_after:
+                    reason = (
+                        "every attempt has failed since "
+                        f"{failing['failing_since'].isoformat(timespec='seconds')}"
+                    )
+            if reason is not None:
+                cur.execute(
+                    "UPDATE subscriptions SET enabled = false, disabled_reason = %s,"
+                    " disabled_at = %s, updated_at = %s WHERE id = %s AND enabled",
+                    (reason, now, now, subscription_id),
+                )
+                return reason if cur.rowcount else None
+            return None
 
     def deliveries(
         self,
@@ -298,6 +418,137 @@ class Store:
                 {"sub": subscription_id, "status": status, "limit": limit},
             )
             return [_delivery_view(row) for row in cur.fetchall()]
+
+    def delivery(self, delivery_id: uuid.UUID) -> dict[str, Any] | None:
+        """One delivery with its event and every attempt, as plain values for display."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT d.id, d.event_id, d.subscription_id, d.object_key, d.status,"
+                " d.attempt_count, d.next_attempt_at, d.last_status_code, d.last_error,"
+                " d.delivered_at, d.created_at, d.updated_at, e.type AS event_type,"
+                " e.time AS event_time, e.payload AS event"
+                " FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = %s",
+                (delivery_id,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            cur.execute(
+                "SELECT attempt_number, started_at, duration_ms, status_code, response_headers,"
+                " response_body, error FROM attempts WHERE delivery_id = %s"
+                " ORDER BY attempt_number",
+                (delivery_id,),
+            )
+            view = _delivery_view(row)
+            view["attempts"] = [_delivery_view(a) for a in cur.fetchall()]
+            return view
+
+    def redeliver(self, delivery_id: uuid.UUID, *, now: datetime) -> bool:
+        """Send a delivery again now, whatever its status, with a new round of tries."""
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = %s,"
+                " round_start = attempt_count, claimed_until = NULL, updated_at = %s"
+                " WHERE id = %s",
+                (now, now, delivery_id),
+            )
+            return cur.rowcount == 1
+
+    def recover(
+        self,
+        subscription_id: uuid.UUID,
+        *,
+        since: datetime,
+        until: datetime | None,
+        now: datetime,
+    ) -> int:
+        """Requeue every failed delivery of the subscription created in [since, until)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = %(now)s,"
+                " round_start = attempt_count, claimed_until = NULL, updated_at = %(now)s"
+                " WHERE subscription_id = %(sub)s AND status = 'failed'"
+                " AND created_at >= %(since)s AND (%(until)s::timestamptz IS NULL"
+                " OR created_at < %(until)s)",
+                {"now": now, "sub": subscription_id, "since": since, "until": until},
+            )
+            return cur.rowcount
+
+    def clean_up(
+        self,
+        *,
+        now: datetime,
+        delivered_for: timedelta,
+        failed_for: timedelta,
+        batch: int,
+    ) -> int | None:
+        """Delete delivered deliveries older than `delivered_for` and failed ones older than
+        `failed_for` (with their attempts, and events no delivery refers to any more), `batch` at a
+        time, each batch its own short transaction. Only one dispatcher cleans at a time (an
+        advisory lock); returns how many deliveries were deleted, or None if another one is at it."""
+        deleted = 0
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_CLEANUP_LOCK,)).fetchone()
+            if not locked or not locked[0]:
+                return None
+            try:
+                while True:
+                    with conn.transaction():
+                        rows = conn.execute(
+                            """
+                            WITH old AS (
+                                SELECT id, event_id FROM deliveries
+                                WHERE (status = 'delivered' AND updated_at < %(delivered)s)
+                                   OR (status = 'failed' AND updated_at < %(failed)s)
+                                LIMIT %(batch)s
+                                FOR UPDATE SKIP LOCKED
+                            ), gone_attempts AS (
+                                DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM old)
+                            )
+                            DELETE FROM deliveries d USING old WHERE d.id = old.id
+                            RETURNING d.event_id
+                            """,
+                            {
+                                "delivered": now - delivered_for,
+                                "failed": now - failed_for,
+                                "batch": batch,
+                            },
+                        ).fetchall()
+                        if rows:
+                            conn.execute(
+                                "DELETE FROM events e WHERE e.id = ANY(%s) AND NOT EXISTS"
+                                " (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)",
+                                (list({r[0] for r in rows}),),
+                            )
+                    deleted += len(rows)
+                    if len(rows) < batch:
+                        return deleted
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_CLEANUP_LOCK,))
+
+    def stats(self, *, now: datetime) -> dict[str, float]:
+        """Gauges for the metrics: open deliveries by status, the oldest due one's age, and the
+        disabled subscriptions."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT"
+                " count(*) FILTER (WHERE status = 'pending') AS pending,"
+                " count(*) FILTER (WHERE status = 'retrying') AS retrying,"
+                " min(next_attempt_at) FILTER (WHERE next_attempt_at <= %(now)s) AS oldest_due"
+                " FROM deliveries WHERE status IN ('pending', 'retrying')",
+                {"now": now},
+            )
+            row = cur.fetchone() or {}
+            cur.execute("SELECT count(*) AS n FROM subscriptions WHERE NOT enabled")
+            disabled = (cur.fetchone() or {"n": 0})["n"]
+        oldest = row.get("oldest_due")
+        return {
+            "pending": float(row.get("pending") or 0),
+            "retrying": float(row.get("retrying") or 0),
+            "oldest_due_age_s": (now - oldest).total_seconds() if oldest else 0.0,
+            "disabled_subscriptions": float(disabled),
+        }
 
 
 def _subscription(row: dict[str, Any]) -> Subscription:
@@ -320,4 +571,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
 
 
 def _delivery_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, uuid.UUID | datetime) else v) for k, v in row.items()}
+    return {
+        k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v)
+        for k, v in row.items()
+    }

@@ -1,7 +1,9 @@
 """The sending loop of one worker thread: lease due deliveries, sign, POST, record the attempt.
 
 Several workers (and several replicas) run it side by side; the leases in Postgres keep them from
-sending the same delivery at once.
+sending the same delivery at once. The breakers (`dispatchers.breaker`), shared by the workers of a
+process, keep an unhealthy endpoint's deliveries from being claimed and cap the attempts one
+subscription may have in flight; a claim the breaker refuses is given back without spending a try.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from dispatchers.breaker import BreakerPolicy, Breakers, State
 from dispatchers.http import HttpResult
-from dispatchers.outcomes import Outcome, decide
-from dispatchers.postgres import AttemptRecord, DueDelivery
+from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict, decide
+from dispatchers.postgres import AttemptRecord, DueDelivery, StoreError
 from dispatchers.signing import sign
 
 log = logging.getLogger(__name__)
@@ -29,11 +34,20 @@ class Sender(Protocol):
 
 
 class ClaimStore(Protocol):
-    def claim_due(self, *, now: datetime, limit: int, lease_s: float) -> list[DueDelivery]: ...
+    def claim_due(
+        self, *, now: datetime, limit: int, lease_s: float, held: Sequence[uuid.UUID] = ()
+    ) -> list[DueDelivery]: ...
+
+    def release(self, delivery_ids: Sequence[uuid.UUID]) -> None: ...
 
     def record_attempt(
-        self, attempt: AttemptRecord, outcome: Outcome, *, now: datetime
-    ) -> None: ...
+        self,
+        attempt: AttemptRecord,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        disable_after: timedelta = ...,
+    ) -> str | None: ...
 
 
 def webhook_headers(delivery: DueDelivery, *, timestamp: int) -> dict[str, str]:
@@ -50,6 +64,14 @@ def webhook_headers(delivery: DueDelivery, *, timestamp: int) -> dict[str, str]:
     }
 
 
+AttemptObserver = Callable[[DueDelivery, HttpResult, Outcome, State], None]
+"""Told of every attempt made: the delivery, what the receiver said, what it means, the breaker."""
+
+
+def _ignore(delivery: DueDelivery, result: HttpResult, outcome: Outcome, breaker: State) -> None:
+    pass
+
+
 @dataclass
 class SendingLoop:
     store: ClaimStore
@@ -60,46 +82,84 @@ class SendingLoop:
     claim_batch: int = 10
     lease_s: float = 60.0
     idle_poll_s: float = 0.2
+    retry_after: RetryAfterBounds = field(default_factory=RetryAfterBounds)
+    disable_after: timedelta = timedelta(days=5)
+    breakers: Breakers = field(default_factory=lambda: Breakers(BreakerPolicy()))
+    clock: Callable[[], float] = time.monotonic
+    """The breakers' clock (monotonic seconds); `now` is the wall clock stored in Postgres."""
     rand: Callable[[], float] = random.random
     stop: threading.Event = field(default_factory=threading.Event)
-    on_attempt: Callable[[DueDelivery, HttpResult, Outcome], None] = lambda d, r, o: None
+    on_attempt: AttemptObserver = _ignore
 
     def run(self) -> None:
         while not self.stop.is_set():
-            if not self.run_once():
-                self.stop.wait(self.idle_poll_s)
+            try:
+                if not self.run_once():
+                    self.stop.wait(self.idle_poll_s)
+            except StoreError as e:
+                # Postgres restarting or unreachable: a claim whose attempt was not recorded is
+                # claimed again when its lease runs out (the receiver may see it twice, with the
+                # same webhook-id).
+                log.warning("the store failed (%s); trying again shortly", e)
+                self.stop.wait(max(1.0, self.idle_poll_s))
 
     def run_once(self) -> int:
         """Send one leased batch; return how many attempts were made."""
-        due = self.store.claim_due(now=self.now(), limit=self.claim_batch, lease_s=self.lease_s)
+        held = [key for key in self.breakers.held(self.clock()) if isinstance(key, uuid.UUID)]
+        due = self.store.claim_due(
+            now=self.now(), limit=self.claim_batch, lease_s=self.lease_s, held=held
+        )
+        made, given_back = 0, []
         for delivery in due:
-            self._attempt(delivery)
-        return len(due)
+            if self.stop.is_set() or not self.breakers.begin(
+                delivery.subscription_id, self.clock()
+            ):
+                given_back.append(delivery.id)
+                continue
+            try:
+                self._attempt(delivery)
+            finally:
+                made += 1
+        if given_back:
+            self.store.release(given_back)
+        return made
 
     def _attempt(self, delivery: DueDelivery) -> None:
         started = self.now()
-        headers = webhook_headers(delivery, timestamp=int(started.timestamp()))
-        result = self.sender.post(delivery.url, body=delivery.body, headers=headers)
-        outcome = decide(
-            status_code=result.status_code,
-            attempt_number=delivery.attempt_number,
-            now=self.now(),
-            schedule_s=self.retry_schedule_s,
-            jitter=self.retry_jitter,
-            jitter_draw=self.rand(),
-        )
-        attempt = AttemptRecord(
-            delivery_id=delivery.id,
-            attempt_number=delivery.attempt_number,
-            started_at=started,
-            duration_ms=result.duration_ms,
-            status_code=result.status_code,
-            response_headers=result.headers,
-            response_body=result.body,
-            error=result.error,
-        )
-        self.store.record_attempt(attempt, outcome, now=self.now())
-        self.on_attempt(delivery, result, outcome)
+        success = False
+        state = State.CLOSED
+        try:
+            headers = webhook_headers(delivery, timestamp=int(started.timestamp()))
+            result = self.sender.post(delivery.url, body=delivery.body, headers=headers)
+            outcome = decide(
+                status_code=result.status_code,
+                attempt_number=delivery.round_attempt,
+                now=self.now(),
+                schedule_s=self.retry_schedule_s,
+                jitter=self.retry_jitter,
+                jitter_draw=self.rand(),
+                retry_after=_header(result, "Retry-After"),
+                retry_after_bounds=self.retry_after,
+            )
+            success = outcome.verdict is Verdict.DELIVERED
+            attempt = AttemptRecord(
+                delivery_id=delivery.id,
+                attempt_number=delivery.attempt_number,
+                started_at=started,
+                duration_ms=result.duration_ms,
+                status_code=result.status_code,
+                response_headers=result.headers,
+                response_body=result.body,
+                error=result.error,
+            )
+            disabled = self.store.record_attempt(
+                attempt, outcome, now=self.now(), disable_after=self.disable_after
+            )
+        finally:
+            state = self.breakers.end(delivery.subscription_id, success=success, now=self.clock())
+        if disabled is not None:
+            log.warning("subscription %s disabled: %s", delivery.subscription_id, disabled)
+        self.on_attempt(delivery, result, outcome, state)
         log.info(
             "delivery %s attempt %d to %s: %s -> %s",
             delivery.id,
@@ -108,3 +168,10 @@ class SendingLoop:
             result.status_code or result.error,
             outcome.verdict,
         )
+
+
+def _header(result: HttpResult, name: str) -> str | None:
+    for key, value in (result.headers or {}).items():
+        if key.lower() == name.lower():
+            return value
+    return None

@@ -41,6 +41,40 @@ class DispatcherSettings:
     """HERALD_RETRY_SCHEDULE_S: comma-separated delays before each try; its length is the tries."""
     retry_jitter: float = 0.2
     """HERALD_RETRY_JITTER: each delay is scaled by a random factor in [1-j, 1+j]."""
+    retry_after_min_s: float = 1.0
+    """HERALD_RETRY_AFTER_MIN_S: the soonest a `Retry-After` (429, 503) may bring the next try."""
+    retry_after_max_s: float = 3600.0
+    """HERALD_RETRY_AFTER_MAX_S: the latest a `Retry-After` may push the next try."""
+    allow_private_networks: bool = False
+    """HERALD_ALLOW_PRIVATE_NETWORKS: deliver to loopback and private addresses too (true/false).
+    Off by default; the local demo and the tests turn it on. Cloud metadata addresses stay refused."""
+    breaker_window_s: float = 300.0
+    """HERALD_BREAKER_WINDOW_S: the circuit breaker judges the attempts of this recent period."""
+    breaker_min_attempts: int = 10
+    """HERALD_BREAKER_MIN_ATTEMPTS: fewer attempts than this in the window never open it."""
+    breaker_failure_ratio: float = 0.7
+    """HERALD_BREAKER_FAILURE_RATIO: the share of failed attempts that opens it (0 < r <= 1)."""
+    breaker_pause_s: float = 30.0
+    """HERALD_BREAKER_PAUSE_S: how long an open breaker holds deliveries before one probe; doubles
+    after each failed probe, up to HERALD_BREAKER_MAX_PAUSE_S."""
+    breaker_max_pause_s: float = 600.0
+    """HERALD_BREAKER_MAX_PAUSE_S."""
+    max_in_flight_per_subscription: int = 0
+    """HERALD_MAX_IN_FLIGHT_PER_SUBSCRIPTION: attempts one subscription may have running at once in
+    one dispatcher, so a slow endpoint cannot take every worker; 0 means half the workers."""
+    disable_after_s: float = 5 * 86400.0
+    """HERALD_DISABLE_AFTER_S: a subscription whose every attempt has failed for this long is
+    disabled, with the reason recorded (5 days)."""
+    secret_grace_s: float = 86400.0
+    """HERALD_SECRET_GRACE_S: after `rotate-secret`, the old secrets keep signing this long."""
+    retention_delivered_s: float = 30 * 86400.0
+    """HERALD_RETENTION_DELIVERED_S: delivered deliveries and their attempts are deleted after this."""
+    retention_failed_s: float = 90 * 86400.0
+    """HERALD_RETENTION_FAILED_S: failed ones after this."""
+    cleanup_interval_s: float = 600.0
+    """HERALD_CLEANUP_INTERVAL_S: how often a dispatcher tries to run the clean-up (one at a time)."""
+    cleanup_batch: int = 500
+    """HERALD_CLEANUP_BATCH: deliveries deleted per transaction, so the clean-up never blocks."""
     subscriptions_refresh_s: float = 2.0
     """HERALD_SUBSCRIPTIONS_REFRESH_S: how stale the consumer's view of subscriptions may be."""
     metrics_port: int = 9103
@@ -82,7 +116,38 @@ class DispatcherSettings:
         jitter = number("HERALD_RETRY_JITTER", 0.2)
         if jitter >= 1:
             raise SettingsError(f"HERALD_RETRY_JITTER must be below 1, not {jitter}")
+        flag_text = (text("HERALD_ALLOW_PRIVATE_NETWORKS") or "false").lower()
+        if flag_text not in ("true", "false", "1", "0", "yes", "no"):
+            raise SettingsError(
+                f"HERALD_ALLOW_PRIVATE_NETWORKS must be true or false, not {flag_text!r}"
+            )
+        ratio = number("HERALD_BREAKER_FAILURE_RATIO", 0.7, minimum=0.01)
+        if ratio > 1:
+            raise SettingsError(f"HERALD_BREAKER_FAILURE_RATIO must be at most 1, not {ratio}")
+        retry_after = (
+            number("HERALD_RETRY_AFTER_MIN_S", 1.0),
+            number("HERALD_RETRY_AFTER_MAX_S", 3600.0, minimum=1),
+        )
+        if retry_after[0] > retry_after[1]:
+            raise SettingsError("HERALD_RETRY_AFTER_MIN_S must not exceed HERALD_RETRY_AFTER_MAX_S")
         return cls(
+            retry_after_min_s=retry_after[0],
+            retry_after_max_s=retry_after[1],
+            allow_private_networks=flag_text in ("true", "1", "yes"),
+            breaker_window_s=number("HERALD_BREAKER_WINDOW_S", 300.0, minimum=1),
+            breaker_min_attempts=int(number("HERALD_BREAKER_MIN_ATTEMPTS", 10, minimum=1)),
+            breaker_failure_ratio=ratio,
+            breaker_pause_s=number("HERALD_BREAKER_PAUSE_S", 30.0, minimum=0.1),
+            breaker_max_pause_s=number("HERALD_BREAKER_MAX_PAUSE_S", 600.0, minimum=0.1),
+            max_in_flight_per_subscription=int(
+                number("HERALD_MAX_IN_FLIGHT_PER_SUBSCRIPTION", 0, minimum=0)
+            ),
+            disable_after_s=number("HERALD_DISABLE_AFTER_S", 5 * 86400.0, minimum=1),
+            secret_grace_s=number("HERALD_SECRET_GRACE_S", 86400.0),
+            retention_delivered_s=number("HERALD_RETENTION_DELIVERED_S", 30 * 86400.0, minimum=1),
+            retention_failed_s=number("HERALD_RETENTION_FAILED_S", 90 * 86400.0, minimum=1),
+            cleanup_interval_s=number("HERALD_CLEANUP_INTERVAL_S", 600.0, minimum=1),
+            cleanup_batch=int(number("HERALD_CLEANUP_BATCH", 500, minimum=1)),
             database_url=database_url,
             kafka_bootstrap=text("HERALD_KAFKA_BOOTSTRAP"),
             domain_topic=text("HERALD_DOMAIN_TOPIC") or DOMAIN_TOPIC,

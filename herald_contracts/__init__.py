@@ -9,6 +9,7 @@ import this package.
 from herald_contracts.deadletters import DeadLetterHeader, dead_letter_headers
 from herald_contracts.domain import (
     EVENT_TYPE_PREFIX,
+    EVENT_TYPES,
     DomainEvent,
     decode_domain_event,
     encode_domain_event,
@@ -21,6 +22,7 @@ from herald_contracts.topics import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 __all__ = [
     "DEAD_LETTER_TOPIC",
     "DOMAIN_TOPIC",
+    "EVENT_TYPES",
     "EVENT_TYPE_PREFIX",
     "RAW_TOPIC",
     "ContractError",

@@ -18,6 +18,21 @@ SPEC_VERSION = "1.0"
 EVENT_TYPE_PREFIX = "dev.herald."
 DATA_CONTENT_TYPE = "application/json"
 
+EVENT_TYPES: tuple[str, ...] = (
+    "rollout.update_started",
+    "rollout.step_advanced",
+    "rollout.paused",
+    "rollout.resumed",
+    "rollout.aborted",
+    "rollout.completed",
+    "application.health_changed",
+    "application.sync_changed",
+    "application.operation_started",
+    "application.operation_completed",
+    "application.resource_action",
+)
+"""Every catalogue name (the type without `EVENT_TYPE_PREFIX`), as subscriptions filter on them."""
+
 _KIND_PLURALS = {"Rollout": "rollouts", "Application": "applications"}
 
 

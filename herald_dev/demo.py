@@ -77,6 +77,7 @@ def _run(infra_env: dict[str, str], state_dir: Path, args: argparse.Namespace) -
         "HERALD_KUBECONFIG": str(fake.write_kubeconfig(work / "kubeconfig")),
         "HERALD_PROCESSOR_DATA_DIR": str(work / "processor-data"),
         "HERALD_HTTP_CONNECT_TIMEOUT_S": "2",
+        "HERALD_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver listens on 127.0.0.1
     }
     subscription = _dispatchers_cli(
         env, "subscriptions", "create", "--url", url, "--secret", secret, "--cluster", cluster

@@ -92,6 +92,7 @@ def test_a_canary_rollout_reaches_subscribers_signed_in_order_and_logged(
     env = {
         **infra_env,
         **topics.env(),
+        "HERALD_ALLOW_PRIVATE_NETWORKS": "true",  # the receivers listen on 127.0.0.1
         "HERALD_DATABASE_URL": database_url,
         "HERALD_CLUSTER_NAME": "prod-eu",
         "HERALD_KUBECONFIG": str(kubeconfig),

@@ -5,13 +5,15 @@ import json
 import pytest
 
 from herald_contracts import (
+    EVENT_TYPE_PREFIX,
+    EVENT_TYPES,
     ContractError,
     DomainEvent,
     decode_domain_event,
     encode_domain_event,
     object_source,
 )
-from tests.support import validate
+from tests.support import SCHEMAS, validate
 
 
 def _event() -> DomainEvent:
@@ -76,3 +78,9 @@ def test_malformed_events_are_refused_with_the_reason(mutate: object, complaint:
     mutate(payload)  # type: ignore[operator]
     with pytest.raises(ContractError, match=complaint):
         decode_domain_event(json.dumps(payload).encode(), key=b"k")
+
+
+def test_the_event_types_listed_are_exactly_the_published_schema_types() -> None:
+    schema = json.loads((SCHEMAS / "deploy-event.v1.schema.json").read_text())
+    published = schema["properties"]["type"]["enum"]
+    assert sorted(f"{EVENT_TYPE_PREFIX}{t}" for t in EVENT_TYPES) == sorted(published)

@@ -40,7 +40,9 @@ def receiver() -> Iterator[Receiver]:
 def _loop(store: Store) -> SendingLoop:
     return SendingLoop(
         store=store,
-        sender=HttpSender(connect_timeout_s=1, read_timeout_s=2, user_agent="test"),
+        sender=HttpSender(
+            connect_timeout_s=1, read_timeout_s=2, user_agent="test", allow_private=True
+        ),
         now=lambda: datetime.now(UTC),
         retry_schedule_s=(0, 5, 300),
         retry_jitter=0.0,

@@ -1,0 +1,114 @@
+"""Endpoint health per subscription: a circuit breaker and a cap on attempts in flight. Pure.
+
+Closed, the breaker counts the attempts of the last `window_s`; when at least `min_attempts` of them
+were made and at least `failure_ratio` of them failed, it opens. Open, it holds the subscription's
+deliveries (they are not claimed, so no try is spent) for a pause; then one probe goes out
+(half-open). A probe that succeeds closes it; one that fails opens it again for twice the pause, up
+to `max_pause_s`. This is the dispatcher's own view (each replica keeps one); the decisions about
+the deliveries themselves (retry times, failure) stay in Postgres.
+
+The cap: a subscription may have at most `max_in_flight` attempts running at once in this process,
+so an endpoint that hangs until the timeout occupies a few workers, never all of them: healthy
+subscriptions keep their throughput.
+
+Time comes in as an argument (`now`, seconds on any monotonic clock).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+
+class State(enum.StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    window_s: float = 300.0
+    min_attempts: int = 10
+    failure_ratio: float = 0.7
+    pause_s: float = 30.0
+    max_pause_s: float = 600.0
+    max_in_flight: int = 4
+
+
+@dataclass
+class _Endpoint:
+    state: State = State.CLOSED
+    results: deque[tuple[float, bool]] = field(default_factory=deque)
+    opened_at: float = 0.0
+    pause_s: float = 0.0
+    in_flight: int = 0
+
+
+class Breakers:
+    """Thread-safe: the sending workers of one dispatcher share it."""
+
+    def __init__(self, policy: BreakerPolicy) -> None:
+        self.policy = policy
+        self._endpoints: dict[Hashable, _Endpoint] = {}
+        self._lock = threading.Lock()
+
+    def held(self, now: float) -> set[Hashable]:
+        """Subscriptions not to claim deliveries for now: open and pausing, probing, or at the cap."""
+        with self._lock:
+            return {key for key, e in self._endpoints.items() if not self._may_start(e, now)}
+
+    def begin(self, key: Hashable, now: float) -> bool:
+        """Ask to start an attempt; False means hold it (give the claim back, spend no try)."""
+        with self._lock:
+            endpoint = self._endpoints.setdefault(key, _Endpoint())
+            if not self._may_start(endpoint, now):
+                return False
+            if endpoint.state is State.OPEN:
+                endpoint.state = State.HALF_OPEN  # this attempt is the probe
+            endpoint.in_flight += 1
+            return True
+
+    def end(self, key: Hashable, *, success: bool, now: float) -> State:
+        """Record a finished attempt; return the breaker's state after it."""
+        policy = self.policy
+        with self._lock:
+            endpoint = self._endpoints.setdefault(key, _Endpoint())
+            endpoint.in_flight = max(0, endpoint.in_flight - 1)
+            if endpoint.state is State.HALF_OPEN:
+                if success:
+                    endpoint.state, endpoint.pause_s = State.CLOSED, 0.0
+                    endpoint.results.clear()
+                else:
+                    self._open(endpoint, now, min(endpoint.pause_s * 2, policy.max_pause_s))
+                return endpoint.state
+            if endpoint.state is State.OPEN:
+                return endpoint.state  # an attempt that started before it opened
+            results = endpoint.results
+            results.append((now, success))
+            while results and results[0][0] < now - policy.window_s:
+                results.popleft()
+            failures = sum(1 for _, ok in results if not ok)
+            if len(results) >= policy.min_attempts and failures >= policy.failure_ratio * len(
+                results
+            ):
+                self._open(endpoint, now, policy.pause_s)
+            return endpoint.state
+
+    def states(self) -> dict[Hashable, State]:
+        with self._lock:
+            return {key: e.state for key, e in self._endpoints.items()}
+
+    def _open(self, endpoint: _Endpoint, now: float, pause_s: float) -> None:
+        endpoint.state, endpoint.opened_at, endpoint.pause_s = State.OPEN, now, pause_s
+        endpoint.results.clear()
+
+    def _may_start(self, endpoint: _Endpoint, now: float) -> bool:
+        if endpoint.state is State.HALF_OPEN:
+            return False  # one probe at a time
+        if endpoint.state is State.OPEN:
+            return now >= endpoint.opened_at + endpoint.pause_s and endpoint.in_flight == 0
+        return endpoint.in_flight < self.policy.max_in_flight

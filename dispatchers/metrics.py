@@ -1,0 +1,73 @@
+"""The dispatcher's Prometheus metrics, and the observers that feed them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from dispatchers.breaker import Breakers, State
+from dispatchers.http import HttpResult
+from dispatchers.outcomes import Outcome, Verdict
+from dispatchers.postgres import DueDelivery
+
+DELIVERIES = Counter(
+    "herald_dispatcher_deliveries_total",
+    "Deliveries that reached an end, by outcome (delivered, failed, gone).",
+    ["outcome"],
+)
+ATTEMPTS = Counter(
+    "herald_dispatcher_attempts_total",
+    "Delivery attempts, by status class (2xx, 3xx, 4xx, 5xx, or error: no answer).",
+    ["status_class"],
+)
+ATTEMPT_SECONDS = Histogram(
+    "herald_dispatcher_attempt_seconds",
+    "How long one attempt took, from connecting to the end of the answer.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+END_TO_END_SECONDS = Histogram(
+    "herald_dispatcher_end_to_end_seconds",
+    "From the event's observed time in the cluster to its successful delivery.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 86400),
+)
+OPEN_DELIVERIES = Gauge(
+    "herald_dispatcher_open_deliveries", "Deliveries not finished yet, by status.", ["status"]
+)
+OLDEST_DUE = Gauge(
+    "herald_dispatcher_oldest_due_seconds", "Age of the oldest delivery due and not yet sent."
+)
+BREAKERS = Gauge(
+    "herald_dispatcher_breakers",
+    "Subscriptions' circuit breakers in this process, by state.",
+    ["state"],
+)
+DISABLED = Gauge("herald_dispatcher_disabled_subscriptions", "Subscriptions disabled.")
+CLEANED = Counter(
+    "herald_dispatcher_cleaned_deliveries_total", "Old deliveries deleted by the clean-up."
+)
+DEAD_LETTERS = Counter(
+    "herald_dispatcher_dead_letters_total", "Domain-topic records that could not be decoded."
+)
+
+
+def observe_attempt(
+    delivery: DueDelivery, result: HttpResult, outcome: Outcome, breaker: State, *, now: datetime
+) -> None:
+    code = result.status_code
+    ATTEMPTS.labels(f"{code // 100}xx" if code is not None else "error").inc()
+    ATTEMPT_SECONDS.observe(result.duration_ms / 1000)
+    if outcome.verdict is not Verdict.RETRY:
+        DELIVERIES.labels(outcome.verdict.value).inc()
+    if outcome.verdict is Verdict.DELIVERED and delivery.event_time is not None:
+        END_TO_END_SECONDS.observe(max(0.0, (now - delivery.event_time).total_seconds()))
+
+
+def observe_state(stats: dict[str, float], breakers: Breakers) -> None:
+    OPEN_DELIVERIES.labels("pending").set(stats["pending"])
+    OPEN_DELIVERIES.labels("retrying").set(stats["retrying"])
+    OLDEST_DUE.set(stats["oldest_due_age_s"])
+    DISABLED.set(stats["disabled_subscriptions"])
+    states = list(breakers.states().values())
+    for state in State:
+        BREAKERS.labels(state.value).set(states.count(state))

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from dispatchers.breaker import BreakerPolicy, Breakers, State
+
+POLICY = BreakerPolicy(
+    window_s=300, min_attempts=10, failure_ratio=0.7, pause_s=30, max_pause_s=100, max_in_flight=2
+)
+
+
+def _attempts(breakers: Breakers, key: str, results: list[bool], *, now: float) -> State:
+    state = State.CLOSED
+    for ok in results:
+        assert breakers.begin(key, now)
+        state = breakers.end(key, success=ok, now=now)
+    return state
+
+
+def test_mostly_failing_recent_attempts_open_the_breaker() -> None:
+    breakers = Breakers(POLICY)
+    assert _attempts(breakers, "s", [False] * 6 + [True] * 3, now=0) is State.CLOSED  # 9 < 10
+    assert _attempts(breakers, "s", [False], now=1) is State.OPEN  # 7 of 10 failed
+    assert breakers.held(now=2) == {"s"}
+    assert not breakers.begin("s", now=2)
+
+
+def test_failures_below_the_ratio_or_outside_the_window_keep_it_closed() -> None:
+    breakers = Breakers(POLICY)
+    assert _attempts(breakers, "s", [False] * 6 + [True] * 4, now=0) is State.CLOSED
+    assert _attempts(breakers, "t", [False] * 9, now=0) is State.CLOSED
+    assert _attempts(breakers, "t", [False], now=301) is State.CLOSED  # the 9 left the window
+
+
+def test_after_the_pause_one_probe_goes_out_and_success_closes_it() -> None:
+    breakers = Breakers(POLICY)
+    _attempts(breakers, "s", [False] * 10, now=0)
+    assert not breakers.begin("s", now=29)
+    assert breakers.begin("s", now=30)  # the probe
+    assert breakers.held(now=31) == {"s"}  # one probe at a time
+    assert not breakers.begin("s", now=31)
+    assert breakers.end("s", success=True, now=32) is State.CLOSED
+    assert breakers.held(now=32) == set()
+
+
+def test_a_failed_probe_opens_it_again_for_twice_the_pause_up_to_the_maximum() -> None:
+    breakers = Breakers(POLICY)
+    _attempts(breakers, "s", [False] * 10, now=0)
+    assert breakers.begin("s", now=30)
+    assert breakers.end("s", success=False, now=30) is State.OPEN
+    assert not breakers.begin("s", now=89)
+    assert breakers.begin("s", now=90)  # 60 s later
+    breakers.end("s", success=False, now=90)
+    assert not breakers.begin("s", now=189)
+    assert breakers.begin("s", now=190)  # capped at 100 s
+
+
+def test_other_subscriptions_are_not_held_by_one_that_fails() -> None:
+    breakers = Breakers(POLICY)
+    _attempts(breakers, "bad", [False] * 10, now=0)
+    assert breakers.begin("good", now=1)
+    assert breakers.held(now=1) == {"bad"}
+
+
+def test_attempts_in_flight_are_capped_per_subscription() -> None:
+    breakers = Breakers(POLICY)
+    assert breakers.begin("slow", now=0)
+    assert breakers.begin("slow", now=0)
+    assert not breakers.begin("slow", now=0)
+    assert breakers.held(now=0) == {"slow"}
+    breakers.end("slow", success=True, now=1)
+    assert breakers.begin("slow", now=1)
+
+
+def test_attempts_that_started_before_it_opened_do_not_count() -> None:
+    breakers = Breakers(POLICY)
+    assert breakers.begin("s", now=0)  # a slow attempt, still running when it opens
+    _attempts(breakers, "s", [False] * 10, now=1)
+    assert breakers.end("s", success=True, now=2) is State.OPEN
