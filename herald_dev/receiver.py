@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import sys
 import threading
 import time
@@ -38,14 +39,21 @@ class Received:
         return parsed
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, *, now: float) -> tuple[bool, str]:
+def verify(
+    secret: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    now: float,
+    tolerance_s: float = TOLERANCE_S,
+) -> tuple[bool, str]:
     """Check `webhook-signature` against `whsec_` secret, per the Standard Webhooks spec."""
     msg_id = headers.get("webhook-id")
     timestamp = headers.get("webhook-timestamp")
     signatures = headers.get("webhook-signature")
     if not (msg_id and timestamp and signatures):
         return False, "missing webhook-id, webhook-timestamp or webhook-signature"
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > TOLERANCE_S:
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance_s:
         return False, f"timestamp {timestamp} outside tolerance"
     key = base64.b64decode(secret.split("_", 1)[1])
     expected = base64.b64encode(
@@ -58,12 +66,28 @@ def verify(secret: str, headers: dict[str, str], body: bytes, *, now: float) -> 
     return False, "no signature matches"
 
 
+@dataclass(frozen=True)
+class Reply:
+    """How to answer one request (tests script receivers that misbehave)."""
+
+    status: int = 204
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_s: float = 0.0
+    """Wait this long before answering (a slow receiver, or one that hangs past the timeout)."""
+    close: bool = False
+    """Close the connection without answering."""
+
+
 @dataclass
 class Receiver:
     secret: str
     echo: bool = False
     status: int = 204
     """The status answered to a verified request (tests change it)."""
+    respond: Any = None
+    """Optional `(Received) -> Reply`, deciding the answer to each verified request."""
+    tolerance_s: float = TOLERANCE_S
+    """How far `webhook-timestamp` may be from now (tests on fake time widen it)."""
     received: list[Received] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _server: ThreadingHTTPServer | None = None
@@ -80,10 +104,27 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                ok, reason = verify(receiver.secret, headers, body, now=time.time())
-                receiver.record(Received(headers, body, ok, reason))
-                status = receiver.status if ok else 401
-                self.send_response(status)
+                ok, reason = verify(
+                    receiver.secret,
+                    headers,
+                    body,
+                    now=time.time(),
+                    tolerance_s=receiver.tolerance_s,
+                )
+                item = Received(headers, body, ok, reason)
+                receiver.record(item)
+                reply = Reply(status=receiver.status if ok else 401)
+                if ok and receiver.respond is not None:
+                    reply = receiver.respond(item)
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                if reply.close:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(reply.status)
+                for name, value in reply.headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

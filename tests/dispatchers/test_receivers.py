@@ -1,0 +1,403 @@
+"""Receivers that misbehave, through the real sending loop, HTTP sender and Postgres, on fake time.
+
+Each test runs real HTTP receivers on 127.0.0.1; time (the wall clock stored in Postgres and the
+breakers' clock) is a fake that the test moves, so retry schedules are checked without sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from dispatchers.breaker import BreakerPolicy, Breakers
+from dispatchers.http import HttpSender
+from dispatchers.matching import SubscriptionFilter
+from dispatchers.outcomes import RetryAfterBounds
+from dispatchers.postgres import Store
+from dispatchers.sending import SendingLoop
+from herald_contracts import DomainEvent, encode_domain_event
+from herald_dev.receiver import Receiver, Reply
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+NEW_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+SCHEDULE = (0, 5, 60)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.wall = datetime.now(UTC).replace(microsecond=0)
+        self.mono = 1000.0
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def clock(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+def _event(n: int, *, name: str = "payments") -> DomainEvent:
+    return DomainEvent(
+        id=f"event-{name}-{n}-{uuid.uuid4().hex[:6]}",
+        source=f"/clusters/c/namespaces/billing/rollouts/{name}",
+        type="dev.herald.rollout.step_advanced",
+        subject=name,
+        time="2026-08-20T09:00:00Z",
+        data={"cluster": "c", "namespace": "billing", "name": name, "step_index": n},
+        key=f"c/billing/Rollout/{name}",
+    )
+
+
+@pytest.fixture
+def time_() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    started: list[Receiver] = []
+    yield started
+    for r in started:
+        r.stop()
+
+
+def _receiver(receivers: list[Receiver], respond: Any = None, secret: str = SECRET) -> Receiver:
+    # Fake time runs ahead of the receiver's clock: accept any timestamp.
+    r = Receiver(secret=secret, respond=respond, tolerance_s=float("inf"))
+    r.serve()
+    receivers.append(r)
+    return r
+
+
+def _loop(
+    store: Store,
+    time_: FakeTime,
+    *,
+    allow_private: bool = True,
+    read_timeout_s: float = 2.0,
+    breakers: Breakers | None = None,
+) -> SendingLoop:
+    return SendingLoop(
+        store=store,
+        sender=HttpSender(
+            connect_timeout_s=1,
+            read_timeout_s=read_timeout_s,
+            user_agent="test",
+            allow_private=allow_private,
+        ),
+        now=time_.now,
+        clock=time_.clock,
+        retry_schedule_s=SCHEDULE,
+        retry_jitter=0.0,
+        retry_after=RetryAfterBounds(min_s=1, max_s=3600),
+        disable_after=timedelta(days=5),
+        breakers=breakers or Breakers(BreakerPolicy(max_in_flight=4)),
+    )
+
+
+def _subscribe(store: Store, url: str, *, secrets: tuple[str, ...] = (SECRET,)) -> uuid.UUID:
+    return store.create_subscription(
+        url=url, secrets=list(secrets), filter=SubscriptionFilter(), ordered=False
+    )
+
+
+def _deliver(store: Store, subscription: uuid.UUID, time_: FakeTime, count: int = 1) -> None:
+    events = [_event(n) for n in range(count)]
+    store.record_events(
+        [(e, encode_domain_event(e), [subscription]) for e in events], now=time_.now()
+    )
+
+
+def _rows(database_url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def test_a_500_is_retried_on_the_schedule_and_fails_after_the_last_try(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    receiver = _receiver(receivers, lambda r: Reply(status=500))
+    _deliver(store, _subscribe(store, receiver.url), time_)
+    loop = _loop(store, time_)
+    assert loop.run_once() == 1
+    time_.advance(4.9)
+    assert loop.run_once() == 0  # the second try is 5 s after the first
+    time_.advance(0.1)
+    assert loop.run_once() == 1
+    time_.advance(59)
+    assert loop.run_once() == 0
+    time_.advance(1)
+    assert loop.run_once() == 1
+    time_.advance(10_000)
+    assert loop.run_once() == 0  # three tries: the schedule's length
+    assert _rows(database_url, "SELECT status, attempt_count FROM deliveries") == [("failed", 3)]
+    codes = _rows(database_url, "SELECT status_code FROM attempts ORDER BY attempt_number")
+    assert codes == [(500,), (500,), (500,)]
+    assert len(receiver.received) == 3
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # the same id each time
+
+
+def test_a_410_disables_the_subscription_and_nothing_more_is_sent(
+    store: Store, time_: FakeTime, receivers: list[Receiver]
+) -> None:
+    receiver = _receiver(receivers, lambda r: Reply(status=410))
+    subscription = _subscribe(store, receiver.url)
+    _deliver(store, subscription, time_, count=3)
+    loop = _loop(store, time_)
+    loop.claim_batch = 1
+    assert loop.run_once() == 1
+    time_.advance(100)
+    assert loop.run_once() == 0
+    found = store.subscription(subscription)
+    assert found is not None
+    assert not found.enabled
+    assert found.disabled_reason == "the endpoint answered 410 Gone"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_in_seconds_sets_the_next_try(
+    status: int, store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    receiver = _receiver(
+        receivers, lambda r: Reply(status=status, headers=(("Retry-After", "30"),))
+    )
+    _deliver(store, _subscribe(store, receiver.url), time_)
+    loop = _loop(store, time_)
+    loop.run_once()
+    [(next_at,)] = _rows(database_url, "SELECT next_attempt_at FROM deliveries")
+    assert next_at == time_.now() + timedelta(seconds=30)
+    time_.advance(29)
+    assert loop.run_once() == 0
+    time_.advance(1)
+    assert loop.run_once() == 1
+
+
+def test_retry_after_as_a_date_is_honoured_and_bounded(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    far = format_datetime(time_.now() + timedelta(days=3), usegmt=True)
+    receiver = _receiver(receivers, lambda r: Reply(status=503, headers=(("Retry-After", far),)))
+    _deliver(store, _subscribe(store, receiver.url), time_)
+    _loop(store, time_).run_once()
+    [(next_at,)] = _rows(database_url, "SELECT next_attempt_at FROM deliveries")
+    assert next_at == time_.now() + timedelta(seconds=3600)  # at most HERALD_RETRY_AFTER_MAX_S
+
+
+def test_a_receiver_that_hangs_past_the_timeout_is_a_failed_attempt(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    receiver = _receiver(receivers, lambda r: Reply(delay_s=3))
+    _deliver(store, _subscribe(store, receiver.url), time_)
+    _loop(store, time_, read_timeout_s=0.5).run_once()
+    [(code, error, ms)] = _rows(
+        database_url, "SELECT status_code, error, duration_ms FROM attempts"
+    )
+    assert code is None
+    assert "ReadTimeout" in error
+    assert 400 <= ms < 2500
+    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
+
+
+def test_a_receiver_that_closes_the_connection_is_a_failed_attempt(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    receiver = _receiver(receivers, lambda r: Reply(close=True))
+    _deliver(store, _subscribe(store, receiver.url), time_)
+    _loop(store, time_).run_once()
+    [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
+    assert code is None
+    assert "ConnectionError" in error
+
+
+def test_a_slow_receiver_within_the_timeout_gets_its_delivery(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    receiver = _receiver(receivers, lambda r: Reply(delay_s=0.4))
+    _deliver(store, _subscribe(store, receiver.url), time_)
+    _loop(store, time_).run_once()
+    [(code, ms)] = _rows(database_url, "SELECT status_code, duration_ms FROM attempts")
+    assert code == 204
+    assert ms >= 400
+    assert _rows(database_url, "SELECT status FROM deliveries") == [("delivered",)]
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    target = _receiver(receivers)
+    redirecting = _receiver(
+        receivers, lambda r: Reply(status=302, headers=(("Location", target.url),))
+    )
+    _deliver(store, _subscribe(store, redirecting.url), time_)
+    _loop(store, time_).run_once()
+    assert target.received == []
+    assert _rows(database_url, "SELECT status_code FROM attempts") == [(302,)]
+    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_url_that_resolves_to_a_private_address_is_refused_before_connecting(
+    host: str, store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    receiver = _receiver(receivers)
+    url = receiver.url.replace("127.0.0.1", host)
+    _deliver(store, _subscribe(store, url), time_)
+    _loop(store, time_, allow_private=False).run_once()
+    assert receiver.received == []
+    [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
+    assert code is None
+    assert "refused to connect" in error
+    assert "loopback" in error
+
+
+def test_an_open_breaker_holds_a_failing_subscription_without_spending_tries_and_not_others(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    failing = _receiver(receivers, lambda r: Reply(status=500))
+    healthy = _receiver(receivers)
+    bad, good = _subscribe(store, failing.url), _subscribe(store, healthy.url)
+    _deliver(store, bad, time_, count=12)
+    breakers = Breakers(BreakerPolicy(min_attempts=10, failure_ratio=0.7, pause_s=30))
+    loop = _loop(store, time_, breakers=breakers)
+    loop.claim_batch = 10
+    assert loop.run_once() == 10  # ten first tries fail: the breaker opens
+    assert breakers.held(time_.clock()) == {bad}
+    time_.advance(10)  # the failed ones are due again (5 s), but held
+    _deliver(store, good, time_, count=3)  # due after the twelve held ones
+    assert loop.run_once() == 3  # only the healthy subscription's: held ones are not even claimed
+    assert len(failing.received) == 10
+    assert len(healthy.received) == 3
+    [(bad_attempts,)] = _rows(
+        database_url,
+        "SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
+        " WHERE d.subscription_id = %s",
+        bad,
+    )
+    assert bad_attempts == 10
+    time_.advance(20)  # 30 s after opening: one probe
+    failing.respond = lambda r: Reply(status=204)
+    loop.claim_batch = 1
+    assert loop.run_once() == 1
+    assert breakers.held(time_.clock()) == set()  # the probe succeeded: closed
+    loop.claim_batch = 20
+    assert loop.run_once() == 11
+    assert _rows(database_url, "SELECT status, count(*) FROM deliveries GROUP BY status") == [
+        ("delivered", 15)
+    ]
+
+
+def test_a_subscription_failing_for_days_is_disabled_with_the_reason_and_a_success_resets_it(
+    store: Store, time_: FakeTime, receivers: list[Receiver]
+) -> None:
+    receiver = _receiver(receivers, lambda r: Reply(status=500))
+    subscription = _subscribe(store, receiver.url)
+    loop = _loop(store, time_)
+    _deliver(store, subscription, time_)
+    loop.run_once()
+    time_.advance(4 * 86400)
+    receiver.respond = None  # a success
+    _deliver(store, subscription, time_)
+    loop.run_once()
+    time_.advance(2 * 86400)  # 6 days after the first failure, but 2 after the success
+    receiver.respond = lambda r: Reply(status=500)
+    _deliver(store, subscription, time_)
+    loop.run_once()
+    found = store.subscription(subscription)
+    assert found is not None
+    assert found.enabled
+    time_.advance(5 * 86400 + 1)
+    _deliver(store, subscription, time_)
+    loop.run_once()
+    found = store.subscription(subscription)
+    assert found is not None
+    assert not found.enabled
+    assert found.disabled_reason is not None
+    assert found.disabled_reason.startswith("every attempt has failed since")
+
+
+def test_after_a_rotation_both_secrets_sign_until_the_grace_period_ends(
+    store: Store, time_: FakeTime, receivers: list[Receiver]
+) -> None:
+    old_side = _receiver(receivers, secret=SECRET)
+    subscription = _subscribe(store, old_side.url)
+    assert store.rotate_secret(subscription, NEW_SECRET, now=time_.now(), grace=timedelta(hours=1))
+    new_side = _receiver(receivers, secret=NEW_SECRET)
+    loop = _loop(store, time_)
+    for receiver in (old_side, new_side):
+        _point(store, subscription, receiver.url)
+        _deliver(store, subscription, time_)
+        loop.run_once()
+        [request] = receiver.received
+        assert request.verified, request.reason
+        assert len(request.headers["webhook-signature"].split(" ")) == 2
+    time_.advance(3601)
+    _point(store, subscription, old_side.url)
+    old_side.respond = None
+    _deliver(store, subscription, time_)
+    due = store.claim_due(now=time_.now(), limit=10, lease_s=60)
+    assert [d.secrets for d in due] == [(NEW_SECRET,)]
+
+
+def _point(store: Store, subscription: uuid.UUID, url: str) -> None:
+    with store._cursor() as cur:  # a test shortcut: the CLI has no "change URL" command
+        cur.execute("UPDATE subscriptions SET url = %s WHERE id = %s", (url, subscription))
+
+
+def test_an_unreachable_receiver_does_not_block_the_other_workers(
+    store: Store, time_: FakeTime, receivers: list[Receiver]
+) -> None:
+    """The in-flight cap: a subscription whose receiver hangs occupies at most its share of workers."""
+    hanging = _receiver(receivers, lambda r: Reply(delay_s=1.5))
+    healthy = _receiver(receivers)
+    slow, fast = _subscribe(store, hanging.url), _subscribe(store, healthy.url)
+    _deliver(store, slow, time_, count=8)
+    breakers = Breakers(BreakerPolicy(max_in_flight=2))
+    loops = [_loop(store, time_, breakers=breakers) for _ in range(4)]
+    for loop in loops:
+        loop.claim_batch = 1
+    threads = [threading.Thread(target=loop.run_once) for loop in loops[:2]]
+    for t in threads:
+        t.start()
+    hanging.wait_for(2, timeout_s=5)  # two workers are stuck on the slow receiver
+    _deliver(store, fast, time_, count=2)
+    assert loops[2].run_once() == 1  # the others are free, and skip the capped subscription
+    assert loops[3].run_once() == 1
+    assert len(healthy.received) == 2
+    for t in threads:
+        t.join()
+    assert len(hanging.received) == 2
+
+
+def test_a_delivery_already_claimed_but_held_by_the_breaker_is_given_back_untried(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    receiver = _receiver(receivers)
+    subscription = _subscribe(store, receiver.url)
+    _deliver(store, subscription, time_)
+    breakers = Breakers(BreakerPolicy(max_in_flight=1))
+    assert breakers.begin(subscription, time_.clock())  # another worker has the only slot
+    loop = _loop(store, time_, breakers=breakers)
+    loop.breakers = _Blind(breakers)  # claims without asking `held` first: the race
+    assert loop.run_once() == 0
+    assert receiver.received == []
+    assert _rows(database_url, "SELECT status, attempt_count, claimed_until FROM deliveries") == [
+        ("pending", 0, None)
+    ]
+
+
+class _Blind(Breakers):
+    def __init__(self, inner: Breakers) -> None:
+        self.__dict__.update(inner.__dict__)
+
+    def held(self, now: float) -> set[Any]:
+        return set()
