@@ -127,3 +127,66 @@ def test_410_gone_disables_the_subscription_with_the_reason(store: Store) -> Non
     assert sub.disabled_reason is not None
     assert "410" in sub.disabled_reason
     assert store.claim_due(now=NOW, limit=10, lease_s=60) == []  # a disabled subscription waits
+
+
+def _finish(store: Store, events: list[DomainEvent], verdict: Verdict, at: datetime) -> None:
+    for due in store.claim_due(now=NOW, limit=100, lease_s=60):
+        if due.event_id not in {e.id for e in events}:
+            store.release([due.id])
+            continue
+        store.record_attempt(
+            AttemptRecord(
+                delivery_id=due.id,
+                attempt_number=due.attempt_number,
+                started_at=at,
+                duration_ms=1,
+                status_code=204 if verdict is Verdict.DELIVERED else 500,
+                response_headers={},
+                response_body="",
+                error=None,
+            ),
+            Outcome(verdict),
+            now=at,
+        )
+
+
+def test_clean_up_deletes_old_deliveries_by_status_with_their_attempts_and_events(
+    store: Store, database_url: str
+) -> None:
+    subscription = _subscribe(store, ordered=False)
+    old_ok, new_ok, old_failed, mid_failed, open_ = (
+        [_event(n, name=name)] for n, name in enumerate(("a", "b", "c", "d", "e"))
+    )
+    _record(store, old_ok + new_ok + old_failed + mid_failed + open_, subscription)
+    _finish(store, old_ok, Verdict.DELIVERED, NOW - timedelta(days=31))
+    _finish(store, new_ok, Verdict.DELIVERED, NOW - timedelta(days=29))
+    _finish(store, old_failed, Verdict.FAILED, NOW - timedelta(days=91))
+    _finish(store, mid_failed, Verdict.FAILED, NOW - timedelta(days=60))
+    deleted = store.clean_up(
+        now=NOW, delivered_for=timedelta(days=30), failed_for=timedelta(days=90), batch=1
+    )
+    assert deleted == 2
+    with psycopg.connect(database_url) as conn:
+        left = {r[0] for r in conn.execute("SELECT event_id FROM deliveries").fetchall()}
+        events = {r[0] for r in conn.execute("SELECT id FROM events").fetchall()}
+        attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()
+    assert left == {new_ok[0].id, mid_failed[0].id, open_[0].id}
+    assert events == left
+    assert attempts == (2,)
+
+
+def test_only_one_clean_up_runs_at_a_time(store: Store, database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (0x48455243,))
+        assert (
+            store.clean_up(
+                now=NOW, delivered_for=timedelta(days=1), failed_for=timedelta(days=1), batch=10
+            )
+            is None
+        )
+    assert (
+        store.clean_up(
+            now=NOW, delivered_for=timedelta(days=1), failed_for=timedelta(days=1), batch=10
+        )
+        == 0
+    )

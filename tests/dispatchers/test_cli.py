@@ -1,0 +1,285 @@
+"""The dispatcher's command line against a real database: every command, JSON output, bad input."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from dispatchers.cli import parser, run_admin
+from dispatchers.outcomes import Outcome, Verdict
+from dispatchers.postgres import AttemptRecord, Store
+from herald_contracts import DomainEvent, encode_domain_event
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+NEW_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
+
+
+class Run:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        out: list[str] = []
+        err: list[str] = []
+        args = parser().parse_args(list(argv))
+        code = run_admin(
+            args,
+            self.store,
+            out.append,
+            err=err.append,
+            now=lambda: NOW,
+            secret_grace=timedelta(hours=24),
+        )
+        return code, "\n".join(out), "\n".join(err)
+
+
+@pytest.fixture
+def cli(store: Store) -> Run:
+    return Run(store)
+
+
+def _count(database_url: str, table: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 (test constant)
+        return int(row[0]) if row else 0
+
+
+def _create(cli: Run, *extra: str) -> str:
+    code, out, err = cli(
+        "subscriptions",
+        "create",
+        "--url",
+        "https://hooks.example.com/h",
+        "--secret",
+        SECRET,
+        *extra,
+    )
+    assert code == 0, err
+    return out
+
+
+def test_create_prints_the_id_and_show_prints_it_with_the_secret_redacted(cli: Run) -> None:
+    ident = _create(cli, "--event-type", "rollout.*", "--cluster", "prod-*", "--unordered")
+    assert uuid.UUID(ident)
+    code, out, _ = cli("subscriptions", "show", ident, "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["id"] == ident
+    assert shown["event_types"] == ["rollout.*"]
+    assert shown["clusters"] == ["prod-*"]
+    assert shown["ordered"] is False
+    assert shown["secrets"] == [f"whsec_...{SECRET[-4:]}"]
+    assert SECRET not in out
+    code, out, _ = cli("subscriptions", "show", ident)
+    assert code == 0
+    assert f"id: {ident}" in out
+    assert SECRET not in out
+
+
+def test_every_list_and_show_prints_only_json_with_json(cli: Run, store: Store) -> None:
+    ident = _create(cli)
+    event = _event()
+    store.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
+    [delivery] = store.deliveries()
+    for argv in (
+        ("subscriptions", "list", "--json"),
+        ("subscriptions", "show", ident, "--json"),
+        ("deliveries", "list", "--json"),
+        ("deliveries", "list", "--subscription", ident, "--status", "pending", "--json"),
+        ("deliveries", "show", delivery["id"], "--json"),
+    ):
+        code, out, err = cli(*argv)
+        assert code == 0, (argv, err)
+        json.loads(out)  # the whole output is one JSON document
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--url", "ftp://x.example/h", "--secret", SECRET), "--url: only http and https"),
+        (("--url", "https://u:p@x.example/h", "--secret", SECRET), "credentials"),
+        (("--url", "https://x.example/h", "--secret", "not-a-secret"), "--secret"),
+        (("--url", "https://x.example/h", "--secret", SECRET, "--secret", "whsec_!!"), "--secret"),
+        (
+            ("--url", "https://x.example/h", "--secret", SECRET, "--event-type", "rollout.done"),
+            "matches no event type",
+        ),
+    ],
+)
+def test_invalid_input_is_refused_with_a_message_and_nothing_is_written(
+    cli: Run, database_url: str, argv: tuple[str, ...], message: str
+) -> None:
+    code, out, err = cli("subscriptions", "create", *argv)
+    assert code == 2
+    assert message in err
+    assert out == ""
+    assert _count(database_url, "subscriptions") == 0
+
+
+def test_malformed_ids_and_times_are_refused_by_the_parser(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv in (
+        ["subscriptions", "show", "nope"],
+        ["deliveries", "recover", "--subscription", str(uuid.uuid4()), "--since", "yesterday"],
+        ["deliveries", "list", "--status", "lost"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parser().parse_args(argv)
+        assert exit_info.value.code == 2
+    assert "not an id" in capsys.readouterr().err
+
+
+def test_unknown_ids_exit_1_with_a_message(cli: Run) -> None:
+    missing = str(uuid.uuid4())
+    for argv in (
+        ("subscriptions", "show", missing),
+        ("subscriptions", "disable", missing),
+        ("subscriptions", "enable", missing),
+        ("subscriptions", "rotate-secret", missing, "--secret", NEW_SECRET),
+        ("deliveries", "show", missing),
+        ("deliveries", "redeliver", missing),
+        ("deliveries", "recover", "--subscription", missing, "--since", "2026-08-01T00:00:00Z"),
+    ):
+        code, _, err = cli(*argv)
+        assert code == 1, argv
+        what = (
+            "delivery"
+            if argv[:2] in (("deliveries", "show"), ("deliveries", "redeliver"))
+            else "subscription"
+        )
+        assert f"error: no {what} {missing}" in err
+
+
+def test_disable_records_the_reason_and_enable_clears_it(cli: Run, store: Store) -> None:
+    ident = _create(cli)
+    assert cli("subscriptions", "disable", ident, "--reason", "receiver moving")[0] == 0
+    found = store.subscription(uuid.UUID(ident))
+    assert found is not None
+    assert (found.enabled, found.disabled_reason) == (False, "receiver moving")
+    assert cli("subscriptions", "enable", ident)[0] == 0
+    found = store.subscription(uuid.UUID(ident))
+    assert found is not None
+    assert (found.enabled, found.disabled_reason) == (True, None)
+
+
+def test_rotate_secret_keeps_the_old_secret_signing_for_the_grace_period(
+    cli: Run, store: Store
+) -> None:
+    ident = uuid.UUID(_create(cli))
+    code, out, _ = cli("subscriptions", "rotate-secret", str(ident), "--secret", NEW_SECRET)
+    assert code == 0
+    assert NEW_SECRET not in out
+    event = _event()
+    store.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
+    [due] = store.claim_due(now=NOW + timedelta(hours=23), limit=1, lease_s=1)
+    assert due.secrets == (NEW_SECRET, SECRET)
+    store.release([due.id])
+    [due] = store.claim_due(now=NOW + timedelta(hours=25), limit=1, lease_s=1)
+    assert due.secrets == (NEW_SECRET,)
+
+
+def test_show_lists_every_attempt_and_redeliver_starts_a_new_round(cli: Run, store: Store) -> None:
+    ident = uuid.UUID(_create(cli))
+    event = _event()
+    store.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
+    [due] = store.claim_due(now=NOW, limit=1, lease_s=60)
+    _attempt(store, due.id, 1, status=500, verdict=Verdict.FAILED)
+    code, out, _ = cli("deliveries", "show", str(due.id), "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["status"] == "failed"
+    assert [a["status_code"] for a in shown["attempts"]] == [500]
+    assert shown["event"]["id"] == event.id
+    assert cli("deliveries", "redeliver", str(due.id))[0] == 0
+    [again] = store.claim_due(now=NOW, limit=1, lease_s=60)
+    assert (again.attempt_number, again.round_attempt) == (2, 1)
+    assert "attempts (1):" in cli("deliveries", "show", str(due.id))[1]
+
+
+def test_recover_requeues_the_failed_deliveries_in_the_range_only(
+    cli: Run, store: Store, database_url: str
+) -> None:
+    ident = uuid.UUID(_create(cli, "--unordered"))
+    events = [_event() for _ in range(3)]
+    store.record_events([(e, encode_domain_event(e), [ident]) for e in events], now=NOW)
+    for due in store.claim_due(now=NOW, limit=10, lease_s=60):
+        _attempt(store, due.id, 1, status=500, verdict=Verdict.FAILED)
+    with psycopg.connect(database_url) as conn:  # spread the creation times over three days
+        for i, e in enumerate(events):
+            conn.execute(
+                "UPDATE deliveries SET created_at = %s WHERE event_id = %s",
+                (NOW - timedelta(days=3 - i), e.id),
+            )
+    code, out, _ = cli(
+        "deliveries",
+        "recover",
+        "--subscription",
+        str(ident),
+        "--since",
+        (NOW - timedelta(days=2, hours=1)).isoformat(),
+        "--until",
+        (NOW - timedelta(hours=12)).isoformat(),
+    )
+    assert (code, out) == (0, "2 failed deliveries requeued")
+    statuses = {row["event_id"]: row["status"] for row in store.deliveries()}
+    assert statuses == {events[0].id: "failed", events[1].id: "pending", events[2].id: "pending"}
+    assert (
+        cli(
+            "deliveries",
+            "recover",
+            "--subscription",
+            str(ident),
+            "--since",
+            NOW.isoformat(),
+            "--until",
+            (NOW - timedelta(days=1)).isoformat(),
+        )[0]
+        == 2
+    )  # --until before --since
+
+
+def test_commands_on_a_database_never_migrated_say_so(cli: Run, database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE attempts, deliveries, events, subscriptions, schema_migrations")
+    code, _, err = cli("subscriptions", "list")
+    assert code == 1
+    assert "python -m dispatchers migrate" in err
+    code, out, _ = cli("migrate")
+    assert code == 0
+    assert out.startswith("applied: 0001_initial")
+
+
+def _event() -> DomainEvent:
+    return DomainEvent(
+        id=f"e-{uuid.uuid4().hex[:8]}",
+        source="/clusters/c/namespaces/billing/rollouts/payments",
+        type="dev.herald.rollout.completed",
+        subject="payments",
+        time="2026-08-20T09:00:00Z",
+        data={"cluster": "c", "namespace": "billing", "name": "payments"},
+        key="c/billing/Rollout/payments",
+    )
+
+
+def _attempt(store: Store, delivery: uuid.UUID, n: int, *, status: int, verdict: Verdict) -> Any:
+    return store.record_attempt(
+        AttemptRecord(
+            delivery_id=delivery,
+            attempt_number=n,
+            started_at=NOW,
+            duration_ms=3,
+            status_code=status,
+            response_headers={},
+            response_body="",
+            error=None,
+        ),
+        Outcome(verdict),
+        now=NOW,
+    )
