@@ -19,7 +19,7 @@ from typing import Protocol
 
 from dispatchers.matching import matches
 from dispatchers.postgres import StoreError, Subscription
-from herald_contracts import ContractError, DomainEvent, decode_domain_event
+from herald_contracts import EVENT_TYPES, ContractError, DomainEvent, decode_domain_event
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ConsumingLoop:
         dead = 0
         for record in records:
             try:
-                event = decode_domain_event(record.value, key=record.key)
+                event = _known(decode_domain_event(record.value, key=record.key))
             except ContractError as e:
                 log.warning(
                     "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, e
@@ -122,3 +122,11 @@ class ConsumingLoop:
             self._subscriptions = self.store.subscriptions(enabled_only=True)
             self._refreshed_at = time.monotonic()
         return self._subscriptions
+
+
+def _known(event: DomainEvent) -> DomainEvent:
+    if event.catalogue_name not in EVENT_TYPES:
+        # A newer processor's type: dead-lettered, to be replayed once this dispatcher knows it
+        # (subscription filters are validated against the known types).
+        raise ContractError(f"unknown event type {event.type!r}")
+    return event

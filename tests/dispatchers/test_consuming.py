@@ -3,6 +3,8 @@ and offsets are committed only after the rows."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -121,25 +123,35 @@ def test_undecodable_records_go_to_the_dead_letter_topic_with_the_reason(
         url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     good = _event(1)
+    unknown = dataclasses.replace(_event(2), type="dev.herald.rollout.exploded")
     produce(
         kafka,
         topics.domain,
         [
             (b"c/billing/Rollout/payments", b"not json"),
             (good.key.encode(), encode_domain_event(good)),
+            (good.key.encode(), encode_domain_event(unknown)),
+            (good.key.encode(), json.dumps({**good.to_cloudevent(), "id": ""}).encode()),
         ],
     )
     group = f"g-{uuid.uuid4().hex}"
     loop, source = _loop(kafka, topics, store, group)
     try:
         _run_until(loop, 1, database_url)
+        loop.run_once(timeout_s=0.5)
     finally:
         source.close()
-    [dead] = consume(kafka, topics.dead_letters, count=1)
+    dead, unknown_dead, malformed = consume(kafka, topics.dead_letters, count=3)
+    assert (
+        b"unknown event type 'dev.herald.rollout.exploded'"
+        in unknown_dead.headers[DeadLetterHeader.ERROR]
+    )
+    assert b"'id'" in malformed.headers[DeadLetterHeader.ERROR]
+    assert len(store.deliveries()) == 1
     assert dead.value == b"not json"
     assert dead.key == b"c/billing/Rollout/payments"
     assert dead.headers[DeadLetterHeader.SOURCE_TOPIC] == topics.domain.encode()
     assert dead.headers[DeadLetterHeader.STAGE] == b"dispatchers"
     assert b"not JSON" in dead.headers[DeadLetterHeader.ERROR]
     assert int(dead.headers[DeadLetterHeader.SOURCE_OFFSET]) >= 0
-    assert _committed(kafka, group, topics.domain) == 2
+    assert _committed(kafka, group, topics.domain) == 4
