@@ -367,10 +367,26 @@ def start_postgres() -> tuple[int, str, str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    (home / "options").write_text(options)
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
     with psycopg.connect(f"postgresql://herald@127.0.0.1:{port}/postgres", autocommit=True) as conn:
         conn.execute("CREATE DATABASE herald")
     return pid, f"postgresql://herald@127.0.0.1:{port}/herald", str(home)
+
+
+def pg_ctl(home: str, action: str) -> None:
+    """`stop` (fast) or `start` (with the options it was first started with) a cluster that
+    `start_postgres` created; fault tests use it to take the database away and bring it back."""
+    directory = Path(home)
+    command = [str(postgres_bin() / "pg_ctl"), "-D", str(directory / "data"), "-w", "-t", "60"]
+    if action == "stop":
+        command += ["-m", "fast", "stop"]
+    elif action == "start":
+        options = (directory / "options").read_text()
+        command += ["-l", str(directory / "postgres.log"), "-o", options, "start"]
+    else:
+        raise ValueError(f"pg_ctl action must be stop or start, not {action!r}")
+    subprocess.run(_as_postgres(command), check=True, stdout=subprocess.DEVNULL)
 
 
 # -- up / down ------------------------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""The dispatcher as a real process under faults: killed with -9 mid-delivery, Postgres restarted
+while delivering. After recovery every delivery ends delivered, each (event, subscription) pair has
+exactly one delivery row, and a repeated send carries the same webhook-id."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from dispatchers.matching import SubscriptionFilter
+from dispatchers.postgres import Store
+from herald_contracts import DomainEvent, encode_domain_event
+from herald_dev import infra
+from herald_dev.processes import ServiceProcess
+from herald_dev.receiver import Received, Receiver, Reply
+from tests.conftest import Topics
+from tests.support import produce, wait_until
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def _events(count: int) -> list[DomainEvent]:
+    run = uuid.uuid4().hex[:6]
+    return [
+        DomainEvent(
+            id=f"{run}-{n}",
+            source=f"/clusters/c/namespaces/billing/rollouts/svc-{n % 10}",
+            type="dev.herald.rollout.step_advanced",
+            subject=f"svc-{n % 10}",
+            time="2026-08-20T09:00:00Z",
+            data={"cluster": "c", "namespace": "billing", "name": f"svc-{n % 10}"},
+            key=f"c/billing/Rollout/svc-{n % 10}",
+        )
+        for n in range(count)
+    ]
+
+
+def _env(topics: Topics, kafka: str, database_url: str) -> dict[str, str]:
+    return {
+        **topics.env(),
+        "HERALD_KAFKA_BOOTSTRAP": kafka,
+        "HERALD_DATABASE_URL": database_url,
+        "HERALD_DISPATCHER_GROUP_ID": f"faults-{uuid.uuid4().hex[:8]}",
+        "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
+        "HERALD_DISPATCHER_WORKERS": "4",
+        "HERALD_MAX_IN_FLIGHT_PER_SUBSCRIPTION": "4",
+        "HERALD_DISPATCHER_LEASE_S": "3",
+        "HERALD_RETRY_SCHEDULE_S": "0,1,1,1,1,1,1,1,1,1,1,1",
+        "HERALD_RETRY_JITTER": "0",
+        "HERALD_HTTP_READ_TIMEOUT_S": "30",
+    }
+
+
+def _summary(database_url: str) -> tuple[dict[str, int], int, int]:
+    """(deliveries by status, delivery rows, distinct (event, subscription) pairs)."""
+    with psycopg.connect(database_url) as conn:
+        by_status = dict(
+            conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
+        )
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (event_id, subscription_id)) FROM deliveries"
+        ).fetchone()
+    assert row is not None
+    return by_status, row[0], row[1]
+
+
+def _attempts(database_url: str, ids: set[str]) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT d.event_id, a.attempt_number, a.status_code, a.error FROM attempts a"
+            " JOIN deliveries d ON d.id = a.delivery_id WHERE d.event_id = ANY(%s)",
+            (list(ids),),
+        ).fetchall()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(secret=SECRET)
+    r.serve()
+    yield r
+    r.stop()
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_while_sending_and_with_deliveries_recorded_but_unsent_loses_nothing(
+    kafka: str,
+    topics: Topics,
+    store: Store,
+    database_url: str,
+    receiver: Receiver,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    gate = threading.Event()
+
+    def hold(_: Received) -> Reply:
+        gate.wait(120)  # the first requests hang: sent, but their results never recorded
+        return Reply(status=204)
+
+    receiver.respond = hold
+    subscription = store.create_subscription(
+        url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
+    )
+    events = _events(40)
+    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+    env = _env(topics, kafka, database_url)
+    first = services("dispatchers", env)
+    assert wait_until(lambda: len(receiver.received) >= 4, timeout_s=60)  # every worker is held
+    assert wait_until(lambda: _summary(database_url)[1] == 40, timeout_s=30)  # all recorded
+    in_flight = {r.headers["webhook-id"] for r in receiver.received}
+    first.kill()
+    receiver.respond = None
+    gate.set()
+    services("dispatchers", env)
+    assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 40}, timeout_s=90), (
+        _summary(database_url)
+    )
+    _, rows, pairs = _summary(database_url)
+    assert rows == pairs == 40
+    received = Counter(r.headers["webhook-id"] for r in receiver.received if r.verified)
+    assert set(received) == {e.id for e in events}
+    assert {i for i, n in received.items() if n > 1} == in_flight, (  # re-sent, the same id
+        [(r.headers["webhook-id"], r.verified, r.reason) for r in receiver.received],
+        _attempts(database_url, in_flight),
+    )
+    assert subscription  # every row belongs to the one subscription (the pairs above)
+
+
+@pytest.mark.timeout(180)
+def test_postgres_restarted_while_delivering_loses_nothing_and_needs_no_help(
+    kafka: str,
+    topics: Topics,
+    receiver: Receiver,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    _, url, home = infra.start_postgres()
+    try:
+        store = Store.open(url)
+        store.migrate()
+        store.create_subscription(
+            url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
+        )
+        store.close()
+        receiver.respond = lambda r: Reply(status=204, delay_s=0.02)
+        events = _events(400)
+        env = _env(topics, kafka, url)
+        services("dispatchers", env)
+        produce(
+            kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[:200]]
+        )
+        assert wait_until(lambda: len(receiver.received) >= 50, timeout_s=60)
+        infra.pg_ctl(home, "stop")
+        produce(
+            kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[200:]]
+        )
+        time.sleep(5)
+        infra.pg_ctl(home, "start")
+        assert wait_until(lambda: _summary(url)[0] == {"delivered": 400}, timeout_s=120), _summary(
+            url
+        )
+        _, rows, pairs = _summary(url)
+        assert rows == pairs == 400
+        assert {r.headers["webhook-id"] for r in receiver.received if r.verified} == {
+            e.id for e in events
+        }
+    finally:
+        infra.pg_ctl(home, "stop")
+        shutil.rmtree(home, ignore_errors=True)
