@@ -97,6 +97,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
             pause_s=settings.breaker_pause_s,
             max_pause_s=settings.breaker_max_pause_s,
             max_in_flight=settings.max_in_flight_per_subscription or max(1, settings.workers // 2),
+            suspect_budget=settings.suspect_workers or max(1, settings.workers // 4),
         )
     )
 

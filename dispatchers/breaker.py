@@ -7,9 +7,12 @@ deliveries (they are not claimed, so no try is spent) for a pause; then one prob
 to `max_pause_s`. This is the dispatcher's own view (each replica keeps one); the decisions about
 the deliveries themselves (retry times, failure) stay in Postgres.
 
-The cap: a subscription may have at most `max_in_flight` attempts running at once in this process,
-so an endpoint that hangs until the timeout occupies a few workers, never all of them: healthy
-subscriptions keep their throughput.
+Bulkheads, so an endpoint that hangs until the timeout occupies a few workers, never all of them,
+and healthy subscriptions keep their throughput:
+- each subscription's attempts in flight are limited, additively increased and multiplicatively
+  decreased: the limit starts at 1, grows by 1 with each success (up to `max_in_flight`) and halves
+  with each failure, so a new or failing endpoint ties up one worker, a healthy one gets many;
+- the subscriptions whose last attempt failed (suspects) share `suspect_budget` workers in all.
 
 Time comes in as an argument (`now`, seconds on any monotonic clock).
 """
@@ -37,6 +40,7 @@ class BreakerPolicy:
     pause_s: float = 30.0
     max_pause_s: float = 600.0
     max_in_flight: int = 4
+    suspect_budget: int = 2
 
 
 @dataclass
@@ -46,6 +50,8 @@ class _Endpoint:
     opened_at: float = 0.0
     pause_s: float = 0.0
     in_flight: int = 0
+    limit: float = 1.0
+    suspect: bool = False
 
 
 class Breakers:
@@ -59,13 +65,16 @@ class Breakers:
     def held(self, now: float) -> set[Hashable]:
         """Subscriptions not to claim deliveries for now: open and pausing, probing, or at the cap."""
         with self._lock:
-            return {key for key, e in self._endpoints.items() if not self._may_start(e, now)}
+            suspects = self._suspects_in_flight()
+            return {
+                key for key, e in self._endpoints.items() if not self._may_start(e, now, suspects)
+            }
 
     def begin(self, key: Hashable, now: float) -> bool:
         """Ask to start an attempt; False means hold it (give the claim back, spend no try)."""
         with self._lock:
             endpoint = self._endpoints.setdefault(key, _Endpoint())
-            if not self._may_start(endpoint, now):
+            if not self._may_start(endpoint, now, self._suspects_in_flight()):
                 return False
             if endpoint.state is State.OPEN:
                 endpoint.state = State.HALF_OPEN  # this attempt is the probe
@@ -78,6 +87,11 @@ class Breakers:
         with self._lock:
             endpoint = self._endpoints.setdefault(key, _Endpoint())
             endpoint.in_flight = max(0, endpoint.in_flight - 1)
+            endpoint.suspect = not success
+            if success:
+                endpoint.limit = min(float(policy.max_in_flight), endpoint.limit + 1)
+            else:
+                endpoint.limit = max(1.0, endpoint.limit / 2)
             if endpoint.state is State.HALF_OPEN:
                 if success:
                     endpoint.state, endpoint.pause_s = State.CLOSED, 0.0
@@ -98,6 +112,16 @@ class Breakers:
                 self._open(endpoint, now, policy.pause_s)
             return endpoint.state
 
+    def risk(self, key: Hashable) -> int:
+        """0 for an endpoint whose last attempt succeeded, 1 for one not tried yet, 2 for one whose
+        last attempt failed: a worker sends a claimed batch in this order, so a hanging endpoint
+        delays as little of it as possible."""
+        with self._lock:
+            endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            return 1
+        return 2 if endpoint.suspect or endpoint.state is not State.CLOSED else 0
+
     def states(self) -> dict[Hashable, State]:
         with self._lock:
             return {key: e.state for key, e in self._endpoints.items()}
@@ -106,9 +130,14 @@ class Breakers:
         endpoint.state, endpoint.opened_at, endpoint.pause_s = State.OPEN, now, pause_s
         endpoint.results.clear()
 
-    def _may_start(self, endpoint: _Endpoint, now: float) -> bool:
+    def _suspects_in_flight(self) -> int:
+        return sum(e.in_flight for e in self._endpoints.values() if e.suspect)
+
+    def _may_start(self, endpoint: _Endpoint, now: float, suspects_in_flight: int) -> bool:
         if endpoint.state is State.HALF_OPEN:
             return False  # one probe at a time
         if endpoint.state is State.OPEN:
             return now >= endpoint.opened_at + endpoint.pause_s and endpoint.in_flight == 0
-        return endpoint.in_flight < self.policy.max_in_flight
+        if endpoint.suspect and suspects_in_flight >= self.policy.suspect_budget:
+            return False
+        return endpoint.in_flight < int(endpoint.limit)

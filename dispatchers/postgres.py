@@ -28,6 +28,12 @@ from herald_contracts import DomainEvent
 
 _MIGRATION_LOCK = 0x4845524C  # "HERL": serialises concurrent `migrate` runs
 _CLEANUP_LOCK = 0x48455243  # "HERC": one clean-up at a time across dispatchers
+_STATUS = {
+    Verdict.DELIVERED: "delivered",
+    Verdict.RETRY: "retrying",
+    Verdict.FAILED: "failed",
+    Verdict.GONE: "failed",
+}
 
 
 class StoreError(Exception):
@@ -213,14 +219,15 @@ class Store:
 
         Returns how many deliveries are new; repeats (the same event id and subscription) are absorbed.
         """
-        created = 0
+        rows = [(e, body, subs) for e, body, subs in batch if subs]
+        if not rows:
+            return 0
+        deliveries = [(e, sub) for e, _, subs in rows for sub in subs]
         with self._cursor() as cur:
-            for event, body, subscription_ids in batch:
-                if not subscription_ids:
-                    continue
-                cur.execute(
-                    "INSERT INTO events (id, type, source, object_key, time, payload, body)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            cur.executemany(
+                "INSERT INTO events (id, type, source, object_key, time, payload, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                [
                     (
                         event.id,
                         event.type,
@@ -229,17 +236,30 @@ class Store:
                         event.time,
                         Jsonb(event.to_cloudevent()),
                         body.decode(),
-                    ),
-                )
-                for subscription_id in subscription_ids:
-                    cur.execute(
-                        "INSERT INTO deliveries (id, event_id, subscription_id, object_key, status, next_attempt_at)"
-                        " VALUES (%s, %s, %s, %s, 'pending', %s)"
-                        " ON CONFLICT (event_id, subscription_id) DO NOTHING",
-                        (uuid.uuid4(), event.id, subscription_id, event.key, now),
                     )
-                    created += cur.rowcount
-        return created
+                    for event, body, _ in rows
+                ],
+            )
+            # One statement for the batch's deliveries, in topic order (their `seq` orders one
+            # object's deliveries); RETURNING gives the new ones only.
+            cur.execute(
+                "INSERT INTO deliveries (id, event_id, subscription_id, object_key, status,"
+                " next_attempt_at)"
+                " SELECT t.id, t.event_id, t.subscription_id, t.object_key, 'pending', %(now)s"
+                " FROM unnest(%(ids)s::uuid[], %(events)s::text[], %(subs)s::uuid[],"
+                " %(keys)s::text[]) WITH ORDINALITY AS t(id, event_id, subscription_id,"
+                " object_key, ord)"
+                " ORDER BY t.ord"
+                " ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
+                {
+                    "now": now,
+                    "ids": [uuid.uuid4() for _ in deliveries],
+                    "events": [e.id for e, _ in deliveries],
+                    "subs": [sub for _, sub in deliveries],
+                    "keys": [e.key for e, _ in deliveries],
+                },
+            )
+            return len(cur.fetchall())
 
     def claim_due(
         self,
@@ -320,85 +340,123 @@ class Store:
         now: datetime,
         disable_after: timedelta = timedelta(days=5),
     ) -> str | None:
-        """Log the attempt and move the delivery on, in one transaction. Keeps the subscription's
-        health: a success clears `failing_since`; a failure sets it if unset, and a subscription
-        whose every attempt has failed for `disable_after` is disabled. Returns why the
-        subscription was disabled by this attempt, if it was."""
-        status = {
-            Verdict.DELIVERED: "delivered",
-            Verdict.RETRY: "retrying",
-            Verdict.FAILED: "failed",
-            Verdict.GONE: "failed",
-        }[outcome.verdict]
+        """`record_attempts` for one attempt; returns why its subscription was disabled, if so."""
+        disabled = self.record_attempts(
+            [(attempt, outcome, None)], now=now, disable_after=disable_after
+        )
+        return next(iter(disabled.values()), None)
+
+    def record_attempts(
+        self,
+        attempts: Sequence[tuple[AttemptRecord, Outcome, uuid.UUID | None]],
+        *,
+        now: datetime,
+        disable_after: timedelta = timedelta(days=5),
+    ) -> dict[uuid.UUID, str]:
+        """Log the attempts (with their subscription ids, when known) and move their deliveries
+        on, in one transaction and few round trips. Keeps each subscription's health: a success
+        clears `failing_since`; a failure sets it if unset, and a subscription whose every attempt
+        has failed for `disable_after` is disabled (so is one that answered 410 Gone). Returns the
+        subscriptions disabled by these attempts, with the reasons."""
+        if not attempts:
+            return {}
         with self._cursor() as cur:
-            cur.execute(
+            cur.executemany(
                 "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms,"
                 " status_code, response_headers, response_body, error)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    attempt.delivery_id,
-                    attempt.attempt_number,
-                    attempt.started_at,
-                    attempt.duration_ms,
-                    attempt.status_code,
-                    Jsonb(attempt.response_headers)
-                    if attempt.response_headers is not None
-                    else None,
-                    attempt.response_body,
-                    attempt.error,
-                ),
+                [
+                    (
+                        a.delivery_id,
+                        a.attempt_number,
+                        a.started_at,
+                        a.duration_ms,
+                        a.status_code,
+                        Jsonb(a.response_headers) if a.response_headers is not None else None,
+                        a.response_body,
+                        a.error,
+                    )
+                    for a, _, _ in attempts
+                ],
             )
-            cur.execute(
-                "UPDATE deliveries SET status = %s, attempt_count = %s, next_attempt_at = %s,"
-                " claimed_until = NULL, updated_at = %s, last_status_code = %s, last_error = %s,"
-                " delivered_at = CASE WHEN %s = 'delivered' THEN %s ELSE delivered_at END"
-                " WHERE id = %s RETURNING subscription_id",
-                (
-                    status,
-                    attempt.attempt_number,
-                    outcome.retry_at,
-                    now,
-                    attempt.status_code,
-                    attempt.error,
-                    status,
-                    now,
-                    attempt.delivery_id,
-                ),
+            cur.executemany(
+                "UPDATE deliveries SET status = %(status)s, attempt_count = %(n)s,"
+                " next_attempt_at = %(retry_at)s, claimed_until = NULL, updated_at = %(now)s,"
+                " last_status_code = %(code)s, last_error = %(error)s,"
+                " delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(done)s"
+                " ELSE delivered_at END WHERE id = %(id)s",
+                [
+                    {
+                        "status": _STATUS[o.verdict],
+                        "n": a.attempt_number,
+                        "retry_at": o.retry_at,
+                        "now": now,
+                        "code": a.status_code,
+                        "error": a.error,
+                        "id": a.delivery_id,
+                        "done": a.started_at + timedelta(milliseconds=a.duration_ms),
+                    }
+                    for a, o, _ in attempts
+                ],
             )
-            row = cur.fetchone()
-            if row is None:
-                return None
-            subscription_id = row["subscription_id"]
+            subscription_of = {a.delivery_id: sub for a, _, sub in attempts if sub is not None}
+            unknown = [a.delivery_id for a, _, sub in attempts if sub is None]
+            if unknown:
+                cur.execute(
+                    "SELECT id, subscription_id FROM deliveries WHERE id = ANY(%s)", (unknown,)
+                )
+                subscription_of.update({r["id"]: r["subscription_id"] for r in cur.fetchall()})
+            return self._keep_health(cur, attempts, subscription_of, now, disable_after)
+
+    def _keep_health(
+        self,
+        cur: psycopg.Cursor[dict[str, Any]],
+        attempts: Sequence[tuple[AttemptRecord, Outcome, uuid.UUID | None]],
+        subscription_of: dict[uuid.UUID, uuid.UUID],
+        now: datetime,
+        disable_after: timedelta,
+    ) -> dict[uuid.UUID, str]:
+        # Per subscription, in attempt order: the first failure since the last success, whether
+        # any attempt succeeded, and whether one answered 410 Gone.
+        health: dict[uuid.UUID, tuple[datetime | None, bool, bool]] = {}
+        for attempt, outcome, _ in attempts:
+            sub = subscription_of.get(attempt.delivery_id)
+            if sub is None:
+                continue
+            failing, had_success, gone = health.get(sub, (None, False, False))
             if outcome.verdict is Verdict.DELIVERED:
+                health[sub] = (None, True, gone)
+            else:
+                gone = gone or outcome.verdict is Verdict.GONE
+                health[sub] = (failing or attempt.started_at, had_success, gone)
+        disabled: dict[uuid.UUID, str] = {}
+        for sub, (first_failure, succeeded, gone) in health.items():
+            reason = "the endpoint answered 410 Gone" if gone else None
+            if succeeded and first_failure is None:
                 cur.execute(
                     "UPDATE subscriptions SET failing_since = NULL"
                     " WHERE id = %s AND failing_since IS NOT NULL",
-                    (subscription_id,),
+                    (sub,),
                 )
-                return None
-            reason = None
-            if outcome.verdict is Verdict.GONE:
-                reason = "the endpoint answered 410 Gone"
-            else:
+            elif first_failure is not None and reason is None:
                 cur.execute(
-                    "UPDATE subscriptions SET failing_since = COALESCE(failing_since, %s)"
-                    " WHERE id = %s RETURNING failing_since",
-                    (attempt.started_at, subscription_id),
+                    "UPDATE subscriptions SET failing_since = CASE WHEN %s THEN %s"
+                    " ELSE COALESCE(failing_since, %s) END WHERE id = %s RETURNING failing_since",
+                    (succeeded, first_failure, first_failure, sub),
                 )
-                failing = cur.fetchone()
-                if failing is not None and failing["failing_since"] <= now - disable_after:
-                    reason = (
-                        "every attempt has failed since "
-                        f"{failing['failing_since'].isoformat(timespec='seconds')}"
-                    )
+                row = cur.fetchone()
+                if row is not None and row["failing_since"] <= now - disable_after:
+                    since = row["failing_since"].isoformat(timespec="seconds")
+                    reason = f"every attempt has failed since {since}"
             if reason is not None:
                 cur.execute(
                     "UPDATE subscriptions SET enabled = false, disabled_reason = %s,"
                     " disabled_at = %s, updated_at = %s WHERE id = %s AND enabled",
-                    (reason, now, now, subscription_id),
+                    (reason, now, now, sub),
                 )
-                return reason if cur.rowcount else None
-            return None
+                if cur.rowcount:
+                    disabled[sub] = reason
+        return disabled
 
     def deliveries(
         self,

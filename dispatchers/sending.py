@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from dispatchers.breaker import BreakerPolicy, Breakers, State
 from dispatchers.http import HttpResult
@@ -40,14 +40,13 @@ class ClaimStore(Protocol):
 
     def release(self, delivery_ids: Sequence[uuid.UUID]) -> None: ...
 
-    def record_attempt(
+    def record_attempts(
         self,
-        attempt: AttemptRecord,
-        outcome: Outcome,
+        attempts: Sequence[tuple[AttemptRecord, Outcome, uuid.UUID | None]],
         *,
         now: datetime,
         disable_after: timedelta = ...,
-    ) -> str | None: ...
+    ) -> dict[uuid.UUID, str]: ...
 
 
 def webhook_headers(delivery: DueDelivery, *, timestamp: int) -> dict[str, str]:
@@ -72,6 +71,15 @@ def _ignore(delivery: DueDelivery, result: HttpResult, outcome: Outcome, breaker
     pass
 
 
+class Sent(NamedTuple):
+    delivery: DueDelivery
+    result: HttpResult
+    outcome: Outcome
+    started: datetime
+    """The wall clock when the request started."""
+    breaker: State
+
+
 @dataclass
 class SendingLoop:
     store: ClaimStore
@@ -82,6 +90,8 @@ class SendingLoop:
     claim_batch: int = 10
     lease_s: float = 60.0
     idle_poll_s: float = 0.2
+    slow_attempt_s: float = 1.0
+    """An attempt slower than this gives the rest of its worker's claimed batch back."""
     retry_after: RetryAfterBounds = field(default_factory=RetryAfterBounds)
     disable_after: timedelta = timedelta(days=5)
     breakers: Breakers = field(default_factory=lambda: Breakers(BreakerPolicy()))
@@ -104,27 +114,41 @@ class SendingLoop:
                 self.stop.wait(max(1.0, self.idle_poll_s))
 
     def run_once(self) -> int:
-        """Send one leased batch; return how many attempts were made."""
+        """Send one leased batch and record its attempts; return how many attempts were made."""
         held = [key for key in self.breakers.held(self.clock()) if isinstance(key, uuid.UUID)]
         due = self.store.claim_due(
             now=self.now(), limit=self.claim_batch, lease_s=self.lease_s, held=held
         )
-        made, given_back = 0, []
-        for delivery in due:
-            if self.stop.is_set() or not self.breakers.begin(
-                delivery.subscription_id, self.clock()
-            ):
-                given_back.append(delivery.id)
-                continue
-            try:
-                self._attempt(delivery)
-            finally:
-                made += 1
-        if given_back:
-            self.store.release(given_back)
-        return made
+        # Healthy endpoints first; after an attempt that took long (an endpoint hanging until the
+        # timeout), the rest of the batch goes back at once for other workers to take.
+        due.sort(key=lambda d: self.breakers.risk(d.subscription_id))
+        sent: list[Sent] = []
+        given_back: list[uuid.UUID] = []
+        try:
+            for i, delivery in enumerate(due):
+                if self.stop.is_set() or not self.breakers.begin(
+                    delivery.subscription_id, self.clock()
+                ):
+                    given_back.append(delivery.id)
+                    continue
+                if sent and self.breakers.risk(delivery.subscription_id):
+                    # This endpoint may hang: record what was sent before waiting on it.
+                    self._record(sent)
+                    sent = []
+                started = self.clock()
+                sent.append(self._send(delivery))
+                if self.clock() - started > self.slow_attempt_s:
+                    given_back.extend(d.id for d in due[i + 1 :])
+                    break
+        finally:
+            # Recorded together (one transaction); a crash before this re-sends them after the
+            # lease, with the same webhook-id.
+            self._record(sent)
+            if given_back:
+                self.store.release(given_back)
+        return len(sent)
 
-    def _attempt(self, delivery: DueDelivery) -> None:
+    def _send(self, delivery: DueDelivery) -> Sent:
         started = self.now()
         success = False
         state = State.CLOSED
@@ -142,32 +166,45 @@ class SendingLoop:
                 retry_after_bounds=self.retry_after,
             )
             success = outcome.verdict is Verdict.DELIVERED
-            attempt = AttemptRecord(
-                delivery_id=delivery.id,
-                attempt_number=delivery.attempt_number,
-                started_at=started,
-                duration_ms=result.duration_ms,
-                status_code=result.status_code,
-                response_headers=result.headers,
-                response_body=result.body,
-                error=result.error,
-            )
-            disabled = self.store.record_attempt(
-                attempt, outcome, now=self.now(), disable_after=self.disable_after
-            )
         finally:
             state = self.breakers.end(delivery.subscription_id, success=success, now=self.clock())
-        if disabled is not None:
-            log.warning("subscription %s disabled: %s", delivery.subscription_id, disabled)
-        self.on_attempt(delivery, result, outcome, state)
-        log.info(
-            "delivery %s attempt %d to %s: %s -> %s",
-            delivery.id,
-            delivery.attempt_number,
-            delivery.url,
-            result.status_code or result.error,
-            outcome.verdict,
+        return Sent(delivery, result, outcome, started, state)
+
+    def _record(self, sent: list[Sent]) -> None:
+        if not sent:
+            return
+        attempts = [
+            (
+                AttemptRecord(
+                    delivery_id=delivery.id,
+                    attempt_number=delivery.attempt_number,
+                    started_at=started,
+                    duration_ms=result.duration_ms,
+                    status_code=result.status_code,
+                    response_headers=result.headers,
+                    response_body=result.body,
+                    error=result.error,
+                ),
+                outcome,
+                delivery.subscription_id,
+            )
+            for delivery, result, outcome, started, _ in sent
+        ]
+        disabled = self.store.record_attempts(
+            attempts, now=self.now(), disable_after=self.disable_after
         )
+        for subscription, reason in disabled.items():
+            log.warning("subscription %s disabled: %s", subscription, reason)
+        for delivery, result, outcome, _, state in sent:
+            self.on_attempt(delivery, result, outcome, state)
+            log.debug(
+                "delivery %s attempt %d to %s: %s -> %s",
+                delivery.id,
+                delivery.attempt_number,
+                delivery.url,
+                result.status_code or result.error,
+                outcome.verdict,
+            )
 
 
 def _header(result: HttpResult, name: str) -> str | None:

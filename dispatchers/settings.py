@@ -25,9 +25,9 @@ class DispatcherSettings:
     """HERALD_DEAD_LETTER_TOPIC."""
     group_id: str = "herald-dispatchers"
     """HERALD_DISPATCHER_GROUP_ID: the Kafka consumer group."""
-    workers: int = 8
+    workers: int = 16
     """HERALD_DISPATCHER_WORKERS: sending threads (each with its own HTTP session)."""
-    claim_batch: int = 10
+    claim_batch: int = 20
     """HERALD_DISPATCHER_CLAIM_BATCH: deliveries a worker leases at a time."""
     lease_s: float = 60.0
     """HERALD_DISPATCHER_LEASE_S: a claimed delivery is claimable again after this long."""
@@ -60,8 +60,12 @@ class DispatcherSettings:
     breaker_max_pause_s: float = 600.0
     """HERALD_BREAKER_MAX_PAUSE_S."""
     max_in_flight_per_subscription: int = 0
-    """HERALD_MAX_IN_FLIGHT_PER_SUBSCRIPTION: attempts one subscription may have running at once in
-    one dispatcher, so a slow endpoint cannot take every worker; 0 means half the workers."""
+    """HERALD_MAX_IN_FLIGHT_PER_SUBSCRIPTION: the most attempts one healthy subscription may have
+    running at once in one dispatcher (a new or failing one starts at 1 and earns more with each
+    success); 0 means half the workers."""
+    suspect_workers: int = 0
+    """HERALD_SUSPECT_WORKERS: workers that subscriptions whose last attempt failed may occupy in
+    all, so endpoints that hang cannot take the others' workers; 0 means a quarter of them."""
     disable_after_s: float = 5 * 86400.0
     """HERALD_DISABLE_AFTER_S: a subscription whose every attempt has failed for this long is
     disabled, with the reason recorded (5 days)."""
@@ -142,6 +146,7 @@ class DispatcherSettings:
             max_in_flight_per_subscription=int(
                 number("HERALD_MAX_IN_FLIGHT_PER_SUBSCRIPTION", 0, minimum=0)
             ),
+            suspect_workers=int(number("HERALD_SUSPECT_WORKERS", 0, minimum=0)),
             disable_after_s=number("HERALD_DISABLE_AFTER_S", 5 * 86400.0, minimum=1),
             secret_grace_s=number("HERALD_SECRET_GRACE_S", 86400.0),
             retention_delivered_s=number("HERALD_RETENTION_DELIVERED_S", 30 * 86400.0, minimum=1),
@@ -153,8 +158,8 @@ class DispatcherSettings:
             domain_topic=text("HERALD_DOMAIN_TOPIC") or DOMAIN_TOPIC,
             dead_letter_topic=text("HERALD_DEAD_LETTER_TOPIC") or DEAD_LETTER_TOPIC,
             group_id=text("HERALD_DISPATCHER_GROUP_ID") or "herald-dispatchers",
-            workers=int(number("HERALD_DISPATCHER_WORKERS", 8, minimum=1)),
-            claim_batch=int(number("HERALD_DISPATCHER_CLAIM_BATCH", 10, minimum=1)),
+            workers=int(number("HERALD_DISPATCHER_WORKERS", 16, minimum=1)),
+            claim_batch=int(number("HERALD_DISPATCHER_CLAIM_BATCH", 20, minimum=1)),
             lease_s=number("HERALD_DISPATCHER_LEASE_S", 60.0, minimum=1),
             idle_poll_s=number("HERALD_DISPATCHER_IDLE_POLL_S", 0.2, minimum=0.01),
             connect_timeout_s=number("HERALD_HTTP_CONNECT_TIMEOUT_S", 5.0, minimum=0.1),

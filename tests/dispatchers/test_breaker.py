@@ -3,7 +3,13 @@ from __future__ import annotations
 from dispatchers.breaker import BreakerPolicy, Breakers, State
 
 POLICY = BreakerPolicy(
-    window_s=300, min_attempts=10, failure_ratio=0.7, pause_s=30, max_pause_s=100, max_in_flight=2
+    window_s=300,
+    min_attempts=10,
+    failure_ratio=0.7,
+    pause_s=30,
+    max_pause_s=100,
+    max_in_flight=4,
+    suspect_budget=2,
 )
 
 
@@ -57,21 +63,57 @@ def test_other_subscriptions_are_not_held_by_one_that_fails() -> None:
     breakers = Breakers(POLICY)
     _attempts(breakers, "bad", [False] * 10, now=0)
     assert breakers.begin("good", now=1)
+    breakers.end("good", success=True, now=1)
     assert breakers.held(now=1) == {"bad"}
 
 
-def test_attempts_in_flight_are_capped_per_subscription() -> None:
+def _concurrent(breakers: Breakers, key: str) -> int:
+    """How many attempts `key` may start at once now (they are ended again afterwards)."""
+    started = 0
+    while breakers.begin(key, now=0):
+        started += 1
+    for _ in range(started):
+        breakers._endpoints[key].in_flight -= 1  # give the slots back without a result
+    return started
+
+
+def test_a_new_endpoint_gets_one_worker_and_more_with_each_success_up_to_the_cap() -> None:
     breakers = Breakers(POLICY)
-    assert breakers.begin("slow", now=0)
-    assert breakers.begin("slow", now=0)
-    assert not breakers.begin("slow", now=0)
-    assert breakers.held(now=0) == {"slow"}
-    breakers.end("slow", success=True, now=1)
-    assert breakers.begin("slow", now=1)
+    assert _concurrent(breakers, "s") == 1
+    assert breakers.held(now=0) == set()
+    _attempts(breakers, "s", [True], now=0)
+    assert _concurrent(breakers, "s") == 2
+    _attempts(breakers, "s", [True] * 5, now=0)
+    assert _concurrent(breakers, "s") == 4  # max_in_flight
+
+
+def test_a_failure_halves_an_endpoints_workers() -> None:
+    breakers = Breakers(POLICY)
+    _attempts(breakers, "s", [True] * 5, now=0)
+    assert breakers.begin("s", now=0)
+    breakers.end("s", success=False, now=0)
+    assert _concurrent(breakers, "s") == 2
+
+
+def test_subscriptions_whose_last_attempt_failed_share_a_small_budget_of_workers() -> None:
+    breakers = Breakers(POLICY)
+    for key in ("a", "b", "c"):
+        _attempts(breakers, key, [False], now=0)
+    assert breakers.begin("a", now=0)
+    assert breakers.begin("b", now=0)
+    assert not breakers.begin("c", now=0)  # suspect_budget = 2, both taken
+    assert breakers.held(now=0) == {"a", "b", "c"}
+    assert breakers.begin("healthy", now=0)  # never held by the suspects
+    breakers.end("a", success=True, now=1)  # a recovered: no longer a suspect
+    assert breakers.begin("c", now=1)
 
 
 def test_attempts_that_started_before_it_opened_do_not_count() -> None:
-    breakers = Breakers(POLICY)
-    assert breakers.begin("s", now=0)  # a slow attempt, still running when it opens
-    _attempts(breakers, "s", [False] * 10, now=1)
-    assert breakers.end("s", success=True, now=2) is State.OPEN
+    breakers = Breakers(BreakerPolicy(min_attempts=3, max_in_flight=4, suspect_budget=10))
+    _attempts(breakers, "s", [True] * 4, now=0)  # four workers allowed now
+    for _ in range(4):
+        assert breakers.begin("s", now=400)  # the successes have left the window
+    for _ in range(3):
+        breakers.end("s", success=False, now=400)
+    assert breakers.states()["s"] is State.OPEN
+    assert breakers.end("s", success=True, now=401) is State.OPEN  # the slow fourth one

@@ -51,7 +51,6 @@ def _env(topics: Topics, kafka: str, database_url: str) -> dict[str, str]:
         "HERALD_DISPATCHER_GROUP_ID": f"faults-{uuid.uuid4().hex[:8]}",
         "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
         "HERALD_DISPATCHER_WORKERS": "4",
-        "HERALD_MAX_IN_FLIGHT_PER_SUBSCRIPTION": "4",
         "HERALD_DISPATCHER_LEASE_S": "3",
         "HERALD_RETRY_SCHEDULE_S": "0,1,1,1,1,1,1,1,1,1,1,1",
         "HERALD_RETRY_JITTER": "0",
@@ -112,7 +111,8 @@ def test_kill_9_while_sending_and_with_deliveries_recorded_but_unsent_loses_noth
     produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
     env = _env(topics, kafka, database_url)
     first = services("dispatchers", env)
-    assert wait_until(lambda: len(receiver.received) >= 4, timeout_s=60)  # every worker is held
+    # A subscription not yet proven healthy gets one worker: one request is held in flight.
+    assert wait_until(lambda: len(receiver.received) >= 1, timeout_s=60)
     assert wait_until(lambda: _summary(database_url)[1] == 40, timeout_s=30)  # all recorded
     in_flight = {r.headers["webhook-id"] for r in receiver.received}
     first.kill()
