@@ -1,6 +1,6 @@
 """Dispatcher benchmark: deliveries per second through one dispatcher process, against a bare loop.
 
-    .venv/bin/python bench/dispatcher.py [--events 6000] [--workers 16]
+    .venv/bin/python bench/dispatcher.py [--events 6000] [--workers 8]
 
 It starts its own Kafka broker and Postgres cluster (or uses HERALD_KAFKA_BOOTSTRAP and
 HERALD_DATABASE_URL), a fast receiver (204 at once) in another process, and measures, in one run:
@@ -238,7 +238,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=6000)
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--hang", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

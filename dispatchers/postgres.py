@@ -430,15 +430,18 @@ class Store:
                 gone = gone or outcome.verdict is Verdict.GONE
                 health[sub] = (failing or attempt.started_at, had_success, gone)
         disabled: dict[uuid.UUID, str] = {}
+        recovered = [
+            sub for sub, (failure, succeeded, gone) in health.items() if succeeded and not failure
+        ]
+        if recovered:  # the usual case, in one statement
+            cur.execute(
+                "UPDATE subscriptions SET failing_since = NULL"
+                " WHERE id = ANY(%s) AND failing_since IS NOT NULL",
+                (recovered,),
+            )
         for sub, (first_failure, succeeded, gone) in health.items():
             reason = "the endpoint answered 410 Gone" if gone else None
-            if succeeded and first_failure is None:
-                cur.execute(
-                    "UPDATE subscriptions SET failing_since = NULL"
-                    " WHERE id = %s AND failing_since IS NOT NULL",
-                    (sub,),
-                )
-            elif first_failure is not None and reason is None:
+            if first_failure is not None and reason is None:
                 cur.execute(
                     "UPDATE subscriptions SET failing_since = CASE WHEN %s THEN %s"
                     " ELSE COALESCE(failing_since, %s) END WHERE id = %s RETURNING failing_since",

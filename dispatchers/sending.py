@@ -124,6 +124,7 @@ class SendingLoop:
         due.sort(key=lambda d: self.breakers.risk(d.subscription_id))
         sent: list[Sent] = []
         given_back: list[uuid.UUID] = []
+        made = 0
         try:
             for i, delivery in enumerate(due):
                 if self.stop.is_set() or not self.breakers.begin(
@@ -137,6 +138,7 @@ class SendingLoop:
                     sent = []
                 started = self.clock()
                 sent.append(self._send(delivery))
+                made += 1
                 if self.clock() - started > self.slow_attempt_s:
                     given_back.extend(d.id for d in due[i + 1 :])
                     break
@@ -146,7 +148,7 @@ class SendingLoop:
             self._record(sent)
             if given_back:
                 self.store.release(given_back)
-        return len(sent)
+        return made
 
     def _send(self, delivery: DueDelivery) -> Sent:
         started = self.now()
