@@ -104,6 +104,34 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             "HERALD_KAFKA_BOOTSTRAP",
             id="dispatcher-run-without-kafka",
         ),
+        pytest.param(
+            "dispatchers",
+            {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_BREAKER_FAILURE_RATIO": "2"},
+            "HERALD_BREAKER_FAILURE_RATIO",
+            id="dispatcher-breaker-ratio-above-1",
+        ),
+        pytest.param(
+            "dispatchers",
+            {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_ALLOW_PRIVATE_NETWORKS": "maybe"},
+            "HERALD_ALLOW_PRIVATE_NETWORKS",
+            id="dispatcher-private-networks-not-a-boolean",
+        ),
+        pytest.param(
+            "dispatchers",
+            {
+                "HERALD_DATABASE_URL": "postgresql://x",
+                "HERALD_RETRY_AFTER_MIN_S": "60",
+                "HERALD_RETRY_AFTER_MAX_S": "10",
+            },
+            "HERALD_RETRY_AFTER_MIN_S",
+            id="dispatcher-retry-after-bounds-reversed",
+        ),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_PRODUCER_LINGER_MS": "5000"},
+            "HERALD_PROCESSOR_PRODUCER_LINGER_MS",
+            id="processor-linger-too-long",
+        ),
     ],
 )
 def test_bad_setting_stops_the_service_naming_it(

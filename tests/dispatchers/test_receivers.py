@@ -6,11 +6,14 @@ breakers' clock) is a fake that the test moves, so retry schedules are checked w
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -401,3 +404,47 @@ class _Blind(Breakers):
 
     def held(self, now: float) -> set[Any]:
         return set()
+
+
+def test_tls_certificates_are_verified(
+    store: Store, time_: FakeTime, tmp_path: Path, database_url: str
+) -> None:
+    """A receiver with a self-signed certificate: the attempt fails on verification, nothing sent."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    receiver = Receiver(secret=SECRET, tolerance_s=float("inf"))
+    receiver.serve()
+    assert receiver._server is not None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    receiver._server.socket = context.wrap_socket(receiver._server.socket, server_side=True)
+    try:
+        _deliver(store, _subscribe(store, receiver.url.replace("http://", "https://")), time_)
+        _loop(store, time_).run_once()
+        [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
+        assert code is None
+        assert "CERTIFICATE_VERIFY_FAILED" in error
+        assert receiver.received == []
+    finally:
+        receiver.stop()

@@ -1,0 +1,81 @@
+"""The dispatcher as a real process: its metrics, scraped after a few deliveries."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+from collections.abc import Callable
+
+from dispatchers.matching import SubscriptionFilter
+from dispatchers.postgres import Store
+from herald_contracts import DomainEvent, encode_domain_event
+from herald_dev import infra
+from herald_dev.processes import ServiceProcess
+from herald_dev.receiver import Receiver
+from tests.conftest import Topics
+from tests.support import produce, wait_until
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_metrics_count_deliveries_attempts_and_open_work(
+    kafka: str,
+    topics: Topics,
+    store: Store,
+    database_url: str,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    receiver = Receiver(secret=SECRET)
+    receiver.serve()
+    try:
+        store.create_subscription(
+            url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
+        )
+        events = [
+            DomainEvent(
+                id=f"m-{uuid.uuid4().hex[:8]}",
+                source="/clusters/c/namespaces/billing/rollouts/payments",
+                type="dev.herald.rollout.completed",
+                subject="payments",
+                time="2026-08-20T09:00:00Z",
+                data={"cluster": "c", "namespace": "billing", "name": "payments"},
+                key="c/billing/Rollout/payments",
+            )
+            for _ in range(3)
+        ]
+        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+        port = infra.free_port()
+        services(
+            "dispatchers",
+            {
+                **topics.env(),
+                "HERALD_DATABASE_URL": database_url,
+                "HERALD_DISPATCHER_GROUP_ID": f"metrics-{uuid.uuid4().hex[:8]}",
+                "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
+                "HERALD_METRICS_PORT": str(port),
+            },
+        )
+
+        def scrape() -> str:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    return str(r.read().decode())
+            except OSError:
+                return ""
+
+        text = wait_until(
+            lambda: (
+                (t := scrape())
+                and 'herald_dispatcher_deliveries_total{outcome="delivered"} 3.0' in t
+                and 'herald_dispatcher_open_deliveries{status="pending"} 0.0' in t
+                and t
+            ),
+            timeout_s=60,
+        )
+        assert 'herald_dispatcher_attempts_total{status_class="2xx"} 3.0' in text
+        assert "herald_dispatcher_end_to_end_seconds_count 3.0" in text
+        assert "herald_dispatcher_attempt_seconds_count 3.0" in text
+        assert 'herald_dispatcher_breakers{state="closed"} 1.0' in text
+        assert "herald_dispatcher_disabled_subscriptions 0.0" in text
+    finally:
+        receiver.stop()
