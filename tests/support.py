@@ -12,6 +12,8 @@ from typing import Any
 import jsonschema
 from confluent_kafka import Consumer, Producer
 
+from herald_contracts import DomainEvent
+
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
 ROLLOUT = {
@@ -168,3 +170,27 @@ class TopicReader:
 def occurrence(event: dict[str, Any]) -> tuple[str, int]:
     """(uid, count): what tells one occurrence of an Event from another."""
     return (event["metadata"]["uid"], int(event.get("count") or 1))
+
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+"""The Standard Webhooks specification's example secret."""
+
+
+def domain_event(
+    n: int = 0,
+    *,
+    name: str = "payments",
+    cluster: str = "c",
+    catalogue: str = "rollout.step_advanced",
+    event_id: str | None = None,
+) -> DomainEvent:
+    """A domain event about rollout `name` in namespace billing; a fresh id unless given."""
+    return DomainEvent(
+        id=event_id or f"event-{name}-{n}-{uuid.uuid4().hex[:8]}",
+        source=f"/clusters/{cluster}/namespaces/billing/rollouts/{name}",
+        type=f"dev.herald.{catalogue}",
+        subject=name,
+        time="2026-08-20T09:00:00Z",
+        data={"cluster": cluster, "namespace": "billing", "name": name, "step_index": n},
+        key=f"{cluster}/billing/Rollout/{name}",
+    )

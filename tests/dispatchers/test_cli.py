@@ -13,9 +13,10 @@ import pytest
 from dispatchers.cli import parser, run_admin
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import AttemptRecord, Store
-from herald_contracts import DomainEvent, encode_domain_event
+from herald_contracts import encode_domain_event
+from tests.support import WEBHOOK_SECRET, domain_event
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SECRET = WEBHOOK_SECRET
 NEW_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
 
@@ -84,7 +85,7 @@ def test_create_prints_the_id_and_show_prints_it_with_the_secret_redacted(cli: R
 
 def test_every_list_and_show_prints_only_json_with_json(cli: Run, store: Store) -> None:
     ident = _create(cli)
-    event = _event()
+    event = domain_event()
     store.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
     [delivery] = store.deliveries()
     for argv in (
@@ -176,7 +177,7 @@ def test_rotate_secret_keeps_the_old_secret_signing_for_the_grace_period(
     code, out, _ = cli("subscriptions", "rotate-secret", str(ident), "--secret", NEW_SECRET)
     assert code == 0
     assert NEW_SECRET not in out
-    event = _event()
+    event = domain_event()
     store.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
     [due] = store.claim_due(now=NOW + timedelta(hours=23), limit=1, lease_s=1)
     assert due.secrets == (NEW_SECRET, SECRET)
@@ -187,7 +188,7 @@ def test_rotate_secret_keeps_the_old_secret_signing_for_the_grace_period(
 
 def test_show_lists_every_attempt_and_redeliver_starts_a_new_round(cli: Run, store: Store) -> None:
     ident = uuid.UUID(_create(cli))
-    event = _event()
+    event = domain_event()
     store.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
     [due] = store.claim_due(now=NOW, limit=1, lease_s=60)
     _attempt(store, due.id, 1, status=500, verdict=Verdict.FAILED)
@@ -207,7 +208,7 @@ def test_recover_requeues_the_failed_deliveries_in_the_range_only(
     cli: Run, store: Store, database_url: str
 ) -> None:
     ident = uuid.UUID(_create(cli, "--unordered"))
-    events = [_event() for _ in range(3)]
+    events = [domain_event() for _ in range(3)]
     store.record_events([(e, encode_domain_event(e), [ident]) for e in events], now=NOW)
     for due in store.claim_due(now=NOW, limit=10, lease_s=60):
         _attempt(store, due.id, 1, status=500, verdict=Verdict.FAILED)
@@ -254,18 +255,6 @@ def test_commands_on_a_database_never_migrated_say_so(cli: Run, database_url: st
     code, out, _ = cli("migrate")
     assert code == 0
     assert out.startswith("applied: 0001_initial")
-
-
-def _event() -> DomainEvent:
-    return DomainEvent(
-        id=f"e-{uuid.uuid4().hex[:8]}",
-        source="/clusters/c/namespaces/billing/rollouts/payments",
-        type="dev.herald.rollout.completed",
-        subject="payments",
-        time="2026-08-20T09:00:00Z",
-        data={"cluster": "c", "namespace": "billing", "name": "payments"},
-        key="c/billing/Rollout/payments",
-    )
 
 
 def _attempt(store: Store, delivery: uuid.UUID, n: int, *, status: int, verdict: Verdict) -> Any:

@@ -22,25 +22,13 @@ from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from herald_dev.receiver import Received, Receiver, Reply
 from tests.conftest import Topics
-from tests.support import produce, wait_until
+from tests.support import WEBHOOK_SECRET, domain_event, produce, wait_until
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SECRET = WEBHOOK_SECRET
 
 
 def _events(count: int) -> list[DomainEvent]:
-    run = uuid.uuid4().hex[:6]
-    return [
-        DomainEvent(
-            id=f"{run}-{n}",
-            source=f"/clusters/c/namespaces/billing/rollouts/svc-{n % 10}",
-            type="dev.herald.rollout.step_advanced",
-            subject=f"svc-{n % 10}",
-            time="2026-08-20T09:00:00Z",
-            data={"cluster": "c", "namespace": "billing", "name": f"svc-{n % 10}"},
-            key=f"c/billing/Rollout/svc-{n % 10}",
-        )
-        for n in range(count)
-    ]
+    return [domain_event(n, name=f"svc-{n % 10}") for n in range(count)]
 
 
 def _env(topics: Topics, kafka: str, database_url: str) -> dict[str, str]:
@@ -173,3 +161,28 @@ def test_postgres_restarted_while_delivering_loses_nothing_and_needs_no_help(
     finally:
         infra.pg_ctl(home, "stop")
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.timeout(120)
+def test_two_replicas_share_the_work_and_send_each_delivery_once(
+    kafka: str,
+    topics: Topics,
+    store: Store,
+    database_url: str,
+    receiver: Receiver,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    store.create_subscription(
+        url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
+    )
+    events = _events(300)
+    env = _env(topics, kafka, database_url)
+    services("dispatchers", env)
+    services("dispatchers", env)
+    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+    assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 300}, timeout_s=90)
+    _, rows, pairs = _summary(database_url)
+    assert rows == pairs == 300
+    received = Counter(r.headers["webhook-id"] for r in receiver.received if r.verified)
+    assert set(received) == {e.id for e in events}
+    assert max(received.values()) == 1  # leases kept the replicas from sending one twice

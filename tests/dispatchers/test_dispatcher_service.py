@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store
-from herald_contracts import DomainEvent, encode_domain_event
+from herald_contracts import encode_domain_event
 from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from herald_dev.receiver import Receiver
 from tests.conftest import Topics
-from tests.support import produce, wait_until
+from tests.support import WEBHOOK_SECRET, domain_event, produce, wait_until
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SECRET = WEBHOOK_SECRET
 
 
 def test_metrics_count_deliveries_attempts_and_open_work(
@@ -31,18 +31,7 @@ def test_metrics_count_deliveries_attempts_and_open_work(
         store.create_subscription(
             url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
         )
-        events = [
-            DomainEvent(
-                id=f"m-{uuid.uuid4().hex[:8]}",
-                source="/clusters/c/namespaces/billing/rollouts/payments",
-                type="dev.herald.rollout.completed",
-                subject="payments",
-                time="2026-08-20T09:00:00Z",
-                data={"cluster": "c", "namespace": "billing", "name": "payments"},
-                key="c/billing/Rollout/payments",
-            )
-            for _ in range(3)
-        ]
+        events = [domain_event(n, catalogue="rollout.completed") for n in range(3)]
         produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
         port = infra.free_port()
         services(

@@ -25,10 +25,11 @@ from dispatchers.matching import SubscriptionFilter
 from dispatchers.outcomes import RetryAfterBounds
 from dispatchers.postgres import Store
 from dispatchers.sending import SendingLoop
-from herald_contracts import DomainEvent, encode_domain_event
+from herald_contracts import encode_domain_event
 from herald_dev.receiver import Receiver, Reply
+from tests.support import WEBHOOK_SECRET, domain_event
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SECRET = WEBHOOK_SECRET
 NEW_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 SCHEDULE = (0, 5, 60)
 
@@ -47,18 +48,6 @@ class FakeTime:
     def advance(self, seconds: float) -> None:
         self.wall += timedelta(seconds=seconds)
         self.mono += seconds
-
-
-def _event(n: int, *, name: str = "payments") -> DomainEvent:
-    return DomainEvent(
-        id=f"event-{name}-{n}-{uuid.uuid4().hex[:6]}",
-        source=f"/clusters/c/namespaces/billing/rollouts/{name}",
-        type="dev.herald.rollout.step_advanced",
-        subject=name,
-        time="2026-08-20T09:00:00Z",
-        data={"cluster": "c", "namespace": "billing", "name": name, "step_index": n},
-        key=f"c/billing/Rollout/{name}",
-    )
 
 
 @pytest.fixture
@@ -115,7 +104,7 @@ def _subscribe(store: Store, url: str, *, secrets: tuple[str, ...] = (SECRET,)) 
 
 
 def _deliver(store: Store, subscription: uuid.UUID, time_: FakeTime, count: int = 1) -> None:
-    events = [_event(n) for n in range(count)]
+    events = [domain_event(n) for n in range(count)]
     store.record_events(
         [(e, encode_domain_event(e), [subscription]) for e in events], now=time_.now()
     )
