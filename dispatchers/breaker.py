@@ -52,6 +52,8 @@ class _Endpoint:
     in_flight: int = 0
     limit: float = 1.0
     suspect: bool = False
+    tried: bool = False
+    """An attempt has finished: its health is known."""
 
 
 class Breakers:
@@ -87,7 +89,7 @@ class Breakers:
         with self._lock:
             endpoint = self._endpoints.setdefault(key, _Endpoint())
             endpoint.in_flight = max(0, endpoint.in_flight - 1)
-            endpoint.suspect = not success
+            endpoint.suspect, endpoint.tried = not success, True
             if success:
                 endpoint.limit = min(float(policy.max_in_flight), endpoint.limit + 1)
             else:
@@ -118,7 +120,7 @@ class Breakers:
         delays as little of it as possible."""
         with self._lock:
             endpoint = self._endpoints.get(key)
-        if endpoint is None:
+        if endpoint is None or not endpoint.tried:
             return 1
         return 2 if endpoint.suspect or endpoint.state is not State.CLOSED else 0
 

@@ -119,8 +119,9 @@ class SendingLoop:
         due = self.store.claim_due(
             now=self.now(), limit=self.claim_batch, lease_s=self.lease_s, held=held
         )
-        # Healthy endpoints first; after an attempt that took long (an endpoint hanging until the
-        # timeout), the rest of the batch goes back at once for other workers to take.
+        # Healthy endpoints first. Nothing waits behind an endpoint that may hang (not tried yet
+        # by this process, or failing): the rest of the batch goes back before it is tried, and
+        # after any attempt that took long.
         due.sort(key=lambda d: self.breakers.risk(d.subscription_id))
         sent: list[Sent] = []
         given_back: list[uuid.UUID] = []
@@ -132,13 +133,17 @@ class SendingLoop:
                 ):
                     given_back.append(delivery.id)
                     continue
-                if sent and self.breakers.risk(delivery.subscription_id):
-                    # This endpoint may hang: record what was sent before waiting on it.
+                last = False
+                if self.breakers.risk(delivery.subscription_id):
                     self._record(sent)
                     sent = []
+                    self.store.release([*given_back, *(d.id for d in due[i + 1 :])])
+                    given_back, last = [], True
                 started = self.clock()
                 sent.append(self._send(delivery))
                 made += 1
+                if last:
+                    break
                 if self.clock() - started > self.slow_attempt_s:
                     given_back.extend(d.id for d in due[i + 1 :])
                     break

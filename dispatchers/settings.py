@@ -27,7 +27,7 @@ class DispatcherSettings:
     """HERALD_DISPATCHER_GROUP_ID: the Kafka consumer group."""
     workers: int = 8
     """HERALD_DISPATCHER_WORKERS: sending threads (each with its own HTTP session)."""
-    claim_batch: int = 20
+    claim_batch: int = 50
     """HERALD_DISPATCHER_CLAIM_BATCH: deliveries a worker leases at a time."""
     lease_s: float = 60.0
     """HERALD_DISPATCHER_LEASE_S: a claimed delivery is claimable again after this long."""
@@ -159,7 +159,7 @@ class DispatcherSettings:
             dead_letter_topic=text("HERALD_DEAD_LETTER_TOPIC") or DEAD_LETTER_TOPIC,
             group_id=text("HERALD_DISPATCHER_GROUP_ID") or "herald-dispatchers",
             workers=int(number("HERALD_DISPATCHER_WORKERS", 8, minimum=1)),
-            claim_batch=int(number("HERALD_DISPATCHER_CLAIM_BATCH", 20, minimum=1)),
+            claim_batch=int(number("HERALD_DISPATCHER_CLAIM_BATCH", 50, minimum=1)),
             lease_s=number("HERALD_DISPATCHER_LEASE_S", 60.0, minimum=1),
             idle_poll_s=number("HERALD_DISPATCHER_IDLE_POLL_S", 0.2, minimum=0.01),
             connect_timeout_s=number("HERALD_HTTP_CONNECT_TIMEOUT_S", 5.0, minimum=0.1),
