@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -104,32 +105,53 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     def observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome, state: State) -> None:
         metrics.observe_attempt(delivery, result, outcome, state, now=_now())
 
+    failures: list[str] = []
+
+    def crash_only(name: str, target: Callable[[], None]) -> Callable[[], None]:
+        """A thread that fails stops the whole dispatcher (to be restarted), never silently."""
+
+        def run() -> None:
+            try:
+                target()
+            except Exception as e:
+                log.exception("%s failed; stopping the dispatcher", name)
+                failures.append(f"{name}: {e!r}")
+                stop.set()
+
+        return run
+
     workers = [
         threading.Thread(
-            target=SendingLoop(
-                store=store,
-                sender=sender,
-                now=_now,
-                retry_schedule_s=settings.retry_schedule_s,
-                retry_jitter=settings.retry_jitter,
-                claim_batch=settings.claim_batch,
-                lease_s=settings.lease_s,
-                idle_poll_s=settings.idle_poll_s,
-                retry_after=RetryAfterBounds(
-                    min_s=settings.retry_after_min_s, max_s=settings.retry_after_max_s
-                ),
-                disable_after=timedelta(seconds=settings.disable_after_s),
-                breakers=breakers,
-                stop=stop,
-                on_attempt=observe,
-            ).run,
+            target=crash_only(
+                f"sender-{i}",
+                SendingLoop(
+                    store=store,
+                    sender=sender,
+                    now=_now,
+                    retry_schedule_s=settings.retry_schedule_s,
+                    retry_jitter=settings.retry_jitter,
+                    claim_batch=settings.claim_batch,
+                    lease_s=settings.lease_s,
+                    idle_poll_s=settings.idle_poll_s,
+                    retry_after=RetryAfterBounds(
+                        min_s=settings.retry_after_min_s, max_s=settings.retry_after_max_s
+                    ),
+                    disable_after=timedelta(seconds=settings.disable_after_s),
+                    breakers=breakers,
+                    stop=stop,
+                    on_attempt=observe,
+                ).run,
+            ),
             name=f"sender-{i}",
         )
         for i in range(settings.workers)
     ]
     workers.append(
         threading.Thread(
-            target=_housekeeping, args=(settings, store, breakers, stop), name="housekeeping"
+            target=crash_only(
+                "housekeeping", lambda: _housekeeping(settings, store, breakers, stop)
+            ),
+            name="housekeeping",
         )
     )
 
@@ -154,6 +176,8 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
             worker.join(timeout=settings.read_timeout_s + settings.connect_timeout_s)
         source.close()
         log.info("dispatcher stopped")
+    if failures:
+        sys.exit("dispatcher: " + "; ".join(failures))
 
 
 def _housekeeping(

@@ -135,8 +135,8 @@ class SendingLoop:
                     continue
                 last = False
                 if self.breakers.risk(delivery.subscription_id):
-                    self._record(sent)
-                    sent = []
+                    done, sent = sent, []
+                    self._record(done)
                     self.store.release([*given_back, *(d.id for d in due[i + 1 :])])
                     given_back, last = [], True
                 started = self.clock()
@@ -158,7 +158,6 @@ class SendingLoop:
     def _send(self, delivery: DueDelivery) -> Sent:
         started = self.now()
         success = False
-        state = State.CLOSED
         try:
             headers = webhook_headers(delivery, timestamp=int(started.timestamp()))
             result = self.sender.post(delivery.url, body=delivery.body, headers=headers)
