@@ -19,7 +19,7 @@ from types import FrameType
 from prometheus_client import start_http_server
 
 from dispatchers import metrics
-from dispatchers.breaker import BreakerPolicy, Breakers, State
+from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.cli import parser, run_admin
 from dispatchers.consuming import ConsumingLoop
 from dispatchers.http import HttpResult, HttpSender
@@ -102,8 +102,8 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         )
     )
 
-    def observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome, state: State) -> None:
-        metrics.observe_attempt(delivery, result, outcome, state, now=_now())
+    def observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
+        metrics.observe_attempt(delivery, result, outcome, now=_now())
 
     failures: list[str] = []
 

@@ -52,7 +52,7 @@ DEAD_LETTERS = Counter(
 
 
 def observe_attempt(
-    delivery: DueDelivery, result: HttpResult, outcome: Outcome, breaker: State, *, now: datetime
+    delivery: DueDelivery, result: HttpResult, outcome: Outcome, *, now: datetime
 ) -> None:
     code = result.status_code
     ATTEMPTS.labels(f"{code // 100}xx" if code is not None else "error").inc()

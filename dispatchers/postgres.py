@@ -66,8 +66,8 @@ class DueDelivery:
     round_attempt: int
     """Its number within the current round of tries (a redelivery starts a new round): the index
     into the retry schedule."""
-    object_key: str = ""
     event_time: datetime | None = None
+    """When the event was observed in the cluster (for the end-to-end latency)."""
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ class Store:
                 FROM due, subscriptions s, events ev
                 WHERE d.id = due.id AND s.id = d.subscription_id AND ev.id = d.event_id
                 RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
-                          d.object_key, s.url, ev.body, ev.time,
+                          s.url, ev.body, ev.time,
                           s.secrets || CASE WHEN s.retired_until > %(now)s
                                             THEN s.retired_secrets ELSE '{}' END AS secrets
                 """,
@@ -318,7 +318,6 @@ class Store:
                     body=row["body"].encode(),
                     attempt_number=row["attempt_count"] + 1,
                     round_attempt=row["attempt_count"] - row["round_start"] + 1,
-                    object_key=row["object_key"],
                     event_time=row["time"],
                 )
                 for row in cur.fetchall()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from dispatchers.breaker import BreakerPolicy, Breakers, State
+from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.http import HttpResult
 from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict, decide
 from dispatchers.postgres import AttemptRecord, DueDelivery, StoreError
@@ -63,11 +63,11 @@ def webhook_headers(delivery: DueDelivery, *, timestamp: int) -> dict[str, str]:
     }
 
 
-AttemptObserver = Callable[[DueDelivery, HttpResult, Outcome, State], None]
-"""Told of every attempt made: the delivery, what the receiver said, what it means, the breaker."""
+AttemptObserver = Callable[[DueDelivery, HttpResult, Outcome], None]
+"""Told of every attempt recorded: the delivery, what the receiver said, what it means."""
 
 
-def _ignore(delivery: DueDelivery, result: HttpResult, outcome: Outcome, breaker: State) -> None:
+def _ignore(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
     pass
 
 
@@ -77,7 +77,6 @@ class Sent(NamedTuple):
     outcome: Outcome
     started: datetime
     """The wall clock when the request started."""
-    breaker: State
 
 
 @dataclass
@@ -173,8 +172,8 @@ class SendingLoop:
             )
             success = outcome.verdict is Verdict.DELIVERED
         finally:
-            state = self.breakers.end(delivery.subscription_id, success=success, now=self.clock())
-        return Sent(delivery, result, outcome, started, state)
+            self.breakers.end(delivery.subscription_id, success=success, now=self.clock())
+        return Sent(delivery, result, outcome, started)
 
     def _record(self, sent: list[Sent]) -> None:
         if not sent:
@@ -194,15 +193,15 @@ class SendingLoop:
                 outcome,
                 delivery.subscription_id,
             )
-            for delivery, result, outcome, started, _ in sent
+            for delivery, result, outcome, started in sent
         ]
         disabled = self.store.record_attempts(
             attempts, now=self.now(), disable_after=self.disable_after
         )
         for subscription, reason in disabled.items():
             log.warning("subscription %s disabled: %s", subscription, reason)
-        for delivery, result, outcome, _, state in sent:
-            self.on_attempt(delivery, result, outcome, state)
+        for delivery, result, outcome, _ in sent:
+            self.on_attempt(delivery, result, outcome)
             log.debug(
                 "delivery %s attempt %d to %s: %s -> %s",
                 delivery.id,

@@ -195,11 +195,10 @@ class TableState:
         # its last `timelines.KEEP` changes.
         committed = getattr(self._app.consumer, "_committed_offset", {}).get(message.tp)
         done = committed if isinstance(committed, int) else None
-        if outcome.occurrence is not None:
-            key = outcome.occurrence.key
-            self.occurrences[key] = timelines.record(
-                self.occurrences[key].current(), at, outcome.occurrence.n, committed=done
-            )
+        key = outcome.occurrence.key
+        self.occurrences[key] = timelines.record(
+            self.occurrences[key].current(), at, outcome.occurrence.n, committed=done
+        )
         if outcome.rollout_key is not None and outcome.aborted not in (None, aborted_before):
             key = outcome.rollout_key
             self.rollouts[key] = timelines.record(
