@@ -57,7 +57,7 @@ class _CheckedConnect:
         refused: list[str] = []
         last_error: OSError | None = None
         for family, kind, proto, _, address in infos:
-            ip = ipaddress.ip_address(address[0])
+            ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])  # no IPv6 zone
             reason = refusal(ip, allow_private=self.allow_private)
             if reason is not None:
                 refused.append(f"{ip} is {reason}")
