@@ -279,13 +279,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000, help="Events in the initial list")
     parser.add_argument("--stream", type=int, default=20_000, help="Events streamed while watching")
     args = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="herald-bench-"))
-    given = {k: v for k in ("HERALD_KAFKA_BOOTSTRAP",) if (v := os.environ.get(k))}
-    bootstrap = given.get("HERALD_KAFKA_BOOTSTRAP") or ""
-    pid = None
-    try:
-        if not bootstrap:
-            pid, bootstrap, _ = infra.start_kafka(state)
+    with (
+        tempfile.TemporaryDirectory(prefix="herald-bench-") as tmp,
+        infra.kafka_broker(Path(tmp)) as bootstrap,
+    ):
+        state = Path(tmp)
         run = uuid.uuid4().hex[:6]
         topics = {
             "HERALD_RAW_TOPIC": f"bench.{run}.raw",
@@ -323,12 +321,6 @@ def main() -> None:
         print(
             f"peak memory of `python -m collectors` watching 3 clusters ({total} Events): {peak_mb:.0f} MB (VmHWM); target < 150 MB"
         )
-    finally:
-        if pid is not None:
-            infra.stop_kafka(pid)
-        import shutil  # noqa: PLC0415
-
-        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

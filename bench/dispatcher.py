@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -246,56 +245,46 @@ def main() -> None:
         serve(args.serve, hang=args.hang)
         return
     work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
-    bootstrap = os.environ.get("HERALD_KAFKA_BOOTSTRAP", "")
-    database_url = os.environ.get("HERALD_DATABASE_URL", "")
-    kafka_pid = pg_home = None
     receivers = []
-    try:
-        if not bootstrap:
-            kafka_pid, bootstrap, _ = infra.start_kafka(work)
-        if not database_url:
-            _, database_url, pg_home = infra.start_postgres()
-        fast, fast_url = start_receiver(hang=False)
-        hanging, hanging_url = start_receiver(hang=True)
-        receivers = [fast, hanging]
-        bare = bare_loop(fast_url, threads=args.workers, total=args.events)
-        ours, memory = run_dispatcher(
-            bootstrap=bootstrap,
-            admin_url=database_url,
-            work=work,
-            workers=args.workers,
-            urls=[fast_url] * SUBSCRIPTIONS,
-            events=args.events,
-        )
-        healthy_share = int(args.events * (SUBSCRIPTIONS - HANGING) / SUBSCRIPTIONS)
-        mixed, memory_mixed = run_dispatcher(
-            bootstrap=bootstrap,
-            admin_url=database_url,
-            work=work,
-            workers=args.workers,
-            urls=[fast_url] * (SUBSCRIPTIONS - HANGING) + [hanging_url] * HANGING,
-            events=args.events,
-        )
-        print(f"{args.events} events, {SUBSCRIPTIONS} subscriptions, {args.workers} threads")
-        print(f"bare requests.Session loop: {bare:,.0f} requests/s")
-        print(
-            f"python -m dispatchers: {ours:,.0f} deliveries/s recorded and acknowledged"
-            f" (target >= 1,000); ratio to the bare loop = {ours / bare:.2f} (aim >= 0.6)"
-        )
-        print(
-            f"with {HANGING} of {SUBSCRIPTIONS} subscriptions on a receiver that never answers:"
-            f" healthy ones {mixed:,.0f} deliveries/s ({healthy_share} deliveries),"
-            f" {mixed / ours:.0%} of the rate above (aim >= 90 %)"
-        )
-        print(f"dispatcher peak memory: {max(memory, memory_mixed):.0f} MB (target < 200 MB)")
-    finally:
-        for r in receivers:
-            r.kill()
-            r.wait()
-        if kafka_pid is not None:
-            infra.stop_kafka(kafka_pid)
-        if pg_home is not None:
-            infra.pg_ctl(pg_home, "stop")
+    with infra.kafka_broker(work) as bootstrap, infra.postgres_server() as database_url:
+        try:
+            fast, fast_url = start_receiver(hang=False)
+            hanging, hanging_url = start_receiver(hang=True)
+            receivers = [fast, hanging]
+            bare = bare_loop(fast_url, threads=args.workers, total=args.events)
+            ours, memory = run_dispatcher(
+                bootstrap=bootstrap,
+                admin_url=database_url,
+                work=work,
+                workers=args.workers,
+                urls=[fast_url] * SUBSCRIPTIONS,
+                events=args.events,
+            )
+            healthy_share = int(args.events * (SUBSCRIPTIONS - HANGING) / SUBSCRIPTIONS)
+            mixed, memory_mixed = run_dispatcher(
+                bootstrap=bootstrap,
+                admin_url=database_url,
+                work=work,
+                workers=args.workers,
+                urls=[fast_url] * (SUBSCRIPTIONS - HANGING) + [hanging_url] * HANGING,
+                events=args.events,
+            )
+            print(f"{args.events} events, {SUBSCRIPTIONS} subscriptions, {args.workers} threads")
+            print(f"bare requests.Session loop: {bare:,.0f} requests/s")
+            print(
+                f"python -m dispatchers: {ours:,.0f} deliveries/s recorded and acknowledged"
+                f" (target >= 1,000); ratio to the bare loop = {ours / bare:.2f} (aim >= 0.6)"
+            )
+            print(
+                f"with {HANGING} of {SUBSCRIPTIONS} subscriptions on a receiver that never answers:"
+                f" healthy ones {mixed:,.0f} deliveries/s ({healthy_share} deliveries),"
+                f" {mixed / ours:.0%} of the rate above (aim >= 90 %)"
+            )
+            print(f"dispatcher peak memory: {max(memory, memory_mixed):.0f} MB (target < 200 MB)")
+        finally:
+            for r in receivers:
+                r.kill()
+                r.wait()
 
 
 if __name__ == "__main__":

@@ -289,11 +289,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=40_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
-    bootstrap = os.environ.get("HERALD_KAFKA_BOOTSTRAP", "")
-    pid = None
-    try:
-        if not bootstrap:
-            pid, bootstrap, _ = infra.start_kafka(work)
+    with infra.kafka_broker(work) as bootstrap:
         run = uuid.uuid4().hex[:6]
         topics = {
             "HERALD_RAW_TOPIC": f"bench.{run}.raw",
@@ -331,9 +327,6 @@ def main() -> None:
         print(
             f"bare confluent-kafka consume-and-produce loop: {ck:,.0f} records/s; ratio ours/confluent = {ours / ck:.2f}"
         )
-    finally:
-        if pid is not None:
-            infra.stop_kafka(pid)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -387,6 +388,35 @@ def pg_ctl(home: str, action: str) -> None:
     else:
         raise ValueError(f"pg_ctl action must be stop or start, not {action!r}")
     subprocess.run(_as_postgres(command), check=True, stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def kafka_broker(state_dir: Path) -> Iterator[str]:
+    """HERALD_KAFKA_BOOTSTRAP if set, else a broker of our own for the block (benchmarks)."""
+    given = os.environ.get("HERALD_KAFKA_BOOTSTRAP", "")
+    if given:
+        yield given
+        return
+    pid, bootstrap, _ = start_kafka(state_dir)
+    try:
+        yield bootstrap
+    finally:
+        stop_kafka(pid)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """HERALD_DATABASE_URL if set, else a throwaway cluster of our own for the block."""
+    given = os.environ.get("HERALD_DATABASE_URL", "")
+    if given:
+        yield given
+        return
+    _, url, home = start_postgres()
+    try:
+        yield url
+    finally:
+        pg_ctl(home, "stop")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # -- up / down ------------------------------------------------------------------------------------
