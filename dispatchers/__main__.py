@@ -87,6 +87,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     sender = HttpSender(
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
+        total_timeout_s=settings.total_timeout_s,
         user_agent="Herald-Webhooks/0.1",
         allow_private=settings.allow_private_networks,
     )
@@ -132,6 +133,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
                     retry_jitter=settings.retry_jitter,
                     claim_batch=settings.claim_batch,
                     lease_s=settings.lease_s,
+                    attempt_budget_s=settings.total_timeout_s,
                     idle_poll_s=settings.idle_poll_s,
                     retry_after=RetryAfterBounds(
                         min_s=settings.retry_after_min_s, max_s=settings.retry_after_max_s
@@ -173,7 +175,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     finally:
         stop.set()
         for worker in workers:
-            worker.join(timeout=settings.read_timeout_s + settings.connect_timeout_s)
+            worker.join(timeout=settings.total_timeout_s)
         source.close()
         log.info("dispatcher stopped")
     if failures:

@@ -6,12 +6,18 @@ addresses `addresses.refusal` names, and connects to one it accepted, so nothing
 again between the check and the connection (DNS rebinding cannot slip through). TLS still verifies
 the certificate against the host name of the URL.
 
+An attempt has a total deadline besides the connect and read timeouts (which bound each wait, not
+the whole): a watchdog thread shuts the socket of an attempt still running at its deadline, which
+ends whatever read or write it was blocked in, so a receiver trickling its answer cannot hold a
+worker past it.
+
 An attempt's result is what the receiver said (status, headers, the first 4 KiB of the body) or why
 nothing was said (the error); deciding what it means is `dispatchers.outcomes`' job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -39,6 +46,59 @@ class HttpResult:
     duration_ms: int
 
 
+class _Attempt:
+    """The running attempt of a thread: its deadline and the connection it uses."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.connection: Any = None
+        self.cut_off = False
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+_current = threading.local()  # .attempt: the _Attempt of this thread, if one is running
+
+
+class _Watchdog:
+    """Cuts off the attempts still running at their deadline (one thread for all workers)."""
+
+    def __init__(self, tick_s: float = 0.05) -> None:
+        self._tick_s = tick_s
+        self._lock = threading.Lock()
+        self._running: set[_Attempt] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, attempt: _Attempt) -> None:
+        with self._lock:
+            self._running.add(attempt)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="http-deadlines", daemon=True
+                )
+                self._thread.start()
+
+    def forget(self, attempt: _Attempt) -> None:
+        with self._lock:
+            self._running.discard(attempt)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._tick_s)
+            now = time.monotonic()
+            with self._lock:
+                late = [a for a in self._running if a.deadline <= now]
+                self._running.difference_update(late)
+            for attempt in late:
+                attempt.cut_off = True
+                sock = getattr(attempt.connection, "sock", None)
+                if sock is not None:
+                    # The plain socket's shutdown, also under TLS: it ends a blocked read.
+                    with contextlib.suppress(OSError):
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class _CheckedConnect:
     """Mixed into urllib3's connections: resolve, refuse, connect to an accepted address."""
 
@@ -54,6 +114,7 @@ class _CheckedConnect:
             infos = socket.getaddrinfo(self._dns_host, self.port, 0, socket.SOCK_STREAM)
         except socket.gaierror as e:
             raise self._failure(f"cannot resolve {self.host}: {e}") from e
+        attempt: _Attempt | None = getattr(_current, "attempt", None)
         refused: list[str] = []
         last_error: OSError | None = None
         for family, kind, proto, _, address in infos:
@@ -66,7 +127,13 @@ class _CheckedConnect:
             try:
                 for level, option, value in self.socket_options or ():
                     sock.setsockopt(level, option, value)
-                sock.settimeout(_seconds(self.timeout))
+                timeout = _seconds(self.timeout)
+                if attempt is not None:
+                    left = attempt.remaining()
+                    if left <= 0:
+                        raise TimeoutError("the attempt's total timeout ran out")
+                    timeout = left if timeout is None else min(timeout, left)
+                sock.settimeout(timeout)
                 sock.connect(address)
             except OSError as e:
                 sock.close()
@@ -76,6 +143,12 @@ class _CheckedConnect:
         if refused and last_error is None:
             raise self._failure(f"refused to connect to {self.host}: " + "; ".join(refused))
         raise self._failure(f"cannot connect to {self.host}: {last_error}")
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        attempt: _Attempt | None = getattr(_current, "attempt", None)
+        if attempt is not None:
+            attempt.connection = self  # what the watchdog cuts off
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
     def _failure(self, message: str) -> NewConnectionError:
         return NewConnectionError(cast(HTTPConnection, self), message)
@@ -108,10 +181,13 @@ class HttpSender:
         *,
         connect_timeout_s: float,
         read_timeout_s: float,
+        total_timeout_s: float,
         user_agent: str,
         allow_private: bool = False,
     ) -> None:
         self._timeouts = (connect_timeout_s, read_timeout_s)
+        self._total_timeout_s = total_timeout_s
+        self._watchdog = _Watchdog()
         self._user_agent = user_agent
         self._allow_private = allow_private
         self._local = threading.local()
@@ -130,6 +206,9 @@ class HttpSender:
 
     def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> HttpResult:
         started = time.monotonic()
+        attempt = _Attempt(started + self._total_timeout_s)
+        _current.attempt = attempt
+        self._watchdog.watch(attempt)
         try:
             check_url(url)
             with self._session().post(
@@ -142,6 +221,8 @@ class HttpSender:
                 verify=True,
             ) as response:
                 head = response.raw.read(MAX_BODY_BYTES, decode_content=True) or b""
+                if attempt.cut_off:  # what was read ends where the socket was shut: not an answer
+                    return self._cut_off(started)
                 return HttpResult(
                     status_code=response.status_code,
                     headers=dict(response.headers),
@@ -149,7 +230,9 @@ class HttpSender:
                     error=None,
                     duration_ms=_elapsed_ms(started),
                 )
-        except (requests.RequestException, UrlError) as e:
+        except (requests.RequestException, UrlError, urllib3.exceptions.HTTPError, OSError) as e:
+            if attempt.cut_off:
+                return self._cut_off(started)
             return HttpResult(
                 status_code=None,
                 headers=None,
@@ -157,6 +240,18 @@ class HttpSender:
                 error=f"{type(e).__name__}: {e}",
                 duration_ms=_elapsed_ms(started),
             )
+        finally:
+            self._watchdog.forget(attempt)
+            _current.attempt = None
+
+    def _cut_off(self, started: float) -> HttpResult:
+        return HttpResult(
+            status_code=None,
+            headers=None,
+            body=None,
+            error=f"TotalTimeout: no complete answer within {self._total_timeout_s:g} s",
+            duration_ms=_elapsed_ms(started),
+        )
 
 
 def _elapsed_ms(started: float) -> int:

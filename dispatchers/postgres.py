@@ -9,6 +9,7 @@ lease runs out.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ from dispatchers.matching import SubscriptionFilter
 from dispatchers.outcomes import Outcome, Verdict
 from herald_contracts import DomainEvent
 
+log = logging.getLogger(__name__)
+
 _MIGRATION_LOCK = 0x4845524C  # "HERL": serialises concurrent `migrate` runs
 _CLEANUP_LOCK = 0x48455243  # "HERC": one clean-up at a time across dispatchers
 _STATUS = {
@@ -34,6 +37,7 @@ _STATUS = {
     Verdict.FAILED: "failed",
     Verdict.GONE: "failed",
 }
+_OPEN = ("pending", "retrying")
 
 
 class StoreError(Exception):
@@ -62,18 +66,25 @@ class DueDelivery:
     secrets: tuple[str, ...]
     body: bytes
     attempt_number: int
-    """The number the attempt about to be made will have (1 for the first)."""
+    """The number the attempt about to be made will have (1 for the first), unless another worker
+    records one first (after this claim's lease ran out)."""
     round_attempt: int
     """Its number within the current round of tries (a redelivery starts a new round): the index
     into the retry schedule."""
+    claim: uuid.UUID
+    """The token of the claim this delivery was leased with."""
     event_time: datetime | None = None
     """When the event was observed in the cluster (for the end-to-end latency)."""
 
 
 @dataclass(frozen=True)
 class AttemptRecord:
+    """One attempt made under a claim. Its number is given when it is recorded (the next one for
+    its delivery), so attempts recorded late, after the claim passed to another worker, are kept
+    too."""
+
     delivery_id: uuid.UUID
-    attempt_number: int
+    claim: uuid.UUID
     started_at: datetime
     duration_ms: int
     status_code: int | None
@@ -272,6 +283,7 @@ class Store:
         """Lease up to `limit` due deliveries, none of the `held` subscriptions (their breaker is
         open, or they are at their cap); an ordered subscription's later events about an object
         wait while an earlier one about the same object is still open."""
+        claim = uuid.uuid4()
         with self._cursor() as cur:
             cur.execute(
                 """
@@ -293,7 +305,8 @@ class Store:
                     LIMIT %(limit)s
                     FOR UPDATE OF d SKIP LOCKED
                 )
-                UPDATE deliveries d SET claimed_until = %(until)s, updated_at = %(now)s
+                UPDATE deliveries d SET claimed_until = %(until)s, claim_token = %(claim)s,
+                                        updated_at = %(now)s
                 FROM due, subscriptions s, events ev
                 WHERE d.id = due.id AND s.id = d.subscription_id AND ev.id = d.event_id
                 RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
@@ -306,6 +319,7 @@ class Store:
                     "limit": limit,
                     "until": now + timedelta(seconds=lease_s),
                     "held": list(held),
+                    "claim": claim,
                 },
             )
             return [
@@ -318,17 +332,23 @@ class Store:
                     body=row["body"].encode(),
                     attempt_number=row["attempt_count"] + 1,
                     round_attempt=row["attempt_count"] - row["round_start"] + 1,
+                    claim=claim,
                     event_time=row["time"],
                 )
                 for row in cur.fetchall()
             ]
 
-    def release(self, delivery_ids: Sequence[uuid.UUID]) -> None:
-        """Give claims back without an attempt (the breaker held them)."""
+    def release(self, claimed: Sequence[DueDelivery]) -> None:
+        """Give claims back without an attempt; a claim that already passed to another worker
+        (its lease ran out) is left to that worker."""
+        if not claimed:
+            return
         with self._cursor() as cur:
             cur.execute(
-                "UPDATE deliveries SET claimed_until = NULL WHERE id = ANY(%s)",
-                (list(delivery_ids),),
+                "UPDATE deliveries d SET claimed_until = NULL, claim_token = NULL"
+                " FROM unnest(%s::uuid[], %s::uuid[]) AS c(id, claim)"
+                " WHERE d.id = c.id AND d.claim_token = c.claim",
+                ([d.id for d in claimed], [d.claim for d in claimed]),
             )
 
     def record_attempt(
@@ -340,26 +360,52 @@ class Store:
         disable_after: timedelta = timedelta(days=5),
     ) -> str | None:
         """`record_attempts` for one attempt; returns why its subscription was disabled, if so."""
-        disabled = self.record_attempts(
-            [(attempt, outcome, None)], now=now, disable_after=disable_after
-        )
+        disabled = self.record_attempts([(attempt, outcome)], now=now, disable_after=disable_after)
         return next(iter(disabled.values()), None)
 
     def record_attempts(
         self,
-        attempts: Sequence[tuple[AttemptRecord, Outcome, uuid.UUID | None]],
+        attempts: Sequence[tuple[AttemptRecord, Outcome]],
         *,
         now: datetime,
         disable_after: timedelta = timedelta(days=5),
     ) -> dict[uuid.UUID, str]:
-        """Log the attempts (with their subscription ids, when known) and move their deliveries
-        on, in one transaction and few round trips. Keeps each subscription's health: a success
-        clears `failing_since`; a failure sets it if unset, and a subscription whose every attempt
-        has failed for `disable_after` is disabled (so is one that answered 410 Gone). Returns the
-        subscriptions disabled by these attempts, with the reasons."""
+        """Log the attempts and move their deliveries on, in one transaction and few round trips.
+
+        Every attempt is logged, numbered after the attempts already logged for its delivery. Only
+        an attempt made under the delivery's current claim moves it on (status, next try); one
+        whose claim passed to another worker meanwhile (its lease ran out) is only logged: the new
+        holder decides. Keeps each subscription's health: a success clears `failing_since`; a
+        failure sets it if unset, and a subscription whose every attempt has failed for
+        `disable_after` is disabled (so is one that answered 410 Gone). Returns the subscriptions
+        disabled by these attempts, with the reasons."""
         if not attempts:
             return {}
         with self._cursor() as cur:
+            # Locked in id order, so two workers recording overlapping batches cannot deadlock.
+            cur.execute(
+                "SELECT id, subscription_id, attempt_count, claim_token, status FROM deliveries"
+                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (list({a.delivery_id for a, _ in attempts}),),
+            )
+            rows = {r["id"]: r for r in cur.fetchall()}
+            logged: list[tuple[AttemptRecord, Outcome, int]] = []
+            moved: list[tuple[AttemptRecord, Outcome, int]] = []
+            for attempt, outcome in attempts:
+                row = rows.get(attempt.delivery_id)
+                if row is None:  # cleaned up meanwhile
+                    continue
+                row["attempt_count"] += 1
+                logged.append((attempt, outcome, row["attempt_count"]))
+                if row["claim_token"] == attempt.claim and row["status"] in _OPEN:
+                    row["claim_token"] = None
+                    moved.append((attempt, outcome, row["attempt_count"]))
+                else:
+                    log.info(
+                        "attempt %d of delivery %s recorded after its claim passed on",
+                        row["attempt_count"],
+                        attempt.delivery_id,
+                    )
             cur.executemany(
                 "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms,"
                 " status_code, response_headers, response_body, error)"
@@ -367,7 +413,7 @@ class Store:
                 [
                     (
                         a.delivery_id,
-                        a.attempt_number,
+                        n,
                         a.started_at,
                         a.duration_ms,
                         a.status_code,
@@ -375,19 +421,19 @@ class Store:
                         a.response_body,
                         a.error,
                     )
-                    for a, _, _ in attempts
+                    for a, _, n in logged
                 ],
             )
             cur.executemany(
                 "UPDATE deliveries SET status = %(status)s, attempt_count = %(n)s,"
-                " next_attempt_at = %(retry_at)s, claimed_until = NULL, updated_at = %(now)s,"
-                " last_status_code = %(code)s, last_error = %(error)s,"
+                " next_attempt_at = %(retry_at)s, claimed_until = NULL, claim_token = NULL,"
+                " updated_at = %(now)s, last_status_code = %(code)s, last_error = %(error)s,"
                 " delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(done)s"
                 " ELSE delivered_at END WHERE id = %(id)s",
                 [
                     {
                         "status": _STATUS[o.verdict],
-                        "n": a.attempt_number,
+                        "n": n,
                         "retry_at": o.retry_at,
                         "now": now,
                         "code": a.status_code,
@@ -395,22 +441,27 @@ class Store:
                         "id": a.delivery_id,
                         "done": a.started_at + timedelta(milliseconds=a.duration_ms),
                     }
-                    for a, o, _ in attempts
+                    for a, o, n in moved
                 ],
             )
-            subscription_of = {a.delivery_id: sub for a, _, sub in attempts if sub is not None}
-            unknown = [a.delivery_id for a, _, sub in attempts if sub is None]
-            if unknown:
-                cur.execute(
-                    "SELECT id, subscription_id FROM deliveries WHERE id = ANY(%s)", (unknown,)
-                )
-                subscription_of.update({r["id"]: r["subscription_id"] for r in cur.fetchall()})
-            return self._keep_health(cur, attempts, subscription_of, now, disable_after)
+            counted = [(id_, row["attempt_count"]) for id_, row in rows.items()]
+            cur.execute(
+                "UPDATE deliveries d SET attempt_count = GREATEST(d.attempt_count, c.n)"
+                " FROM unnest(%s::uuid[], %s::int[]) AS c(id, n) WHERE d.id = c.id",
+                ([id_ for id_, _ in counted], [n for _, n in counted]),
+            )
+            return self._keep_health(
+                cur,
+                [(a, o) for a, o, _ in logged],
+                {id_: row["subscription_id"] for id_, row in rows.items()},
+                now,
+                disable_after,
+            )
 
     def _keep_health(
         self,
         cur: psycopg.Cursor[dict[str, Any]],
-        attempts: Sequence[tuple[AttemptRecord, Outcome, uuid.UUID | None]],
+        attempts: Sequence[tuple[AttemptRecord, Outcome]],
         subscription_of: dict[uuid.UUID, uuid.UUID],
         now: datetime,
         disable_after: timedelta,
@@ -418,7 +469,7 @@ class Store:
         # Per subscription, in attempt order: the first failure since the last success, whether
         # any attempt succeeded, and whether one answered 410 Gone.
         health: dict[uuid.UUID, tuple[datetime | None, bool, bool]] = {}
-        for attempt, outcome, _ in attempts:
+        for attempt, outcome in attempts:
             sub = subscription_of.get(attempt.delivery_id)
             if sub is None:
                 continue
@@ -508,7 +559,7 @@ class Store:
         with self._cursor() as cur:
             cur.execute(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = %s,"
-                " round_start = attempt_count, claimed_until = NULL, updated_at = %s"
+                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %s"
                 " WHERE id = %s",
                 (now, now, delivery_id),
             )
@@ -526,7 +577,7 @@ class Store:
         with self._cursor() as cur:
             cur.execute(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = %(now)s,"
-                " round_start = attempt_count, claimed_until = NULL, updated_at = %(now)s"
+                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %(now)s"
                 " WHERE subscription_id = %(sub)s AND status = 'failed'"
                 " AND created_at >= %(since)s AND (%(until)s::timestamptz IS NULL"
                 " OR created_at < %(until)s)",

@@ -38,11 +38,11 @@ class ClaimStore(Protocol):
         self, *, now: datetime, limit: int, lease_s: float, held: Sequence[uuid.UUID] = ()
     ) -> list[DueDelivery]: ...
 
-    def release(self, delivery_ids: Sequence[uuid.UUID]) -> None: ...
+    def release(self, claimed: Sequence[DueDelivery]) -> None: ...
 
     def record_attempts(
         self,
-        attempts: Sequence[tuple[AttemptRecord, Outcome, uuid.UUID | None]],
+        attempts: Sequence[tuple[AttemptRecord, Outcome]],
         *,
         now: datetime,
         disable_after: timedelta = ...,
@@ -88,6 +88,10 @@ class SendingLoop:
     retry_jitter: float
     claim_batch: int = 10
     lease_s: float = 60.0
+    attempt_budget_s: float = 30.0
+    """The longest an attempt can take (the sender's total timeout): no attempt starts unless it
+    ends, at the latest, well inside its claim's lease (a tenth of the lease to spare), so no other
+    worker claims a delivery while it is being sent."""
     idle_poll_s: float = 0.2
     slow_attempt_s: float = 1.0
     """An attempt slower than this gives the rest of its worker's claimed batch back."""
@@ -115,28 +119,33 @@ class SendingLoop:
     def run_once(self) -> int:
         """Send one leased batch and record its attempts; return how many attempts were made."""
         held = [key for key in self.breakers.held(self.clock()) if isinstance(key, uuid.UUID)]
+        claimed_at = self.clock()
         due = self.store.claim_due(
             now=self.now(), limit=self.claim_batch, lease_s=self.lease_s, held=held
         )
+        send_until = claimed_at + 0.9 * self.lease_s - self.attempt_budget_s
         # Healthy endpoints first. Nothing waits behind an endpoint that may hang (not tried yet
         # by this process, or failing): the rest of the batch goes back before it is tried, and
         # after any attempt that took long.
         due.sort(key=lambda d: self.breakers.risk(d.subscription_id))
         sent: list[Sent] = []
-        given_back: list[uuid.UUID] = []
+        given_back: list[DueDelivery] = []
         made = 0
         try:
             for i, delivery in enumerate(due):
+                if self.clock() > send_until:  # the lease could run out during the attempt
+                    given_back.extend(due[i:])
+                    break
                 if self.stop.is_set() or not self.breakers.begin(
                     delivery.subscription_id, self.clock()
                 ):
-                    given_back.append(delivery.id)
+                    given_back.append(delivery)
                     continue
                 last = False
                 if self.breakers.risk(delivery.subscription_id):
                     done, sent = sent, []
                     self._record(done)
-                    self.store.release([*given_back, *(d.id for d in due[i + 1 :])])
+                    self.store.release([*given_back, *due[i + 1 :]])
                     given_back, last = [], True
                 started = self.clock()
                 sent.append(self._send(delivery))
@@ -144,7 +153,7 @@ class SendingLoop:
                 if last:
                     break
                 if self.clock() - started > self.slow_attempt_s:
-                    given_back.extend(d.id for d in due[i + 1 :])
+                    given_back.extend(due[i + 1 :])
                     break
         finally:
             # Recorded together (one transaction); a crash before this re-sends them after the
@@ -182,7 +191,7 @@ class SendingLoop:
             (
                 AttemptRecord(
                     delivery_id=delivery.id,
-                    attempt_number=delivery.attempt_number,
+                    claim=delivery.claim,
                     started_at=started,
                     duration_ms=result.duration_ms,
                     status_code=result.status_code,
@@ -191,7 +200,6 @@ class SendingLoop:
                     error=result.error,
                 ),
                 outcome,
-                delivery.subscription_id,
             )
             for delivery, result, outcome, started in sent
         ]

@@ -30,13 +30,17 @@ class DispatcherSettings:
     claim_batch: int = 50
     """HERALD_DISPATCHER_CLAIM_BATCH: deliveries a worker leases at a time."""
     lease_s: float = 60.0
-    """HERALD_DISPATCHER_LEASE_S: a claimed delivery is claimable again after this long."""
+    """HERALD_DISPATCHER_LEASE_S: a claimed delivery is claimable again after this long; at least
+    twice HERALD_HTTP_TOTAL_TIMEOUT_S (no attempt starts unless it ends inside its lease)."""
     idle_poll_s: float = 0.2
     """HERALD_DISPATCHER_IDLE_POLL_S: how long an idle worker waits before looking again."""
     connect_timeout_s: float = 5.0
     """HERALD_HTTP_CONNECT_TIMEOUT_S."""
     read_timeout_s: float = 15.0
-    """HERALD_HTTP_READ_TIMEOUT_S."""
+    """HERALD_HTTP_READ_TIMEOUT_S: the longest wait for the next bytes of an answer."""
+    total_timeout_s: float = 30.0
+    """HERALD_HTTP_TOTAL_TIMEOUT_S: the longest a whole attempt may take, connecting included
+    (a receiver trickling its answer is cut off)."""
     retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
     """HERALD_RETRY_SCHEDULE_S: comma-separated delays before each try; its length is the tries."""
     retry_jitter: float = 0.2
@@ -134,6 +138,14 @@ class DispatcherSettings:
         )
         if retry_after[0] > retry_after[1]:
             raise SettingsError("HERALD_RETRY_AFTER_MIN_S must not exceed HERALD_RETRY_AFTER_MAX_S")
+        lease_s = number("HERALD_DISPATCHER_LEASE_S", 60.0, minimum=1)
+        total_timeout_s = number("HERALD_HTTP_TOTAL_TIMEOUT_S", 30.0, minimum=0.1)
+        if lease_s < 2 * total_timeout_s:
+            raise SettingsError(
+                f"HERALD_DISPATCHER_LEASE_S ({lease_s:g}) must be at least twice"
+                f" HERALD_HTTP_TOTAL_TIMEOUT_S ({total_timeout_s:g}): an attempt must end well"
+                " inside the lease of its claim, or another worker may send the same delivery"
+            )
         return cls(
             retry_after_min_s=retry_after[0],
             retry_after_max_s=retry_after[1],
@@ -160,7 +172,8 @@ class DispatcherSettings:
             group_id=text("HERALD_DISPATCHER_GROUP_ID") or "herald-dispatchers",
             workers=int(number("HERALD_DISPATCHER_WORKERS", 8, minimum=1)),
             claim_batch=int(number("HERALD_DISPATCHER_CLAIM_BATCH", 50, minimum=1)),
-            lease_s=number("HERALD_DISPATCHER_LEASE_S", 60.0, minimum=1),
+            lease_s=lease_s,
+            total_timeout_s=total_timeout_s,
             idle_poll_s=number("HERALD_DISPATCHER_IDLE_POLL_S", 0.2, minimum=0.01),
             connect_timeout_s=number("HERALD_HTTP_CONNECT_TIMEOUT_S", 5.0, minimum=0.1),
             read_timeout_s=number("HERALD_HTTP_READ_TIMEOUT_S", 15.0, minimum=0.1),

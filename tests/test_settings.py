@@ -127,6 +127,16 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             id="dispatcher-retry-after-bounds-reversed",
         ),
         pytest.param(
+            "dispatchers",
+            {
+                "HERALD_DATABASE_URL": "postgresql://x",
+                "HERALD_DISPATCHER_LEASE_S": "20",
+                "HERALD_HTTP_TOTAL_TIMEOUT_S": "15",
+            },
+            "HERALD_DISPATCHER_LEASE_S",
+            id="dispatcher-lease-shorter-than-two-attempts",
+        ),
+        pytest.param(
             "processors",
             {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_PRODUCER_LINGER_MS": "5000"},
             "HERALD_PROCESSOR_PRODUCER_LINGER_MS",

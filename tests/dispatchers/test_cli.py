@@ -12,7 +12,7 @@ import pytest
 
 from dispatchers.cli import parser, run_admin
 from dispatchers.outcomes import Outcome, Verdict
-from dispatchers.postgres import AttemptRecord, Store
+from dispatchers.postgres import AttemptRecord, DueDelivery, Store
 from herald_contracts import encode_domain_event
 from tests.support import WEBHOOK_SECRET, domain_event
 
@@ -181,7 +181,7 @@ def test_rotate_secret_keeps_the_old_secret_signing_for_the_grace_period(
     store.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
     [due] = store.claim_due(now=NOW + timedelta(hours=23), limit=1, lease_s=1)
     assert due.secrets == (NEW_SECRET, SECRET)
-    store.release([due.id])
+    store.release([due])
     [due] = store.claim_due(now=NOW + timedelta(hours=25), limit=1, lease_s=1)
     assert due.secrets == (NEW_SECRET,)
 
@@ -191,7 +191,7 @@ def test_show_lists_every_attempt_and_redeliver_starts_a_new_round(cli: Run, sto
     event = domain_event()
     store.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
     [due] = store.claim_due(now=NOW, limit=1, lease_s=60)
-    _attempt(store, due.id, 1, status=500, verdict=Verdict.FAILED)
+    _attempt(store, due, status=500, verdict=Verdict.FAILED)
     code, out, _ = cli("deliveries", "show", str(due.id), "--json")
     assert code == 0
     shown = json.loads(out)
@@ -211,7 +211,7 @@ def test_recover_requeues_the_failed_deliveries_in_the_range_only(
     events = [domain_event() for _ in range(3)]
     store.record_events([(e, encode_domain_event(e), [ident]) for e in events], now=NOW)
     for due in store.claim_due(now=NOW, limit=10, lease_s=60):
-        _attempt(store, due.id, 1, status=500, verdict=Verdict.FAILED)
+        _attempt(store, due, status=500, verdict=Verdict.FAILED)
     with psycopg.connect(database_url) as conn:  # spread the creation times over three days
         for i, e in enumerate(events):
             conn.execute(
@@ -257,11 +257,11 @@ def test_commands_on_a_database_never_migrated_say_so(cli: Run, database_url: st
     assert out.startswith("applied: 0001_initial")
 
 
-def _attempt(store: Store, delivery: uuid.UUID, n: int, *, status: int, verdict: Verdict) -> Any:
+def _attempt(store: Store, due: DueDelivery, *, status: int, verdict: Verdict) -> Any:
     return store.record_attempt(
         AttemptRecord(
-            delivery_id=delivery,
-            attempt_number=n,
+            delivery_id=due.id,
+            claim=due.claim,
             started_at=NOW,
             duration_ms=3,
             status_code=status,

@@ -39,10 +39,10 @@ def _env(topics: Topics, kafka: str, database_url: str) -> dict[str, str]:
         "HERALD_DISPATCHER_GROUP_ID": f"faults-{uuid.uuid4().hex[:8]}",
         "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
         "HERALD_DISPATCHER_WORKERS": "4",
-        "HERALD_DISPATCHER_LEASE_S": "3",
+        "HERALD_DISPATCHER_LEASE_S": "4",
+        "HERALD_HTTP_TOTAL_TIMEOUT_S": "2",
         "HERALD_RETRY_SCHEDULE_S": "0,1,1,1,1,1,1,1,1,1,1,1",
         "HERALD_RETRY_JITTER": "0",
-        "HERALD_HTTP_READ_TIMEOUT_S": "30",
     }
 
 
@@ -97,7 +97,12 @@ def test_kill_9_while_sending_and_with_deliveries_recorded_but_unsent_loses_noth
     )
     events = _events(40)
     produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
-    env = _env(topics, kafka, database_url)
+    # Long enough for the held requests to be still in flight when the dispatcher is killed.
+    env = {
+        **_env(topics, kafka, database_url),
+        "HERALD_DISPATCHER_LEASE_S": "10",
+        "HERALD_HTTP_TOTAL_TIMEOUT_S": "5",
+    }
     first = services("dispatchers", env)
     # A subscription not yet proven healthy gets one worker: one request is held in flight.
     assert wait_until(lambda: len(receiver.received) >= 1, timeout_s=60)

@@ -6,6 +6,8 @@ breakers' clock) is a fake that the test moves, so retry schedules are checked w
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import subprocess
 import threading
@@ -77,6 +79,7 @@ def _loop(
     *,
     allow_private: bool = True,
     read_timeout_s: float = 2.0,
+    total_timeout_s: float = 10.0,
     breakers: Breakers | None = None,
 ) -> SendingLoop:
     return SendingLoop(
@@ -84,6 +87,7 @@ def _loop(
         sender=HttpSender(
             connect_timeout_s=1,
             read_timeout_s=read_timeout_s,
+            total_timeout_s=total_timeout_s,
             user_agent="test",
             allow_private=allow_private,
         ),
@@ -197,6 +201,43 @@ def test_a_receiver_that_hangs_past_the_timeout_is_a_failed_attempt(
     assert code is None
     assert "ReadTimeout" in error
     assert 400 <= ms < 2500
+    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
+
+
+@pytest.fixture
+def trickler() -> Iterator[str]:
+    """A receiver that answers one byte of its headers every 0.1 s: no single wait is long."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not stop.wait(0.1):
+                    conn.sendall(b"a")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/hooks"
+    stop.set()
+    server.close()
+    thread.join(5)
+
+
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_total_timeout(
+    store: Store, time_: FakeTime, trickler: str, database_url: str
+) -> None:
+    _deliver(store, _subscribe(store, trickler), time_)
+    _loop(store, time_, read_timeout_s=2.0, total_timeout_s=1.0).run_once()
+    [(code, error, ms)] = _rows(
+        database_url, "SELECT status_code, error, duration_ms FROM attempts"
+    )
+    assert code is None
+    assert "TotalTimeout" in error
+    assert 900 <= ms < 2000
     assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
 
 

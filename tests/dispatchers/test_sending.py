@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
-from dispatchers.http import HttpSender
+from dispatchers.http import HttpResult, HttpSender
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store
 from dispatchers.sending import SendingLoop
@@ -41,7 +42,11 @@ def _loop(store: Store) -> SendingLoop:
     return SendingLoop(
         store=store,
         sender=HttpSender(
-            connect_timeout_s=1, read_timeout_s=2, user_agent="test", allow_private=True
+            connect_timeout_s=1,
+            read_timeout_s=2,
+            total_timeout_s=10,
+            user_agent="test",
+            allow_private=True,
         ),
         now=lambda: datetime.now(UTC),
         retry_schedule_s=(0, 5, 300),
@@ -105,3 +110,50 @@ def test_an_unreachable_endpoint_records_the_error(store: Store, database_url: s
         code, error = conn.execute("SELECT status_code, error FROM attempts").fetchone()  # type: ignore[misc]
     assert code is None
     assert "ConnectionError" in error
+
+
+class _ThreeSecondSender:
+    """Answers 204 after three seconds of a fake clock."""
+
+    def __init__(self) -> None:
+        self.clock = 0.0
+        self.posted = 0
+
+    def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> HttpResult:
+        self.clock += 3
+        self.posted += 1
+        return HttpResult(status_code=204, headers={}, body="", error=None, duration_ms=3000)
+
+
+def test_no_attempt_starts_that_could_outlast_the_lease_of_its_claim(store: Store) -> None:
+    """Another worker may claim a delivery once its lease runs out: the rest of a batch goes back
+    before an attempt could end past 0.9 of the lease."""
+    sender = _ThreeSecondSender()
+    subscription = store.create_subscription(
+        url="http://127.0.0.1:9/hooks", secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
+    )
+    loop = SendingLoop(
+        store=store,
+        sender=sender,
+        now=lambda: datetime.now(UTC),
+        clock=lambda: sender.clock,
+        retry_schedule_s=(0, 5),
+        retry_jitter=0.0,
+        claim_batch=10,
+        lease_s=10,
+        attempt_budget_s=4,
+        slow_attempt_s=100,
+    )
+    events = [replace(EVENT, id=f"e-{n}") for n in range(6)]
+    store.record_events(
+        [(e, encode_domain_event(e), [subscription]) for e in events[:1]], now=datetime.now(UTC)
+    )
+    assert loop.run_once() == 1  # the endpoint proves healthy: no more one-at-a-time
+    store.record_events(
+        [(e, encode_domain_event(e), [subscription]) for e in events[1:]], now=datetime.now(UTC)
+    )
+    # Claimed at 3 with a 10 s lease: attempts start at 3 and 6 (ending by 9 at the latest), one
+    # starting at 9 could end at 13, past the lease.
+    assert loop.run_once() == 2
+    assert sender.posted == 3
+    assert len(store.claim_due(now=datetime.now(UTC), limit=10, lease_s=60)) == 3  # given back

@@ -9,7 +9,7 @@ import psycopg
 
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.outcomes import Outcome, Verdict
-from dispatchers.postgres import AttemptRecord, Store
+from dispatchers.postgres import AttemptRecord, DueDelivery, Store
 from herald_contracts import DomainEvent, encode_domain_event
 
 NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
@@ -43,10 +43,10 @@ def _record(store: Store, events: list[DomainEvent], subscription: uuid.UUID) ->
     )
 
 
-def _attempt(delivery_id: uuid.UUID, number: int, status: int | None) -> AttemptRecord:
+def _attempt(due: DueDelivery, status: int | None) -> AttemptRecord:
     return AttemptRecord(
-        delivery_id=delivery_id,
-        attempt_number=number,
+        delivery_id=due.id,
+        claim=due.claim,
         started_at=NOW,
         duration_ms=12,
         status_code=status,
@@ -84,13 +84,56 @@ def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_runs_out(store:
     assert again.attempt_number == 1
 
 
+def test_an_attempt_recorded_after_its_claim_passed_on_is_logged_and_moves_nothing(
+    store: Store, database_url: str
+) -> None:
+    """A worker whose lease ran out while it sent: another worker claimed the delivery again.
+    Whichever records first, both attempts are logged, numbered in turn, and only the current
+    claim decides the delivery's state."""
+    _record(store, [_event(1), _event(2)], _subscribe(store, ordered=False))
+    first = {d.event_id: d for d in store.claim_due(now=NOW, limit=10, lease_s=60)}
+    later = NOW + timedelta(seconds=61)
+    second = {d.event_id: d for d in store.claim_due(now=later, limit=10, lease_s=60)}
+    one, two = "event-payments-1", "event-payments-2"
+    # Event 1: the late worker records first (a failure), then the current holder (a success).
+    store.record_attempt(_attempt(first[one], None), Outcome(Verdict.RETRY, later), now=later)
+    store.record_attempt(_attempt(second[one], 204), Outcome(Verdict.DELIVERED), now=later)
+    # Event 2: the current holder records first (a success), then the late worker (a failure).
+    store.record_attempt(_attempt(second[two], 204), Outcome(Verdict.DELIVERED), now=later)
+    store.record_attempt(_attempt(first[two], None), Outcome(Verdict.RETRY, later), now=later)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT d.event_id, d.status, d.attempt_count, a.attempt_number, a.status_code"
+            " FROM deliveries d JOIN attempts a ON a.delivery_id = d.id"
+            " ORDER BY d.event_id, a.attempt_number"
+        ).fetchall()
+    assert rows == [
+        (one, "delivered", 2, 1, None),
+        (one, "delivered", 2, 2, 204),
+        (two, "delivered", 2, 1, 204),
+        (two, "delivered", 2, 2, None),
+    ]
+    assert store.claim_due(now=later + timedelta(hours=1), limit=10, lease_s=60) == []
+
+
+def test_giving_back_a_claim_that_passed_on_leaves_the_new_claim_alone(store: Store) -> None:
+    _record(store, [_event(1)], _subscribe(store, ordered=False))
+    [stale] = store.claim_due(now=NOW, limit=10, lease_s=60)
+    later = NOW + timedelta(seconds=61)
+    [current] = store.claim_due(now=later, limit=10, lease_s=60)
+    store.release([stale])
+    assert store.claim_due(now=later, limit=10, lease_s=60) == []  # still held by `current`
+    store.release([current])
+    assert len(store.claim_due(now=later, limit=10, lease_s=60)) == 1
+
+
 def test_ordered_subscription_holds_later_events_about_the_same_object(store: Store) -> None:
     subscription = _subscribe(store, ordered=True)
     _record(store, [_event(1), _event(2), _event(1, name="orders")], subscription)
     claimed = store.claim_due(now=NOW, limit=10, lease_s=60)
     assert sorted(d.event_id for d in claimed) == ["event-orders-1", "event-payments-1"]
     first = next(d for d in claimed if d.event_id == "event-payments-1")
-    store.record_attempt(_attempt(first.id, 1, 204), Outcome(Verdict.DELIVERED), now=NOW)
+    store.record_attempt(_attempt(first, 204), Outcome(Verdict.DELIVERED), now=NOW)
     [second] = store.claim_due(now=NOW, limit=10, lease_s=60)
     assert second.event_id == "event-payments-2"
 
@@ -104,7 +147,7 @@ def test_a_retry_waits_for_its_time_and_counts_the_attempt(store: Store, databas
     _record(store, [_event(1)], _subscribe(store))
     [due] = store.claim_due(now=NOW, limit=10, lease_s=60)
     retry_at = NOW + timedelta(seconds=5)
-    store.record_attempt(_attempt(due.id, 1, None), Outcome(Verdict.RETRY, retry_at), now=NOW)
+    store.record_attempt(_attempt(due, None), Outcome(Verdict.RETRY, retry_at), now=NOW)
     assert store.claim_due(now=NOW + timedelta(seconds=4), limit=10, lease_s=60) == []
     [again] = store.claim_due(now=retry_at, limit=10, lease_s=60)
     assert again.attempt_number == 2
@@ -121,7 +164,7 @@ def test_410_gone_disables_the_subscription_with_the_reason(store: Store) -> Non
     subscription = _subscribe(store)
     _record(store, [_event(1), _event(1, name="orders")], subscription)
     due = store.claim_due(now=NOW, limit=1, lease_s=60)
-    store.record_attempt(_attempt(due[0].id, 1, 410), Outcome(Verdict.GONE), now=NOW)
+    store.record_attempt(_attempt(due[0], 410), Outcome(Verdict.GONE), now=NOW)
     [sub] = store.subscriptions()
     assert not sub.enabled
     assert sub.disabled_reason is not None
@@ -132,12 +175,12 @@ def test_410_gone_disables_the_subscription_with_the_reason(store: Store) -> Non
 def _finish(store: Store, events: list[DomainEvent], verdict: Verdict, at: datetime) -> None:
     for due in store.claim_due(now=NOW, limit=100, lease_s=60):
         if due.event_id not in {e.id for e in events}:
-            store.release([due.id])
+            store.release([due])
             continue
         store.record_attempt(
             AttemptRecord(
                 delivery_id=due.id,
-                attempt_number=due.attempt_number,
+                claim=due.claim,
                 started_at=at,
                 duration_ms=1,
                 status_code=204 if verdict is Verdict.DELIVERED else 500,
