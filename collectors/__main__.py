@@ -24,7 +24,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from collectors import health, logs, metrics
+from collectors import logs, metrics
 from collectors.checkpoints import KafkaCheckpointStore
 from collectors.config import ClusterSpec, ConfigError, parse_cluster_file
 from collectors.errors import SettingsError
@@ -34,6 +34,7 @@ from collectors.replay import replay
 from collectors.settings import CollectorSettings
 from collectors.supervisor import Supervisor, WatchSettings
 from collectors.watching import Backoff
+from herald_runtime import health
 
 log = logging.getLogger("collectors")
 

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-from prometheus_client import start_http_server
-
 from dispatchers import metrics
 from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.cli import parser, run_admin
@@ -28,6 +26,8 @@ from dispatchers.outcomes import Outcome, RetryAfterBounds
 from dispatchers.postgres import DueDelivery, Store, StoreError
 from dispatchers.sending import SendingLoop
 from dispatchers.settings import DispatcherSettings, SettingsError
+from herald_runtime import health
+from herald_runtime.heartbeats import Heartbeats
 
 log = logging.getLogger("dispatchers")
 
@@ -68,9 +68,30 @@ def main(argv: list[str] | None = None) -> None:
         store.close()
 
 
+CONSUMER_TURN_LIMIT_S = 120.0
+"""A consuming turn (poll, store, commit) taking longer than this means the loop is stuck."""
+
+
 def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None:
+    failures: list[str] = []
+    beats = Heartbeats(
+        {
+            "consumer": CONSUMER_TURN_LIMIT_S,
+            # A worker's turn: at most 0.9 of a lease of attempts, then recording them.
+            **{f"sender-{i}": 2 * settings.lease_s + 60 for i in range(settings.workers)},
+        }
+    )
+
+    def live() -> tuple[bool, dict[str, object]]:
+        stuck = beats.stuck()
+        return not stuck and not failures, {"stuck": stuck, "failed": failures}
+
+    def ready() -> tuple[bool, dict[str, object]]:
+        ok, details = live()
+        return ok and store.last_error is None, {**details, "database": store.last_error or "ok"}
+
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
     stop = threading.Event()
     source = KafkaRecordSource(
         bootstrap=bootstrap, group_id=settings.group_id, topic=settings.domain_topic
@@ -83,6 +104,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         subscriptions_refresh_s=settings.subscriptions_refresh_s,
         stop=stop,
         on_dead_letter=metrics.DEAD_LETTERS.inc,
+        beat=beats.beater("consumer"),
     )
     sender = HttpSender(
         connect_timeout_s=settings.connect_timeout_s,
@@ -105,8 +127,6 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
 
     def observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
         metrics.observe_attempt(delivery, result, outcome, now=_now())
-
-    failures: list[str] = []
 
     def crash_only(name: str, target: Callable[[], None]) -> Callable[[], None]:
         """A thread that fails stops the whole dispatcher (to be restarted), never silently."""
@@ -142,6 +162,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
                     breakers=breakers,
                     stop=stop,
                     on_attempt=observe,
+                    beat=beats.beater(f"sender-{i}"),
                 ).run,
             ),
             name=f"sender-{i}",

@@ -71,11 +71,14 @@ class ConsumingLoop:
     max_batch: int = 500
     stop: threading.Event = field(default_factory=threading.Event)
     on_dead_letter: Callable[[], None] = lambda: None
+    beat: Callable[[], None] = lambda: None
+    """Called once per turn (the liveness check: the loop is not stuck)."""
     _subscriptions: list[Subscription] = field(default_factory=list)
     _refreshed_at: float = float("-inf")
 
     def run(self) -> None:
         while not self.stop.is_set():
+            self.beat()
             try:
                 self.run_once(timeout_s=0.5)
             except StoreError as e:

@@ -96,6 +96,8 @@ class AttemptRecord:
 class Store:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
+        self.last_error: str | None = None
+        """Why the last statement failed to reach the database; None once one succeeds again."""
 
     @classmethod
     def open(cls, url: str, *, max_size: int = 4) -> Store:
@@ -118,11 +120,13 @@ class Store:
                 conn.cursor(row_factory=dict_row) as cur,
             ):
                 yield cur
+            self.last_error = None
         except psycopg.errors.UndefinedTable as e:
             raise StoreError(
                 f"{e}; the database has no Herald tables yet: run `python -m dispatchers migrate`"
             ) from e
         except psycopg.OperationalError as e:
+            self.last_error = str(e)
             raise StoreError(str(e)) from e
 
     # -- schema --------------------------------------------------------------------------------

@@ -103,9 +103,12 @@ class SendingLoop:
     rand: Callable[[], float] = random.random
     stop: threading.Event = field(default_factory=threading.Event)
     on_attempt: AttemptObserver = _ignore
+    beat: Callable[[], None] = lambda: None
+    """Called once per turn (the liveness check: the worker is not stuck)."""
 
     def run(self) -> None:
         while not self.stop.is_set():
+            self.beat()
             try:
                 if not self.run_once():
                     self.stop.wait(self.idle_poll_s)

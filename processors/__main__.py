@@ -13,9 +13,10 @@ import sys
 import faust
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
-from prometheus_client import start_http_server
 
-from processors.app import build_app
+from herald_runtime import health
+from herald_runtime.heartbeats import Heartbeats
+from processors.app import build_app, guard_interval_s
 from processors.settings import ProcessorSettings, SettingsError
 
 
@@ -44,9 +45,32 @@ def main() -> None:
         partitions = raw_partitions(settings)
     except SettingsError as e:
         sys.exit(f"processor: bad setting: {e}")
+    # Live: the event loop runs (the guard's timer ticks). Ready: live, the tables recovered, and
+    # not in a rebalance: the worker is processing.
+    beats = Heartbeats({"event-loop": max(60.0, 5 * guard_interval_s(settings))})
+    app = build_app(
+        settings,
+        raw_partitions=partitions,
+        restart=_restart_in_place,
+        beat=beats.beater("event-loop"),
+    )
+
+    def live() -> tuple[bool, dict[str, object]]:
+        stuck = beats.stuck()
+        return not stuck, {"stuck": stuck}
+
+    def ready() -> tuple[bool, dict[str, object]]:
+        ok, details = live()
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        rebalancing = bool(app.rebalancing)
+        return ok and recovered and not rebalancing, {
+            **details,
+            "recovered": recovered,
+            "rebalancing": rebalancing,
+        }
+
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    app = build_app(settings, raw_partitions=partitions, restart=_restart_in_place)
+        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
     worker = faust.Worker(app, loglevel="INFO")
     worker.execute_from_commandline()
 

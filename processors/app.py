@@ -70,8 +70,14 @@ STAGE = "processors"
 
 
 def build_app(
-    settings: ProcessorSettings, *, raw_partitions: int, restart: Callable[[], None]
+    settings: ProcessorSettings,
+    *,
+    raw_partitions: int,
+    restart: Callable[[], None],
+    beat: Callable[[], None] = lambda: None,
 ) -> faust.App:
+    """The Faust app. `restart` starts the worker over (the stall guard's remedy); `beat` is called
+    on every tick of the guard's timer, from the event loop (the liveness check: it is not blocked)."""
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
@@ -155,7 +161,7 @@ def build_app(
                 LATENCY.observe(max(0.0, time.time() - message.timestamp))
             RECORDS.labels(_label(outcome)).inc()
 
-    _guard_commits(app, settings, restart)
+    _guard_commits(app, settings, restart, beat)
     return app
 
 
@@ -206,14 +212,23 @@ class TableState:
             )
 
 
+def guard_interval_s(settings: ProcessorSettings) -> float:
+    """How often the stall guard looks (and the event loop's heartbeat beats)."""
+    return max(1.0, settings.commit_stall_s / 6)
+
+
 def _guard_commits(
-    app: faust.App, settings: ProcessorSettings, restart: Callable[[], None]
+    app: faust.App,
+    settings: ProcessorSettings,
+    restart: Callable[[], None],
+    beat: Callable[[], None],
 ) -> None:
     """Restart the worker when a raw partition with records waiting stops committing (`stalls`)."""
     guard = StallGuard(after_s=settings.commit_stall_s)
 
-    @app.timer(interval=max(1.0, settings.commit_stall_s / 6))  # type: ignore[untyped-decorator]
+    @app.timer(interval=guard_interval_s(settings))  # type: ignore[untyped-decorator]
     async def guard_commits() -> None:
+        beat()
         consumer: Any = app.consumer
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         if app.rebalancing or not recovered:

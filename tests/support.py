@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,3 +196,14 @@ def domain_event(
         data={"cluster": cluster, "namespace": "billing", "name": name, "step_index": n},
         key=f"{cluster}/billing/Rollout/{name}",
     )
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET a service's endpoint on 127.0.0.1: (status, body), or (0, "") while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""

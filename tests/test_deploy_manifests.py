@@ -56,6 +56,22 @@ def test_the_services_run_their_entry_point_and_expose_metrics(
     )
 
 
+@pytest.mark.parametrize("name", ["processors.yaml", "dispatchers.yaml"])
+def test_probes_use_the_services_health_endpoints_on_the_metrics_port(name: str) -> None:
+    workload = next(
+        d for d in _documents(name).values() if d["kind"] in ("StatefulSet", "Deployment")
+    )
+    [container] = workload["spec"]["template"]["spec"]["containers"]
+    for probe, path in (
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HERALD_METRICS_HOST"] == "0.0.0.0"
+
+
 def test_the_migration_job_runs_a_real_dispatcher_command() -> None:
     [container] = _documents("dispatchers.yaml")["Job"]["spec"]["template"]["spec"]["containers"]
     command = container["command"]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from herald_dev.fakekube import FakeKube
 from herald_dev.processes import ServiceProcess
 from tests.collectors.test_collector_faults import FAST, add_events
 from tests.conftest import Topics
-from tests.support import TopicReader, rollout_event, wait_until
+from tests.support import TopicReader, http_get, rollout_event, wait_until
 
 
 @pytest.fixture
@@ -49,14 +47,6 @@ def _start_collector(
         },
     )
     return port
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def _write(path: Path, entries: list[dict[str, Any]]) -> None:
@@ -102,12 +92,12 @@ def test_cluster_file_edits_apply_without_a_restart(
             ],
         )
         wait_until(
-            lambda: json.loads(_get(port, "/readyz")[1])["clusters"] == ["beta"], timeout_s=30
+            lambda: json.loads(http_get(port, "/readyz")[1])["clusters"] == ["beta"], timeout_s=30
         )
         add_events(alpha, 3, prefix="a-after-disable")  # alpha is no longer watched
         cluster_file.write_text("clusters: [")  # a broken edit: the previous configuration stays
         wait_until(
-            lambda: "herald_collector_config_errors_total 1.0" in _get(port, "/metrics")[1],
+            lambda: "herald_collector_config_errors_total 1.0" in http_get(port, "/metrics")[1],
             timeout_s=30,
         )
         add_events(beta, 3, prefix="b-after-error")
@@ -115,7 +105,7 @@ def test_cluster_file_edits_apply_without_a_restart(
             lambda v: sum(1 for x in v if x["cluster"] == "beta") >= 8, timeout_s=30
         )
         assert sum(1 for x in reader.values if x["cluster"] == "alpha") == 5
-        status, body = _get(port, "/readyz")
+        status, body = http_get(port, "/readyz")
         assert status == 200, body
         assert json.loads(body)["clusters"] == ["beta"]
     finally:
@@ -161,15 +151,15 @@ def test_a_cluster_with_a_wrong_kubeconfig_reports_and_the_others_run(
         wait_until(
             lambda: (
                 'herald_collector_watch_restarts_total{cause="config",cluster="broken"}'
-                in _get(port, "/metrics")[1]
+                in http_get(port, "/metrics")[1]
             ),
             timeout_s=30,
         )
-        status, body = _get(port, "/readyz")
+        status, body = http_get(port, "/readyz")
         assert status == 503
         assert json.loads(body)["not_in_contact"] == ["broken/*"]
-        assert _get(port, "/healthz")[0] == 200
-        metrics = _get(port, "/metrics")[1]
+        assert http_get(port, "/healthz")[0] == 200
+        metrics = http_get(port, "/metrics")[1]
         assert (
             'herald_collector_events_published_total{cluster="gamma",watch_type="ADDED"} 4.0'
             in metrics

@@ -4,6 +4,7 @@ exactly one delivery row, and a repeated send carries the same webhook-id."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -22,7 +23,7 @@ from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from herald_dev.receiver import Received, Receiver, Reply
 from tests.conftest import Topics
-from tests.support import WEBHOOK_SECRET, domain_event, produce, wait_until
+from tests.support import WEBHOOK_SECRET, domain_event, http_get, produce, wait_until
 
 SECRET = WEBHOOK_SECRET
 
@@ -143,18 +144,25 @@ def test_postgres_restarted_while_delivering_loses_nothing_and_needs_no_help(
         store.close()
         receiver.respond = lambda r: Reply(status=204, delay_s=0.02)
         events = _events(400)
-        env = _env(topics, kafka, url)
+        port = infra.free_port()
+        env = {**_env(topics, kafka, url), "HERALD_METRICS_PORT": str(port)}
         services("dispatchers", env)
         produce(
             kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[:200]]
         )
         assert wait_until(lambda: len(receiver.received) >= 50, timeout_s=60)
+        assert http_get(port, "/readyz")[0] == 200
         infra.pg_ctl(home, "stop")
         produce(
             kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[200:]]
         )
-        time.sleep(5)
+        # Not ready while the database is unreachable, but alive: nothing to restart.
+        _, body = wait_until(lambda: (r := http_get(port, "/readyz"))[0] == 503 and r, timeout_s=10)
+        assert json.loads(body)["database"] != "ok"
+        assert http_get(port, "/healthz")[0] == 200
+        time.sleep(3)
         infra.pg_ctl(home, "start")
+        assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=30)
         assert wait_until(lambda: _summary(url)[0] == {"delivered": 400}, timeout_s=120), _summary(
             url
         )
@@ -191,3 +199,42 @@ def test_two_replicas_share_the_work_and_send_each_delivery_once(
     received = Counter(r.headers["webhook-id"] for r in receiver.received if r.verified)
     assert set(received) == {e.id for e in events}
     assert max(received.values()) == 1  # leases kept the replicas from sending one twice
+
+
+@pytest.mark.timeout(150)
+def test_a_worker_failing_unexpectedly_stops_the_dispatcher_with_an_error_and_loses_nothing(
+    kafka: str,
+    topics: Topics,
+    store: Store,
+    database_url: str,
+    receiver: Receiver,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    """Crash-only: a failure that is not the database being unreachable (here the schema drifted
+    under the dispatcher) stops the whole process with a non-zero exit and the reason, rather than
+    leaving it running without that worker; once fixed, a new process delivers everything."""
+    store.create_subscription(
+        url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
+    )
+    events = _events(20)
+    env = _env(topics, kafka, database_url)
+    first = services("dispatchers", env)
+    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[:10]])
+    assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 10}, timeout_s=60)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE attempts RENAME COLUMN error TO error_text")
+    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[10:]])
+    assert wait_until(lambda: not first.alive, timeout_s=60)
+    assert first.stop() not in (0, None)
+    log_text = first.log_tail(300)
+    assert "failed; stopping the dispatcher" in log_text
+    assert 'column "error" of relation "attempts" does not exist' in log_text
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE attempts RENAME COLUMN error_text TO error")
+    services("dispatchers", env)
+    assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 20}, timeout_s=60), (
+        _summary(database_url)
+    )
+    assert {r.headers["webhook-id"] for r in receiver.received if r.verified} == {
+        e.id for e in events
+    }

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from herald_contracts import DeadLetterHeader, RawRecord, WatchType, encode_raw_record
+from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from tests.conftest import Topics
-from tests.support import consume, produce, rollout_event, validate
+from tests.support import consume, http_get, produce, rollout_event, validate, wait_until
 
 
 def _raw(event: dict[str, object]) -> tuple[bytes, bytes]:
@@ -42,12 +43,14 @@ def test_raw_events_become_domain_events_and_garbage_becomes_dead_letters(
         topics.raw,
         [_raw(noise), (b"prod-eu/billing/Rollout/payments", b"{broken"), _raw(completed)],
     )
+    port = infra.free_port()
     services(
         "processors",
         {
             **topics.env(),
             "HERALD_PROCESSOR_APP_ID": f"test-processors-{uuid.uuid4().hex[:8]}",
             "HERALD_PROCESSOR_DATA_DIR": str(tmp_path / "data"),
+            "HERALD_METRICS_PORT": str(port),
         },
     )
     [domain] = consume(kafka, topics.domain, count=1, timeout_s=60)
@@ -64,3 +67,12 @@ def test_raw_events_become_domain_events_and_garbage_becomes_dead_letters(
     assert (
         len(consume(kafka, topics.domain, count=2, timeout_s=3)) == 1
     )  # the Pod event made nothing
+    # Processing: alive and ready (tables recovered, no rebalance), and the metrics count it all.
+    assert http_get(port, "/healthz")[0] == 200
+    _, body = wait_until(lambda: (r := http_get(port, "/readyz"))[0] == 200 and r)
+    assert json.loads(body) == {"ok": True, "stuck": {}, "recovered": True, "rebalancing": False}
+    metrics = http_get(port, "/metrics")[1]
+    assert 'herald_processor_records_total{outcome="dead_lettered"} 1.0' in metrics
+    assert (
+        'herald_processor_domain_events_total{type="dev.herald.rollout.completed"} 1.0' in metrics
+    )

@@ -1,8 +1,7 @@
-"""The collector's HTTP endpoint: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz` (readiness).
+"""A service's HTTP endpoint: `/metrics` (Prometheus), `/healthz` (liveness), `/readyz` (readiness).
 
-Liveness: the supervising loop has ticked recently (it is not stuck). Readiness: the configuration is
-loaded and every watch this replica runs has heard from its API server recently; the body says which
-ones have not.
+Each service says what live and ready mean for it (see their composition roots and docs); a check
+answers 200 or 503 with a JSON body that says why.
 """
 
 from __future__ import annotations
