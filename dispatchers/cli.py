@@ -7,6 +7,9 @@
                                                [--unordered]
     python -m dispatchers subscriptions list [--json]
     python -m dispatchers subscriptions show ID [--json]
+    python -m dispatchers subscriptions update ID [--url URL] [--event-type P]... [--cluster P]...
+                                               [--namespace P]... [--name P]...
+                                               [--ordered | --unordered] [--json]
     python -m dispatchers subscriptions disable ID [--reason TEXT]
     python -m dispatchers subscriptions enable ID
     python -m dispatchers subscriptions rotate-secret ID --secret NEW
@@ -68,6 +71,26 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--unordered", action="store_true", help="do not hold an object's later events back"
     )
+    update = _json(
+        _with_id(
+            sub.add_parser(
+                "update",
+                help="change the URL, filters or ordering (a filter option replaces that filter;"
+                " '*' matches everything); prints the subscription",
+            )
+        )
+    )
+    update.add_argument("--url", help="http or https URL of the receiver")
+    for option, what in (
+        ("--event-type", "type"),
+        ("--cluster", "cluster"),
+        ("--namespace", "namespace"),
+        ("--name", "object name"),
+    ):
+        update.add_argument(option, action="append", help=f"glob on the {what}")
+    ordering = update.add_mutually_exclusive_group()
+    ordering.add_argument("--ordered", dest="ordered", action="store_const", const=True)
+    ordering.add_argument("--unordered", dest="ordered", action="store_const", const=False)
     _json(sub.add_parser("list", help="list subscriptions"))
     _json(_with_id(sub.add_parser("show", help="one subscription")))
     disable = _with_id(sub.add_parser("disable", help="stop delivering to it"))
@@ -187,6 +210,8 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
             return _missing(err, "subscription", args.id)
         _show(_subscription_view(subscription), as_json=args.json, out=out)
         return 0
+    if command == ("subscriptions", "update"):
+        return _update(args, store, out, err, now=now)
     if command in (("subscriptions", "disable"), ("subscriptions", "enable")):
         enabled = args.action == "enable"
         reason = None if enabled else args.reason
@@ -230,6 +255,36 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
         out(f"{count} failed deliveries requeued")
         return 0
     raise InputError(f"unknown command {' '.join(c for c in command if c)}")
+
+
+def _update(
+    args: argparse.Namespace,
+    store: Store,
+    out: Callable[[str], None],
+    err: Callable[[str], None],
+    *,
+    now: datetime,
+) -> int:
+    changes = {
+        "event_types": _checked_types(args.event_type) if args.event_type else None,
+        "clusters": args.cluster,
+        "namespaces": args.namespace,
+        "names": args.name,
+        "ordered": args.ordered,
+    }
+    url = _checked_url(args.url) if args.url is not None else None
+    if url is None and all(v is None for v in changes.values()):
+        raise InputError(
+            "nothing to update: give --url, --event-type, --cluster, --namespace, --name,"
+            " --ordered or --unordered"
+        )
+    if not store.update_subscription(args.id, now=now, url=url, **changes):
+        return _missing(err, "subscription", args.id)
+    updated = store.subscription(args.id)
+    if updated is None:  # deleted meanwhile
+        return _missing(err, "subscription", args.id)
+    _show(_subscription_view(updated), as_json=args.json, out=out)
+    return 0
 
 
 def _checked_url(url: str) -> str:

@@ -211,6 +211,51 @@ class Store:
             )
             return cur.rowcount == 1
 
+    def update_subscription(
+        self,
+        subscription_id: uuid.UUID,
+        *,
+        now: datetime,
+        url: str | None = None,
+        event_types: Sequence[str] | None = None,
+        clusters: Sequence[str] | None = None,
+        namespaces: Sequence[str] | None = None,
+        names: Sequence[str] | None = None,
+        ordered: bool | None = None,
+    ) -> bool:
+        """Change what is given (None: keep). A new URL is a new endpoint: its failure streak
+        starts afresh. Deliveries not yet sent go to the new URL and follow the new ordering;
+        the filters apply to the events read from now on."""
+
+        def listed(values: Sequence[str] | None) -> list[str] | None:
+            return None if values is None else list(values)
+
+        with self._cursor() as cur:
+            cur.execute(
+                "UPDATE subscriptions SET"
+                " failing_since = CASE WHEN %(url)s::text IS DISTINCT FROM NULL"
+                "   AND %(url)s::text <> url THEN NULL ELSE failing_since END,"
+                " url = COALESCE(%(url)s::text, url),"
+                " event_types = COALESCE(%(event_types)s::text[], event_types),"
+                " clusters = COALESCE(%(clusters)s::text[], clusters),"
+                " namespaces = COALESCE(%(namespaces)s::text[], namespaces),"
+                " names = COALESCE(%(names)s::text[], names),"
+                " ordered = COALESCE(%(ordered)s::boolean, ordered),"
+                " updated_at = %(now)s"
+                " WHERE id = %(id)s",
+                {
+                    "url": url,
+                    "event_types": listed(event_types),
+                    "clusters": listed(clusters),
+                    "namespaces": listed(namespaces),
+                    "names": listed(names),
+                    "ordered": ordered,
+                    "now": now,
+                    "id": subscription_id,
+                },
+            )
+            return cur.rowcount == 1
+
     def rotate_secret(
         self, subscription_id: uuid.UUID, secret: str, *, now: datetime, grace: timedelta
     ) -> bool:

@@ -91,6 +91,7 @@ def test_every_list_and_show_prints_only_json_with_json(cli: Run, store: Store) 
     for argv in (
         ("subscriptions", "list", "--json"),
         ("subscriptions", "show", ident, "--json"),
+        ("subscriptions", "update", ident, "--unordered", "--json"),
         ("deliveries", "list", "--json"),
         ("deliveries", "list", "--subscription", ident, "--status", "pending", "--json"),
         ("deliveries", "show", delivery["id"], "--json"),
@@ -144,6 +145,7 @@ def test_unknown_ids_exit_1_with_a_message(cli: Run) -> None:
         ("subscriptions", "disable", missing),
         ("subscriptions", "enable", missing),
         ("subscriptions", "rotate-secret", missing, "--secret", NEW_SECRET),
+        ("subscriptions", "update", missing, "--unordered"),
         ("deliveries", "show", missing),
         ("deliveries", "redeliver", missing),
         ("deliveries", "recover", "--subscription", missing, "--since", "2026-08-01T00:00:00Z"),
@@ -156,6 +158,68 @@ def test_unknown_ids_exit_1_with_a_message(cli: Run) -> None:
             else "subscription"
         )
         assert f"error: no {what} {missing}" in err
+
+
+def test_update_changes_only_what_is_given_and_a_new_url_starts_a_fresh_failure_streak(
+    cli: Run, store: Store, database_url: str
+) -> None:
+    ident = _create(cli, "--event-type", "rollout.*", "--cluster", "prod-*")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE subscriptions SET failing_since = %s", (NOW - timedelta(days=2),))
+    code, out, err = cli(
+        "subscriptions", "update", ident, "--event-type", "application.*", "--unordered", "--json"
+    )
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["event_types"], shown["clusters"], shown["ordered"]) == (
+        ["application.*"],
+        ["prod-*"],  # not given: kept
+        False,
+    )
+    assert shown["url"] == "https://hooks.example.com/h"
+    assert shown["secrets"] == [f"whsec_...{SECRET[-4:]}"]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT failing_since FROM subscriptions").fetchone() == (
+            NOW - timedelta(days=2),
+        )
+    code, out, err = cli(
+        "subscriptions", "update", ident, "--url", "https://new.example.com/h", "--ordered"
+    )
+    assert code == 0, err
+    assert "url: https://new.example.com/h" in out
+    found = store.subscription(uuid.UUID(ident))
+    assert found is not None
+    assert (found.url, found.ordered) == ("https://new.example.com/h", True)
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT failing_since FROM subscriptions").fetchone() == (None,)
+
+
+def test_unsent_deliveries_go_to_the_updated_url(cli: Run, store: Store) -> None:
+    ident = _create(cli)
+    event = domain_event()
+    store.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
+    assert cli("subscriptions", "update", ident, "--url", "https://new.example.com/h")[0] == 0
+    [due] = store.claim_due(now=NOW, limit=1, lease_s=60)
+    assert due.url == "https://new.example.com/h"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), "nothing to update"),
+        (("--url", "ftp://x.example/h"), "--url: only http and https"),
+        (("--event-type", "rollout.done"), "matches no event type"),
+    ],
+)
+def test_invalid_updates_are_refused_and_change_nothing(
+    cli: Run, store: Store, argv: tuple[str, ...], message: str
+) -> None:
+    ident = _create(cli)
+    before = store.subscription(uuid.UUID(ident))
+    code, out, err = cli("subscriptions", "update", ident, *argv)
+    assert (code, out) == (2, "")
+    assert message in err
+    assert store.subscription(uuid.UUID(ident)) == before
 
 
 def test_disable_records_the_reason_and_enable_clears_it(cli: Run, store: Store) -> None:

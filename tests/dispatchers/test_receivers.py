@@ -385,8 +385,7 @@ def test_after_a_rotation_both_secrets_sign_until_the_grace_period_ends(
 
 
 def _point(store: Store, subscription: uuid.UUID, url: str) -> None:
-    with store._cursor() as cur:  # a test shortcut: the CLI has no "change URL" command
-        cur.execute("UPDATE subscriptions SET url = %s WHERE id = %s", (url, subscription))
+    assert store.update_subscription(subscription, now=datetime.now(UTC), url=url)
 
 
 def test_an_unreachable_receiver_does_not_block_the_other_workers(
