@@ -163,6 +163,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
                     stop=stop,
                     on_attempt=observe,
                     beat=beats.beater(f"sender-{i}"),
+                    on_late=metrics.LATE_ATTEMPTS.inc,
                 ).run,
             ),
             name=f"sender-{i}",

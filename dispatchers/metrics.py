@@ -43,6 +43,11 @@ BREAKERS = Gauge(
     ["state"],
 )
 DISABLED = Gauge("herald_dispatcher_disabled_subscriptions", "Subscriptions disabled.")
+LATE_ATTEMPTS = Counter(
+    "herald_dispatcher_late_attempts_total",
+    "Attempts recorded after their claim had passed to another worker (the lease ran out first:"
+    " the database was unreachable or the process stalled); each may mean a repeated send.",
+)
 CLEANED = Counter(
     "herald_dispatcher_cleaned_deliveries_total", "Old deliveries deleted by the clean-up."
 )

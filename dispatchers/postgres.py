@@ -78,6 +78,14 @@ class DueDelivery:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    disabled: dict[uuid.UUID, str]
+    """The subscriptions these attempts disabled, with the reasons."""
+    late: int
+    """Attempts whose claim had passed to another worker (their lease ran out before)."""
+
+
+@dataclass(frozen=True)
 class AttemptRecord:
     """One attempt made under a claim. Its number is given when it is recorded (the next one for
     its delivery), so attempts recorded late, after the claim passed to another worker, are kept
@@ -409,8 +417,8 @@ class Store:
         disable_after: timedelta = timedelta(days=5),
     ) -> str | None:
         """`record_attempts` for one attempt; returns why its subscription was disabled, if so."""
-        disabled = self.record_attempts([(attempt, outcome)], now=now, disable_after=disable_after)
-        return next(iter(disabled.values()), None)
+        recorded = self.record_attempts([(attempt, outcome)], now=now, disable_after=disable_after)
+        return next(iter(recorded.disabled.values()), None)
 
     def record_attempts(
         self,
@@ -418,7 +426,7 @@ class Store:
         *,
         now: datetime,
         disable_after: timedelta = timedelta(days=5),
-    ) -> dict[uuid.UUID, str]:
+    ) -> Recorded:
         """Log the attempts and move their deliveries on, in one transaction and few round trips.
 
         Every attempt is logged, numbered after the attempts already logged for its delivery. Only
@@ -426,10 +434,9 @@ class Store:
         whose claim passed to another worker meanwhile (its lease ran out) is only logged: the new
         holder decides. Keeps each subscription's health: a success clears `failing_since`; a
         failure sets it if unset, and a subscription whose every attempt has failed for
-        `disable_after` is disabled (so is one that answered 410 Gone). Returns the subscriptions
-        disabled by these attempts, with the reasons."""
+        `disable_after` is disabled (so is one that answered 410 Gone)."""
         if not attempts:
-            return {}
+            return Recorded(disabled={}, late=0)
         with self._cursor() as cur:
             # Locked in id order, so two workers recording overlapping batches cannot deadlock.
             cur.execute(
@@ -499,13 +506,14 @@ class Store:
                 " FROM unnest(%s::uuid[], %s::int[]) AS c(id, n) WHERE d.id = c.id",
                 ([id_ for id_, _ in counted], [n for _, n in counted]),
             )
-            return self._keep_health(
+            disabled = self._keep_health(
                 cur,
                 [(a, o) for a, o, _ in logged],
                 {id_: row["subscription_id"] for id_, row in rows.items()},
                 now,
                 disable_after,
             )
+            return Recorded(disabled=disabled, late=len(logged) - len(moved))
 
     def _keep_health(
         self,

@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.http import HttpResult
 from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict, decide
-from dispatchers.postgres import AttemptRecord, DueDelivery, StoreError
+from dispatchers.postgres import AttemptRecord, DueDelivery, Recorded, StoreError
 from dispatchers.signing import sign
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class ClaimStore(Protocol):
         *,
         now: datetime,
         disable_after: timedelta = ...,
-    ) -> dict[uuid.UUID, str]: ...
+    ) -> Recorded: ...
 
 
 def webhook_headers(delivery: DueDelivery, *, timestamp: int) -> dict[str, str]:
@@ -105,6 +105,8 @@ class SendingLoop:
     on_attempt: AttemptObserver = _ignore
     beat: Callable[[], None] = lambda: None
     """Called once per turn (the liveness check: the worker is not stuck)."""
+    on_late: Callable[[int], None] = lambda n: None
+    """Told how many attempts were recorded after their claim had passed to another worker."""
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -206,10 +208,12 @@ class SendingLoop:
             )
             for delivery, result, outcome, started in sent
         ]
-        disabled = self.store.record_attempts(
+        recorded = self.store.record_attempts(
             attempts, now=self.now(), disable_after=self.disable_after
         )
-        for subscription, reason in disabled.items():
+        if recorded.late:
+            self.on_late(recorded.late)
+        for subscription, reason in recorded.disabled.items():
             log.warning("subscription %s disabled: %s", subscription, reason)
         for delivery, result, outcome, _ in sent:
             self.on_attempt(delivery, result, outcome)

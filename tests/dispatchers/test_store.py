@@ -96,8 +96,14 @@ def test_an_attempt_recorded_after_its_claim_passed_on_is_logged_and_moves_nothi
     second = {d.event_id: d for d in store.claim_due(now=later, limit=10, lease_s=60)}
     one, two = "event-payments-1", "event-payments-2"
     # Event 1: the late worker records first (a failure), then the current holder (a success).
-    store.record_attempt(_attempt(first[one], None), Outcome(Verdict.RETRY, later), now=later)
-    store.record_attempt(_attempt(second[one], 204), Outcome(Verdict.DELIVERED), now=later)
+    late = store.record_attempts(
+        [(_attempt(first[one], None), Outcome(Verdict.RETRY, later))], now=later
+    )
+    assert late.late == 1
+    current = store.record_attempts(
+        [(_attempt(second[one], 204), Outcome(Verdict.DELIVERED))], now=later
+    )
+    assert current.late == 0
     # Event 2: the current holder records first (a success), then the late worker (a failure).
     store.record_attempt(_attempt(second[two], 204), Outcome(Verdict.DELIVERED), now=later)
     store.record_attempt(_attempt(first[two], None), Outcome(Verdict.RETRY, later), now=later)
