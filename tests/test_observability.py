@@ -1,0 +1,111 @@
+"""The Grafana dashboard and the Prometheus alert rules in deploy/ ask only for metrics and labels
+the services export, and the dashboard shows every metric."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
+
+import collectors.metrics
+import dispatchers.metrics
+import processors.app
+
+SERVICES_METRICS = (collectors.metrics, processors.app, dispatchers.metrics)  # imported: registered
+
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARD = ROOT / "deploy" / "grafana" / "herald-dashboard.json"
+ALERTS = ROOT / "deploy" / "prometheus" / "herald-alerts.yaml"
+METRIC = re.compile(r"\bherald_[a-z_]+\b")
+SELECTOR = re.compile(r"\b(herald_[a-z_]+)\{([^}]*)\}")
+BY = re.compile(r"\bby \(([^)]*)\)")
+LEGEND_LABEL = re.compile(r"\{\{\s*\$?(?:labels\.)?(\w+)\s*\}\}")
+
+
+@cache
+def _exported() -> dict[str, set[str]]:
+    """Every sample name the services export, with its label names."""
+    exported: dict[str, set[str]] = {}
+    for collector in list(REGISTRY._collector_to_names):
+        families = collector.describe() if isinstance(collector, MetricWrapperBase) else []
+        families = families or list(collector.collect())
+        for family in families:
+            if not family.name.startswith("herald_"):
+                continue
+            labels = set(
+                getattr(collector, "_labelnames", ()) or getattr(family, "_labelnames", ())
+            )
+            suffixes = {
+                "counter": ("_total",),
+                "histogram": ("_bucket", "_sum", "_count"),
+                "gauge": ("",),
+            }[family.type]
+            for suffix in suffixes:
+                exported[family.name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    return exported
+
+
+def _dashboard_targets() -> list[dict[str, Any]]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [t for p in panels for t in p.get("targets", [])]
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    return [r for g in groups for r in g["rules"]]
+
+
+def _check_expression(expr: str) -> set[str]:
+    """Assert the metrics and labels exist; return the labels the result is grouped by."""
+    exported = _exported()
+    used = set(METRIC.findall(expr))
+    assert used, expr
+    for name in used:
+        assert name in exported, f"{name} is not exported (in {expr})"
+    for name, matchers in SELECTOR.findall(expr):
+        for matcher in filter(None, (m.strip() for m in matchers.split(","))):
+            label = re.split(r"[=!~]", matcher, maxsplit=1)[0].strip()
+            assert label in exported[name], f"{name} has no label {label!r}"
+    grouped: set[str] = set()
+    for clause in BY.findall(expr):
+        labels = {label.strip() for label in clause.split(",")}
+        for label in labels:
+            assert any(label in exported[n] for n in used), f"no metric has {label!r} in {expr}"
+        grouped |= labels
+    return grouped
+
+
+@pytest.mark.parametrize("target", _dashboard_targets(), ids=lambda t: t["expr"][:60])
+def test_each_dashboard_query_asks_for_exported_metrics_and_labels(target: dict[str, Any]) -> None:
+    grouped = _check_expression(target["expr"])
+    for label in LEGEND_LABEL.findall(target.get("legendFormat", "")):
+        assert label in grouped, f"the legend shows {label!r}, not grouped by in {target['expr']}"
+
+
+def test_the_dashboard_shows_every_exported_metric() -> None:
+    shown = {m for t in _dashboard_targets() for m in METRIC.findall(t["expr"])}
+    families = {re.sub(r"(_bucket|_sum|_count)$", "", name) for name in shown}
+    missing = {
+        name
+        for name in _exported()
+        if name not in shown and re.sub(r"(_bucket|_sum|_count)$", "", name) not in families
+    }
+    assert not missing
+
+
+@pytest.mark.parametrize("rule", _alert_rules(), ids=lambda r: r["alert"])
+def test_each_alert_asks_for_exported_metrics_and_says_what_to_do(rule: dict[str, Any]) -> None:
+    grouped = _check_expression(rule["expr"])
+    assert rule["labels"]["severity"] in ("critical", "warning", "info")
+    assert rule["annotations"]["summary"]
+    assert rule["annotations"]["description"]
+    for text in rule["annotations"].values():
+        for label in re.findall(r"\$labels\.(\w+)", text):
+            assert label in grouped, f"{rule['alert']} shows {label!r}, not grouped by"
