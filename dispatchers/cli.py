@@ -13,7 +13,8 @@
     python -m dispatchers subscriptions disable ID [--reason TEXT]
     python -m dispatchers subscriptions enable ID
     python -m dispatchers subscriptions rotate-secret ID --secret NEW
-    python -m dispatchers deliveries list [--subscription ID] [--status S] [--limit N] [--json]
+    python -m dispatchers deliveries list [--subscription ID] [--status S] [--event ID]
+                                          [--object CLUSTER/NAMESPACE/KIND/NAME] [--limit N] [--json]
     python -m dispatchers deliveries show ID [--json]
     python -m dispatchers deliveries redeliver ID
     python -m dispatchers deliveries recover --subscription ID --since TIME [--until TIME]
@@ -109,6 +110,10 @@ def parser() -> argparse.ArgumentParser:
     listing = _json(dl.add_parser("list", help="list deliveries, newest first"))
     listing.add_argument("--subscription", type=_uuid)
     listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--event", help="one event's deliveries (its id, the webhook-id)")
+    listing.add_argument(
+        "--object", help="what was sent about one object: CLUSTER/NAMESPACE/KIND/NAME"
+    )
     listing.add_argument("--limit", type=int, default=100)
     _json(_with_id(dl.add_parser("show", help="one delivery with every attempt")))
     _with_id(dl.add_parser("redeliver", help="send it again now, with a new round of tries"))
@@ -229,8 +234,17 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
     if command == ("deliveries", "list"):
         if args.limit < 1:
             raise InputError("--limit must be at least 1")
+        if args.object is not None and len(args.object.split("/")) != 4:
+            raise InputError(
+                f"--object {args.object!r}: expected CLUSTER/NAMESPACE/KIND/NAME,"
+                " e.g. prod-eu/billing/Rollout/payments"
+            )
         rows = store.deliveries(
-            subscription_id=args.subscription, status=args.status, limit=args.limit
+            subscription_id=args.subscription,
+            status=args.status,
+            event_id=args.event,
+            object_key=args.object,
+            limit=args.limit,
         )
         columns = ("id", "event_id", "subscription_id", "status", "attempt_count")
         _print(rows, as_json=args.json, out=out, columns=columns)

@@ -573,6 +573,8 @@ class Store:
         *,
         subscription_id: uuid.UUID | None = None,
         status: str | None = None,
+        event_id: str | None = None,
+        object_key: str | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """The delivery log, newest first, as plain rows for display."""
@@ -582,8 +584,16 @@ class Store:
                 " next_attempt_at, created_at, updated_at FROM deliveries"
                 " WHERE (%(sub)s::uuid IS NULL OR subscription_id = %(sub)s)"
                 " AND (%(status)s::text IS NULL OR status = %(status)s)"
+                " AND (%(event)s::text IS NULL OR event_id = %(event)s)"
+                " AND (%(object)s::text IS NULL OR object_key = %(object)s)"
                 " ORDER BY seq DESC LIMIT %(limit)s",
-                {"sub": subscription_id, "status": status, "limit": limit},
+                {
+                    "sub": subscription_id,
+                    "status": status,
+                    "event": event_id,
+                    "object": object_key,
+                    "limit": limit,
+                },
             )
             return [_delivery_view(row) for row in cur.fetchall()]
 

@@ -222,6 +222,31 @@ def test_invalid_updates_are_refused_and_change_nothing(
     assert store.subscription(uuid.UUID(ident)) == before
 
 
+def test_deliveries_list_finds_one_events_or_one_objects_deliveries(cli: Run, store: Store) -> None:
+    first, second = uuid.UUID(_create(cli)), uuid.UUID(_create(cli))
+    payments = [domain_event(n, name="payments") for n in range(2)]
+    orders = domain_event(0, name="orders")
+    store.record_events(
+        [(e, encode_domain_event(e), [first, second]) for e in [*payments, orders]], now=NOW
+    )
+    code, out, err = cli("deliveries", "list", "--object", "c/billing/Rollout/payments", "--json")
+    assert code == 0, err
+    assert sorted(d["event_id"] for d in json.loads(out)) == sorted(
+        e.id for e in payments for _ in (first, second)
+    )
+    code, out, err = cli("deliveries", "list", "--event", orders.id, "--json")
+    assert code == 0, err
+    assert sorted(d["subscription_id"] for d in json.loads(out)) == sorted(
+        [str(first), str(second)]
+    )
+    code, out, _ = cli("deliveries", "list", "--event", orders.id, "--subscription", str(first))
+    assert code == 0
+    assert len(out.splitlines()) == 2  # the header and the one delivery
+    code, out, err = cli("deliveries", "list", "--object", "payments")
+    assert (code, out) == (2, "")
+    assert "CLUSTER/NAMESPACE/KIND/NAME" in err
+
+
 def test_disable_records_the_reason_and_enable_clears_it(cli: Run, store: Store) -> None:
     ident = _create(cli)
     assert cli("subscriptions", "disable", ident, "--reason", "receiver moving")[0] == 0
