@@ -4,12 +4,13 @@
     python -m dispatchers migrate
     python -m dispatchers subscriptions create --url URL --secret SECRET [--event-type P]...
                                                [--cluster P]... [--namespace P]... [--name P]...
-                                               [--unordered]
+                                               [--unordered] [--rate-limit N]
     python -m dispatchers subscriptions list [--json]
     python -m dispatchers subscriptions show ID [--json]
     python -m dispatchers subscriptions update ID [--url URL] [--event-type P]... [--cluster P]...
                                                [--namespace P]... [--name P]...
-                                               [--ordered | --unordered] [--json]
+                                               [--ordered | --unordered]
+                                               [--rate-limit N | --no-rate-limit] [--json]
     python -m dispatchers subscriptions disable ID [--reason TEXT]
     python -m dispatchers subscriptions enable ID
     python -m dispatchers subscriptions rotate-secret ID --secret NEW
@@ -72,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--unordered", action="store_true", help="do not hold an object's later events back"
     )
+    create.add_argument("--rate-limit", type=_rate, help=RATE_HELP)
     update = _json(
         _with_id(
             sub.add_parser(
@@ -92,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     ordering = update.add_mutually_exclusive_group()
     ordering.add_argument("--ordered", dest="ordered", action="store_const", const=True)
     ordering.add_argument("--unordered", dest="ordered", action="store_const", const=False)
+    limiting = update.add_mutually_exclusive_group()
+    limiting.add_argument("--rate-limit", type=_rate, help=RATE_HELP)
+    limiting.add_argument("--no-rate-limit", action="store_true", help="lift the rate limit")
     _json(sub.add_parser("list", help="list subscriptions"))
     _json(_with_id(sub.add_parser("show", help="one subscription")))
     disable = _with_id(sub.add_parser("disable", help="stop delivering to it"))
@@ -139,6 +144,21 @@ def _uuid(text: str) -> uuid.UUID:
         return uuid.UUID(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an id: {text!r}") from None
+
+
+RATE_HELP = "at most N messages per second to it, across every dispatcher (e.g. 5 or 0.5)"
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"not a rate: {text!r} (messages per second, above 0, e.g. 5 or 0.5)"
+        )
+    return value
 
 
 def _time(text: str) -> datetime:
@@ -202,6 +222,7 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
                 names=tuple(args.name),
             ),
             ordered=not args.unordered,
+            rate_limit_per_s=args.rate_limit,
         )
         out(str(subscription_id))
         return 0
@@ -285,14 +306,17 @@ def _update(
         "namespaces": args.namespace,
         "names": args.name,
         "ordered": args.ordered,
+        "rate_limit_per_s": args.rate_limit,
     }
     url = _checked_url(args.url) if args.url is not None else None
-    if url is None and all(v is None for v in changes.values()):
+    if url is None and not args.no_rate_limit and all(v is None for v in changes.values()):
         raise InputError(
             "nothing to update: give --url, --event-type, --cluster, --namespace, --name,"
-            " --ordered or --unordered"
+            " --ordered, --unordered, --rate-limit or --no-rate-limit"
         )
-    if not store.update_subscription(args.id, now=now, url=url, **changes):
+    if not store.update_subscription(
+        args.id, now=now, url=url, unlimited=args.no_rate_limit, **changes
+    ):
         return _missing(err, "subscription", args.id)
     updated = store.subscription(args.id)
     if updated is None:  # deleted meanwhile
@@ -341,6 +365,7 @@ def _subscription_view(subscription: Subscription) -> dict[str, Any]:
         "namespaces": list(subscription.filter.namespaces),
         "names": list(subscription.filter.names),
         "ordered": subscription.ordered,
+        "rate_limit_per_s": subscription.rate_limit_per_s,
         "enabled": subscription.enabled,
         "disabled_reason": subscription.disabled_reason,
         "created_at": subscription.created_at.isoformat(),

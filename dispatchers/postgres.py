@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.outcomes import Outcome, Verdict
+from dispatchers.throttling import Bucket
 from herald_contracts import DomainEvent
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,47 @@ _STATUS = {
     Verdict.GONE: "failed",
 }
 _OPEN = ("pending", "retrying")
+
+
+# Which deliveries are due: open, their time come, not leased, and (for an ordered subscription)
+# no earlier event about the same object still open for it.
+_DUE = """
+    d.status IN ('pending', 'retrying')
+    AND d.next_attempt_at <= %(now)s
+    AND (d.claimed_until IS NULL OR d.claimed_until < %(now)s)
+    AND (NOT s.ordered OR NOT EXISTS (
+          SELECT 1 FROM deliveries e
+          WHERE e.subscription_id = d.subscription_id
+            AND e.object_key = d.object_key
+            AND e.seq < d.seq
+            AND e.status IN ('pending', 'retrying')))
+"""
+# Due deliveries of subscriptions without a rate limit, oldest due first.
+_DUE_UNTHROTTLED = f"""
+    SELECT d.id, d.subscription_id FROM deliveries d
+    JOIN subscriptions s ON s.id = d.subscription_id
+    WHERE {_DUE}
+      AND s.enabled AND s.rate_limit_per_s IS NULL
+      AND NOT (d.subscription_id = ANY(%(held)s))
+    ORDER BY d.next_attempt_at, d.seq
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+"""  # noqa: S608 - built from constants only
+# Due deliveries of rate-limited subscriptions: at most `n` of each (its whole tokens).
+_DUE_THROTTLED = f"""
+    SELECT c.id, c.subscription_id
+    FROM unnest(%(subs)s::uuid[], %(n)s::int[]) AS a(sub, n)
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq FROM deliveries d
+        JOIN subscriptions s ON s.id = d.subscription_id
+        WHERE d.subscription_id = a.sub AND {_DUE}
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT a.n
+        FOR UPDATE OF d SKIP LOCKED
+    ) c
+    ORDER BY c.next_attempt_at, c.seq
+    LIMIT %(limit)s
+"""  # noqa: S608 - built from constants only
 
 
 class StoreError(Exception):
@@ -55,6 +98,8 @@ class Subscription:
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
+    rate_limit_per_s: float | None = None
+    """Messages per second at most (across every replica); None: unlimited."""
 
 
 @dataclass(frozen=True)
@@ -170,13 +215,19 @@ class Store:
     # -- subscriptions -------------------------------------------------------------------------
 
     def create_subscription(
-        self, *, url: str, secrets: Sequence[str], filter: SubscriptionFilter, ordered: bool
+        self,
+        *,
+        url: str,
+        secrets: Sequence[str],
+        filter: SubscriptionFilter,
+        ordered: bool,
+        rate_limit_per_s: float | None = None,
     ) -> uuid.UUID:
         subscription_id = uuid.uuid4()
         with self._cursor() as cur:
             cur.execute(
-                "INSERT INTO subscriptions (id, url, secrets, event_types, clusters, namespaces, names, ordered)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO subscriptions (id, url, secrets, event_types, clusters, namespaces,"
+                " names, ordered, rate_limit_per_s) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     subscription_id,
                     url,
@@ -186,6 +237,7 @@ class Store:
                     list(filter.namespaces),
                     list(filter.names),
                     ordered,
+                    rate_limit_per_s,
                 ),
             )
         return subscription_id
@@ -230,10 +282,13 @@ class Store:
         namespaces: Sequence[str] | None = None,
         names: Sequence[str] | None = None,
         ordered: bool | None = None,
+        rate_limit_per_s: float | None = None,
+        unlimited: bool = False,
     ) -> bool:
-        """Change what is given (None: keep). A new URL is a new endpoint: its failure streak
-        starts afresh. Deliveries not yet sent go to the new URL and follow the new ordering;
-        the filters apply to the events read from now on."""
+        """Change what is given (None: keep; `unlimited` lifts the rate limit). A new URL is a
+        new endpoint: its failure streak starts afresh. Deliveries not yet sent go to the new URL
+        and follow the new ordering and rate limit; the filters apply to the events read from now
+        on."""
 
         def listed(values: Sequence[str] | None) -> list[str] | None:
             return None if values is None else list(values)
@@ -249,6 +304,10 @@ class Store:
                 " namespaces = COALESCE(%(namespaces)s::text[], namespaces),"
                 " names = COALESCE(%(names)s::text[], names),"
                 " ordered = COALESCE(%(ordered)s::boolean, ordered),"
+                " rate_limit_per_s = CASE WHEN %(unlimited)s THEN NULL"
+                "   ELSE COALESCE(%(rate)s::float8, rate_limit_per_s) END,"
+                " rate_tokens = CASE WHEN %(unlimited)s OR %(rate)s::float8 IS NOT NULL"
+                "   THEN NULL ELSE rate_tokens END,"
                 " updated_at = %(now)s"
                 " WHERE id = %(id)s",
                 {
@@ -258,6 +317,8 @@ class Store:
                     "namespaces": listed(namespaces),
                     "names": listed(names),
                     "ordered": ordered,
+                    "rate": rate_limit_per_s,
+                    "unlimited": unlimited,
                     "now": now,
                     "id": subscription_id,
                 },
@@ -338,34 +399,35 @@ class Store:
         held: Sequence[uuid.UUID] = (),
     ) -> list[DueDelivery]:
         """Lease up to `limit` due deliveries, none of the `held` subscriptions (their breaker is
-        open, or they are at their cap); an ordered subscription's later events about an object
-        wait while an earlier one about the same object is still open."""
+        open, or they are at their cap), and no more of a rate-limited subscription's than its
+        bucket allows; an ordered subscription's later events about an object wait while an
+        earlier one about the same object is still open."""
         claim = uuid.uuid4()
         with self._cursor() as cur:
+            buckets = self._buckets(cur, now=now, held=held)
+            allowed = {sub: b.whole for sub, b in buckets.items() if b.whole > 0}
+            params: dict[str, Any] = {"now": now, "held": list(held)}
+            chosen: list[tuple[uuid.UUID, uuid.UUID]] = []
+            if allowed:
+                cur.execute(
+                    _DUE_THROTTLED,
+                    {**params, "subs": list(allowed), "n": list(allowed.values()), "limit": limit},
+                )
+                chosen += [(r["id"], r["subscription_id"]) for r in cur.fetchall()]
+            if len(chosen) < limit:
+                cur.execute(_DUE_UNTHROTTLED, {**params, "limit": limit - len(chosen)})
+                chosen += [(r["id"], r["subscription_id"]) for r in cur.fetchall()]
+            if buckets:
+                spent = Counter(sub for _, sub in chosen)
+                self._save_buckets(cur, {sub: b.spend(spent[sub]) for sub, b in buckets.items()})
+            if not chosen:
+                return []
             cur.execute(
                 """
-                WITH due AS (
-                    SELECT d.id FROM deliveries d
-                    JOIN subscriptions s ON s.id = d.subscription_id
-                    WHERE d.status IN ('pending', 'retrying')
-                      AND d.next_attempt_at <= %(now)s
-                      AND (d.claimed_until IS NULL OR d.claimed_until < %(now)s)
-                      AND s.enabled
-                      AND NOT (d.subscription_id = ANY(%(held)s))
-                      AND (NOT s.ordered OR NOT EXISTS (
-                            SELECT 1 FROM deliveries e
-                            WHERE e.subscription_id = d.subscription_id
-                              AND e.object_key = d.object_key
-                              AND e.seq < d.seq
-                              AND e.status IN ('pending', 'retrying')))
-                    ORDER BY d.next_attempt_at, d.seq
-                    LIMIT %(limit)s
-                    FOR UPDATE OF d SKIP LOCKED
-                )
                 UPDATE deliveries d SET claimed_until = %(until)s, claim_token = %(claim)s,
                                         updated_at = %(now)s
-                FROM due, subscriptions s, events ev
-                WHERE d.id = due.id AND s.id = d.subscription_id AND ev.id = d.event_id
+                FROM subscriptions s, events ev
+                WHERE d.id = ANY(%(ids)s) AND s.id = d.subscription_id AND ev.id = d.event_id
                 RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
                           s.url, ev.body, ev.time,
                           s.secrets || CASE WHEN s.retired_until > %(now)s
@@ -373,12 +435,12 @@ class Store:
                 """,
                 {
                     "now": now,
-                    "limit": limit,
                     "until": now + timedelta(seconds=lease_s),
-                    "held": list(held),
                     "claim": claim,
+                    "ids": [delivery for delivery, _ in chosen],
                 },
             )
+            rows = {row["id"]: row for row in cur.fetchall()}
             return [
                 DueDelivery(
                     id=row["id"],
@@ -392,21 +454,68 @@ class Store:
                     claim=claim,
                     event_time=row["time"],
                 )
-                for row in cur.fetchall()
+                for row in (rows[delivery] for delivery, _ in chosen)
             ]
 
+    def _buckets(
+        self,
+        cur: psycopg.Cursor[dict[str, Any]],
+        *,
+        now: datetime | None,
+        held: Sequence[uuid.UUID] = (),
+        only: Sequence[uuid.UUID] | None = None,
+    ) -> dict[uuid.UUID, Bucket]:
+        """The rate-limited subscriptions' buckets (refilled up to `now`, if given), locked in id
+        order (like every statement that locks several subscriptions, so none can deadlock) until
+        the transaction ends."""
+        cur.execute(
+            "SELECT id, rate_limit_per_s, rate_tokens, rate_refilled_at FROM subscriptions"
+            " WHERE rate_limit_per_s IS NOT NULL AND enabled AND NOT (id = ANY(%(held)s))"
+            " AND (%(only)s::uuid[] IS NULL OR id = ANY(%(only)s::uuid[]))"
+            " ORDER BY id FOR UPDATE",
+            {"held": list(held), "only": None if only is None else list(only)},
+        )
+        buckets = {
+            row["id"]: Bucket(row["rate_limit_per_s"], row["rate_tokens"], row["rate_refilled_at"])
+            for row in cur.fetchall()
+        }
+        return buckets if now is None else {sub: b.at(now) for sub, b in buckets.items()}
+
+    def _save_buckets(
+        self, cur: psycopg.Cursor[dict[str, Any]], buckets: dict[uuid.UUID, Bucket]
+    ) -> None:
+        cur.execute(
+            "UPDATE subscriptions s SET rate_tokens = b.tokens, rate_refilled_at = b.at"
+            " FROM unnest(%s::uuid[], %s::float8[], %s::timestamptz[]) AS b(id, tokens, at)"
+            " WHERE s.id = b.id",
+            (
+                list(buckets),
+                [b.tokens for b in buckets.values()],
+                [b.refilled_at for b in buckets.values()],
+            ),
+        )
+
     def release(self, claimed: Sequence[DueDelivery]) -> None:
-        """Give claims back without an attempt; a claim that already passed to another worker
-        (its lease ran out) is left to that worker."""
+        """Give claims back without an attempt (their rate-limit tokens with them); a claim that
+        already passed to another worker (its lease ran out) is left to that worker."""
         if not claimed:
             return
         with self._cursor() as cur:
             cur.execute(
                 "UPDATE deliveries d SET claimed_until = NULL, claim_token = NULL"
                 " FROM unnest(%s::uuid[], %s::uuid[]) AS c(id, claim)"
-                " WHERE d.id = c.id AND d.claim_token = c.claim",
+                " WHERE d.id = c.id AND d.claim_token = c.claim"
+                " RETURNING d.subscription_id",
                 ([d.id for d in claimed], [d.claim for d in claimed]),
             )
+            released = Counter(row["subscription_id"] for row in cur.fetchall())
+            if not released:
+                return
+            buckets = self._buckets(cur, now=None, only=list(released))
+            if buckets:
+                self._save_buckets(
+                    cur, {sub: b.refund(released[sub]) for sub, b in buckets.items()}
+                )
 
     def record_attempt(
         self,
@@ -537,6 +646,11 @@ class Store:
                 gone = gone or outcome.verdict is Verdict.GONE
                 health[sub] = (failing or attempt.started_at, had_success, gone)
         disabled: dict[uuid.UUID, str] = {}
+        if health:  # locked in id order first, as everywhere: two recorders cannot deadlock
+            cur.execute(
+                "SELECT 1 FROM subscriptions WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (list(health),),
+            )
         recovered = [
             sub for sub, (failure, succeeded, gone) in health.items() if succeeded and not failure
         ]
@@ -745,6 +859,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
         disabled_reason=row["disabled_reason"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        rate_limit_per_s=row["rate_limit_per_s"],
     )
 
 

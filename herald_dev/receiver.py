@@ -32,6 +32,8 @@ class Received:
     body: bytes
     verified: bool
     reason: str
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (monotonic seconds)."""
 
     @property
     def event(self) -> dict[str, Any]:

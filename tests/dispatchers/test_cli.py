@@ -222,6 +222,34 @@ def test_invalid_updates_are_refused_and_change_nothing(
     assert store.subscription(uuid.UUID(ident)) == before
 
 
+def test_a_rate_limit_is_set_at_creation_changed_and_lifted(cli: Run, store: Store) -> None:
+    ident = _create(cli, "--rate-limit", "0.5")
+    assert json.loads(cli("subscriptions", "show", ident, "--json")[1])["rate_limit_per_s"] == 0.5
+    code, out, err = cli("subscriptions", "update", ident, "--rate-limit", "20", "--json")
+    assert code == 0, err
+    assert json.loads(out)["rate_limit_per_s"] == 20
+    code, out, err = cli("subscriptions", "update", ident, "--no-rate-limit", "--json")
+    assert code == 0, err
+    assert json.loads(out)["rate_limit_per_s"] is None
+    found = store.subscription(uuid.UUID(ident))
+    assert found is not None
+    assert found.rate_limit_per_s is None
+
+
+@pytest.mark.parametrize("rate", ["0", "-1", "fast", "inf", "nan"])
+def test_a_rate_limit_that_is_not_a_positive_number_is_refused(
+    rate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (
+        ["subscriptions", "create", "--url", "https://x.example/h", "--secret", SECRET],
+        ["subscriptions", "update", str(uuid.uuid4())],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parser().parse_args([*argv, "--rate-limit", rate])
+        assert exit_info.value.code == 2
+        assert "not a rate" in capsys.readouterr().err
+
+
 def test_deliveries_list_finds_one_events_or_one_objects_deliveries(cli: Run, store: Store) -> None:
     first, second = uuid.UUID(_create(cli)), uuid.UUID(_create(cli))
     payments = [domain_event(n, name="payments") for n in range(2)]

@@ -238,3 +238,46 @@ def test_a_worker_failing_unexpectedly_stops_the_dispatcher_with_an_error_and_lo
     assert {r.headers["webhook-id"] for r in receiver.received if r.verified} == {
         e.id for e in events
     }
+
+
+@pytest.mark.timeout(120)
+def test_a_rate_limit_holds_across_replicas_and_slows_no_other_subscription(
+    kafka: str,
+    topics: Topics,
+    store: Store,
+    database_url: str,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    """4 messages a second at most, shared by two dispatchers: 16 events take at least 3 s (a
+    full bucket of 4, then 12 at 4 a second), while an unlimited subscription gets them all."""
+    limited, free = Receiver(secret=SECRET), Receiver(secret=SECRET)
+    for r in (limited, free):
+        r.serve()
+    try:
+        for receiver, rate in ((limited, 4.0), (free, None)):
+            store.create_subscription(
+                url=receiver.url,
+                secrets=[SECRET],
+                filter=SubscriptionFilter(),
+                ordered=False,
+                rate_limit_per_s=rate,
+            )
+        events = _events(16)
+        env = _env(topics, kafka, database_url)
+        services("dispatchers", env)
+        services("dispatchers", env)
+        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+        assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 32}, timeout_s=60)
+        for receiver in (limited, free):
+            assert {r.headers["webhook-id"] for r in receiver.received if r.verified} == {
+                e.id for e in events
+            }
+        times = sorted(r.at for r in limited.received)
+        assert times[-1] - times[0] >= 2.5, times  # 3 s, less the scheduling slack
+        # No second holds more than the bucket's 4 plus what refills meanwhile.
+        assert all(sum(1 for t in times if start <= t < start + 1.0) <= 4 + 4 for start in times), (
+            times
+        )
+    finally:
+        for r in (limited, free):
+            r.stop()

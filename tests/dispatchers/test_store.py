@@ -133,6 +133,45 @@ def test_giving_back_a_claim_that_passed_on_leaves_the_new_claim_alone(store: St
     assert len(store.claim_due(now=later, limit=10, lease_s=60)) == 1
 
 
+def test_a_rate_limited_subscription_is_claimed_no_faster_than_its_rate(store: Store) -> None:
+    limited = store.create_subscription(
+        url="https://slow.example.com/h",
+        secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        filter=SubscriptionFilter(),
+        ordered=False,
+        rate_limit_per_s=2,
+    )
+    free = _subscribe(store, ordered=False)
+    events = [_event(n, name=f"svc-{n}") for n in range(10)]
+    store.record_events([(e, encode_domain_event(e), [limited, free]) for e in events], now=NOW)
+
+    def claim(at: datetime) -> list[uuid.UUID]:
+        return [d.subscription_id for d in store.claim_due(now=at, limit=50, lease_s=60)]
+
+    first = claim(NOW)
+    assert (first.count(limited), first.count(free)) == (2, 10)  # a full bucket: 1 s worth
+    assert claim(NOW) == []
+    assert claim(NOW + timedelta(seconds=0.4)) == []
+    assert claim(NOW + timedelta(seconds=0.5)) == [limited]
+    assert claim(NOW + timedelta(seconds=1.0)) == [limited]
+    assert claim(NOW + timedelta(seconds=60)) == [limited, limited]  # never above one second's
+
+
+def test_claims_given_back_return_their_tokens(store: Store) -> None:
+    limited = store.create_subscription(
+        url="https://slow.example.com/h",
+        secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        filter=SubscriptionFilter(),
+        ordered=False,
+        rate_limit_per_s=3,
+    )
+    _record(store, [_event(n, name=f"svc-{n}") for n in range(5)], limited)
+    claimed = store.claim_due(now=NOW, limit=50, lease_s=60)
+    assert len(claimed) == 3
+    store.release(claimed[:2])
+    assert len(store.claim_due(now=NOW, limit=50, lease_s=60)) == 2
+
+
 def test_ordered_subscription_holds_later_events_about_the_same_object(store: Store) -> None:
     subscription = _subscribe(store, ordered=True)
     _record(store, [_event(1), _event(2), _event(1, name="orders")], subscription)
