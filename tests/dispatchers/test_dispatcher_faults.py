@@ -273,11 +273,9 @@ def test_a_rate_limit_holds_across_replicas_and_slows_no_other_subscription(
                 e.id for e in events
             }
         times = sorted(r.at for r in limited.received)
-        assert times[-1] - times[0] >= 2.5, times  # 3 s, less the scheduling slack
-        # No second holds more than the bucket's 4 plus what refills meanwhile.
-        assert all(sum(1 for t in times if start <= t < start + 1.0) <= 4 + 4 for start in times), (
-            times
-        )
+        # The last claim comes 3 s after the first at the earliest; the first send may lag its
+        # claim a little. (Unlimited, the 16 take a fraction of a second.)
+        assert times[-1] - times[0] >= 2.5, times
     finally:
         for r in (limited, free):
             r.stop()
