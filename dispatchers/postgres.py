@@ -472,7 +472,8 @@ class Store:
             "SELECT id, rate_limit_per_s, rate_tokens, rate_refilled_at FROM subscriptions"
             " WHERE rate_limit_per_s IS NOT NULL AND enabled AND NOT (id = ANY(%(held)s))"
             " AND (%(only)s::uuid[] IS NULL OR id = ANY(%(only)s::uuid[]))"
-            " ORDER BY id FOR UPDATE",
+            # NO KEY: new deliveries' foreign-key checks (KEY SHARE) need not wait for it.
+            " ORDER BY id FOR NO KEY UPDATE",
             {"held": list(held), "only": None if only is None else list(only)},
         )
         buckets = {
@@ -646,11 +647,6 @@ class Store:
                 gone = gone or outcome.verdict is Verdict.GONE
                 health[sub] = (failing or attempt.started_at, had_success, gone)
         disabled: dict[uuid.UUID, str] = {}
-        if health:  # locked in id order first, as everywhere: two recorders cannot deadlock
-            cur.execute(
-                "SELECT 1 FROM subscriptions WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                (list(health),),
-            )
         recovered = [
             sub for sub, (failure, succeeded, gone) in health.items() if succeeded and not failure
         ]
@@ -660,7 +656,8 @@ class Store:
                 " WHERE id = ANY(%s) AND failing_since IS NOT NULL",
                 (recovered,),
             )
-        for sub, (first_failure, succeeded, gone) in health.items():
+        # In id order, as everywhere several subscriptions are locked: recorders cannot deadlock.
+        for sub, (first_failure, succeeded, gone) in sorted(health.items()):
             reason = "the endpoint answered 410 Gone" if gone else None
             if first_failure is not None and reason is None:
                 cur.execute(
