@@ -19,6 +19,7 @@
     python -m dispatchers deliveries show ID [--json]
     python -m dispatchers deliveries redeliver ID
     python -m dispatchers deliveries recover --subscription ID --since TIME [--until TIME]
+    python -m dispatchers deliveries replay --subscription ID --since TIME [--until TIME]
 
 TIME is ISO 8601 (`2026-08-20T09:00:00Z`; without a zone it is UTC). With `--json`, list and show
 print JSON only. Secrets are never printed in full. Bad input gets a message naming it, exit code 2,
@@ -126,6 +127,14 @@ def parser() -> argparse.ArgumentParser:
     recover.add_argument("--subscription", type=_uuid, required=True)
     recover.add_argument("--since", type=_time, required=True)
     recover.add_argument("--until", type=_time)
+    replay = dl.add_parser(
+        "replay",
+        help="send a subscription the stored events of a time range it has not been sent"
+        " (created later, disabled meanwhile, filters widened since)",
+    )
+    replay.add_argument("--subscription", type=_uuid, required=True)
+    replay.add_argument("--since", type=_time, required=True, help="event time, inclusive")
+    replay.add_argument("--until", type=_time, help="event time, exclusive")
     return root
 
 
@@ -281,15 +290,32 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
             return _missing(err, "delivery", args.id)
         out(f"{args.id} will be sent again")
         return 0
-    if command == ("deliveries", "recover"):
-        if args.until is not None and args.until <= args.since:
-            raise InputError("--until must be after --since")
-        if store.subscription(args.subscription) is None:
-            return _missing(err, "subscription", args.subscription)
-        count = store.recover(args.subscription, since=args.since, until=args.until, now=now)
-        out(f"{count} failed deliveries requeued")
-        return 0
+    if command in (("deliveries", "recover"), ("deliveries", "replay")):
+        return _requeue(args, store, out, err, now=now)
     raise InputError(f"unknown command {' '.join(c for c in command if c)}")
+
+
+def _requeue(
+    args: argparse.Namespace,
+    store: Store,
+    out: Callable[[str], None],
+    err: Callable[[str], None],
+    *,
+    now: datetime,
+) -> int:
+    """`deliveries recover` (failed deliveries again) and `deliveries replay` (events never sent)."""
+    if args.until is not None and args.until <= args.since:
+        raise InputError("--until must be after --since")
+    subscription = store.subscription(args.subscription)
+    if subscription is None:
+        return _missing(err, "subscription", args.subscription)
+    if args.action == "recover":
+        count = store.recover(subscription.id, since=args.since, until=args.until, now=now)
+        out(f"{count} failed deliveries requeued")
+    else:
+        count = store.replay(subscription, since=args.since, until=args.until, now=now)
+        out(f"{count} events queued for {subscription.id}")
+    return 0
 
 
 def _update(

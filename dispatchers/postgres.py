@@ -24,10 +24,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from dispatchers.matching import SubscriptionFilter
+from dispatchers.matching import SubscriptionFilter, matches
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.throttling import Bucket
-from herald_contracts import DomainEvent
+from herald_contracts import ContractError, DomainEvent, decode_domain_event
 
 log = logging.getLogger(__name__)
 
@@ -343,12 +343,13 @@ class Store:
     def record_events(
         self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
     ) -> int:
-        """Store each event once (with the exact bytes read, which are what is sent) and one
-        pending delivery per subscription, in one transaction.
+        """Store each event once (with the exact bytes read, which are what is sent; also events no
+        subscription wants now, for `replay`) and one pending delivery per subscription, in one
+        transaction.
 
         Returns how many deliveries are new; repeats (the same event id and subscription) are absorbed.
         """
-        rows = [(e, body, subs) for e, body, subs in batch if subs]
+        rows = list(batch)
         if not rows:
             return 0
         deliveries = [(e, sub) for e, _, subs in rows for sub in subs]
@@ -369,6 +370,8 @@ class Store:
                     for event, body, _ in rows
                 ],
             )
+            if not deliveries:
+                return 0
             # One statement for the batch's deliveries, in topic order (their `seq` orders one
             # object's deliveries); RETURNING gives the new ones only.
             cur.execute(
@@ -389,6 +392,54 @@ class Store:
                 },
             )
             return len(cur.fetchall())
+
+    def replay(
+        self,
+        subscription: Subscription,
+        *,
+        since: datetime,
+        until: datetime | None,
+        now: datetime,
+        page: int = 500,
+    ) -> int:
+        """Queue for `subscription` every stored event observed in [since, until) that its filters
+        match and that it has no delivery of yet, oldest first; return how many. A page of events
+        per transaction."""
+        queued = 0
+        after: tuple[datetime, str] = (since, "")
+        while True:
+            with self._cursor() as cur:
+                cur.execute(
+                    "SELECT id, object_key, time, body FROM events"
+                    " WHERE (time, id) > (%(time)s, %(id)s)"
+                    " AND (%(until)s::timestamptz IS NULL OR time < %(until)s)"
+                    " ORDER BY time, id LIMIT %(page)s",
+                    {"time": after[0], "id": after[1], "until": until, "page": page},
+                )
+                rows = cur.fetchall()
+                if not rows:
+                    return queued
+                after = (rows[-1]["time"], rows[-1]["id"])
+                wanted = [r for r in rows if _matches(subscription, r)]
+                if wanted:
+                    cur.execute(
+                        "INSERT INTO deliveries (id, event_id, subscription_id, object_key, status,"
+                        " next_attempt_at)"
+                        " SELECT t.id, t.event_id, %(sub)s, t.object_key, 'pending', %(now)s"
+                        " FROM unnest(%(ids)s::uuid[], %(events)s::text[], %(keys)s::text[])"
+                        " WITH ORDINALITY AS t(id, event_id, object_key, ord) ORDER BY t.ord"
+                        " ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
+                        {
+                            "sub": subscription.id,
+                            "now": now,
+                            "ids": [uuid.uuid4() for _ in wanted],
+                            "events": [r["id"] for r in wanted],
+                            "keys": [r["object_key"] for r in wanted],
+                        },
+                    )
+                    queued += len(cur.fetchall())
+            if len(rows) < page:
+                return queued
 
     def claim_due(
         self,
@@ -812,6 +863,17 @@ class Store:
                             )
                     deleted += len(rows)
                     if len(rows) < batch:
+                        break
+                # Events no subscription wanted (kept for `replay`), after the same retention.
+                while True:
+                    with conn.transaction():
+                        cur = conn.execute(
+                            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e"
+                            " WHERE e.received_at < %s AND NOT EXISTS"
+                            " (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT %s)",
+                            (now - delivered_for, batch),
+                        )
+                    if cur.rowcount < batch:
                         return deleted
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_CLEANUP_LOCK,))
@@ -838,6 +900,15 @@ class Store:
             "oldest_due_age_s": (now - oldest).total_seconds() if oldest else 0.0,
             "disabled_subscriptions": float(disabled),
         }
+
+
+def _matches(subscription: Subscription, row: dict[str, Any]) -> bool:
+    try:
+        event = decode_domain_event(row["body"].encode(), key=row["object_key"].encode())
+    except ContractError:  # stored before a contract change: not replayable
+        log.warning("stored event %s cannot be read any more; not replayed", row["id"])
+        return False
+    return matches(subscription.filter, event)
 
 
 def _subscription(row: dict[str, Any]) -> Subscription:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from dispatchers.cli import parser, run_admin
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import AttemptRecord, DueDelivery, Store
-from herald_contracts import encode_domain_event
+from herald_contracts import DomainEvent, encode_domain_event
 from tests.support import WEBHOOK_SECRET, domain_event
 
 SECRET = WEBHOOK_SECRET
@@ -149,6 +150,7 @@ def test_unknown_ids_exit_1_with_a_message(cli: Run) -> None:
         ("deliveries", "show", missing),
         ("deliveries", "redeliver", missing),
         ("deliveries", "recover", "--subscription", missing, "--since", "2026-08-01T00:00:00Z"),
+        ("deliveries", "replay", "--subscription", missing, "--since", "2026-08-01T00:00:00Z"),
     ):
         code, _, err = cli(*argv)
         assert code == 1, argv
@@ -220,6 +222,38 @@ def test_invalid_updates_are_refused_and_change_nothing(
     assert (code, out) == (2, "")
     assert message in err
     assert store.subscription(uuid.UUID(ident)) == before
+
+
+def test_replay_queues_the_stored_events_of_the_range_a_subscription_was_not_sent(
+    cli: Run, store: Store
+) -> None:
+    """Events read before the subscription existed (kept in the event store) are queued for it,
+    oldest first, filtered like live ones, once only."""
+
+    def at(event: DomainEvent, days_ago: float) -> DomainEvent:
+        stamp = (NOW - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z")
+        return replace(event, time=stamp)
+
+    early = at(domain_event(1), 2)
+    later = at(domain_event(2), 1)
+    other_type = at(domain_event(3, catalogue="application.health_changed"), 1)
+    too_old = at(domain_event(4), 10)
+    store.record_events(
+        [(e, encode_domain_event(e), []) for e in (later, other_type, too_old, early)], now=NOW
+    )
+    ident = _create(cli, "--event-type", "rollout.*")
+    argv = ("deliveries", "replay", "--subscription", ident, "--since", "2026-08-13T00:00:00Z")
+    code, out, err = cli(*argv, "--until", NOW.isoformat())
+    assert code == 0, err
+    assert out == f"2 events queued for {ident}"
+    assert cli(*argv)[1] == f"0 events queued for {ident}"  # nothing twice
+    oldest_first = reversed(store.deliveries(subscription_id=uuid.UUID(ident)))
+    assert [d["event_id"] for d in oldest_first] == [early.id, later.id]
+    [due] = store.claim_due(now=NOW, limit=10, lease_s=60)  # ordered: the later one waits
+    assert due.event_id == early.id
+    code, _, err = cli(*argv, "--until", "2026-08-01T00:00:00Z")
+    assert code == 2
+    assert "--until must be after --since" in err
 
 
 def test_a_rate_limit_is_set_at_creation_changed_and_lifted(cli: Run, store: Store) -> None:

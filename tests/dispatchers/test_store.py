@@ -263,6 +263,26 @@ def test_clean_up_deletes_old_deliveries_by_status_with_their_attempts_and_event
     assert attempts == (2,)
 
 
+def test_events_no_subscription_wanted_are_kept_for_the_retention_then_cleaned(
+    store: Store, database_url: str
+) -> None:
+    old, recent = _event(1, name="old"), _event(2, name="recent")
+    assert (
+        store.record_events([(e, encode_domain_event(e), []) for e in (old, recent)], now=NOW) == 0
+    )
+    with psycopg.connect(database_url) as conn:
+        for event, age in ((old, 31), (recent, 29)):
+            conn.execute(
+                "UPDATE events SET received_at = %s WHERE id = %s",
+                (NOW - timedelta(days=age), event.id),
+            )
+    store.clean_up(
+        now=NOW, delivered_for=timedelta(days=30), failed_for=timedelta(days=90), batch=1
+    )
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT id FROM events").fetchall() == [(recent.id,)]
+
+
 def test_only_one_clean_up_runs_at_a_time(store: Store, database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", (0x48455243,))
