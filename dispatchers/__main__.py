@@ -24,6 +24,7 @@ from dispatchers.http import HttpResult, HttpSender
 from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource
 from dispatchers.outcomes import Outcome, RetryAfterBounds
 from dispatchers.postgres import DueDelivery, Store, StoreError
+from dispatchers.sealing import SealError
 from dispatchers.sending import SendingLoop
 from dispatchers.settings import DispatcherSettings, SettingsError
 from herald_runtime import health
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> None:
             "dispatcher: bad setting: HERALD_KAFKA_BOOTSTRAP is required to run the dispatcher"
         )
     try:
-        store = Store.open(settings.database_url, max_size=settings.workers + 2)
+        store = Store.open(
+            settings.database_url, max_size=settings.workers + 2, keyring=settings.secrets_keyring
+        )
     except StoreError as e:
         sys.exit(f"dispatcher: HERALD_DATABASE_URL: {e}")
     try:
@@ -63,9 +66,27 @@ def main(argv: list[str] | None = None) -> None:
                     args, store, print, secret_grace=timedelta(seconds=settings.secret_grace_s)
                 )
             )
+        _check_secrets(settings, store)
         serve(settings, store, bootstrap=settings.kafka_bootstrap)
     finally:
         store.close()
+
+
+def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
+    """Every stored secret must open with the keyring, or the dispatcher does not start."""
+    try:
+        unsealed = store.check_secrets()
+    except SealError as e:
+        sys.exit(f"dispatcher: bad setting: HERALD_SECRETS_KEYS: {e}")
+    except StoreError as e:
+        sys.exit(f"dispatcher: HERALD_DATABASE_URL: {e}")
+    if settings.secrets_keyring.sealing_key is None:
+        log.warning("HERALD_SECRETS_KEYS is not set: webhook secrets are stored as given")
+    elif unsealed:
+        log.warning(
+            "%d webhook secrets are stored unsealed: run `python -m dispatchers secrets reseal`",
+            unsealed,
+        )
 
 
 CONSUMER_TURN_LIMIT_S = 120.0

@@ -14,6 +14,7 @@
     python -m dispatchers subscriptions disable ID [--reason TEXT]
     python -m dispatchers subscriptions enable ID
     python -m dispatchers subscriptions rotate-secret ID --secret NEW
+    python -m dispatchers secrets reseal
     python -m dispatchers deliveries list [--subscription ID] [--status S] [--event ID]
                                           [--object CLUSTER/NAMESPACE/KIND/NAME] [--limit N] [--json]
     python -m dispatchers deliveries show ID [--json]
@@ -40,6 +41,7 @@ from typing import Any
 from dispatchers.addresses import UrlError, check_url
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store, StoreError, Subscription
+from dispatchers.sealing import SealError
 from dispatchers.signing import SecretError, redact, secret_key
 from herald_contracts import EVENT_TYPES
 
@@ -60,6 +62,43 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="consume the domain topic and deliver webhooks (the default)")
     commands.add_parser("migrate", help="apply the database migrations (idempotent)")
 
+    _subscription_commands(commands)
+    secrets = commands.add_parser("secrets", help="webhook secrets at rest")
+    sealing = secrets.add_subparsers(dest="action", required=True)
+    sealing.add_parser(
+        "reseal",
+        help="seal every stored secret with the first key of HERALD_SECRETS_KEYS (those stored"
+        " as given, or sealed with an older key)",
+    )
+
+    deliveries = commands.add_parser("deliveries", help="read the delivery log, redeliver")
+    dl = deliveries.add_subparsers(dest="action", required=True)
+    listing = _json(dl.add_parser("list", help="list deliveries, newest first"))
+    listing.add_argument("--subscription", type=_uuid)
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--event", help="one event's deliveries (its id, the webhook-id)")
+    listing.add_argument(
+        "--object", help="what was sent about one object: CLUSTER/NAMESPACE/KIND/NAME"
+    )
+    listing.add_argument("--limit", type=int, default=100)
+    _json(_with_id(dl.add_parser("show", help="one delivery with every attempt")))
+    _with_id(dl.add_parser("redeliver", help="send it again now, with a new round of tries"))
+    recover = dl.add_parser("recover", help="requeue every failed delivery in a time range")
+    recover.add_argument("--subscription", type=_uuid, required=True)
+    recover.add_argument("--since", type=_time, required=True)
+    recover.add_argument("--until", type=_time)
+    replay = dl.add_parser(
+        "replay",
+        help="send a subscription the stored events of a time range it has not been sent"
+        " (created later, disabled meanwhile, filters widened since)",
+    )
+    replay.add_argument("--subscription", type=_uuid, required=True)
+    replay.add_argument("--since", type=_time, required=True, help="event time, inclusive")
+    replay.add_argument("--until", type=_time, help="event time, exclusive")
+    return root
+
+
+def _subscription_commands(commands: Any) -> None:
     subscriptions = commands.add_parser("subscriptions", help="manage subscriptions")
     sub = subscriptions.add_subparsers(dest="action", required=True)
     create = sub.add_parser("create", help="create a subscription; prints its id")
@@ -110,32 +149,6 @@ def parser() -> argparse.ArgumentParser:
         )
     )
     rotate.add_argument("--secret", required=True, help="the new whsec_<base64>")
-
-    deliveries = commands.add_parser("deliveries", help="read the delivery log, redeliver")
-    dl = deliveries.add_subparsers(dest="action", required=True)
-    listing = _json(dl.add_parser("list", help="list deliveries, newest first"))
-    listing.add_argument("--subscription", type=_uuid)
-    listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--event", help="one event's deliveries (its id, the webhook-id)")
-    listing.add_argument(
-        "--object", help="what was sent about one object: CLUSTER/NAMESPACE/KIND/NAME"
-    )
-    listing.add_argument("--limit", type=int, default=100)
-    _json(_with_id(dl.add_parser("show", help="one delivery with every attempt")))
-    _with_id(dl.add_parser("redeliver", help="send it again now, with a new round of tries"))
-    recover = dl.add_parser("recover", help="requeue every failed delivery in a time range")
-    recover.add_argument("--subscription", type=_uuid, required=True)
-    recover.add_argument("--since", type=_time, required=True)
-    recover.add_argument("--until", type=_time)
-    replay = dl.add_parser(
-        "replay",
-        help="send a subscription the stored events of a time range it has not been sent"
-        " (created later, disabled meanwhile, filters widened since)",
-    )
-    replay.add_argument("--subscription", type=_uuid, required=True)
-    replay.add_argument("--since", type=_time, required=True, help="event time, inclusive")
-    replay.add_argument("--until", type=_time, help="event time, exclusive")
-    return root
 
 
 def _with_id(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -200,6 +213,9 @@ def run_admin(
     except StoreError as e:
         complain(f"error: the database: {e}")
         return 1
+    except SealError as e:
+        complain(f"error: HERALD_SECRETS_KEYS: {e}")
+        return 2
 
 
 def _stderr(line: str) -> None:
@@ -289,6 +305,12 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
         if not store.redeliver(args.id, now=now):
             return _missing(err, "delivery", args.id)
         out(f"{args.id} will be sent again")
+        return 0
+    if command == ("secrets", "reseal"):
+        key = store.sealing_key
+        if key is None:
+            raise InputError("HERALD_SECRETS_KEYS is not set: there is no key to seal with")
+        out(f"{store.reseal()} subscriptions resealed with key {key!r}")
         return 0
     if command in (("deliveries", "recover"), ("deliveries", "replay")):
         return _requeue(args, store, out, err, now=now)

@@ -26,6 +26,8 @@ from psycopg_pool import ConnectionPool
 
 from dispatchers.matching import SubscriptionFilter, matches
 from dispatchers.outcomes import Outcome, Verdict
+from dispatchers.sealing import PREFIX as SEALED
+from dispatchers.sealing import Keyring
 from dispatchers.throttling import Bucket
 from herald_contracts import ContractError, DomainEvent, decode_domain_event
 
@@ -147,19 +149,20 @@ class AttemptRecord:
 
 
 class Store:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, keyring: Keyring | None = None) -> None:
         self._pool = pool
+        self._keyring = keyring or Keyring()
         self.last_error: str | None = None
         """Why the last statement failed to reach the database; None once one succeeds again."""
 
     @classmethod
-    def open(cls, url: str, *, max_size: int = 4) -> Store:
+    def open(cls, url: str, *, max_size: int = 4, keyring: Keyring | None = None) -> Store:
         pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False)
         try:
             pool.open(wait=True, timeout=10)
         except psycopg.Error as e:
             raise StoreError(f"cannot connect to the database: {e}") from e
-        return cls(pool)
+        return cls(pool, keyring=keyring)
 
     def close(self) -> None:
         self._pool.close()
@@ -231,7 +234,7 @@ class Store:
                 (
                     subscription_id,
                     url,
-                    list(secrets),
+                    [self._keyring.seal(s, subscription=subscription_id) for s in secrets],
                     list(filter.event_types),
                     list(filter.clusters),
                     list(filter.namespaces),
@@ -248,13 +251,13 @@ class Store:
                 "SELECT * FROM subscriptions WHERE enabled OR NOT %s ORDER BY created_at, id",
                 (enabled_only,),
             )
-            return [_subscription(row) for row in cur.fetchall()]
+            return [self._subscription(row) for row in cur.fetchall()]
 
     def subscription(self, subscription_id: uuid.UUID) -> Subscription | None:
         with self._cursor() as cur:
             cur.execute("SELECT * FROM subscriptions WHERE id = %s", (subscription_id,))
             row = cur.fetchone()
-            return _subscription(row) if row is not None else None
+            return self._subscription(row) if row is not None else None
 
     def set_enabled(
         self, subscription_id: uuid.UUID, *, enabled: bool, reason: str | None, now: datetime
@@ -270,6 +273,59 @@ class Store:
                 {"enabled": enabled, "reason": reason, "now": now, "id": subscription_id},
             )
             return cur.rowcount == 1
+
+    @property
+    def sealing_key(self) -> str | None:
+        """The id of the key new secrets are sealed with; None: stored as given."""
+        return self._keyring.sealing_key
+
+    def _subscription(self, row: dict[str, Any]) -> Subscription:
+        return _subscription(row, self._keyring)
+
+    def check_secrets(self) -> int:
+        """Open every stored secret (current and retired); raise SealError naming the first that
+        the keyring cannot open. Returns how many secrets are stored as given (not sealed)."""
+        with self._cursor() as cur:
+            cur.execute("SELECT id, secrets, retired_secrets FROM subscriptions")
+            unsealed = 0
+            for row in cur.fetchall():
+                for stored in (*row["secrets"], *row["retired_secrets"]):
+                    self._keyring.open(stored, subscription=row["id"])
+                    unsealed += not stored.startswith(SEALED)
+            return unsealed
+
+    def reseal(self) -> int:
+        """Seal every stored secret with the keyring's sealing key (those stored as given, or
+        sealed with an older key); return how many subscriptions changed."""
+        changed = 0
+        with self._cursor() as cur:
+            cur.execute("SELECT id, secrets, retired_secrets FROM subscriptions FOR UPDATE")
+            for row in cur.fetchall():
+                columns = {}
+                for column in ("secrets", "retired_secrets"):
+                    stored = row[column]
+                    if all(self._keyring.is_current(s) for s in stored):
+                        continue
+                    columns[column] = [
+                        self._keyring.seal(
+                            self._keyring.open(s, subscription=row["id"]), subscription=row["id"]
+                        )
+                        for s in stored
+                    ]
+                if columns:
+                    cur.execute(
+                        "UPDATE subscriptions SET"
+                        " secrets = COALESCE(%(secrets)s::text[], secrets),"
+                        " retired_secrets = COALESCE(%(retired)s::text[], retired_secrets)"
+                        " WHERE id = %(id)s",
+                        {
+                            "secrets": columns.get("secrets"),
+                            "retired": columns.get("retired_secrets"),
+                            "id": row["id"],
+                        },
+                    )
+                    changed += 1
+        return changed
 
     def update_subscription(
         self,
@@ -334,7 +390,12 @@ class Store:
             cur.execute(
                 "UPDATE subscriptions SET retired_secrets = secrets, secrets = ARRAY[%s],"
                 " retired_until = %s, updated_at = %s WHERE id = %s",
-                (secret, now + grace, now, subscription_id),
+                (
+                    self._keyring.seal(secret, subscription=subscription_id),
+                    now + grace,
+                    now,
+                    subscription_id,
+                ),
             )
             return cur.rowcount == 1
 
@@ -498,7 +559,10 @@ class Store:
                     event_id=row["event_id"],
                     subscription_id=row["subscription_id"],
                     url=row["url"],
-                    secrets=tuple(row["secrets"]),
+                    secrets=tuple(
+                        self._keyring.open(s, subscription=row["subscription_id"])
+                        for s in row["secrets"]
+                    ),
                     body=row["body"].encode(),
                     attempt_number=row["attempt_count"] + 1,
                     round_attempt=row["attempt_count"] - row["round_start"] + 1,
@@ -911,11 +975,11 @@ def _matches(subscription: Subscription, row: dict[str, Any]) -> bool:
     return matches(subscription.filter, event)
 
 
-def _subscription(row: dict[str, Any]) -> Subscription:
+def _subscription(row: dict[str, Any], keyring: Keyring) -> Subscription:
     return Subscription(
         id=row["id"],
         url=row["url"],
-        secrets=tuple(row["secrets"]),
+        secrets=tuple(keyring.open(s, subscription=row["id"]) for s in row["secrets"]),
         filter=SubscriptionFilter(
             event_types=tuple(row["event_types"]),
             clusters=tuple(row["clusters"]),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dispatchers.outcomes import DEFAULT_RETRY_SCHEDULE_S
+from dispatchers.sealing import Keyring, SealError
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC
 
 
@@ -73,6 +74,9 @@ class DispatcherSettings:
     disable_after_s: float = 5 * 86400.0
     """HERALD_DISABLE_AFTER_S: a subscription whose every attempt has failed for this long is
     disabled, with the reason recorded (5 days)."""
+    secrets_keyring: Keyring = field(default_factory=Keyring)
+    """HERALD_SECRETS_KEYS: `id:base64key[,...]`, 32-byte keys; the first seals webhook secrets at
+    rest, all open them (`dispatchers.sealing`). Unset: secrets are stored as given."""
     secret_grace_s: float = 86400.0
     """HERALD_SECRET_GRACE_S: after `rotate-secret`, the old secrets keep signing this long."""
     retention_delivered_s: float = 30 * 86400.0
@@ -138,6 +142,10 @@ class DispatcherSettings:
         )
         if retry_after[0] > retry_after[1]:
             raise SettingsError("HERALD_RETRY_AFTER_MIN_S must not exceed HERALD_RETRY_AFTER_MAX_S")
+        try:
+            keyring = Keyring.parse(env.get("HERALD_SECRETS_KEYS"))
+        except SealError as e:
+            raise SettingsError(str(e)) from e
         lease_s = number("HERALD_DISPATCHER_LEASE_S", 60.0, minimum=1)
         total_timeout_s = number("HERALD_HTTP_TOTAL_TIMEOUT_S", 30.0, minimum=0.1)
         if lease_s < 2 * total_timeout_s:
@@ -174,6 +182,7 @@ class DispatcherSettings:
             claim_batch=int(number("HERALD_DISPATCHER_CLAIM_BATCH", 50, minimum=1)),
             lease_s=lease_s,
             total_timeout_s=total_timeout_s,
+            secrets_keyring=keyring,
             idle_poll_s=number("HERALD_DISPATCHER_IDLE_POLL_S", 0.2, minimum=0.01),
             connect_timeout_s=number("HERALD_HTTP_CONNECT_TIMEOUT_S", 5.0, minimum=0.1),
             read_timeout_s=number("HERALD_HTTP_READ_TIMEOUT_S", 15.0, minimum=0.1),

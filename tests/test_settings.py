@@ -137,6 +137,12 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             id="dispatcher-lease-shorter-than-two-attempts",
         ),
         pytest.param(
+            "dispatchers",
+            {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_SECRETS_KEYS": "k1:c2hvcnQ="},
+            "HERALD_SECRETS_KEYS",
+            id="dispatcher-secrets-key-too-short",
+        ),
+        pytest.param(
             "processors",
             {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_PRODUCER_LINGER_MS": "5000"},
             "HERALD_PROCESSOR_PRODUCER_LINGER_MS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import replace
@@ -14,6 +15,7 @@ import pytest
 from dispatchers.cli import parser, run_admin
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import AttemptRecord, DueDelivery, Store
+from dispatchers.sealing import Keyring
 from herald_contracts import DomainEvent, encode_domain_event
 from tests.support import WEBHOOK_SECRET, domain_event
 
@@ -254,6 +256,74 @@ def test_replay_queues_the_stored_events_of_the_range_a_subscription_was_not_sen
     code, _, err = cli(*argv, "--until", "2026-08-01T00:00:00Z")
     assert code == 2
     assert "--until must be after --since" in err
+
+
+K1 = base64.b64encode(bytes(range(32))).decode()
+K2 = base64.b64encode(bytes(range(32, 64))).decode()
+
+
+def _stored_secrets(database_url: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT secrets || retired_secrets FROM subscriptions").fetchone()
+    assert row is not None
+    return list(row[0])
+
+
+def test_with_a_keyring_secrets_are_sealed_at_rest_and_open_for_signing(
+    database_url: str,
+) -> None:
+    sealed = Store.open(database_url, keyring=Keyring.parse(f"k1:{K1}"))
+    try:
+        cli = Run(sealed)
+        ident = _create(cli)
+        assert cli("subscriptions", "rotate-secret", ident, "--secret", NEW_SECRET)[0] == 0
+        stored = _stored_secrets(database_url)
+        assert len(stored) == 2
+        assert all(s.startswith("sealed:v1:k1:") for s in stored)
+        assert not any(SECRET[6:] in s or NEW_SECRET[6:] in s for s in stored)
+        shown = json.loads(cli("subscriptions", "show", ident, "--json")[1])
+        assert shown["secrets"] == [f"whsec_...{NEW_SECRET[-4:]}"]
+        event = domain_event()
+        sealed.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
+        [due] = sealed.claim_due(now=NOW, limit=1, lease_s=60)
+        assert due.secrets == (NEW_SECRET, SECRET)  # what signs: opened
+    finally:
+        sealed.close()
+
+
+def test_reseal_seals_what_was_stored_as_given_and_moves_secrets_to_the_first_key(
+    store: Store, database_url: str
+) -> None:
+    ident = _create(Run(store))
+    assert _stored_secrets(database_url) == [SECRET]
+    for keys, expected in ((f"k1:{K1}", "k1"), (f"k2:{K2},k1:{K1}", "k2")):
+        keyed = Store.open(database_url, keyring=Keyring.parse(keys))
+        try:
+            code, out, err = Run(keyed)("secrets", "reseal")
+            assert code == 0, err
+            assert out == f"1 subscriptions resealed with key {expected!r}"
+            assert (
+                Run(keyed)("secrets", "reseal")[1]
+                == f"0 subscriptions resealed with key {expected!r}"
+            )
+            [stored] = _stored_secrets(database_url)
+            assert stored.startswith(f"sealed:v1:{expected}:")
+        finally:
+            keyed.close()
+    only_k2 = Store.open(database_url, keyring=Keyring.parse(f"k2:{K2}"))
+    try:
+        found = only_k2.subscription(uuid.UUID(ident))
+        assert found is not None
+        assert found.secrets == (SECRET,)
+    finally:
+        only_k2.close()
+    code, out, err = Run(store)("subscriptions", "show", ident)  # no keyring: cannot open
+    assert (code, out) == (2, "")
+    assert "HERALD_SECRETS_KEYS" in err
+    assert "k2" in err
+    code, _, err = Run(store)("secrets", "reseal")
+    assert code == 2
+    assert "HERALD_SECRETS_KEYS is not set" in err
 
 
 def test_a_rate_limit_is_set_at_creation_changed_and_lifted(cli: Run, store: Store) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import urllib.request
 import uuid
 from collections.abc import Callable
 
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store
+from dispatchers.sealing import Keyring
 from herald_contracts import encode_domain_event
 from herald_dev import infra
 from herald_dev.processes import ServiceProcess
@@ -68,3 +70,41 @@ def test_metrics_count_deliveries_attempts_and_open_work(
         assert "herald_dispatcher_disabled_subscriptions 0.0" in text
     finally:
         receiver.stop()
+
+
+def test_secrets_sealed_at_rest_sign_and_a_dispatcher_without_the_key_does_not_start(
+    kafka: str,
+    topics: Topics,
+    database_url: str,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    keys = "k1:" + base64.b64encode(bytes(range(32))).decode()
+    sealed = Store.open(database_url, keyring=Keyring.parse(keys))
+    receiver = Receiver(secret=SECRET)
+    receiver.serve()
+    try:
+        sealed.create_subscription(
+            url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
+        )
+        events = [domain_event(n) for n in range(3)]
+        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+        env = {
+            **topics.env(),
+            "HERALD_DATABASE_URL": database_url,
+            "HERALD_DISPATCHER_GROUP_ID": f"sealed-{uuid.uuid4().hex[:8]}",
+            "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
+        }
+        without_key = services("dispatchers", env)
+        assert wait_until(lambda: not without_key.alive, timeout_s=30)
+        assert without_key.stop() not in (0, None)
+        log = without_key.log_tail(20)
+        assert "bad setting: HERALD_SECRETS_KEYS" in log
+        assert "sealed with key 'k1'" in log
+        assert "Traceback" not in log
+        services("dispatchers", {**env, "HERALD_SECRETS_KEYS": keys})
+        assert wait_until(lambda: len(receiver.received) >= 3, timeout_s=60)
+        assert all(r.verified for r in receiver.received), [r.reason for r in receiver.received]
+        assert {r.headers["webhook-id"] for r in receiver.received} == {e.id for e in events}
+    finally:
+        receiver.stop()
+        sealed.close()
