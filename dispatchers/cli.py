@@ -5,12 +5,14 @@
     python -m dispatchers subscriptions create --url URL --secret SECRET [--event-type P]...
                                                [--cluster P]... [--namespace P]... [--name P]...
                                                [--unordered] [--rate-limit N]
+                                               [--header 'Name: value']...
     python -m dispatchers subscriptions list [--json]
     python -m dispatchers subscriptions show ID [--json]
     python -m dispatchers subscriptions update ID [--url URL] [--event-type P]... [--cluster P]...
                                                [--namespace P]... [--name P]...
                                                [--ordered | --unordered]
-                                               [--rate-limit N | --no-rate-limit] [--json]
+                                               [--rate-limit N | --no-rate-limit]
+                                               [--header 'Name: value'... | --no-headers] [--json]
     python -m dispatchers subscriptions disable ID [--reason TEXT]
     python -m dispatchers subscriptions enable ID
     python -m dispatchers subscriptions rotate-secret ID --secret NEW
@@ -39,6 +41,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from dispatchers.addresses import UrlError, check_url
+from dispatchers.custom_headers import HeaderError, parse_headers, redact_value
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store, StoreError, Subscription
 from dispatchers.sealing import SealError
@@ -114,6 +117,7 @@ def _subscription_commands(commands: Any) -> None:
         "--unordered", action="store_true", help="do not hold an object's later events back"
     )
     create.add_argument("--rate-limit", type=_rate, help=RATE_HELP)
+    create.add_argument("--header", action="append", default=[], help=HEADER_HELP)
     update = _json(
         _with_id(
             sub.add_parser(
@@ -137,6 +141,9 @@ def _subscription_commands(commands: Any) -> None:
     limiting = update.add_mutually_exclusive_group()
     limiting.add_argument("--rate-limit", type=_rate, help=RATE_HELP)
     limiting.add_argument("--no-rate-limit", action="store_true", help="lift the rate limit")
+    heading = update.add_mutually_exclusive_group()
+    heading.add_argument("--header", action="append", help=HEADER_HELP + " (replaces them all)")
+    heading.add_argument("--no-headers", action="store_true", help="send no headers of its own")
     _json(sub.add_parser("list", help="list subscriptions"))
     _json(_with_id(sub.add_parser("show", help="one subscription")))
     disable = _with_id(sub.add_parser("disable", help="stop delivering to it"))
@@ -168,6 +175,9 @@ def _uuid(text: str) -> uuid.UUID:
         raise argparse.ArgumentTypeError(f"not an id: {text!r}") from None
 
 
+HEADER_HELP = (
+    "'Name: value' added to every webhook, e.g. 'Authorization: Bearer ...' (sealed at rest)"
+)
 RATE_HELP = "at most N messages per second to it, across every dispatcher (e.g. 5 or 0.5)"
 
 
@@ -248,6 +258,7 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
             ),
             ordered=not args.unordered,
             rate_limit_per_s=args.rate_limit,
+            headers=_checked_headers(args.header) or (),
         )
         out(str(subscription_id))
         return 0
@@ -355,12 +366,13 @@ def _update(
         "names": args.name,
         "ordered": args.ordered,
         "rate_limit_per_s": args.rate_limit,
+        "headers": () if args.no_headers else _checked_headers(args.header),
     }
     url = _checked_url(args.url) if args.url is not None else None
     if url is None and not args.no_rate_limit and all(v is None for v in changes.values()):
         raise InputError(
             "nothing to update: give --url, --event-type, --cluster, --namespace, --name,"
-            " --ordered, --unordered, --rate-limit or --no-rate-limit"
+            " --ordered, --unordered, --rate-limit, --no-rate-limit, --header or --no-headers"
         )
     if not store.update_subscription(
         args.id, now=now, url=url, unlimited=args.no_rate_limit, **changes
@@ -371,6 +383,15 @@ def _update(
         return _missing(err, "subscription", args.id)
     _show(_subscription_view(updated), as_json=args.json, out=out)
     return 0
+
+
+def _checked_headers(texts: list[str] | None) -> tuple[tuple[str, str], ...] | None:
+    if texts is None:
+        return None
+    try:
+        return parse_headers(texts)
+    except HeaderError as e:
+        raise InputError(f"--header: {e}") from e
 
 
 def _checked_url(url: str) -> str:
@@ -414,6 +435,7 @@ def _subscription_view(subscription: Subscription) -> dict[str, Any]:
         "names": list(subscription.filter.names),
         "ordered": subscription.ordered,
         "rate_limit_per_s": subscription.rate_limit_per_s,
+        "headers": {name: redact_value(value) for name, value in subscription.headers},
         "enabled": subscription.enabled,
         "disabled_reason": subscription.disabled_reason,
         "created_at": subscription.created_at.isoformat(),

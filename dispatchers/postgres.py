@@ -102,6 +102,8 @@ class Subscription:
     updated_at: datetime
     rate_limit_per_s: float | None = None
     """Messages per second at most (across every replica); None: unlimited."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Added to every webhook (opened)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class DueDelivery:
     into the retry schedule."""
     claim: uuid.UUID
     """The token of the claim this delivery was leased with."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """The subscription's own headers (opened)."""
     event_time: datetime | None = None
     """When the event was observed in the cluster (for the end-to-end latency)."""
 
@@ -225,12 +229,14 @@ class Store:
         filter: SubscriptionFilter,
         ordered: bool,
         rate_limit_per_s: float | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> uuid.UUID:
         subscription_id = uuid.uuid4()
         with self._cursor() as cur:
             cur.execute(
                 "INSERT INTO subscriptions (id, url, secrets, event_types, clusters, namespaces,"
-                " names, ordered, rate_limit_per_s) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " names, ordered, rate_limit_per_s, headers)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     subscription_id,
                     url,
@@ -241,9 +247,22 @@ class Store:
                     list(filter.names),
                     ordered,
                     rate_limit_per_s,
+                    Jsonb(self._sealed_headers(headers, subscription_id)),
                 ),
             )
         return subscription_id
+
+    def _sealed_headers(
+        self, headers: Sequence[tuple[str, str]], subscription: uuid.UUID
+    ) -> dict[str, str]:
+        return {n: self._keyring.seal(v, subscription=subscription) for n, v in headers}
+
+    def _opened_headers(
+        self, stored: dict[str, str], subscription: uuid.UUID
+    ) -> tuple[tuple[str, str], ...]:
+        return tuple(
+            (n, self._keyring.open(v, subscription=subscription)) for n, v in stored.items()
+        )
 
     def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]:
         with self._cursor() as cur:
@@ -286,10 +305,10 @@ class Store:
         """Open every stored secret (current and retired); raise SealError naming the first that
         the keyring cannot open. Returns how many secrets are stored as given (not sealed)."""
         with self._cursor() as cur:
-            cur.execute("SELECT id, secrets, retired_secrets FROM subscriptions")
+            cur.execute("SELECT id, secrets, retired_secrets, headers FROM subscriptions")
             unsealed = 0
             for row in cur.fetchall():
-                for stored in (*row["secrets"], *row["retired_secrets"]):
+                for stored in (*row["secrets"], *row["retired_secrets"], *row["headers"].values()):
                     self._keyring.open(stored, subscription=row["id"])
                     unsealed += not stored.startswith(SEALED)
             return unsealed
@@ -299,9 +318,17 @@ class Store:
         sealed with an older key); return how many subscriptions changed."""
         changed = 0
         with self._cursor() as cur:
-            cur.execute("SELECT id, secrets, retired_secrets FROM subscriptions FOR UPDATE")
+            cur.execute(
+                "SELECT id, secrets, retired_secrets, headers FROM subscriptions FOR UPDATE"
+            )
             for row in cur.fetchall():
-                columns = {}
+                columns: dict[str, Any] = {}
+                if not all(self._keyring.is_current(v) for v in row["headers"].values()):
+                    columns["headers"] = Jsonb(
+                        self._sealed_headers(
+                            self._opened_headers(row["headers"], row["id"]), row["id"]
+                        )
+                    )
                 for column in ("secrets", "retired_secrets"):
                     stored = row[column]
                     if all(self._keyring.is_current(s) for s in stored):
@@ -316,11 +343,13 @@ class Store:
                     cur.execute(
                         "UPDATE subscriptions SET"
                         " secrets = COALESCE(%(secrets)s::text[], secrets),"
-                        " retired_secrets = COALESCE(%(retired)s::text[], retired_secrets)"
+                        " retired_secrets = COALESCE(%(retired)s::text[], retired_secrets),"
+                        " headers = COALESCE(%(headers)s::jsonb, headers)"
                         " WHERE id = %(id)s",
                         {
                             "secrets": columns.get("secrets"),
                             "retired": columns.get("retired_secrets"),
+                            "headers": columns.get("headers"),
                             "id": row["id"],
                         },
                     )
@@ -340,6 +369,7 @@ class Store:
         ordered: bool | None = None,
         rate_limit_per_s: float | None = None,
         unlimited: bool = False,
+        headers: Sequence[tuple[str, str]] | None = None,
     ) -> bool:
         """Change what is given (None: keep; `unlimited` lifts the rate limit). A new URL is a
         new endpoint: its failure streak starts afresh. Deliveries not yet sent go to the new URL
@@ -364,6 +394,7 @@ class Store:
                 "   ELSE COALESCE(%(rate)s::float8, rate_limit_per_s) END,"
                 " rate_tokens = CASE WHEN %(unlimited)s OR %(rate)s::float8 IS NOT NULL"
                 "   THEN NULL ELSE rate_tokens END,"
+                " headers = COALESCE(%(headers)s::jsonb, headers),"
                 " updated_at = %(now)s"
                 " WHERE id = %(id)s",
                 {
@@ -375,6 +406,11 @@ class Store:
                     "ordered": ordered,
                     "rate": rate_limit_per_s,
                     "unlimited": unlimited,
+                    "headers": (
+                        None
+                        if headers is None
+                        else Jsonb(self._sealed_headers(headers, subscription_id))
+                    ),
                     "now": now,
                     "id": subscription_id,
                 },
@@ -541,7 +577,7 @@ class Store:
                 FROM subscriptions s, events ev
                 WHERE d.id = ANY(%(ids)s) AND s.id = d.subscription_id AND ev.id = d.event_id
                 RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
-                          s.url, ev.body, ev.time,
+                          s.url, s.headers, ev.body, ev.time,
                           s.secrets || CASE WHEN s.retired_until > %(now)s
                                             THEN s.retired_secrets ELSE '{}' END AS secrets
                 """,
@@ -567,6 +603,7 @@ class Store:
                     attempt_number=row["attempt_count"] + 1,
                     round_attempt=row["attempt_count"] - row["round_start"] + 1,
                     claim=claim,
+                    headers=self._opened_headers(row["headers"], row["subscription_id"]),
                     event_time=row["time"],
                 )
                 for row in (rows[delivery] for delivery, _ in chosen)
@@ -992,6 +1029,9 @@ def _subscription(row: dict[str, Any], keyring: Keyring) -> Subscription:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         rate_limit_per_s=row["rate_limit_per_s"],
+        headers=tuple(
+            (n, keyring.open(v, subscription=row["id"])) for n, v in row["headers"].items()
+        ),
     )
 
 

@@ -51,6 +51,7 @@ class ClaimStore(Protocol):
 
 def webhook_headers(delivery: DueDelivery, *, timestamp: int) -> dict[str, str]:
     return {
+        **dict(delivery.headers),  # the subscription's own; never one of those below
         "Content-Type": CONTENT_TYPE,
         "webhook-id": delivery.event_id,
         "webhook-timestamp": str(timestamp),

@@ -275,7 +275,12 @@ def test_with_a_keyring_secrets_are_sealed_at_rest_and_open_for_signing(
     sealed = Store.open(database_url, keyring=Keyring.parse(f"k1:{K1}"))
     try:
         cli = Run(sealed)
-        ident = _create(cli)
+        ident = _create(cli, "--header", "Authorization: Bearer 0123456789abcdef")
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT headers FROM subscriptions").fetchone()
+        assert row is not None
+        assert row[0]["Authorization"].startswith("sealed:v1:k1:")
+        assert "0123456789abcdef" not in json.dumps(row[0])
         assert cli("subscriptions", "rotate-secret", ident, "--secret", NEW_SECRET)[0] == 0
         stored = _stored_secrets(database_url)
         assert len(stored) == 2
@@ -287,6 +292,8 @@ def test_with_a_keyring_secrets_are_sealed_at_rest_and_open_for_signing(
         sealed.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
         [due] = sealed.claim_due(now=NOW, limit=1, lease_s=60)
         assert due.secrets == (NEW_SECRET, SECRET)  # what signs: opened
+        assert due.headers == (("Authorization", "Bearer 0123456789abcdef"),)
+        assert shown["headers"] == {"Authorization": "...cdef"}
     finally:
         sealed.close()
 
@@ -294,7 +301,7 @@ def test_with_a_keyring_secrets_are_sealed_at_rest_and_open_for_signing(
 def test_reseal_seals_what_was_stored_as_given_and_moves_secrets_to_the_first_key(
     store: Store, database_url: str
 ) -> None:
-    ident = _create(Run(store))
+    ident = _create(Run(store), "--header", "X-Team: payments")
     assert _stored_secrets(database_url) == [SECRET]
     for keys, expected in ((f"k1:{K1}", "k1"), (f"k2:{K2},k1:{K1}", "k2")):
         keyed = Store.open(database_url, keyring=Keyring.parse(keys))
@@ -308,6 +315,10 @@ def test_reseal_seals_what_was_stored_as_given_and_moves_secrets_to_the_first_ke
             )
             [stored] = _stored_secrets(database_url)
             assert stored.startswith(f"sealed:v1:{expected}:")
+            with psycopg.connect(database_url) as conn:
+                row = conn.execute("SELECT headers->>'X-Team' FROM subscriptions").fetchone()
+            assert row is not None
+            assert row[0].startswith(f"sealed:v1:{expected}:")
         finally:
             keyed.close()
     only_k2 = Store.open(database_url, keyring=Keyring.parse(f"k2:{K2}"))
@@ -315,6 +326,7 @@ def test_reseal_seals_what_was_stored_as_given_and_moves_secrets_to_the_first_ke
         found = only_k2.subscription(uuid.UUID(ident))
         assert found is not None
         assert found.secrets == (SECRET,)
+        assert found.headers == (("X-Team", "payments"),)
     finally:
         only_k2.close()
     code, out, err = Run(store)("subscriptions", "show", ident)  # no keyring: cannot open
@@ -324,6 +336,35 @@ def test_reseal_seals_what_was_stored_as_given_and_moves_secrets_to_the_first_ke
     code, _, err = Run(store)("secrets", "reseal")
     assert code == 2
     assert "HERALD_SECRETS_KEYS is not set" in err
+
+
+def test_headers_are_set_replaced_and_cleared_and_bad_ones_refused(
+    cli: Run, store: Store, database_url: str
+) -> None:
+    ident = _create(cli, "--header", "X-Api-Key: 0123456789abcdef0000")
+    code, out, err = cli("subscriptions", "update", ident, "--header", "X-Team: payments", "--json")
+    assert code == 0, err
+    assert json.loads(out)["headers"] == {"X-Team": "..."}
+    found = store.subscription(uuid.UUID(ident))
+    assert found is not None
+    assert found.headers == (("X-Team", "payments"),)
+    assert (
+        json.loads(cli("subscriptions", "update", ident, "--no-headers", "--json")[1])["headers"]
+        == {}
+    )
+    code, out, err = cli(
+        "subscriptions",
+        "create",
+        "--url",
+        "https://x.example/h",
+        "--secret",
+        SECRET,
+        "--header",
+        "webhook-id: forged",
+    )
+    assert (code, out) == (2, "")
+    assert "--header: 'webhook-id' is set by the delivery itself" in err
+    assert _count(database_url, "subscriptions") == 1
 
 
 def test_a_rate_limit_is_set_at_creation_changed_and_lifted(cli: Run, store: Store) -> None:

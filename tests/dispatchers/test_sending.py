@@ -157,3 +157,24 @@ def test_no_attempt_starts_that_could_outlast_the_lease_of_its_claim(store: Stor
     assert loop.run_once() == 2
     assert sender.posted == 3
     assert len(store.claim_due(now=datetime.now(UTC), limit=10, lease_s=60)) == 3  # given back
+
+
+def test_a_subscriptions_own_headers_go_with_the_signed_webhook(
+    store: Store, receiver: Receiver
+) -> None:
+    subscription = store.create_subscription(
+        url=receiver.url,
+        secrets=[SECRET],
+        filter=SubscriptionFilter(),
+        ordered=True,
+        headers=[("Authorization", "Bearer 0123456789abcdef"), ("X-Team", "payments")],
+    )
+    store.record_events(
+        [(EVENT, encode_domain_event(EVENT), [subscription])], now=datetime.now(UTC)
+    )
+    assert _loop(store).run_once() == 1
+    [request] = receiver.received
+    assert request.verified, request.reason
+    assert request.headers["authorization"] == "Bearer 0123456789abcdef"
+    assert request.headers["x-team"] == "payments"
+    assert request.headers["content-type"] == "application/cloudevents+json"
