@@ -78,6 +78,7 @@ def _run(infra_env: dict[str, str], state_dir: Path, args: argparse.Namespace) -
         "HERALD_PROCESSOR_DATA_DIR": str(work / "processor-data"),
         "HERALD_HTTP_CONNECT_TIMEOUT_S": "2",
         "HERALD_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver listens on 127.0.0.1
+        "HERALD_SECRETS_KEYS": _demo_keyring(state_dir),  # webhook secrets sealed at rest
     }
     subscription = _dispatchers_cli(
         env, "subscriptions", "create", "--url", url, "--secret", secret, "--cluster", cluster
@@ -116,6 +117,17 @@ def _run(infra_env: dict[str, str], state_dir: Path, args: argparse.Namespace) -
                 f"--- {service.module} ({service.log_path})\n{service.log_tail()}", file=sys.stderr
             )
     return ok
+
+
+def _demo_keyring(state_dir: Path) -> str:
+    """One key for every demo run on this machine (the local database keeps earlier runs'
+    subscriptions, sealed with it), made on first use and kept beside the local state."""
+    path = state_dir / "secrets-keys"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("demo:" + base64.b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _dispatchers_cli(env: dict[str, str], *args: str) -> str:
