@@ -126,6 +126,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         stop=stop,
         on_dead_letter=metrics.DEAD_LETTERS.inc,
         beat=beats.beater("consumer"),
+        on_lag=metrics.observe_lag,
     )
     sender = HttpSender(
         connect_timeout_s=settings.connect_timeout_s,

@@ -46,6 +46,10 @@ class RecordSource(Protocol):
         """Read these records again on the next poll (their batch could not be stored)."""
         ...
 
+    def lag(self) -> dict[int, int]:
+        """Records not read yet, by assigned partition."""
+        ...
+
 
 class DeadLetterSink(Protocol):
     def send(self, record: ConsumedRecord, *, error: str) -> None: ...
@@ -73,12 +77,19 @@ class ConsumingLoop:
     on_dead_letter: Callable[[], None] = lambda: None
     beat: Callable[[], None] = lambda: None
     """Called once per turn (the liveness check: the loop is not stuck)."""
+    on_lag: Callable[[dict[int, int]], None] = lambda lags: None
+    """Told the consumer's lag by partition, every `lag_every_s`."""
+    lag_every_s: float = 5.0
+    _lag_told_at: float = float("-inf")
     _subscriptions: list[Subscription] = field(default_factory=list)
     _refreshed_at: float = float("-inf")
 
     def run(self) -> None:
         while not self.stop.is_set():
             self.beat()
+            if time.monotonic() - self._lag_told_at >= self.lag_every_s:
+                self._lag_told_at = time.monotonic()
+                self.on_lag(self.source.lag())
             try:
                 self.run_once(timeout_s=0.5)
             except StoreError as e:

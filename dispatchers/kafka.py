@@ -70,6 +70,21 @@ class KafkaRecordSource:
                 # No longer assigned (a rebalance): its new owner reads from the committed offset.
                 log.info("not rewinding %s[%d]: %s", topic, partition, e)
 
+    def lag(self) -> dict[int, int]:
+        """Per assigned partition, records not yet read: the high watermark the last fetch saw
+        minus this consumer's position (no broker round trip). Partitions not fetched yet are
+        left out."""
+        lags: dict[int, int] = {}
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return lags
+        for tp in self._consumer.position(assigned):
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high is None or high < 0 or tp.offset < 0:
+                continue
+            lags[tp.partition] = max(0, high - tp.offset)
+        return lags
+
     def close(self) -> None:
         self._consumer.close()
 

@@ -43,6 +43,19 @@ BREAKERS = Gauge(
     ["state"],
 )
 DISABLED = Gauge("herald_dispatcher_disabled_subscriptions", "Subscriptions disabled.")
+CONSUMER_LAG = Gauge(
+    "herald_dispatcher_consumer_lag",
+    "Domain-topic records this dispatcher has not read yet, by partition (of those assigned to it).",
+    ["partition"],
+)
+
+
+def observe_lag(lags: dict[int, int]) -> None:
+    CONSUMER_LAG.clear()  # partitions move between dispatchers
+    for partition, lag in lags.items():
+        CONSUMER_LAG.labels(str(partition)).set(lag)
+
+
 LATE_ATTEMPTS = Counter(
     "herald_dispatcher_late_attempts_total",
     "Attempts recorded after their claim had passed to another worker (the lease ran out first:"

@@ -155,3 +155,31 @@ def test_undecodable_records_go_to_the_dead_letter_topic_with_the_reason(
     assert b"not JSON" in dead.headers[DeadLetterHeader.ERROR]
     assert int(dead.headers[DeadLetterHeader.SOURCE_OFFSET]) >= 0
     assert _committed(kafka, group, topics.domain) == 4
+
+
+def test_the_lag_counts_the_records_not_read_yet(
+    kafka: str, topics: Topics, store: Store, database_url: str
+) -> None:
+    store.create_subscription(
+        url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
+    )
+    events = [_event(n) for n in range(10)]  # one key: one partition
+    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+    loop, source = _loop(kafka, topics, store, f"lag-{uuid.uuid4().hex[:8]}")
+    loop.max_batch = 4
+    read = 0
+    try:
+        for _ in range(60):
+            read += loop.run_once(timeout_s=0.5)
+            if read:
+                break
+        assert 0 < read < 10
+        assert sum(source.lag().values()) == 10 - read
+        for _ in range(60):
+            if read == 10:
+                break
+            read += loop.run_once(timeout_s=0.5)
+        assert read == 10
+        assert sum(source.lag().values()) == 0
+    finally:
+        source.close()

@@ -68,6 +68,16 @@ def test_metrics_count_deliveries_attempts_and_open_work(
         assert "herald_dispatcher_attempt_seconds_count 3.0" in text
         assert 'herald_dispatcher_breakers{state="closed"} 1.0' in text
         assert "herald_dispatcher_disabled_subscriptions 0.0" in text
+        # Every 5 s: the partitions it was assigned and fetched, nothing left to read.
+        lags = wait_until(
+            lambda: [
+                line
+                for line in scrape().splitlines()
+                if line.startswith("herald_dispatcher_consumer_lag{")
+            ],
+            timeout_s=30,
+        )
+        assert all(line.endswith(" 0.0") for line in lags), lags
     finally:
         receiver.stop()
 
