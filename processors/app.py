@@ -42,7 +42,7 @@ from herald_contracts import (
 from processors import timelines
 from processors.interpreting import Occurrence, Outcome, interpret
 from processors.settings import ProcessorSettings
-from processors.stalls import StallGuard
+from processors.stalls import StallGuard, UnreadyGuard
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ LAG = Gauge(
 
 STALLS = Counter(
     "herald_processor_commit_stalls_total",
-    "Worker restarts because a raw partition with records waiting stopped committing.",
+    "Worker restarts by the stall guards: a raw partition with records waiting stopped committing,"
+    " or the worker stayed rebalancing or recovering too long.",
 )
 
 STAGE = "processors"
@@ -225,13 +226,25 @@ def _guard_commits(
 ) -> None:
     """Restart the worker when a raw partition with records waiting stops committing (`stalls`)."""
     guard = StallGuard(after_s=settings.commit_stall_s)
+    unready_guard = UnreadyGuard(after_s=settings.recovery_stall_s)
 
     @app.timer(interval=guard_interval_s(settings))  # type: ignore[untyped-decorator]
     async def guard_commits() -> None:
         beat()
         consumer: Any = app.consumer
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        if app.rebalancing or not recovered:
+        unready = bool(app.rebalancing) or not recovered
+        if unready_guard.check(unready=unready, now=time.monotonic()):
+            log.error(
+                "the worker has been %s for %ss (Faust can hang there, faust issues #21, #133);"
+                " restarting it to start over from the committed offsets",
+                "rebalancing" if app.rebalancing else "recovering its tables",
+                settings.recovery_stall_s,
+            )
+            STALLS.inc()
+            restart()
+            return
+        if unready:
             guard.reset()
             return
         assigned = [tp for tp in consumer.assignment() if tp.topic == settings.raw_topic]

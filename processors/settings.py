@@ -38,6 +38,9 @@ class ProcessorSettings:
     """HERALD_PROCESSOR_COMMIT_STALL_S: how long a raw partition with records waiting may go without
     a commit (Faust can drop records or leave a partition unfetched after a rebalance, faust issue
     #596) before the worker restarts itself to re-read from the committed offsets."""
+    recovery_stall_s: int = 300
+    """HERALD_PROCESSOR_RECOVERY_STALL_S: how long a worker may stay rebalancing or recovering its
+    tables (Faust can hang there) before it restarts itself in place."""
     producer_linger_ms: int = 25
     """HERALD_PROCESSOR_PRODUCER_LINGER_MS: how long the producer gathers domain events and table
     changelog writes into one request (0 to 1000). 25 ms lifts throughput by about 40 % on the
@@ -70,6 +73,7 @@ class ProcessorSettings:
             ("HERALD_OCCURRENCE_WINDOW_S", 43_200, 60),
             ("HERALD_PROCESSOR_SESSION_TIMEOUT_S", 10, 6),
             ("HERALD_PROCESSOR_COMMIT_STALL_S", 30, 4),
+            ("HERALD_PROCESSOR_RECOVERY_STALL_S", 300, 10),
             ("HERALD_PROCESSOR_PRODUCER_LINGER_MS", 25, 0),
         ):
             raw = text(name, str(default))
@@ -86,6 +90,7 @@ class ProcessorSettings:
             occurrence_window_s=numbers["HERALD_OCCURRENCE_WINDOW_S"],
             session_timeout_s=numbers["HERALD_PROCESSOR_SESSION_TIMEOUT_S"],
             commit_stall_s=numbers["HERALD_PROCESSOR_COMMIT_STALL_S"],
+            recovery_stall_s=numbers["HERALD_PROCESSOR_RECOVERY_STALL_S"],
             producer_linger_ms=numbers["HERALD_PROCESSOR_PRODUCER_LINGER_MS"],
             app_id=text("HERALD_PROCESSOR_APP_ID", "herald-processors"),
             raw_topic=text("HERALD_RAW_TOPIC", RAW_TOPIC),

@@ -10,6 +10,10 @@ anything for `after_s` (while the worker is not recovering) is stalled, and `pro
 restarts the worker in place, which re-reads from the committed offsets. Nothing is lost either way:
 an offset is committed only once its record was processed, and a record read again decides the same
 as the first time (`processors.timelines`).
+
+Faust can also hang in a rebalance or a table recovery that never completes (faust issues #21, #74,
+#133): the commit clocks are off then, so `UnreadyGuard` bounds how long a worker may stay
+rebalancing or recovering before it is restarted the same way.
 """
 
 from __future__ import annotations
@@ -49,3 +53,19 @@ class StallGuard:
     def reset(self) -> None:
         """Forget every clock: the worker is recovering or rebalancing, and not expected to commit."""
         self._since.clear()
+
+
+class UnreadyGuard:
+    """Reports a worker that has been rebalancing or recovering its tables for `after_s`."""
+
+    def __init__(self, *, after_s: float) -> None:
+        self.after_s = after_s
+        self._since: float | None = None
+
+    def check(self, *, unready: bool, now: float) -> bool:
+        if not unready:
+            self._since = None
+            return False
+        if self._since is None:
+            self._since = now
+        return now - self._since >= self.after_s

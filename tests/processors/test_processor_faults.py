@@ -66,6 +66,7 @@ def processor_env(topics: Topics, tmp_path: Path) -> dict[str, str]:
         "HERALD_PROCESSOR_APP_ID": f"faults-{uuid.uuid4().hex[:8]}",
         "HERALD_PROCESSOR_DATA_DIR": str(tmp_path / "data"),
         "HERALD_PROCESSOR_COMMIT_STALL_S": "8",
+        "HERALD_PROCESSOR_RECOVERY_STALL_S": "30",
     }
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from processors.stalls import StallGuard
+from processors.stalls import StallGuard, UnreadyGuard
 
 
 def test_a_partition_with_waiting_records_stalls_when_its_commit_stays_put() -> None:
@@ -45,3 +45,19 @@ def test_a_reset_while_recovering_forgets_the_clocks() -> None:
     guard.reset()
     assert guard.check({"p0": (10, 100)}, now=31) == set()
     assert guard.check({"p0": (10, 100)}, now=61) == {"p0"}
+
+
+def test_a_worker_rebalancing_or_recovering_too_long_is_reported() -> None:
+    guard = UnreadyGuard(after_s=30)
+    assert not guard.check(unready=True, now=100)
+    assert not guard.check(unready=True, now=129)
+    assert guard.check(unready=True, now=130)
+
+
+def test_becoming_ready_starts_the_unready_clock_over() -> None:
+    guard = UnreadyGuard(after_s=30)
+    guard.check(unready=True, now=100)
+    assert not guard.check(unready=False, now=125)
+    assert not guard.check(unready=True, now=126)
+    assert not guard.check(unready=True, now=155)
+    assert guard.check(unready=True, now=156)
