@@ -28,12 +28,15 @@ def _event(n: int, *, name: str = "payments") -> DomainEvent:
     )
 
 
-def _subscribe(store: Store, *, ordered: bool = True) -> uuid.UUID:
+def _subscribe(
+    store: Store, *, ordered: bool = True, rate_limit_per_s: float | None = None
+) -> uuid.UUID:
     return store.create_subscription(
         url="http://127.0.0.1:9/hooks",
         secrets=[SECRET],
         filter=SubscriptionFilter(),
         ordered=ordered,
+        rate_limit_per_s=rate_limit_per_s,
     )
 
 
@@ -134,13 +137,7 @@ def test_giving_back_a_claim_that_passed_on_leaves_the_new_claim_alone(store: St
 
 
 def test_a_rate_limited_subscription_is_claimed_no_faster_than_its_rate(store: Store) -> None:
-    limited = store.create_subscription(
-        url="https://slow.example.com/h",
-        secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
-        filter=SubscriptionFilter(),
-        ordered=False,
-        rate_limit_per_s=2,
-    )
+    limited = _subscribe(store, ordered=False, rate_limit_per_s=2)
     free = _subscribe(store, ordered=False)
     events = [_event(n, name=f"svc-{n}") for n in range(10)]
     store.record_events([(e, encode_domain_event(e), [limited, free]) for e in events], now=NOW)
@@ -158,13 +155,7 @@ def test_a_rate_limited_subscription_is_claimed_no_faster_than_its_rate(store: S
 
 
 def test_claims_given_back_return_their_tokens(store: Store) -> None:
-    limited = store.create_subscription(
-        url="https://slow.example.com/h",
-        secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
-        filter=SubscriptionFilter(),
-        ordered=False,
-        rate_limit_per_s=3,
-    )
+    limited = _subscribe(store, ordered=False, rate_limit_per_s=3)
     _record(store, [_event(n, name=f"svc-{n}") for n in range(5)], limited)
     claimed = store.claim_due(now=NOW, limit=50, lease_s=60)
     assert len(claimed) == 3
