@@ -283,6 +283,8 @@ def test_only_one_clean_up_runs_at_a_time(store: Store, database_url: str) -> No
             )
             is None
         )
+        # Released here: a closed connection's locks go only once its server process has ended.
+        other.execute("SELECT pg_advisory_unlock(%s)", (0x48455243,))
     assert (
         store.clean_up(
             now=NOW, delivered_for=timedelta(days=1), failed_for=timedelta(days=1), batch=10
