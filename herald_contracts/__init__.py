@@ -17,6 +17,7 @@ from herald_contracts.domain import (
 )
 from herald_contracts.errors import ContractError
 from herald_contracts.raw import RawRecord, WatchType, decode_raw_record, encode_raw_record, raw_key
+from herald_contracts.times import checked_time, is_time, parse_time
 from herald_contracts.topics import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 
 __all__ = [
@@ -30,11 +31,14 @@ __all__ = [
     "DomainEvent",
     "RawRecord",
     "WatchType",
+    "checked_time",
     "dead_letter_headers",
     "decode_domain_event",
     "decode_raw_record",
     "encode_domain_event",
     "encode_raw_record",
+    "is_time",
     "object_source",
+    "parse_time",
     "raw_key",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald_contracts.errors import ContractError, load_json_object
+from herald_contracts.times import parse_time
 
 SPEC_VERSION = "1.0"
 EVENT_TYPE_PREFIX = "dev.herald."
@@ -87,6 +88,7 @@ def decode_domain_event(data: bytes | None, *, key: bytes | None) -> DomainEvent
         if not isinstance(value, str) or not value:
             raise ContractError(f"CloudEvent attribute {name!r} must be a non-empty string")
         fields[name] = value
+    parse_time(fields["time"], field="CloudEvent attribute 'time'")
     if not fields["type"].startswith(EVENT_TYPE_PREFIX):
         raise ContractError(f"type must start with {EVENT_TYPE_PREFIX!r}")
     data_field = payload.get("data")

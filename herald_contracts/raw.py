@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald_contracts.errors import ContractError, load_json_object
+from herald_contracts.times import checked_time
 
 JsonObject = dict[str, Any]
 
@@ -72,9 +73,7 @@ def decode_raw_record(data: bytes | None) -> RawRecord:
             f"raw record: 'watch_type' must be one of ADDED, MODIFIED, DELETED, "
             f"not {payload.get('watch_type')!r}"
         ) from e
-    collected_at = payload.get("collected_at")
-    if not isinstance(collected_at, str):
-        raise ContractError("raw record: 'collected_at' must be an RFC 3339 string")
+    collected_at = checked_time(payload.get("collected_at"), field="raw record: 'collected_at'")
     obj = payload.get("object")
     if not isinstance(obj, dict):
         raise ContractError("raw record: 'object' must be a JSON object")

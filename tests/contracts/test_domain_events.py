@@ -71,6 +71,12 @@ def test_catalogue_name_is_the_type_without_the_prefix() -> None:
             lambda e: e.update(type="com.example.other"), "dev.herald.", id="foreign-type"
         ),
         pytest.param(lambda e: e.update(data="text"), "'data'", id="data-not-object"),
+        pytest.param(
+            lambda e: e.update(time="20 Aug 2026 09:16"), "RFC 3339", id="time-not-rfc3339"
+        ),
+        pytest.param(
+            lambda e: e.update(time="0000-01-01T00:00:00Z"), "RFC 3339", id="time-year-zero"
+        ),
     ],
 )
 def test_malformed_events_are_refused_with_the_reason(mutate: object, complaint: str) -> None:

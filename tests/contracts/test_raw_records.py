@@ -59,9 +59,19 @@ def test_key_of_an_event_without_involved_object_is_still_stable() -> None:
             id="bookmark-is-not-a-record",
         ),
         pytest.param(
-            b'{"cluster":"c","watch_type":"ADDED","collected_at":"x","object":[]}',
+            b'{"cluster":"c","watch_type":"ADDED","collected_at":"2026-01-01T00:00:00Z","object":[]}',
             "'object'",
             id="object-not-dict",
+        ),
+        pytest.param(
+            b'{"cluster":"c","watch_type":"ADDED","collected_at":"yesterday","object":{}}',
+            "'collected_at' must be an RFC 3339 date-time",
+            id="collected-at-not-a-time",
+        ),
+        pytest.param(
+            b'{"cluster":"c","watch_type":"ADDED","collected_at":1767225600,"object":{}}',
+            "'collected_at' must be an RFC 3339 date-time",
+            id="collected-at-a-number",
         ),
     ],
 )
