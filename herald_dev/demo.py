@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -97,6 +98,8 @@ def _run(infra_env: dict[str, str], state_dir: Path, args: argparse.Namespace) -
         verified = _wait_verified(receiver, args.expect, timeout_s=args.timeout_s)
         ok = verified >= args.expect
         print(f"\n{verified} of {args.expect} expected webhooks received with a valid signature.")
+        # Attempts are recorded after a batch is sent: wait until the log shows what arrived.
+        _wait_logged(env, subscription, verified, timeout_s=30)
         print("\ndelivery log (python -m dispatchers deliveries list):")
         print(_dispatchers_cli(env, "deliveries", "list", "--subscription", subscription))
         if args.keep_running:
@@ -149,6 +152,25 @@ def _wait_verified(receiver: Receiver, expected: int, *, timeout_s: float) -> in
             return verified
         time.sleep(0.2)
     return sum(1 for r in receiver.received if r.verified)
+
+
+def _wait_logged(env: dict[str, str], subscription: str, count: int, *, timeout_s: float) -> None:
+    """Poll the delivery log until `count` deliveries of the subscription are delivered."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        listed = _dispatchers_cli(
+            env,
+            "deliveries",
+            "list",
+            "--subscription",
+            subscription,
+            "--status",
+            "delivered",
+            "--json",
+        )
+        if len(json.loads(listed or "[]")) >= count:
+            return
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,6 +22,7 @@ from herald_dev.fakekube import FakeKube, load_scenario
 from herald_dev.processes import ServiceProcess
 from herald_dev.receiver import Receiver
 from tests.conftest import Topics
+from tests.support import wait_until
 
 SCENARIO = Path(__file__).resolve().parents[1] / "deploy/local/scenarios/canary.jsonl"
 SECRET = "whsec_" + base64.b64encode(b"end-to-end-test-secret-0123456789").decode()
@@ -135,13 +137,21 @@ def test_a_canary_rollout_reaches_subscribers_signed_in_order_and_logged(
     assert body["time"] == stored["lastTimestamp"]
     assert body == received[-1].event  # one event, the same body to both subscribers
 
+    def logged() -> list[tuple[Any, ...]] | None:
+        # The dispatcher records a batch's attempts after sending it: the receiver can have a
+        # webhook before its attempt row exists.
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT d.subscription_id::text, d.status, d.attempt_count, a.status_code, a.error,"
+                " e.body FROM deliveries d JOIN attempts a ON a.delivery_id = d.id"
+                " JOIN events e ON e.id = d.event_id WHERE d.event_id = %s"
+                " ORDER BY d.subscription_id",
+                (body["id"],),
+            ).fetchall()
+        return rows if len(rows) == 2 and all(r[1] != "pending" for r in rows) else None
+
+    rows = wait_until(logged, timeout_s=30)
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT d.subscription_id::text, d.status, d.attempt_count, a.status_code, a.error, e.body"
-            " FROM deliveries d JOIN attempts a ON a.delivery_id = d.id JOIN events e ON e.id = d.event_id"
-            " WHERE d.event_id = %s ORDER BY d.subscription_id",
-            (body["id"],),
-        ).fetchall()
         counts = dict(
             conn.execute(
                 "SELECT subscription_id::text, count(*) FROM deliveries GROUP BY 1"
