@@ -7,7 +7,8 @@ Every Event the API server holds reaches the sink at least once:
   resourceVersion seen (bookmarks included) when the stream ends or breaks;
 - a 410 Expired (on the watch, or on a list's continue token) drops the position: relist;
 - any other API error backs off exponentially with jitter and carries on from the same position;
-- a record Kafka did not take restarts the watch from the checkpoint, which re-reads everything after it.
+- a record Kafka did not take restarts the watch from the checkpoint, which re-reads everything after it,
+  after the same kind of backoff (whatever made Kafka refuse it, the loop never spins).
 
 The checkpoint itself is `collectors.progress.Progress`'s business. The API client is behind the
 `EventSource` protocol (`collectors.kube` is the real one), the producer behind `RecordSink`
@@ -115,6 +116,8 @@ class Watcher:
             self.resource_version = self.progress.checkpoint
         self._log = logging.LoggerAdapter(log, {"cluster": self.cluster})
         self._answered = False
+        self._publish_failures = 0
+        self._restarted_at: str | None = None
 
     def run(self) -> None:
         failures = 0
@@ -123,6 +126,7 @@ class Watcher:
             try:
                 if self.progress.failure is not None:
                     self._restart_from_checkpoint()
+                    continue
                 if self.resource_version is None:
                     self.resource_version = self._relist()
                 self._watch_once(self.resource_version)
@@ -131,8 +135,10 @@ class Watcher:
                 self._log.info("%s; relisting", e)
                 self.observer.relisted("expired")
                 self.resource_version = None
-            except PublishError as e:
-                self._log.warning("%s", e)
+            except PublishError:
+                # `_publish` marked the record failed: the next turn backs off, logs and restarts
+                # from the checkpoint.
+                continue
             except KubeError as e:
                 # Back off on consecutive failures; a stream that worked for a while and then broke
                 # starts the count again.
@@ -143,14 +149,26 @@ class Watcher:
                 self.stop.wait(delay)
 
     def _restart_from_checkpoint(self) -> None:
-        error = self.progress.failure
-        self.resource_version = self.progress.restart()
+        """Wait (longer after each failure that made no progress), then re-read from the checkpoint.
+
+        Without the wait, a record Kafka refuses at once (an unknown topic, a broker that refuses
+        the producer) would make the loop re-read and re-send it as fast as the API server answers.
+        """
+        checkpoint = self.progress.checkpoint
+        if checkpoint != self._restarted_at:
+            self._publish_failures = 0  # the checkpoint moved since the last restart: progress
+        self._publish_failures += 1
+        delay = self.backoff.delay(self._publish_failures, rand=self.rand())
         self._log.warning(
-            "Kafka did not take a record (%s); re-reading from resourceVersion %s",
-            error,
-            self.resource_version or "(relist)",
+            "Kafka did not take a record (%s); re-reading from resourceVersion %s in %.1fs",
+            self.progress.failure,
+            checkpoint or "(relist)",
+            delay,
         )
         self.observer.restarted("publish_failed")
+        if self.stop.wait(delay):
+            return
+        self.resource_version = self._restarted_at = self.progress.restart()
 
     def _relist(self) -> str:
         known = self.progress.checkpoint
@@ -214,7 +232,12 @@ class Watcher:
             else:
                 progress.failed(ticket, error)
 
-        self.sink.publish(record, on_delivery=delivered, stop=self.stop)
+        try:
+            self.sink.publish(record, on_delivery=delivered, stop=self.stop)
+        except PublishError as e:
+            # Not in flight: without this its ticket would stay pending, and the checkpoint with it.
+            progress.failed(ticket, str(e))
+            raise
 
 
 def _resource_version(obj: JsonObject) -> str | None:

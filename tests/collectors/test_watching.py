@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.errors import ExpiredError, KubeError
+from collectors.errors import ExpiredError, KubeError, PublishError
 from collectors.filters import EventFilter, Selection
 from collectors.progress import Progress
 from collectors.watching import Backoff, EventPage, Watcher, WatchEvent
@@ -266,3 +266,87 @@ def test_events_with_missing_fields_are_published_as_they_are() -> None:
     _watcher(source, sink).run()
     assert [r.object for r in sink.records] == [bare]
     assert sink.records[0].key == "c1///"
+
+
+class CountingStop(threading.Event):
+    """A stop event that records every wait (the loop's backoff) and stops the loop after `limit`
+    calls of `watch` or waits, whichever comes first, so that a loop that never waits still ends."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.limit = limit
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        if len(self.waits) >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+class RefusingSink(Collected):
+    """Raises PublishError (the producer refused the record at once) for Events named `refuse`."""
+
+    def __init__(self, refuse: str) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.attempts = 0
+
+    def publish(
+        self, record: RawRecord, *, on_delivery: Callable[[str | None], None], stop: threading.Event
+    ) -> None:
+        if record.object["metadata"]["name"] == self.refuse:
+            self.attempts += 1
+            raise PublishError("cannot produce: Broker: Unknown topic or partition")
+        super().publish(record, on_delivery=on_delivery, stop=stop)
+
+
+def test_a_publish_error_restarts_the_watch_only_after_a_growing_backoff() -> None:
+    stop = CountingStop(limit=6)
+    again = [WatchEvent("ADDED", _event("a", 6)), WatchEvent("ADDED", _event("b", 7))]
+    source = ScriptedSource([[EventPage([], "5", None)]], [list(again) for _ in range(50)], stop)
+    sink = RefusingSink("b")
+    watcher = _watcher(source, sink)
+    watcher.sink = sink
+    watcher.backoff = Backoff(base_s=0.5, cap_s=4, jitter=0)
+    watcher.run()
+    # Every attempt at the refused record is followed by a wait, doubling up to the cap: no
+    # tight loop of watch requests, whatever made the producer refuse it.
+    assert sink.attempts <= len(stop.waits)
+    assert stop.waits[:5] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert sink.causes.count("publish_failed") >= 5
+
+
+def test_a_record_the_producer_refused_does_not_freeze_the_checkpoint() -> None:
+    stop = threading.Event()
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [
+            [WatchEvent("ADDED", _event("a", 6)), WatchEvent("ADDED", _event("b", 7))],
+            [WatchEvent("ADDED", _event("b", 7)), WatchEvent("ADDED", _event("c", 8))],
+        ],
+        stop,
+    )
+    sink = Collected()
+
+    class RefuseOnce(Collected):
+        refused = False
+
+        def publish(
+            self,
+            record: RawRecord,
+            *,
+            on_delivery: Callable[[str | None], None],
+            stop: threading.Event,
+        ) -> None:
+            if record.object["metadata"]["name"] == "b" and not self.refused:
+                self.refused = True
+                raise PublishError("cannot produce: Local: Unknown partition")
+            sink.publish(record, on_delivery=on_delivery, stop=stop)
+
+    watcher = _watcher(source, sink)
+    watcher.sink = RefuseOnce()
+    watcher.run()
+    assert _names(sink) == ["a", "b", "c"]
+    assert source.watch_from[:2] == ["5", "6"]  # re-read from the checkpoint, after a's position
+    assert watcher.progress.checkpoint == "8"  # the refused attempt left nothing pending behind it
