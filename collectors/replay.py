@@ -3,9 +3,10 @@
 Each line of the file is a core/v1 Event object as a watch delivers it, optionally with top-level
 `_cluster` and `_watch_type` fields (they override `--cluster` and ADDED, and are not part of the
 object). Every line becomes the same record, with the same key, through the same filter (the named
-cluster's, from the cluster file, if there is one) as live collection would produce. This is how users
-test rules offline and how bugs get reproduced. Lines that are not usable are reported by number and
-skipped; the exit code says whether any were.
+cluster's, from the cluster file, if there is one) and the same check that it is a core/v1 Event
+(`collectors.events`) as live collection would produce. This is how users test rules offline and how
+bugs get reproduced. Lines that are not usable are reported by number with the reason and skipped;
+the exit code says whether any were.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from collectors.config import valid_cluster_name
+from collectors.events import event_problem
 from collectors.filters import ADMIT_ALL, EventFilter, admits
 from collectors.records import to_raw_record
 from collectors.watching import RecordSink
 from herald_contracts import WatchType
+
+_WATCH_TYPES = frozenset(t.value for t in WatchType)
 
 
 @dataclass
@@ -56,7 +60,7 @@ def replay(
         where = f"{source}:{number}"
         try:
             event = json.loads(line)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # not JSON
             report.errors.append(f"{where}: not JSON: {e}")
             continue
         if not isinstance(event, dict):
@@ -69,10 +73,14 @@ def replay(
                 f"{where}: no valid cluster (give --cluster or a '_cluster' field)"
             )
             continue
-        if watch_type not in {t.value for t in WatchType}:
+        if not isinstance(watch_type, str) or watch_type not in _WATCH_TYPES:
             report.errors.append(
                 f"{where}: '_watch_type' must be ADDED, MODIFIED or DELETED, not {watch_type!r}"
             )
+            continue
+        problem = event_problem(event)
+        if problem is not None:
+            report.errors.append(f"{where}: not a core/v1 Event: {problem}")
             continue
         if not admits(filters.get(name, ADMIT_ALL), event):
             report.filtered += 1

@@ -8,7 +8,9 @@ Every Event the API server holds reaches the sink at least once:
 - a 410 Expired (on the watch, or on a list's continue token) drops the position: relist;
 - any other API error backs off exponentially with jitter and carries on from the same position;
 - a record Kafka did not take restarts the watch from the checkpoint, which re-reads everything after it,
-  after the same kind of backoff (whatever made Kafka refuse it, the loop never spins).
+  after the same kind of backoff (whatever made Kafka refuse it, the loop never spins);
+- an object that is not a core/v1 Event (`collectors.events`) is set aside: counted, logged once with
+  what it was, and the position moves past it, so it never holds back what follows.
 
 The checkpoint itself is `collectors.progress.Progress`'s business. The API client is behind the
 `EventSource` protocol (`collectors.kube` is the real one), the producer behind `RecordSink`
@@ -17,6 +19,7 @@ The checkpoint itself is `collectors.progress.Progress`'s business. The API clie
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collectors.errors import ExpiredError, KubeError, PublishError
+from collectors.events import event_problem
 from collectors.filters import ADMIT_ALL, EventFilter, admits
 from collectors.progress import Progress, newer
 from collectors.records import to_raw_record
@@ -38,7 +42,8 @@ _PUBLISHED_TYPES = frozenset(t.value for t in WatchType)
 
 @dataclass(frozen=True)
 class EventPage:
-    items: list[JsonObject]
+    items: list[Any]
+    """The items as decoded: the loop checks each is an Event before it uses it."""
     resource_version: str
     continue_token: str | None
 
@@ -46,7 +51,8 @@ class EventPage:
 @dataclass(frozen=True)
 class WatchEvent:
     type: str
-    object: JsonObject
+    object: Any
+    """The object as decoded: the loop checks it is an Event (or a Status, or a bookmark)."""
 
 
 class EventSource(Protocol):
@@ -73,6 +79,8 @@ class WatchObserver(Protocol):
     def observed(self, event: JsonObject) -> None: ...
 
     def dropped(self, reason: str) -> None: ...
+
+    def set_aside(self, reason: str) -> None: ...
 
     def restarted(self, cause: str) -> None: ...
 
@@ -178,7 +186,10 @@ class Watcher:
             self.observer.contacted()
             for item in page.items:
                 self.observer.received(WatchType.ADDED.value)
-                if not newer(_resource_version(item), known):
+                problem = event_problem(item)
+                if problem is not None:
+                    self._set_aside_object(WatchType.ADDED.value, item, problem)
+                elif not newer(_resource_version(item), known):
                     self.observer.dropped("already_published")
                 elif not admits(self.event_filter, item):
                     self.observer.dropped("filtered")
@@ -205,7 +216,11 @@ class Watcher:
                 if rv:
                     self.progress.reached(rv)
             elif event.type not in _PUBLISHED_TYPES:
-                self._log.warning("ignoring a watch event of type %r", event.type)
+                self._set_aside_object(event.type, event.object, "not a watch event type")
+                rv = self._past(rv)
+            elif (problem := event_problem(event.object)) is not None:
+                self._set_aside_object(event.type, event.object, problem)
+                rv = self._past(rv)
             elif admits(self.event_filter, event.object):
                 self._publish(event.type, event.object, position=rv)
             else:
@@ -217,6 +232,25 @@ class Watcher:
             if self.stop.is_set() or self.progress.failure is not None:
                 return
         self.observer.restarted("stream_ended")
+
+    def _past(self, rv: str | None) -> str | None:
+        """The position of an object set aside, if it is one to resume from: an integer newer than
+        the current position (what an object that is not an Event says of itself is not trusted
+        further; resuming from a made-up version would fail every watch after it)."""
+        if rv is None or not rv.isdecimal() or not newer(rv, self.resource_version):
+            return None
+        self.progress.reached(rv)
+        return rv
+
+    def _set_aside_object(self, watch_type: str, obj: Any, problem: str) -> None:
+        self.observer.set_aside("not_an_event")
+        self._log.error(
+            "cluster %s: set aside a %s watch object that is not a core/v1 Event (%s): %s",
+            self.cluster,
+            watch_type,
+            problem,
+            _shown(obj),
+        )
 
     def _publish(self, watch_type: str, obj: JsonObject, *, position: str | None) -> None:
         self.observer.observed(obj)
@@ -240,13 +274,23 @@ class Watcher:
             raise
 
 
-def _resource_version(obj: JsonObject) -> str | None:
-    metadata = obj.get("metadata")
+def _resource_version(obj: Any) -> str | None:
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
     rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
     return rv if isinstance(rv, str) and rv else None
 
 
-def _raise_watch_error(status: JsonObject) -> None:
+def _shown(obj: Any, limit: int = 300) -> str:
+    try:
+        text = json.dumps(obj, ensure_ascii=True, default=repr)
+    except ValueError:
+        text = repr(obj)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _raise_watch_error(status: Any) -> None:
+    if not isinstance(status, dict):
+        raise KubeError(f"watch error without a Status: {_shown(status)}")
     code = status.get("code")
     message = str(status.get("message", "watch error"))
     if code == 410:

@@ -75,3 +75,27 @@ def test_lines_without_a_cluster_are_refused() -> None:
     )
     assert report.published == 0
     assert "no valid cluster" in report.errors[0]
+
+
+def test_lines_that_are_not_core_v1_events_are_reported_with_the_reason() -> None:
+    good = _line(rollout_event("X", "m"))
+    no_uid = rollout_event("X", "m")
+    del no_uid["metadata"]["uid"]
+    lines = [
+        good,
+        json.dumps(no_uid),
+        _line({**rollout_event("X", "m"), "reason": 42}),
+        json.dumps({**rollout_event("X", "m"), "_watch_type": ["ADDED"]}),
+        _line({**rollout_event("X", "m"), "lastTimestamp": "2026-02-30T00:00:00Z"}),
+        good,
+    ]
+    sink = Collected()
+    report = replay(lines, cluster="c", filters={}, sink=sink, now=lambda: "t", source="f")
+    assert report.published == 2
+    assert report.errors == [
+        "f:2: not a core/v1 Event: no metadata.uid",
+        "f:3: not a core/v1 Event: reason is a number, not a string",
+        "f:4: '_watch_type' must be ADDED, MODIFIED or DELETED, not ['ADDED']",
+        "f:5: not a core/v1 Event: lastTimestamp must be an RFC 3339 date-time, "
+        "not '2026-02-30T00:00:00Z'",
+    ]

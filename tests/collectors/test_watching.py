@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from collectors.errors import ExpiredError, KubeError, PublishError
 from collectors.filters import EventFilter, Selection
 from collectors.progress import Progress
@@ -56,6 +58,7 @@ class Collected:
     records: list[RawRecord] = field(default_factory=list)
     causes: list[str] = field(default_factory=list)
     dropped_reasons: list[str] = field(default_factory=list)
+    set_aside_reasons: list[str] = field(default_factory=list)
     fail_next: int = 0
 
     def publish(
@@ -76,6 +79,9 @@ class Collected:
 
     def dropped(self, reason: str) -> None:
         self.dropped_reasons.append(reason)
+
+    def set_aside(self, reason: str) -> None:
+        self.set_aside_reasons.append(reason)
 
     def restarted(self, cause: str) -> None:
         self.causes.append(cause)
@@ -256,9 +262,15 @@ def test_filtered_events_are_not_published_but_still_move_the_position() -> None
     assert source.watch_from[:2] == ["5", "6"]
 
 
-def test_events_with_missing_fields_are_published_as_they_are() -> None:
+def test_events_missing_only_optional_fields_are_published_as_they_are() -> None:
     stop = threading.Event()
-    bare = {"metadata": {"resourceVersion": "6"}, "reason": "Odd"}  # no involvedObject, no name
+    # Its identity and an involved object are all a core/v1 Event needs; the key's missing parts
+    # are empty.
+    bare = {
+        "metadata": {"uid": "u1", "name": "n", "namespace": "ns", "resourceVersion": "6"},
+        "involvedObject": {},
+        "reason": "Odd",
+    }
     source = ScriptedSource(
         [[EventPage([], "5", None)]], [[WatchEvent("ADDED", bare), WatchEvent("WEIRD", {})]], stop
     )
@@ -266,6 +278,7 @@ def test_events_with_missing_fields_are_published_as_they_are() -> None:
     _watcher(source, sink).run()
     assert [r.object for r in sink.records] == [bare]
     assert sink.records[0].key == "c1///"
+    assert sink.set_aside_reasons == ["not_an_event"]  # the WEIRD watch event
 
 
 class CountingStop(threading.Event):
@@ -350,3 +363,39 @@ def test_a_record_the_producer_refused_does_not_freeze_the_checkpoint() -> None:
     assert _names(sink) == ["a", "b", "c"]
     assert source.watch_from[:2] == ["5", "6"]  # re-read from the checkpoint, after a's position
     assert watcher.progress.checkpoint == "8"  # the refused attempt left nothing pending behind it
+
+
+NOT_EVENTS: list[Any] = [
+    [1, 2, 3],
+    "a string",
+    None,
+    {},
+    {"metadata": "x", "involvedObject": {}},
+    {"metadata": {"resourceVersion": "6"}, "reason": "Odd"},  # no uid, no involvedObject
+    {**_event("bad-reason", 6), "reason": 42},
+    {**_event("bad-time", 6), "lastTimestamp": "yesterday"},
+    {**_event("bad-involved", 6), "involvedObject": ["Rollout"]},
+]
+
+
+@pytest.mark.parametrize("bad", NOT_EVENTS, ids=repr)
+def test_an_object_that_is_not_a_core_v1_event_is_set_aside_and_the_stream_moves_on(
+    bad: Any,
+) -> None:
+    stop = threading.Event()
+    source = ScriptedSource(
+        [[EventPage([_event("listed", 2), bad], "5", None)]],
+        [
+            [
+                WatchEvent("ADDED", _event("a", 6)),
+                WatchEvent("ADDED", bad),
+                WatchEvent("MODIFIED", bad),
+                WatchEvent("ADDED", _event("c", 8)),
+            ]
+        ],
+        stop,
+    )
+    sink = Collected()
+    _watcher(source, sink).run()
+    assert _names(sink) == ["listed", "a", "c"]
+    assert sink.set_aside_reasons == ["not_an_event"] * 3
