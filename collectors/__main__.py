@@ -67,11 +67,17 @@ def main(argv: list[str] | None = None) -> None:
                 queue_max_messages=settings.kafka_queue_max_messages,
                 queue_max_kbytes=settings.kafka_queue_max_kbytes,
                 message_timeout_s=settings.kafka_message_timeout_s,
+                message_max_bytes=settings.kafka_message_max_bytes,
             ),
             "logger": logging.getLogger("collectors.librdkafka"),
         }
     )
-    sink = KafkaRecordSink(producer, topic=settings.raw_topic, observe=metrics.delivered)
+    sink = KafkaRecordSink(
+        producer,
+        topic=settings.raw_topic,
+        message_max_bytes=settings.kafka_message_max_bytes,
+        observe=metrics.delivered,
+    )
     if args.command == "replay":
         sys.exit(_replay(settings, sink, args.file, args.cluster))
     try:
@@ -129,6 +135,7 @@ def _run(
             page_size=settings.list_page_size,
             watch_timeout_s=settings.watch_timeout_s,
             backoff=Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s),
+            message_max_bytes=settings.event_message_max_bytes,
         ),
         replica_index=settings.replica_index,
         replica_count=settings.replica_count,
@@ -220,19 +227,28 @@ def _replay(
     try:
         with path.open() as lines:
             report = replay(
-                lines, cluster=cluster, filters=filters, sink=sink, now=_now, source=str(path)
+                lines,
+                cluster=cluster,
+                filters=filters,
+                sink=sink,
+                now=_now,
+                source=str(path),
+                message_max_bytes=settings.event_message_max_bytes,
             )
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         print(f"collector: cannot read {path}: {e}", file=sys.stderr)
         return 2
     unsent = sink.flush(60)
+    for notice in report.shortened:
+        print(notice, file=sys.stderr)
     for error in report.errors:
         print(error, file=sys.stderr)
     print(
-        f"replayed {path}: {report.published} published, {report.filtered} filtered out, "
-        f"{report.failed + unsent} not delivered, {len(report.errors)} unusable lines"
+        f"replayed {path}: {report.published} published ({len(report.shortened)} shortened), "
+        f"{report.filtered} filtered out, {len(report.errors)} not published"
+        + (f", {unsent} not acknowledged in time" if unsent else "")
     )
-    return 0 if not report.errors and not report.failed and not unsent else 1
+    return 0 if not report.errors and not unsent else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ CollectorError
 ├── SettingsError      a bad setting; the service stops at start and names it
 ├── KubeError          the API server could not be reached or answered with an error
 │   └── ExpiredError   410: the resourceVersion or continue token is too old; relist
-└── PublishError       Kafka refused or lost a record
+└── PublishError       Kafka did not take a record now; the watch re-reads from its checkpoint
+    └── RecordRefusedError  Kafka will never take this record (too large, not UTF-8): set it aside
 """
 
 
@@ -28,3 +29,10 @@ class ExpiredError(KubeError):
 
 class PublishError(CollectorError):
     pass
+
+
+class RecordRefusedError(PublishError):
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        """A short label for metrics: `too_large`, `not_utf8`."""

@@ -36,9 +36,15 @@ EVENTS_DROPPED = Counter(
 )
 EVENTS_SET_ASIDE = Counter(
     "herald_collector_events_set_aside_total",
-    "Watch objects not published because they cannot be (not_an_event: not a core/v1 Event). "
-    "Each is logged once with what it was.",
+    "Watch objects not published because they cannot be (not_an_event: not a core/v1 Event; "
+    "too_large: above Kafka's record size even with the message shortened; not_utf8). Each is "
+    "logged once with what it was.",
     ["cluster", "reason"],
+)
+MESSAGES_SHORTENED = Counter(
+    "herald_collector_messages_shortened_total",
+    "Events published with their message shortened to HERALD_EVENT_MESSAGE_MAX_BYTES.",
+    ["cluster"],
 )
 PUBLISH_ERRORS = Counter(
     "herald_collector_publish_errors_total",
@@ -96,6 +102,9 @@ class ScopeMetrics:
 
     def set_aside(self, reason: str) -> None:
         EVENTS_SET_ASIDE.labels(self.cluster, reason).inc()
+
+    def shortened(self) -> None:
+        MESSAGES_SHORTENED.labels(self.cluster).inc()
 
     def restarted(self, cause: str) -> None:
         WATCH_RESTARTS.labels(self.cluster, cause).inc()

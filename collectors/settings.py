@@ -18,6 +18,10 @@ from herald_contracts import RAW_TOPIC
 
 CHECKPOINT_TOPIC = "herald.collector-checkpoints.v1"
 
+MESSAGE_HEADROOM_BYTES = 65_536
+"""What a record keeps, beside a shortened message, for the rest of its Event (metadata, involved
+object, annotations) and the record's own fields."""
+
 
 @dataclass(frozen=True)
 class CollectorSettings:
@@ -59,6 +63,12 @@ class CollectorSettings:
     kafka_message_timeout_s: float = 300.0
     """HERALD_KAFKA_MESSAGE_TIMEOUT_S: how long a record may wait for the broker before it fails
     (its watch then re-reads from the checkpoint)."""
+    kafka_message_max_bytes: int = 1_000_000
+    """HERALD_KAFKA_MESSAGE_MAX_BYTES: the producer's `message.max.bytes`, the largest record it
+    sends; at most the raw topic's `max.message.bytes` (checked once Kafka answers)."""
+    event_message_max_bytes: int = 65_536
+    """HERALD_EVENT_MESSAGE_MAX_BYTES: longer Event messages are shortened to this, with a marker;
+    must leave MESSAGE_HEADROOM_BYTES of HERALD_KAFKA_MESSAGE_MAX_BYTES for the rest of the Event."""
     metrics_port: int = 9101
     """HERALD_METRICS_PORT: /metrics, /healthz and /readyz; 0 disables."""
     metrics_host: str = "127.0.0.1"
@@ -89,6 +99,24 @@ class CollectorSettings:
         log_format = reader.text("HERALD_LOG_FORMAT") or "json"
         if log_format not in ("json", "text"):
             raise SettingsError(f"HERALD_LOG_FORMAT must be json or text, not {log_format!r}")
+        kafka_message_max_bytes = int(
+            reader.number(
+                "HERALD_KAFKA_MESSAGE_MAX_BYTES",
+                1_000_000,
+                minimum=MESSAGE_HEADROOM_BYTES + 1024,
+                maximum=1_000_000_000,  # librdkafka's own bound
+            )
+        )
+        event_message_max_bytes = int(
+            reader.number("HERALD_EVENT_MESSAGE_MAX_BYTES", 65_536, minimum=1024)
+        )
+        if event_message_max_bytes > kafka_message_max_bytes - MESSAGE_HEADROOM_BYTES:
+            raise SettingsError(
+                f"HERALD_EVENT_MESSAGE_MAX_BYTES ({event_message_max_bytes}) must leave "
+                f"{MESSAGE_HEADROOM_BYTES} bytes of the producer's message.max.bytes "
+                f"(HERALD_KAFKA_MESSAGE_MAX_BYTES, {kafka_message_max_bytes}) for the rest of the "
+                f"Event: at most {kafka_message_max_bytes - MESSAGE_HEADROOM_BYTES}"
+            )
         return cls(
             kafka_bootstrap=bootstrap,
             clusters_file=Path(clusters_file) if clusters_file else None,
@@ -114,6 +142,8 @@ class CollectorSettings:
             kafka_message_timeout_s=reader.number(
                 "HERALD_KAFKA_MESSAGE_TIMEOUT_S", 300.0, minimum=1
             ),
+            kafka_message_max_bytes=kafka_message_max_bytes,
+            event_message_max_bytes=event_message_max_bytes,
             metrics_port=int(reader.number("HERALD_METRICS_PORT", 9101, minimum=0, maximum=65535)),
             metrics_host=reader.text("HERALD_METRICS_HOST") or "127.0.0.1",
             log_format=log_format,

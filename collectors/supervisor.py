@@ -41,6 +41,7 @@ class WatchSettings:
     page_size: int = 500
     watch_timeout_s: int = 300
     backoff: Backoff = field(default_factory=Backoff)
+    message_max_bytes: int = 65_536
 
 
 @dataclass
@@ -230,4 +231,5 @@ class Supervisor:
             page_size=self._watch.page_size,
             watch_timeout_s=self._watch.watch_timeout_s,
             backoff=self._watch.backoff,
+            message_max_bytes=self._watch.message_max_bytes,
         ).run()

@@ -9,8 +9,9 @@ Every Event the API server holds reaches the sink at least once:
 - any other API error backs off exponentially with jitter and carries on from the same position;
 - a record Kafka did not take restarts the watch from the checkpoint, which re-reads everything after it,
   after the same kind of backoff (whatever made Kafka refuse it, the loop never spins);
-- an object that is not a core/v1 Event (`collectors.events`) is set aside: counted, logged once with
-  what it was, and the position moves past it, so it never holds back what follows.
+- an object that is not a core/v1 Event (`collectors.events`), or a record Kafka will never take
+  (too large even with its message shortened, `collectors.records`), is set aside: counted, logged
+  once with what it was, and the position moves past it, so it never holds back what follows.
 
 The checkpoint itself is `collectors.progress.Progress`'s business. The API client is behind the
 `EventSource` protocol (`collectors.kube` is the real one), the producer behind `RecordSink`
@@ -27,11 +28,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from collectors.errors import ExpiredError, KubeError, PublishError
+from collectors.errors import ExpiredError, KubeError, PublishError, RecordRefusedError
 from collectors.events import event_problem
 from collectors.filters import ADMIT_ALL, EventFilter, admits
 from collectors.progress import Progress, newer
-from collectors.records import to_raw_record
+from collectors.records import bound_message, to_raw_record
 from herald_contracts import RawRecord, WatchType
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class WatchObserver(Protocol):
 
     def set_aside(self, reason: str) -> None: ...
 
+    def shortened(self) -> None: ...
+
     def restarted(self, cause: str) -> None: ...
 
     def relisted(self, cause: str) -> None: ...
@@ -116,6 +119,8 @@ class Watcher:
     watch_timeout_s: int = 300
     backoff: Backoff = field(default_factory=Backoff)
     rand: Callable[[], float] = random.random
+    message_max_bytes: int = 65_536
+    """Longer messages are shortened (`collectors.records.bound_message`)."""
     resource_version: str | None = None
     """Where the next watch starts; None means list first. Starts at the checkpoint, if any."""
 
@@ -254,8 +259,20 @@ class Watcher:
 
     def _publish(self, watch_type: str, obj: JsonObject, *, position: str | None) -> None:
         self.observer.observed(obj)
+        bounded = bound_message(obj, max_bytes=self.message_max_bytes)
+        if bounded.shortened_from is not None:
+            self.observer.shortened()
+            self._log.warning(
+                "shortened the message of Event %s (%d bytes) to %d bytes",
+                _identity(self.cluster, obj),
+                bounded.shortened_from,
+                self.message_max_bytes,
+            )
         record = to_raw_record(
-            cluster=self.cluster, watch_type=watch_type, event=obj, collected_at=self.now()
+            cluster=self.cluster,
+            watch_type=watch_type,
+            event=bounded.event,
+            collected_at=self.now(),
         )
         ticket = self.progress.sent(position)
         progress = self.progress
@@ -268,6 +285,11 @@ class Watcher:
 
         try:
             self.sink.publish(record, on_delivery=delivered, stop=self.stop)
+        except RecordRefusedError as e:
+            # Kafka will never take it: publishing it again would only stop everything behind it.
+            progress.acknowledged(ticket)
+            self.observer.set_aside(e.reason)
+            self._log.error("set aside Event %s: %s", _identity(self.cluster, obj), e)
         except PublishError as e:
             # Not in flight: without this its ticket would stay pending, and the checkpoint with it.
             progress.failed(ticket, str(e))
@@ -278,6 +300,13 @@ def _resource_version(obj: Any) -> str | None:
     metadata = obj.get("metadata") if isinstance(obj, dict) else None
     rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
     return rv if isinstance(rv, str) and rv else None
+
+
+def _identity(cluster: str, event: JsonObject) -> str:
+    """cluster/namespace/name (uid) of a valid Event, for logs."""
+    metadata = event["metadata"]
+    name = f"{cluster}/{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+    return f"{name} (uid {metadata['uid']})"
 
 
 def _shown(obj: Any, limit: int = 300) -> str:

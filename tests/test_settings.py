@@ -84,6 +84,26 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             "HERALD_LOG_FORMAT",
             id="collector-log-format",
         ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_EVENT_MESSAGE_MAX_BYTES": "990000",
+            },
+            "HERALD_EVENT_MESSAGE_MAX_BYTES",
+            id="collector-message-limit-leaves-no-room-in-a-kafka-record",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_KAFKA_MESSAGE_MAX_BYTES": "1000",
+            },
+            "HERALD_KAFKA_MESSAGE_MAX_BYTES",
+            id="collector-kafka-record-limit-too-small",
+        ),
         pytest.param("processors", {}, "HERALD_KAFKA_BOOTSTRAP", id="processor-no-kafka"),
         pytest.param(
             "processors",

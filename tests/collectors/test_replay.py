@@ -5,7 +5,7 @@ import json
 from collectors.filters import EventFilter, Selection
 from collectors.records import to_raw_record
 from collectors.replay import replay
-from tests.collectors.test_watching import Collected
+from tests.collectors.test_watching import Collected, SizeRefusingSink
 from tests.support import rollout_event
 
 
@@ -99,3 +99,31 @@ def test_lines_that_are_not_core_v1_events_are_reported_with_the_reason() -> Non
         "f:5: not a core/v1 Event: lastTimestamp must be an RFC 3339 date-time, "
         "not '2026-02-30T00:00:00Z'",
     ]
+
+
+def test_a_line_kafka_refuses_for_good_is_reported_and_the_rest_published() -> None:
+    huge = rollout_event("X", "m")
+    huge["metadata"]["annotations"] = {"dump": "x" * 2_000_000}
+    long_message = rollout_event("Unhealthy", "Liveness probe failed: " + "y" * 2_000_000)
+    lines = [_line(rollout_event("X", "a")), _line(huge), _line(long_message)]
+    sink = SizeRefusingSink(1_000_000)
+    report = replay(lines, cluster="c", filters={}, sink=sink, now=lambda: "t", source="f")
+    assert report.published == 2
+    [error] = report.errors
+    assert error.startswith("f:2: not published: the record takes 2000")
+    assert report.shortened == ["f:3: message shortened from 2000023 bytes to 65536"]
+    assert len(sink.records[1].object["message"].encode()) <= 65_536
+
+
+def test_a_line_kafka_did_not_acknowledge_is_reported_by_its_number() -> None:
+    sink = Collected(fail_next=1)
+    report = replay(
+        [_line(rollout_event("X", "a")), _line(rollout_event("X", "b"))],
+        cluster="c",
+        filters={},
+        sink=sink,
+        now=lambda: "t",
+        source="f",
+    )
+    assert (report.published, report.failed) == (1, 1)
+    assert report.errors == ["f:1: not delivered: _MSG_TIMED_OUT"]

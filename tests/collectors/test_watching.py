@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from collectors.errors import ExpiredError, KubeError, PublishError
+from collectors.errors import ExpiredError, KubeError, PublishError, RecordRefusedError
 from collectors.filters import EventFilter, Selection
 from collectors.progress import Progress
 from collectors.watching import Backoff, EventPage, Watcher, WatchEvent
-from herald_contracts import RawRecord
+from herald_contracts import RawRecord, encode_raw_record
 
 
 def _event(name: str, rv: int) -> dict[str, Any]:
@@ -59,6 +59,7 @@ class Collected:
     causes: list[str] = field(default_factory=list)
     dropped_reasons: list[str] = field(default_factory=list)
     set_aside_reasons: list[str] = field(default_factory=list)
+    shortened_count: int = 0
     fail_next: int = 0
 
     def publish(
@@ -82,6 +83,9 @@ class Collected:
 
     def set_aside(self, reason: str) -> None:
         self.set_aside_reasons.append(reason)
+
+    def shortened(self) -> None:
+        self.shortened_count += 1
 
     def restarted(self, cause: str) -> None:
         self.causes.append(cause)
@@ -399,3 +403,65 @@ def test_an_object_that_is_not_a_core_v1_event_is_set_aside_and_the_stream_moves
     _watcher(source, sink).run()
     assert _names(sink) == ["listed", "a", "c"]
     assert sink.set_aside_reasons == ["not_an_event"] * 3
+
+
+def test_an_event_with_a_huge_message_is_published_once_shortened() -> None:
+    stop = threading.Event()
+    big = {**_event("big", 7), "message": "Liveness probe failed: " + "x" * 1_100_000}
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [[WatchEvent("ADDED", _event("a", 6)), WatchEvent("ADDED", big)]],
+        stop,
+    )
+    sink = Collected()
+    watcher = _watcher(source, sink)
+    watcher.message_max_bytes = 65_536
+    watcher.run()
+    assert _names(sink) == ["a", "big"]
+    assert len(sink.records[1].object["message"].encode()) <= 65_536
+    assert sink.shortened_count == 1
+    assert watcher.progress.checkpoint == "7"
+
+
+class SizeRefusingSink(Collected):
+    """Refuses records over `limit` bytes as Kafka would, for good (`RecordRefusedError`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.refused: list[str] = []
+
+    def publish(
+        self, record: RawRecord, *, on_delivery: Callable[[str | None], None], stop: threading.Event
+    ) -> None:
+        size = len(encode_raw_record(record))
+        if size > self.limit:
+            self.refused.append(record.object["metadata"]["name"])
+            raise RecordRefusedError(f"the record takes {size} bytes", reason="too_large")
+        super().publish(record, on_delivery=on_delivery, stop=stop)
+
+
+def test_a_record_kafka_refuses_for_good_is_set_aside_and_the_checkpoint_moves_past_it() -> None:
+    stop = threading.Event()
+    huge = _event("huge", 7)
+    huge["metadata"]["annotations"] = {"dump": "x" * 2_000_000}  # not the message: cannot shorten
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [
+            [
+                WatchEvent("ADDED", _event("a", 6)),
+                WatchEvent("ADDED", huge),
+                WatchEvent("ADDED", _event("c", 8)),
+            ]
+        ],
+        stop,
+    )
+    sink = SizeRefusingSink(1_000_000)
+    watcher = _watcher(source, sink)
+    watcher.sink = sink
+    watcher.run()
+    assert _names(sink) == ["a", "c"]
+    assert sink.refused == ["huge"]  # tried once, not again
+    assert sink.set_aside_reasons == ["too_large"]
+    assert "publish_failed" not in sink.causes
+    assert watcher.progress.checkpoint == "8"
