@@ -4,6 +4,10 @@ They live in a compacted Kafka topic (key `<cluster>/<namespace or *>`), so a co
 another node, or another replica taking a cluster over, resumes where the last one stopped. A
 checkpoint names the API server it came from: one taken against another server (the cluster was
 re-pointed) is ignored, since its resourceVersions mean nothing there.
+
+Writing one never blocks and never raises anything but `PublishError`: when the producer's queue is
+full (Kafka slow or away, the watches' records waiting), the caller keeps the checkpoint and writes
+it later.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from collectors.errors import SettingsError
+from collectors.errors import PublishError, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,8 @@ def scope_key(cluster: str, namespace: str | None) -> str:
 
 
 class CheckpointStore(Protocol):
-    def load(self) -> dict[str, Checkpoint]: ...
-
-    def save(self, scope: str, checkpoint: Checkpoint) -> None: ...
+    def save(self, scope: str, checkpoint: Checkpoint) -> None:
+        """Hand the checkpoint over without waiting; PublishError if it cannot be taken now."""
 
 
 class KafkaCheckpointStore:
@@ -99,10 +102,18 @@ class KafkaCheckpointStore:
         return checkpoints
 
     def save(self, scope: str, checkpoint: Checkpoint) -> None:
+        """Hand the checkpoint to the producer, never waiting; PublishError if it cannot take it now."""
         value = json.dumps(
             {"resource_version": checkpoint.resource_version, "server": checkpoint.server}
         )
-        self._producer.produce(self._topic, key=scope.encode(), value=value.encode())
+        try:
+            self._producer.produce(self._topic, key=scope.encode(), value=value.encode())
+        except BufferError as e:
+            raise PublishError(
+                "the producer's queue is full (Kafka is slow or away): checkpoint kept for later"
+            ) from e
+        except KafkaException as e:
+            raise PublishError(f"cannot produce to {self._topic}: {e}") from e
 
 
 def _apply(checkpoints: dict[str, Checkpoint], key: bytes | None, value: bytes | None) -> None:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Producer
 
-from collectors.errors import RecordRefusedError
+from collectors.checkpoints import Checkpoint, KafkaCheckpointStore
+from collectors.errors import PublishError, RecordRefusedError
 from collectors.kafka import KafkaRecordSink, producer_config
 from collectors.records import to_raw_record
 from herald_contracts import RawRecord, encode_raw_record
@@ -82,3 +83,13 @@ def test_a_record_that_is_not_utf8_is_refused_for_good(producer: Producer) -> No
     with pytest.raises(RecordRefusedError) as refused:
         _publish(sink, _record(0, message="lone \ud800 surrogate"), [])
     assert refused.value.reason == "not_utf8"
+
+
+def test_a_checkpoint_the_full_producer_cannot_take_raises_publish_error_not_buffer_error(
+    producer: Producer,
+) -> None:
+    store = KafkaCheckpointStore(producer, bootstrap=NOWHERE, topic="cp")
+    store.save("c/*", Checkpoint("1", "https://k"))
+    store.save("c/*", Checkpoint("2", "https://k"))
+    with pytest.raises(PublishError, match="queue is full"):
+        store.save("c/*", Checkpoint("3", "https://k"))
