@@ -22,6 +22,9 @@ MESSAGE_HEADROOM_BYTES = 65_536
 """What a record keeps, beside a shortened message, for the rest of its Event (metadata, involved
 object, annotations) and the record's own fields."""
 
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+"""Kafka's rule for topic names (`.` and `..` aside)."""
+
 
 @dataclass(frozen=True)
 class CollectorSettings:
@@ -79,9 +82,7 @@ class CollectorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, need_clusters: bool = True) -> CollectorSettings:
         reader = _Reader(env)
-        bootstrap = reader.text("HERALD_KAFKA_BOOTSTRAP")
-        if bootstrap is None:
-            raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
+        bootstrap = _bootstrap(reader.text("HERALD_KAFKA_BOOTSTRAP"))
         clusters_file = reader.text("HERALD_CLUSTERS_FILE")
         single = _single_cluster(reader)
         if clusters_file is not None and single is not None:
@@ -121,8 +122,8 @@ class CollectorSettings:
             kafka_bootstrap=bootstrap,
             clusters_file=Path(clusters_file) if clusters_file else None,
             single_cluster=single,
-            raw_topic=reader.text("HERALD_RAW_TOPIC") or RAW_TOPIC,
-            checkpoint_topic=reader.text("HERALD_CHECKPOINT_TOPIC") or CHECKPOINT_TOPIC,
+            raw_topic=_topic(reader, "HERALD_RAW_TOPIC", RAW_TOPIC),
+            checkpoint_topic=_topic(reader, "HERALD_CHECKPOINT_TOPIC", CHECKPOINT_TOPIC),
             checkpoint_interval_s=reader.number("HERALD_CHECKPOINT_INTERVAL_S", 1.0, minimum=0.05),
             clusters_reload_s=reader.number("HERALD_CLUSTERS_RELOAD_S", 5.0, minimum=0.1),
             replica_index=replica_index,
@@ -173,6 +174,32 @@ class _Reader:
             )
             raise SettingsError(f"{name} must be {bound}, not {raw!r}")
         return value
+
+
+def _bootstrap(text: str | None) -> str:
+    """`host:port[,host:port...]` (an optional `scheme://` each, as librdkafka allows). Whether the
+    brokers answer is not a setting: the collector waits for them."""
+    if text is None:
+        raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
+    for address in text.split(","):
+        host, _, port = address.strip().rpartition("://")[2].rpartition(":")
+        if not host or any(c.isspace() for c in host) or not port.isdecimal():
+            raise SettingsError(
+                f"HERALD_KAFKA_BOOTSTRAP must be host:port[,host:port...], not {text!r}"
+            )
+        if not 0 < int(port) < 65536:
+            raise SettingsError(f"HERALD_KAFKA_BOOTSTRAP has port {port} out of range in {text!r}")
+    return text
+
+
+def _topic(reader: _Reader, name: str, default: str) -> str:
+    topic = reader.text(name) or default
+    if not _TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+        raise SettingsError(
+            f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-'; at most 249), "
+            f"not {topic!r}"
+        )
+    return topic
 
 
 def _single_cluster(reader: _Reader) -> ClusterSpec | None:

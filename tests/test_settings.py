@@ -86,6 +86,28 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
         ),
         pytest.param(
             "collectors",
+            {"HERALD_CLUSTER_NAME": "a", "HERALD_KAFKA_BOOTSTRAP": "kafka"},
+            "HERALD_KAFKA_BOOTSTRAP",
+            id="collector-bootstrap-without-port",
+        ),
+        pytest.param(
+            "collectors",
+            {"HERALD_CLUSTER_NAME": "a", "HERALD_KAFKA_BOOTSTRAP": "k:9092,k2:90x"},
+            "HERALD_KAFKA_BOOTSTRAP",
+            id="collector-bootstrap-bad-port",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_RAW_TOPIC": "raw events",
+            },
+            "HERALD_RAW_TOPIC",
+            id="collector-raw-topic-not-a-topic-name",
+        ),
+        pytest.param(
+            "collectors",
             {
                 "HERALD_CLUSTER_NAME": "a",
                 "HERALD_KAFKA_BOOTSTRAP": "x:1",

@@ -209,6 +209,48 @@ def _alive_and_live_for(collector: ServiceProcess, port: int, *, seconds: float)
         time.sleep(0.5)
 
 
+def test_a_collector_started_while_kafka_is_down_waits_for_it_then_publishes(
+    fake_kube: FakeKube, kubeconfig: Path, services: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    pid, bootstrap, home = infra.start_kafka(tmp_path / "private-kafka")
+    try:
+        topics = Topics(
+            raw="late.raw", domain="late.domain", dead_letters="late.dead", checkpoints="late.cp"
+        )
+        # Not the checkpoint topic (its default name instead): the collector creates it, once
+        # Kafka answers.
+        infra.create_topics(
+            bootstrap, {**topics.env(), "HERALD_CHECKPOINT_TOPIC": ""}, partitions=1
+        )
+        infra.stop_kafka(pid)
+        add_events(fake_kube, 20, prefix="waiting")
+        port = infra.free_port()
+        collector = services(
+            "collectors",
+            {
+                **_collector_env(topics, kubeconfig),
+                "HERALD_KAFKA_BOOTSTRAP": bootstrap,
+                "HERALD_METRICS_PORT": str(port),
+            },
+        )
+        _, body = wait_until(
+            lambda: (r := http_get(port, "/readyz"))[0] == 503 and "Kafka" in r[1] and r
+        )
+        assert "does not answer" in json.loads(body)["waiting_for"]
+        _alive_and_live_for(collector, port, seconds=8)  # several attempts, each waited out
+        pid = infra.launch_kafka(Path(home), bootstrap)
+        reader = TopicReader(bootstrap, topics.raw)
+        try:
+            assert reader.read_until(all_published(fake_kube), timeout_s=60)
+        finally:
+            reader.close()
+        wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=30)
+        assert "bad setting" not in collector.log_path.read_text()
+        assert collector.stop() == 0
+    finally:
+        infra.stop_kafka(pid)
+
+
 def test_a_kafka_outage_that_fills_the_producer_queue_stops_no_loop_and_loses_nothing(
     fake_kube: FakeKube, kubeconfig: Path, services: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
