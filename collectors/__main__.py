@@ -2,10 +2,18 @@
 `python -m collectors replay FILE [--cluster NAME]`.
 
 Run: loads and validates the settings, configures logging, creates the producer and the checkpoint
-store, reads the checkpoints, starts the supervisor on the clusters this replica owns, serves metrics
-and health, re-reads the cluster file every few seconds, writes moved checkpoints every second, and on
-SIGTERM or SIGINT stops the watches, flushes the producer, writes the last checkpoints and reports
-anything unsent.
+store, serves metrics and health, waits for Kafka (checking the topics, `collectors.topics`) and reads
+the checkpoints, starts the supervisor on the clusters this replica owns, re-reads the cluster file
+every few seconds, writes moved checkpoints every second, and on SIGTERM or SIGINT stops the
+watches, flushes the producer, writes the last checkpoints and reports anything unsent.
+
+A Kafka that does not answer at start is waited for with backoff (logged; /healthz live, /readyz
+503 with the reason), never reported as a bad setting: under Kubernetes that would crash-loop the
+collector through every Kafka outage. Only settings that are wrong stop it, naming them.
+
+Liveness (/healthz) is the main loop's tick, read without a lock by the health server's own thread:
+nothing the loop does (writing checkpoints, which never blocks; stopping clusters on a reload, which
+waits at most 15 s; waiting for Kafka, in steps of a few seconds) can stall it unseen.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import signal
 import sys
 import threading
@@ -25,14 +34,15 @@ from typing import Any
 from confluent_kafka import Producer
 
 from collectors import logs, metrics
-from collectors.checkpoints import KafkaCheckpointStore
+from collectors.checkpoints import Checkpoint, KafkaCheckpointStore
 from collectors.config import ClusterSpec, ConfigError, parse_cluster_file
-from collectors.errors import SettingsError
+from collectors.errors import KafkaUnavailableError, SettingsError
 from collectors.kafka import KafkaRecordSink, producer_config
 from collectors.kube import KubeEventSource
 from collectors.replay import replay
 from collectors.settings import CollectorSettings
 from collectors.supervisor import Supervisor, WatchSettings
+from collectors.topics import check_topics
 from collectors.watching import Backoff
 from herald_runtime import health
 
@@ -67,23 +77,30 @@ def main(argv: list[str] | None = None) -> None:
                 queue_max_messages=settings.kafka_queue_max_messages,
                 queue_max_kbytes=settings.kafka_queue_max_kbytes,
                 message_timeout_s=settings.kafka_message_timeout_s,
+                message_max_bytes=settings.kafka_message_max_bytes,
             ),
             "logger": logging.getLogger("collectors.librdkafka"),
         }
     )
-    sink = KafkaRecordSink(producer, topic=settings.raw_topic, observe=metrics.delivered)
+    sink = KafkaRecordSink(
+        producer,
+        topic=settings.raw_topic,
+        message_max_bytes=settings.kafka_message_max_bytes,
+        observe=metrics.delivered,
+    )
     if args.command == "replay":
         sys.exit(_replay(settings, sink, args.file, args.cluster))
     try:
         initial = _load_clusters(settings)
-        store = KafkaCheckpointStore(
-            producer, bootstrap=settings.kafka_bootstrap, topic=settings.checkpoint_topic
-        )
-        store.ensure_topic()
-        checkpoints = store.load()
-    except (SettingsError, ConfigError, OSError) as e:
+    except (ConfigError, OSError) as e:
         sys.exit(f"collector: bad setting: {e}")
-    _run(settings, sink, store, checkpoints, initial)
+    store = KafkaCheckpointStore(
+        producer, bootstrap=settings.kafka_bootstrap, topic=settings.checkpoint_topic
+    )
+    try:
+        _run(settings, sink, store, initial)
+    except SettingsError as e:
+        sys.exit(f"collector: bad setting: {e}")
 
 
 def _load_clusters(settings: CollectorSettings) -> tuple[ClusterSpec, ...]:
@@ -107,14 +124,97 @@ def _connect(settings: CollectorSettings) -> Any:
     return connect
 
 
+class _Health:
+    """What /healthz and /readyz read: the main loop's tick (no lock: a stuck loop cannot hold
+    one), the reason it is waiting for Kafka, if it is, and the supervisor once it runs."""
+
+    def __init__(self, *, live_limit_s: float, contact_limit_s: float) -> None:
+        self._live_limit_s = live_limit_s
+        self._contact_limit_s = contact_limit_s
+        self.tick = time.monotonic()
+        self.waiting_for: str | None = "starting"
+        self.supervisor: Supervisor | None = None
+
+    def beat(self) -> None:
+        self.tick = time.monotonic()
+
+    def live(self) -> tuple[bool, dict[str, Any]]:
+        age = time.monotonic() - self.tick
+        return age < self._live_limit_s, {"loop_age_s": round(age, 1)}
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        supervisor, waiting_for = self.supervisor, self.waiting_for
+        if supervisor is None:
+            return False, {"waiting_for": waiting_for}
+        ages = supervisor.contact_ages(time.time())
+        stale = {k: v for k, v in ages.items() if v is None or v > self._contact_limit_s}
+        return not stale, {"clusters": supervisor.clusters, "not_in_contact": sorted(stale)}
+
+
+def _wait_for_kafka(
+    settings: CollectorSettings,
+    store: KafkaCheckpointStore,
+    *,
+    stop: threading.Event,
+    state: _Health,
+) -> dict[str, Checkpoint] | None:
+    """Check the topics and read the checkpoints, waiting with backoff while Kafka does not answer;
+    None if stopped meanwhile. SettingsError (from the checks) is for the caller: stop."""
+    backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s)
+    failures = 0
+    while not stop.is_set():
+        state.beat()
+        try:
+            check_topics(
+                settings.kafka_bootstrap,
+                raw_topic=settings.raw_topic,
+                checkpoint_topic=settings.checkpoint_topic,
+                message_max_bytes=settings.kafka_message_max_bytes,
+            )
+            state.beat()  # each step is bounded (a few seconds per call): liveness sees progress
+            checkpoints = store.load(timeout_s=15)
+        except KafkaUnavailableError as e:
+            failures += 1
+            delay = backoff.delay(failures, rand=random.random())  # noqa: S311 - jitter, not a secret
+            state.waiting_for = f"Kafka: {e}"
+            log.warning("waiting for Kafka: %s; trying again in %.1fs", e, delay)
+            stop.wait(delay)
+            continue
+        if failures:
+            log.info("Kafka answers at %s; starting", settings.kafka_bootstrap)
+        state.waiting_for = None
+        return checkpoints
+    return None
+
+
 def _run(
     settings: CollectorSettings,
     sink: KafkaRecordSink,
     store: KafkaCheckpointStore,
-    checkpoints: dict[str, Any],
     initial: tuple[ClusterSpec, ...],
 ) -> None:
     stop = threading.Event()
+
+    def shutdown(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    state = _Health(
+        live_limit_s=max(30.0, 3 * settings.clusters_reload_s),
+        contact_limit_s=2 * settings.read_timeout_s,
+    )
+    if settings.metrics_port:
+        health.serve(
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            live=state.live,
+            ready=state.ready,
+        )
+    checkpoints = _wait_for_kafka(settings, store, stop=stop, state=state)
+    if checkpoints is None:
+        log.info("collector stopped before Kafka answered")
+        return
     reports = threading.Thread(
         target=sink.serve_reports, args=(stop,), name="delivery-reports", daemon=True
     )
@@ -129,30 +229,13 @@ def _run(
             page_size=settings.list_page_size,
             watch_timeout_s=settings.watch_timeout_s,
             backoff=Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s),
+            message_max_bytes=settings.event_message_max_bytes,
         ),
         replica_index=settings.replica_index,
         replica_count=settings.replica_count,
     )
-    tick = {"at": time.monotonic()}
-
-    def live() -> tuple[bool, dict[str, Any]]:
-        age = time.monotonic() - tick["at"]
-        return age < max(30.0, 3 * settings.clusters_reload_s), {"loop_age_s": round(age, 1)}
-
-    def ready() -> tuple[bool, dict[str, Any]]:
-        ages = supervisor.contact_ages(time.time())
-        stale = {k: v for k, v in ages.items() if v is None or v > 2 * settings.read_timeout_s}
-        return not stale, {"clusters": supervisor.clusters, "not_in_contact": sorted(stale)}
-
-    if settings.metrics_port:
-        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
-
-    def shutdown(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
     supervisor.apply(initial)
+    state.supervisor = supervisor
     log.info(
         "collector replica %d/%d publishing to %s; watching %s",
         settings.replica_index,
@@ -163,7 +246,7 @@ def _run(
     last_text = settings.clusters_file.read_text() if settings.clusters_file else None
     next_reload = time.monotonic() + settings.clusters_reload_s
     while not stop.wait(settings.checkpoint_interval_s):
-        tick["at"] = time.monotonic()
+        state.beat()
         supervisor.save_checkpoints()
         if settings.clusters_file is not None and time.monotonic() >= next_reload:
             next_reload = time.monotonic() + settings.clusters_reload_s
@@ -220,19 +303,28 @@ def _replay(
     try:
         with path.open() as lines:
             report = replay(
-                lines, cluster=cluster, filters=filters, sink=sink, now=_now, source=str(path)
+                lines,
+                cluster=cluster,
+                filters=filters,
+                sink=sink,
+                now=_now,
+                source=str(path),
+                message_max_bytes=settings.event_message_max_bytes,
             )
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         print(f"collector: cannot read {path}: {e}", file=sys.stderr)
         return 2
     unsent = sink.flush(60)
+    for notice in report.shortened:
+        print(notice, file=sys.stderr)
     for error in report.errors:
         print(error, file=sys.stderr)
     print(
-        f"replayed {path}: {report.published} published, {report.filtered} filtered out, "
-        f"{report.failed + unsent} not delivered, {len(report.errors)} unusable lines"
+        f"replayed {path}: {report.published} published ({len(report.shortened)} shortened), "
+        f"{report.filtered} filtered out, {len(report.errors)} not published"
+        + (f", {unsent} not acknowledged in time" if unsent else "")
     )
-    return 0 if not report.errors and not report.failed and not unsent else 1
+    return 0 if not report.errors and not unsent else 1
 
 
 if __name__ == "__main__":

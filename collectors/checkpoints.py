@@ -4,6 +4,11 @@ They live in a compacted Kafka topic (key `<cluster>/<namespace or *>`), so a co
 another node, or another replica taking a cluster over, resumes where the last one stopped. A
 checkpoint names the API server it came from: one taken against another server (the cluster was
 re-pointed) is ignored, since its resourceVersions mean nothing there.
+
+Writing one never blocks and never raises anything but `PublishError`: when the producer's queue is
+full (Kafka slow or away, the watches' records waiting), the caller keeps the checkpoint and writes
+it later. Reading them at start raises `KafkaUnavailableError` when Kafka does not answer, to be
+waited for. The topic itself is checked (and created) by `collectors.topics`.
 """
 
 from __future__ import annotations
@@ -15,10 +20,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from collectors.errors import SettingsError
+from collectors.errors import KafkaUnavailableError, PublishError
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +38,8 @@ def scope_key(cluster: str, namespace: str | None) -> str:
 
 
 class CheckpointStore(Protocol):
-    def load(self) -> dict[str, Checkpoint]: ...
-
-    def save(self, scope: str, checkpoint: Checkpoint) -> None: ...
+    def save(self, scope: str, checkpoint: Checkpoint) -> None:
+        """Hand the checkpoint over without waiting; PublishError if it cannot be taken now."""
 
 
 class KafkaCheckpointStore:
@@ -45,48 +48,41 @@ class KafkaCheckpointStore:
         self._bootstrap = bootstrap
         self._topic = topic
 
-    def ensure_topic(self) -> None:
-        """Create the compacted topic if it is missing (checked at start)."""
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
-        try:
-            if self._topic in admin.list_topics(timeout=15).topics:
-                return
-            topic = NewTopic(self._topic, num_partitions=1, config={"cleanup.policy": "compact"})
-            admin.create_topics([topic])[self._topic].result(timeout=30)
-        except KafkaException as e:
-            error = e.args[0]
-            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                return
-            raise SettingsError(
-                f"HERALD_CHECKPOINT_TOPIC {self._topic!r} is missing and cannot be created: {e}"
-            ) from e
+    def load(self, *, timeout_s: float = 20) -> dict[str, Checkpoint]:
+        """Read the topic from the beginning to its end; the newest value per key wins.
 
-    def load(self) -> dict[str, Checkpoint]:
-        """Read the topic from the beginning to its end; the newest value per key wins."""
+        KafkaUnavailableError if Kafka does not answer, or the end is not reached within about
+        `timeout_s`."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self._bootstrap,
                 "group.id": f"herald-checkpoint-reader-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "logger": log,
             }
         )
         checkpoints: dict[str, Checkpoint] = {}
+        deadline = time.monotonic() + timeout_s
         try:
-            metadata = consumer.list_topics(self._topic, timeout=15).topics[self._topic]
+            metadata = consumer.list_topics(self._topic, timeout=5).topics.get(self._topic)
+            if metadata is None or metadata.error is not None:
+                error = "no such topic" if metadata is None else metadata.error.str()
+                raise KafkaUnavailableError(
+                    f"cannot read the checkpoints in {self._topic!r}: {error}"
+                )
             ends = {}
             for partition in metadata.partitions:
                 _, high = consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, partition), timeout=15
+                    TopicPartition(self._topic, partition), timeout=5
                 )
                 if high > 0:
                     ends[partition] = high
             consumer.assign([TopicPartition(self._topic, p, 0) for p in ends])
-            deadline = time.monotonic() + 60
             while ends:
                 if time.monotonic() > deadline:
-                    raise SettingsError(
-                        f"cannot read the checkpoints in {self._topic!r} within 60s"
+                    raise KafkaUnavailableError(
+                        f"cannot read the checkpoints in {self._topic!r} within {timeout_s:.0f}s"
                     )
                 for message in consumer.consume(num_messages=500, timeout=0.5):
                     if message.error() is None:
@@ -94,15 +90,27 @@ class KafkaCheckpointStore:
                 for position in consumer.position([TopicPartition(self._topic, p) for p in ends]):
                     if position.offset >= ends[position.partition]:
                         ends.pop(position.partition)
+        except KafkaException as e:
+            raise KafkaUnavailableError(
+                f"cannot read the checkpoints in {self._topic!r}: {e}"
+            ) from e
         finally:
             consumer.close()
         return checkpoints
 
     def save(self, scope: str, checkpoint: Checkpoint) -> None:
+        """Hand the checkpoint to the producer, never waiting; PublishError if it cannot take it now."""
         value = json.dumps(
             {"resource_version": checkpoint.resource_version, "server": checkpoint.server}
         )
-        self._producer.produce(self._topic, key=scope.encode(), value=value.encode())
+        try:
+            self._producer.produce(self._topic, key=scope.encode(), value=value.encode())
+        except BufferError as e:
+            raise PublishError(
+                "the producer's queue is full (Kafka is slow or away): checkpoint kept for later"
+            ) from e
+        except KafkaException as e:
+            raise PublishError(f"cannot produce to {self._topic}: {e}") from e
 
 
 def _apply(checkpoints: dict[str, Checkpoint], key: bytes | None, value: bytes | None) -> None:

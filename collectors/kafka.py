@@ -6,6 +6,11 @@ watch's callback (which moves its checkpoint). The producer's queue is bounded: 
 (backpressure) instead of growing memory or dropping records. Records that still fail (the broker
 was away longer than `message_timeout_s`) are reported as failed, and the watch re-reads from its
 checkpoint.
+
+A record Kafka will never take is refused here, at once, with `RecordRefusedError`, so the watch
+sets it aside instead of re-reading it for ever: one larger than the producer's `message.max.bytes`
+(librdkafka refuses it in `produce()`, and the broker would refuse it too), or one that is not valid
+UTF-8 (a lone surrogate from a `\ud800` escape, which no API server writes but a proxy could).
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from collectors.errors import PublishError
+from collectors.errors import PublishError, RecordRefusedError
 from collectors.watching import DeliveryCallback
 from herald_contracts import RawRecord, encode_raw_record
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
+"""librdkafka's default `message.max.bytes`, below the broker's default (1 MiB and 12 bytes)."""
 
 
 def producer_config(
@@ -30,6 +39,7 @@ def producer_config(
     queue_max_messages: int = 20_000,
     queue_max_kbytes: int = 32_768,
     message_timeout_s: float = 300.0,
+    message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES,
 ) -> dict[str, object]:
     return {
         "bootstrap.servers": bootstrap,
@@ -40,7 +50,10 @@ def producer_config(
         "partitioner": "murmur2_random",
         "compression.type": "lz4",
         "linger.ms": 5,
-        "batch.size": 1_000_000,
+        # A batch never exceeds what one record may be, so a broker that takes the largest record
+        # takes every batch.
+        "batch.size": min(1_000_000, message_max_bytes),
+        "message.max.bytes": message_max_bytes,
         "queue.buffering.max.messages": queue_max_messages,
         "queue.buffering.max.kbytes": queue_max_kbytes,
         "message.timeout.ms": int(message_timeout_s * 1000),
@@ -57,16 +70,29 @@ class KafkaRecordSink:
         producer: Producer,
         *,
         topic: str,
+        message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES,
         observe: DeliveryObserver = lambda record, latency_s, error: None,
     ) -> None:
+        """`message_max_bytes`: the producer's `message.max.bytes` (see `producer_config`)."""
         self._producer = producer
         self._topic = topic
+        self._message_max_bytes = message_max_bytes
         self._observe = observe
 
     def publish(
         self, record: RawRecord, *, on_delivery: DeliveryCallback, stop: threading.Event
     ) -> None:
-        value = encode_raw_record(record)
+        try:
+            key, value = record.key.encode(), encode_raw_record(record)
+        except UnicodeEncodeError as e:
+            raise RecordRefusedError(f"not valid UTF-8: {e}", reason="not_utf8") from e
+        size = len(key) + len(value)
+        if size > self._message_max_bytes:
+            raise RecordRefusedError(
+                f"the record takes {size} bytes, more than Kafka takes "
+                f"(message.max.bytes {self._message_max_bytes})",
+                reason="too_large",
+            )
         started = time.monotonic()
 
         def report(error: KafkaError | None, message: Message) -> None:
@@ -83,15 +109,21 @@ class KafkaRecordSink:
 
         while True:
             try:
-                self._producer.produce(
-                    self._topic, key=record.key.encode(), value=value, on_delivery=report
-                )
+                self._producer.produce(self._topic, key=key, value=value, on_delivery=report)
             except BufferError:
                 # Backpressure: the queue is full because the broker is slow or away. Wait for it.
                 if stop.is_set():
                     raise PublishError("stopped while Kafka was not taking records") from None
                 self._producer.poll(0.1)
             except KafkaException as e:
+                error = e.args[0] if e.args else None
+                if isinstance(error, KafkaError) and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                    # The size above is the record's; librdkafka adds its framing to it.
+                    raise RecordRefusedError(
+                        f"the record takes {size} bytes with Kafka's framing, more than "
+                        f"message.max.bytes {self._message_max_bytes}",
+                        reason="too_large",
+                    ) from e
                 raise PublishError(f"cannot produce to {self._topic}: {e}") from e
             else:
                 return

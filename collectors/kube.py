@@ -111,11 +111,16 @@ class KubeEventSource:
         response = self._call(**kwargs)
         try:
             body = json.loads(response.data)
-        except (json.JSONDecodeError, urllib3.exceptions.HTTPError, OSError) as e:
+        except (ValueError, urllib3.exceptions.HTTPError, OSError) as e:  # JSON, or not UTF-8
             raise KubeError(f"unreadable list response: {e}") from e
-        metadata = body.get("metadata") or {}
+        # A list that is not an EventList is the server's (or a proxy's) fault, not one Event's:
+        # retried with backoff like any API error. Its items are checked one by one by the loop.
+        metadata = (body.get("metadata") or {}) if isinstance(body, dict) else None
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(metadata, dict) or not isinstance(items, list | None):
+            raise KubeError(f"unreadable list response: not an EventList: {response.data[:200]!r}")
         return EventPage(
-            items=list(body.get("items") or []),
+            items=list(items or []),
             resource_version=str(metadata.get("resourceVersion", "")),
             continue_token=metadata.get("continue") or None,
         )
@@ -133,9 +138,14 @@ class KubeEventSource:
             for line in _lines(response):
                 try:
                     event = json.loads(line)
-                except json.JSONDecodeError as e:
+                except ValueError as e:  # not JSON, or not UTF-8
+                    # Most likely a stream cut mid-line: resumed from the last position.
                     raise KubeError(f"undecodable watch line: {line[:200]!r}") from e
-                yield WatchEvent(type=str(event.get("type")), object=event.get("object") or {})
+                if isinstance(event, dict):
+                    yield WatchEvent(type=str(event.get("type")), object=event.get("object"))
+                else:
+                    # Not a watch event at all: the loop sets it aside, and the stream goes on.
+                    yield WatchEvent(type="", object=event)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeError(f"watch stream broke: {e}") from e
         finally:

@@ -34,6 +34,18 @@ EVENTS_DROPPED = Counter(
     "Events not published, by reason (filtered, already_published on a relist).",
     ["cluster", "reason"],
 )
+EVENTS_SET_ASIDE = Counter(
+    "herald_collector_events_set_aside_total",
+    "Watch objects not published because they cannot be (not_an_event: not a core/v1 Event; "
+    "too_large: above Kafka's record size even with the message shortened; not_utf8). Each is "
+    "logged once with what it was.",
+    ["cluster", "reason"],
+)
+MESSAGES_SHORTENED = Counter(
+    "herald_collector_messages_shortened_total",
+    "Events published with their message shortened to HERALD_EVENT_MESSAGE_MAX_BYTES.",
+    ["cluster"],
+)
 PUBLISH_ERRORS = Counter(
     "herald_collector_publish_errors_total",
     "Records Kafka did not acknowledge, by error (each restarts its watch from the checkpoint).",
@@ -87,6 +99,12 @@ class ScopeMetrics:
 
     def dropped(self, reason: str) -> None:
         EVENTS_DROPPED.labels(self.cluster, reason).inc()
+
+    def set_aside(self, reason: str) -> None:
+        EVENTS_SET_ASIDE.labels(self.cluster, reason).inc()
+
+    def shortened(self) -> None:
+        MESSAGES_SHORTENED.labels(self.cluster).inc()
 
     def restarted(self, cause: str) -> None:
         WATCH_RESTARTS.labels(self.cluster, cause).inc()

@@ -18,6 +18,13 @@ from herald_contracts import RAW_TOPIC
 
 CHECKPOINT_TOPIC = "herald.collector-checkpoints.v1"
 
+MESSAGE_HEADROOM_BYTES = 65_536
+"""What a record keeps, beside a shortened message, for the rest of its Event (metadata, involved
+object, annotations) and the record's own fields."""
+
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+"""Kafka's rule for topic names (`.` and `..` aside)."""
+
 
 @dataclass(frozen=True)
 class CollectorSettings:
@@ -59,6 +66,12 @@ class CollectorSettings:
     kafka_message_timeout_s: float = 300.0
     """HERALD_KAFKA_MESSAGE_TIMEOUT_S: how long a record may wait for the broker before it fails
     (its watch then re-reads from the checkpoint)."""
+    kafka_message_max_bytes: int = 1_000_000
+    """HERALD_KAFKA_MESSAGE_MAX_BYTES: the producer's `message.max.bytes`, the largest record it
+    sends; at most the raw topic's `max.message.bytes` (checked once Kafka answers)."""
+    event_message_max_bytes: int = 65_536
+    """HERALD_EVENT_MESSAGE_MAX_BYTES: longer Event messages are shortened to this, with a marker;
+    must leave MESSAGE_HEADROOM_BYTES of HERALD_KAFKA_MESSAGE_MAX_BYTES for the rest of the Event."""
     metrics_port: int = 9101
     """HERALD_METRICS_PORT: /metrics, /healthz and /readyz; 0 disables."""
     metrics_host: str = "127.0.0.1"
@@ -69,9 +82,7 @@ class CollectorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, need_clusters: bool = True) -> CollectorSettings:
         reader = _Reader(env)
-        bootstrap = reader.text("HERALD_KAFKA_BOOTSTRAP")
-        if bootstrap is None:
-            raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
+        bootstrap = _bootstrap(reader.text("HERALD_KAFKA_BOOTSTRAP"))
         clusters_file = reader.text("HERALD_CLUSTERS_FILE")
         single = _single_cluster(reader)
         if clusters_file is not None and single is not None:
@@ -89,12 +100,30 @@ class CollectorSettings:
         log_format = reader.text("HERALD_LOG_FORMAT") or "json"
         if log_format not in ("json", "text"):
             raise SettingsError(f"HERALD_LOG_FORMAT must be json or text, not {log_format!r}")
+        kafka_message_max_bytes = int(
+            reader.number(
+                "HERALD_KAFKA_MESSAGE_MAX_BYTES",
+                1_000_000,
+                minimum=MESSAGE_HEADROOM_BYTES + 1024,
+                maximum=1_000_000_000,  # librdkafka's own bound
+            )
+        )
+        event_message_max_bytes = int(
+            reader.number("HERALD_EVENT_MESSAGE_MAX_BYTES", 65_536, minimum=1024)
+        )
+        if event_message_max_bytes > kafka_message_max_bytes - MESSAGE_HEADROOM_BYTES:
+            raise SettingsError(
+                f"HERALD_EVENT_MESSAGE_MAX_BYTES ({event_message_max_bytes}) must leave "
+                f"{MESSAGE_HEADROOM_BYTES} bytes of the producer's message.max.bytes "
+                f"(HERALD_KAFKA_MESSAGE_MAX_BYTES, {kafka_message_max_bytes}) for the rest of the "
+                f"Event: at most {kafka_message_max_bytes - MESSAGE_HEADROOM_BYTES}"
+            )
         return cls(
             kafka_bootstrap=bootstrap,
             clusters_file=Path(clusters_file) if clusters_file else None,
             single_cluster=single,
-            raw_topic=reader.text("HERALD_RAW_TOPIC") or RAW_TOPIC,
-            checkpoint_topic=reader.text("HERALD_CHECKPOINT_TOPIC") or CHECKPOINT_TOPIC,
+            raw_topic=_topic(reader, "HERALD_RAW_TOPIC", RAW_TOPIC),
+            checkpoint_topic=_topic(reader, "HERALD_CHECKPOINT_TOPIC", CHECKPOINT_TOPIC),
             checkpoint_interval_s=reader.number("HERALD_CHECKPOINT_INTERVAL_S", 1.0, minimum=0.05),
             clusters_reload_s=reader.number("HERALD_CLUSTERS_RELOAD_S", 5.0, minimum=0.1),
             replica_index=replica_index,
@@ -114,6 +143,8 @@ class CollectorSettings:
             kafka_message_timeout_s=reader.number(
                 "HERALD_KAFKA_MESSAGE_TIMEOUT_S", 300.0, minimum=1
             ),
+            kafka_message_max_bytes=kafka_message_max_bytes,
+            event_message_max_bytes=event_message_max_bytes,
             metrics_port=int(reader.number("HERALD_METRICS_PORT", 9101, minimum=0, maximum=65535)),
             metrics_host=reader.text("HERALD_METRICS_HOST") or "127.0.0.1",
             log_format=log_format,
@@ -143,6 +174,32 @@ class _Reader:
             )
             raise SettingsError(f"{name} must be {bound}, not {raw!r}")
         return value
+
+
+def _bootstrap(text: str | None) -> str:
+    """`host:port[,host:port...]` (an optional `scheme://` each, as librdkafka allows). Whether the
+    brokers answer is not a setting: the collector waits for them."""
+    if text is None:
+        raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
+    for address in text.split(","):
+        host, _, port = address.strip().rpartition("://")[2].rpartition(":")
+        if not host or any(c.isspace() for c in host) or not port.isdecimal():
+            raise SettingsError(
+                f"HERALD_KAFKA_BOOTSTRAP must be host:port[,host:port...], not {text!r}"
+            )
+        if not 0 < int(port) < 65536:
+            raise SettingsError(f"HERALD_KAFKA_BOOTSTRAP has port {port} out of range in {text!r}")
+    return text
+
+
+def _topic(reader: _Reader, name: str, default: str) -> str:
+    topic = reader.text(name) or default
+    if not _TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+        raise SettingsError(
+            f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-'; at most 249), "
+            f"not {topic!r}"
+        )
+    return topic
 
 
 def _single_cluster(reader: _Reader) -> ClusterSpec | None:

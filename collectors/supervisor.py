@@ -4,20 +4,28 @@
 disabled, owned by another replica) are stopped cleanly, changed ones restarted, new ones started.
 Each scope runs in a thread of its own, so one cluster's failures (a wrong kubeconfig, an API
 server that is down) never hold up the others: that cluster retries with backoff and reports.
+A watch that fails in a way nobody foresaw (a bug) is logged with its traceback and restarted from
+its checkpoint with backoff, rather than ending that cluster's collection without a word.
 `save_checkpoints` writes every scope's checkpoint that moved since it was last written.
+
+What health reads (`clusters`, `contact_ages`) never waits on anything slow: stopping clusters
+(joining their threads, up to `stop_timeout_s`, all at once) happens outside the lock those take,
+and writing a checkpoint never blocks: when the producer cannot take one now (its queue is full
+while Kafka is away), the checkpoint is kept and written on a later call.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from collectors.checkpoints import Checkpoint, CheckpointStore, scope_key
 from collectors.config import ClusterSpec, assigned
-from collectors.errors import SettingsError
+from collectors.errors import PublishError, SettingsError
 from collectors.metrics import CLUSTERS_WATCHED, LAGS, ScopeMetrics
 from collectors.progress import Progress
 from collectors.watching import Backoff, EventSource, RecordSink, Watcher
@@ -41,6 +49,7 @@ class WatchSettings:
     page_size: int = 500
     watch_timeout_s: int = 300
     backoff: Backoff = field(default_factory=Backoff)
+    message_max_bytes: int = 65_536
 
 
 @dataclass
@@ -57,6 +66,7 @@ class _ClusterRun:
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     scopes: dict[str, _Scope] = field(default_factory=dict)
+    metrics: dict[str, ScopeMetrics] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -72,19 +82,27 @@ class Supervisor:
         watch: WatchSettings,
         replica_index: int = 0,
         replica_count: int = 1,
+        stop_timeout_s: float = 15,
     ) -> None:
+        """`apply`, `stop` and `save_checkpoints` are called from one thread (the main loop);
+        `clusters` and `contact_ages` from any."""
         self._connect = connect
         self._sink = sink
         self._store = store
         self._checkpoints = dict(checkpoints)
+        """The newest checkpoint known per scope, written or not (a restarted cluster starts there)."""
         self._saved = {k: c.resource_version for k, c in checkpoints.items()}
+        self._checkpoints_lock = threading.Lock()
+        self._save_failing = False
         self._now = now
         self._watch = watch
         self._replica_index = replica_index
         self._replica_count = replica_count
+        self._stop_timeout_s = stop_timeout_s
         self._runs: dict[str, _ClusterRun] = {}
         self._metrics: dict[str, ScopeMetrics] = {}
         self._lock = threading.Lock()
+        """Guards `_runs` and `_metrics`; never held while waiting for anything."""
 
     @property
     def clusters(self) -> list[str]:
@@ -99,17 +117,19 @@ class Supervisor:
             )
         }
         with self._lock:
-            for name, run in list(self._runs.items()):
-                if desired.get(name) != run.spec:
-                    log.info(
-                        "cluster %s: stopping (%s)",
-                        name,
-                        "changed" if name in desired else "no longer assigned",
-                    )
-                    self._stop_run(run)
-                    with run.lock:
-                        self._save(list(run.scopes.values()))
-                    del self._runs[name]
+            stopping = [run for name, run in self._runs.items() if desired.get(name) != run.spec]
+            for run in stopping:
+                log.info(
+                    "cluster %s: stopping (%s)",
+                    run.spec.name,
+                    "changed" if run.spec.name in desired else "no longer assigned",
+                )
+                del self._runs[run.spec.name]
+            CLUSTERS_WATCHED.set(len(self._runs))
+        # Outside the lock: health goes on answering while the threads finish.
+        self._stop_runs(stopping)
+        self._save_checkpoints(stopping)
+        with self._lock:
             for name, spec in desired.items():
                 if name not in self._runs:
                     log.info("cluster %s: starting %d watch(es)", name, len(spec.scopes))
@@ -119,26 +139,47 @@ class Supervisor:
     def stop(self) -> None:
         """Stop every watch; `save_checkpoints` still writes their last checkpoints afterwards."""
         with self._lock:
-            for run in self._runs.values():
-                self._stop_run(run)
-            CLUSTERS_WATCHED.set(0)
+            runs = list(self._runs.values())
+        self._stop_runs(runs)
+        CLUSTERS_WATCHED.set(0)
 
     def save_checkpoints(self) -> int:
-        """Write the checkpoints that moved; return how many were written."""
+        """Write the checkpoints that moved; return how many were written. Never blocks and never
+        raises for Kafka: what cannot be written now is written by a later call."""
         with self._lock:
-            scopes = [s for run in self._runs.values() for s in list(run.scopes.values())]
-        return self._save(scopes)
+            runs = list(self._runs.values())
+        return self._save_checkpoints(runs)
 
-    def _save(self, scopes: list[_Scope]) -> int:
+    def _save_checkpoints(self, runs: list[_ClusterRun]) -> int:
+        scopes: list[_Scope] = []
+        for run in runs:
+            with run.lock:
+                scopes.extend(run.scopes.values())
+        with self._checkpoints_lock:
+            for scope in scopes:
+                rv = scope.progress.checkpoint
+                if rv is not None:
+                    self._checkpoints[scope.key] = Checkpoint(rv, scope.server)
+            unsaved = [
+                (key, checkpoint)
+                for key, checkpoint in self._checkpoints.items()
+                if self._saved.get(key) != checkpoint.resource_version
+            ]
         written = 0
-        for scope in scopes:
-            rv = scope.progress.checkpoint
-            if rv is not None and self._saved.get(scope.key) != rv:
-                checkpoint = Checkpoint(rv, scope.server)
-                self._store.save(scope.key, checkpoint)
-                self._checkpoints[scope.key] = checkpoint
-                self._saved[scope.key] = rv
-                written += 1
+        for key, checkpoint in unsaved:
+            try:
+                self._store.save(key, checkpoint)
+            except PublishError as e:
+                if not self._save_failing:
+                    log.warning("cannot write checkpoints now (%s); retrying every turn", e)
+                    self._save_failing = True
+                return written
+            with self._checkpoints_lock:
+                self._saved[key] = checkpoint.resource_version
+            written += 1
+        if self._save_failing:
+            log.info("checkpoints written again")
+            self._save_failing = False
         return written
 
     def contact_ages(self, now: float) -> dict[str, float | None]:
@@ -157,6 +198,7 @@ class Supervisor:
         for namespace in spec.scopes:
             metrics = ScopeMetrics(spec.name, namespace or "*")
             self._metrics[scope_key(spec.name, namespace)] = metrics
+            run.metrics[scope_key(spec.name, namespace)] = metrics
             LAGS.add(metrics)
             thread = threading.Thread(
                 target=self._run_scope,
@@ -168,20 +210,31 @@ class Supervisor:
             thread.start()
         return run
 
-    def _stop_run(self, run: _ClusterRun) -> None:
-        run.stop.set()
-        with run.lock:
-            scopes = list(run.scopes.values())
-        for scope in scopes:
-            scope.source.interrupt()
-        for thread in run.threads:
-            thread.join(timeout=15)
-            if thread.is_alive():
-                log.warning("cluster %s: %s did not stop within 15s", run.spec.name, thread.name)
-        for namespace in run.spec.scopes:
-            metrics = self._metrics.pop(scope_key(run.spec.name, namespace), None)
-            if metrics is not None:
-                LAGS.remove(metrics)
+    def _stop_runs(self, runs: list[_ClusterRun]) -> None:
+        """Stop the runs' watches all at once, waiting at most `stop_timeout_s` in all."""
+        for run in runs:
+            run.stop.set()
+            with run.lock:
+                scopes = list(run.scopes.values())
+            for scope in scopes:
+                scope.source.interrupt()
+        deadline = time.monotonic() + self._stop_timeout_s
+        for run in runs:
+            for thread in run.threads:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    log.warning(
+                        "cluster %s: %s did not stop within %.0fs",
+                        run.spec.name,
+                        thread.name,
+                        self._stop_timeout_s,
+                    )
+        with self._lock:
+            for run in runs:
+                for key, metrics in run.metrics.items():
+                    if self._metrics.get(key) is metrics:
+                        del self._metrics[key]
+                        LAGS.remove(metrics)
 
     def _run_scope(self, run: _ClusterRun, namespace: str | None, metrics: ScopeMetrics) -> None:
         spec = run.spec
@@ -205,7 +258,8 @@ class Supervisor:
                 )
                 metrics.restarted("config")
                 run.stop.wait(delay)
-        checkpoint = self._checkpoints.get(key)
+        with self._checkpoints_lock:
+            checkpoint = self._checkpoints.get(key)
         start = (
             checkpoint.resource_version
             if checkpoint and checkpoint.server == source.server
@@ -218,16 +272,34 @@ class Supervisor:
         progress = Progress(start)
         with run.lock:
             run.scopes[key] = _Scope(key, source.server, progress, source)
-        Watcher(
-            cluster=spec.name,
-            source=source,
-            sink=self._sink,
-            observer=metrics,
-            now=self._now,
-            progress=progress,
-            event_filter=spec.filter,
-            stop=run.stop,
-            page_size=self._watch.page_size,
-            watch_timeout_s=self._watch.watch_timeout_s,
-            backoff=self._watch.backoff,
-        ).run()
+        failures = 0
+        while not run.stop.is_set():
+            try:
+                Watcher(
+                    cluster=spec.name,
+                    source=source,
+                    sink=self._sink,
+                    observer=metrics,
+                    now=self._now,
+                    progress=progress,
+                    event_filter=spec.filter,
+                    stop=run.stop,
+                    page_size=self._watch.page_size,
+                    watch_timeout_s=self._watch.watch_timeout_s,
+                    backoff=self._watch.backoff,
+                    message_max_bytes=self._watch.message_max_bytes,
+                ).run()
+            except Exception:  # a bug must not end this cluster's collection unseen
+                failures += 1
+                delay = self._watch.backoff.delay(failures, rand=0.5)
+                log.exception(
+                    "cluster %s: the watch of %s failed unexpectedly; restarting it from its "
+                    "checkpoint in %.0fs",
+                    spec.name,
+                    key,
+                    delay,
+                    extra={"cluster": spec.name},
+                )
+                metrics.restarted("unexpected_error")
+                run.stop.wait(delay)
+                progress.restart()  # what was in flight is re-read from the checkpoint

@@ -7,7 +7,11 @@ Every Event the API server holds reaches the sink at least once:
   resourceVersion seen (bookmarks included) when the stream ends or breaks;
 - a 410 Expired (on the watch, or on a list's continue token) drops the position: relist;
 - any other API error backs off exponentially with jitter and carries on from the same position;
-- a record Kafka did not take restarts the watch from the checkpoint, which re-reads everything after it.
+- a record Kafka did not take restarts the watch from the checkpoint, which re-reads everything after it,
+  after the same kind of backoff (whatever made Kafka refuse it, the loop never spins);
+- an object that is not a core/v1 Event (`collectors.events`), or a record Kafka will never take
+  (too large even with its message shortened, `collectors.records`), is set aside: counted, logged
+  once with what it was, and the position moves past it, so it never holds back what follows.
 
 The checkpoint itself is `collectors.progress.Progress`'s business. The API client is behind the
 `EventSource` protocol (`collectors.kube` is the real one), the producer behind `RecordSink`
@@ -16,6 +20,7 @@ The checkpoint itself is `collectors.progress.Progress`'s business. The API clie
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -23,10 +28,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from collectors.errors import ExpiredError, KubeError, PublishError
+from collectors.errors import ExpiredError, KubeError, PublishError, RecordRefusedError
+from collectors.events import event_problem
 from collectors.filters import ADMIT_ALL, EventFilter, admits
 from collectors.progress import Progress, newer
-from collectors.records import to_raw_record
+from collectors.records import bound_message, to_raw_record
 from herald_contracts import RawRecord, WatchType
 
 log = logging.getLogger(__name__)
@@ -37,7 +43,8 @@ _PUBLISHED_TYPES = frozenset(t.value for t in WatchType)
 
 @dataclass(frozen=True)
 class EventPage:
-    items: list[JsonObject]
+    items: list[Any]
+    """The items as decoded: the loop checks each is an Event before it uses it."""
     resource_version: str
     continue_token: str | None
 
@@ -45,7 +52,8 @@ class EventPage:
 @dataclass(frozen=True)
 class WatchEvent:
     type: str
-    object: JsonObject
+    object: Any
+    """The object as decoded: the loop checks it is an Event (or a Status, or a bookmark)."""
 
 
 class EventSource(Protocol):
@@ -72,6 +80,10 @@ class WatchObserver(Protocol):
     def observed(self, event: JsonObject) -> None: ...
 
     def dropped(self, reason: str) -> None: ...
+
+    def set_aside(self, reason: str) -> None: ...
+
+    def shortened(self) -> None: ...
 
     def restarted(self, cause: str) -> None: ...
 
@@ -107,6 +119,8 @@ class Watcher:
     watch_timeout_s: int = 300
     backoff: Backoff = field(default_factory=Backoff)
     rand: Callable[[], float] = random.random
+    message_max_bytes: int = 65_536
+    """Longer messages are shortened (`collectors.records.bound_message`)."""
     resource_version: str | None = None
     """Where the next watch starts; None means list first. Starts at the checkpoint, if any."""
 
@@ -115,6 +129,8 @@ class Watcher:
             self.resource_version = self.progress.checkpoint
         self._log = logging.LoggerAdapter(log, {"cluster": self.cluster})
         self._answered = False
+        self._publish_failures = 0
+        self._restarted_at: str | None = None
 
     def run(self) -> None:
         failures = 0
@@ -123,6 +139,7 @@ class Watcher:
             try:
                 if self.progress.failure is not None:
                     self._restart_from_checkpoint()
+                    continue
                 if self.resource_version is None:
                     self.resource_version = self._relist()
                 self._watch_once(self.resource_version)
@@ -131,8 +148,10 @@ class Watcher:
                 self._log.info("%s; relisting", e)
                 self.observer.relisted("expired")
                 self.resource_version = None
-            except PublishError as e:
-                self._log.warning("%s", e)
+            except PublishError:
+                # `_publish` marked the record failed: the next turn backs off, logs and restarts
+                # from the checkpoint.
+                continue
             except KubeError as e:
                 # Back off on consecutive failures; a stream that worked for a while and then broke
                 # starts the count again.
@@ -143,14 +162,26 @@ class Watcher:
                 self.stop.wait(delay)
 
     def _restart_from_checkpoint(self) -> None:
-        error = self.progress.failure
-        self.resource_version = self.progress.restart()
+        """Wait (longer after each failure that made no progress), then re-read from the checkpoint.
+
+        Without the wait, a record Kafka refuses at once (an unknown topic, a broker that refuses
+        the producer) would make the loop re-read and re-send it as fast as the API server answers.
+        """
+        checkpoint = self.progress.checkpoint
+        if checkpoint != self._restarted_at:
+            self._publish_failures = 0  # the checkpoint moved since the last restart: progress
+        self._publish_failures += 1
+        delay = self.backoff.delay(self._publish_failures, rand=self.rand())
         self._log.warning(
-            "Kafka did not take a record (%s); re-reading from resourceVersion %s",
-            error,
-            self.resource_version or "(relist)",
+            "Kafka did not take a record (%s); re-reading from resourceVersion %s in %.1fs",
+            self.progress.failure,
+            checkpoint or "(relist)",
+            delay,
         )
         self.observer.restarted("publish_failed")
+        if self.stop.wait(delay):
+            return
+        self.resource_version = self._restarted_at = self.progress.restart()
 
     def _relist(self) -> str:
         known = self.progress.checkpoint
@@ -160,7 +191,10 @@ class Watcher:
             self.observer.contacted()
             for item in page.items:
                 self.observer.received(WatchType.ADDED.value)
-                if not newer(_resource_version(item), known):
+                problem = event_problem(item)
+                if problem is not None:
+                    self._set_aside_object(WatchType.ADDED.value, item, problem)
+                elif not newer(_resource_version(item), known):
                     self.observer.dropped("already_published")
                 elif not admits(self.event_filter, item):
                     self.observer.dropped("filtered")
@@ -187,7 +221,11 @@ class Watcher:
                 if rv:
                     self.progress.reached(rv)
             elif event.type not in _PUBLISHED_TYPES:
-                self._log.warning("ignoring a watch event of type %r", event.type)
+                self._set_aside_object(event.type, event.object, "not a watch event type")
+                rv = self._past(rv)
+            elif (problem := event_problem(event.object)) is not None:
+                self._set_aside_object(event.type, event.object, problem)
+                rv = self._past(rv)
             elif admits(self.event_filter, event.object):
                 self._publish(event.type, event.object, position=rv)
             else:
@@ -200,10 +238,41 @@ class Watcher:
                 return
         self.observer.restarted("stream_ended")
 
+    def _past(self, rv: str | None) -> str | None:
+        """The position of an object set aside, if it is one to resume from: an integer newer than
+        the current position (what an object that is not an Event says of itself is not trusted
+        further; resuming from a made-up version would fail every watch after it)."""
+        if rv is None or not rv.isdecimal() or not newer(rv, self.resource_version):
+            return None
+        self.progress.reached(rv)
+        return rv
+
+    def _set_aside_object(self, watch_type: str, obj: Any, problem: str) -> None:
+        self.observer.set_aside("not_an_event")
+        self._log.error(
+            "cluster %s: set aside a %s watch object that is not a core/v1 Event (%s): %s",
+            self.cluster,
+            watch_type,
+            problem,
+            _shown(obj),
+        )
+
     def _publish(self, watch_type: str, obj: JsonObject, *, position: str | None) -> None:
         self.observer.observed(obj)
+        bounded = bound_message(obj, max_bytes=self.message_max_bytes)
+        if bounded.shortened_from is not None:
+            self.observer.shortened()
+            self._log.warning(
+                "shortened the message of Event %s (%d bytes) to %d bytes",
+                _identity(self.cluster, obj),
+                bounded.shortened_from,
+                self.message_max_bytes,
+            )
         record = to_raw_record(
-            cluster=self.cluster, watch_type=watch_type, event=obj, collected_at=self.now()
+            cluster=self.cluster,
+            watch_type=watch_type,
+            event=bounded.event,
+            collected_at=self.now(),
         )
         ticket = self.progress.sent(position)
         progress = self.progress
@@ -214,16 +283,43 @@ class Watcher:
             else:
                 progress.failed(ticket, error)
 
-        self.sink.publish(record, on_delivery=delivered, stop=self.stop)
+        try:
+            self.sink.publish(record, on_delivery=delivered, stop=self.stop)
+        except RecordRefusedError as e:
+            # Kafka will never take it: publishing it again would only stop everything behind it.
+            progress.acknowledged(ticket)
+            self.observer.set_aside(e.reason)
+            self._log.error("set aside Event %s: %s", _identity(self.cluster, obj), e)
+        except PublishError as e:
+            # Not in flight: without this its ticket would stay pending, and the checkpoint with it.
+            progress.failed(ticket, str(e))
+            raise
 
 
-def _resource_version(obj: JsonObject) -> str | None:
-    metadata = obj.get("metadata")
+def _resource_version(obj: Any) -> str | None:
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
     rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
     return rv if isinstance(rv, str) and rv else None
 
 
-def _raise_watch_error(status: JsonObject) -> None:
+def _identity(cluster: str, event: JsonObject) -> str:
+    """cluster/namespace/name (uid) of a valid Event, for logs."""
+    metadata = event["metadata"]
+    name = f"{cluster}/{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+    return f"{name} (uid {metadata['uid']})"
+
+
+def _shown(obj: Any, limit: int = 300) -> str:
+    try:
+        text = json.dumps(obj, ensure_ascii=True, default=repr)
+    except ValueError:
+        text = repr(obj)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _raise_watch_error(status: Any) -> None:
+    if not isinstance(status, dict):
+        raise KubeError(f"watch error without a Status: {_shown(status)}")
     code = status.get("code")
     message = str(status.get("message", "watch error"))
     if code == 410:

@@ -84,6 +84,48 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             "HERALD_LOG_FORMAT",
             id="collector-log-format",
         ),
+        pytest.param(
+            "collectors",
+            {"HERALD_CLUSTER_NAME": "a", "HERALD_KAFKA_BOOTSTRAP": "kafka"},
+            "HERALD_KAFKA_BOOTSTRAP",
+            id="collector-bootstrap-without-port",
+        ),
+        pytest.param(
+            "collectors",
+            {"HERALD_CLUSTER_NAME": "a", "HERALD_KAFKA_BOOTSTRAP": "k:9092,k2:90x"},
+            "HERALD_KAFKA_BOOTSTRAP",
+            id="collector-bootstrap-bad-port",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_RAW_TOPIC": "raw events",
+            },
+            "HERALD_RAW_TOPIC",
+            id="collector-raw-topic-not-a-topic-name",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_EVENT_MESSAGE_MAX_BYTES": "990000",
+            },
+            "HERALD_EVENT_MESSAGE_MAX_BYTES",
+            id="collector-message-limit-leaves-no-room-in-a-kafka-record",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_KAFKA_MESSAGE_MAX_BYTES": "1000",
+            },
+            "HERALD_KAFKA_MESSAGE_MAX_BYTES",
+            id="collector-kafka-record-limit-too-small",
+        ),
         pytest.param("processors", {}, "HERALD_KAFKA_BOOTSTRAP", id="processor-no-kafka"),
         pytest.param(
             "processors",

@@ -4,6 +4,7 @@ the simulated cluster holds must be in the raw topic, and duplicates must stay b
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -18,7 +19,7 @@ from herald_dev import infra
 from herald_dev.fakekube import FakeKube
 from herald_dev.processes import ServiceProcess
 from tests.conftest import Topics
-from tests.support import TopicReader, occurrence, rollout_event
+from tests.support import TopicReader, http_get, occurrence, rollout_event, wait_until
 
 FAST = {
     "HERALD_CHECKPOINT_INTERVAL_S": "0.2",
@@ -197,3 +198,119 @@ def test_an_expired_checkpoint_relists_and_republishes_only_what_is_newer(
     reader.read_until(lambda v: False, timeout_s=1)
     counts = published(reader.values)
     assert sum(counts.values()) == 150  # the relist skipped the 100 already published
+
+
+def _alive_and_live_for(collector: ServiceProcess, port: int, *, seconds: float) -> None:
+    """Assert, for `seconds`, that the process stays up and /healthz answers 200."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert collector.alive, collector.log_tail()
+        assert http_get(port, "/healthz")[0] == 200
+        time.sleep(0.5)
+
+
+def test_a_collector_started_while_kafka_is_down_waits_for_it_then_publishes(
+    fake_kube: FakeKube, kubeconfig: Path, services: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    pid, bootstrap, home = infra.start_kafka(tmp_path / "private-kafka")
+    try:
+        topics = Topics(
+            raw="late.raw", domain="late.domain", dead_letters="late.dead", checkpoints="late.cp"
+        )
+        # Not the checkpoint topic (its default name instead): the collector creates it, once
+        # Kafka answers.
+        infra.create_topics(
+            bootstrap, {**topics.env(), "HERALD_CHECKPOINT_TOPIC": ""}, partitions=1
+        )
+        infra.stop_kafka(pid)
+        add_events(fake_kube, 20, prefix="waiting")
+        port = infra.free_port()
+        collector = services(
+            "collectors",
+            {
+                **_collector_env(topics, kubeconfig),
+                "HERALD_KAFKA_BOOTSTRAP": bootstrap,
+                "HERALD_METRICS_PORT": str(port),
+            },
+        )
+        _, body = wait_until(
+            lambda: (r := http_get(port, "/readyz"))[0] == 503 and "Kafka" in r[1] and r
+        )
+        assert "does not answer" in json.loads(body)["waiting_for"]
+        _alive_and_live_for(collector, port, seconds=8)  # several attempts, each waited out
+        pid = infra.launch_kafka(Path(home), bootstrap)
+        reader = TopicReader(bootstrap, topics.raw)
+        try:
+            assert reader.read_until(all_published(fake_kube), timeout_s=60)
+        finally:
+            reader.close()
+        wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=30)
+        assert "bad setting" not in collector.log_path.read_text()
+        assert collector.stop() == 0
+    finally:
+        infra.stop_kafka(pid)
+
+
+def test_a_kafka_outage_that_fills_the_producer_queue_stops_no_loop_and_loses_nothing(
+    fake_kube: FakeKube, kubeconfig: Path, services: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    pid, bootstrap, home = infra.start_kafka(tmp_path / "private-kafka")
+    try:
+        topics = Topics(
+            raw="full.raw", domain="full.domain", dead_letters="full.dead", checkpoints="full.cp"
+        )
+        infra.create_topics(bootstrap, topics.env(), partitions=1)
+        cluster_file = tmp_path / "clusters.yaml"
+        cluster_file.write_text(
+            json.dumps(
+                {
+                    "clusters": [
+                        {
+                            "name": "prod-eu",
+                            "kubeconfig": str(kubeconfig),
+                            "namespaces": ["billing", "shop"],
+                        }
+                    ]
+                }
+            )
+        )
+        port = infra.free_port()
+        collector = services(
+            "collectors",
+            {
+                **topics.env(),
+                **FAST,
+                "HERALD_CLUSTERS_FILE": str(cluster_file),
+                "HERALD_KAFKA_BOOTSTRAP": bootstrap,
+                "HERALD_METRICS_PORT": str(port),
+                "HERALD_KAFKA_QUEUE_MAX_MESSAGES": "5",
+            },
+        )
+        add_events(fake_kube, 10, prefix="before")
+        reader = TopicReader(bootstrap, topics.raw)
+        assert reader.read_until(lambda v: len(v) >= 10, timeout_s=60)
+        reader.close()
+        infra.stop_kafka(pid)
+        # Billing's records fill the producer's queue while shop's watch, idle, moves its checkpoint
+        # with every bookmark: writing it finds the queue full.
+        add_events(fake_kube, 30, prefix="during")
+        wait_until(
+            lambda: (
+                not collector.alive
+                or "cannot write checkpoints now" in collector.log_path.read_text()
+            ),
+            timeout_s=30,
+        )
+        _alive_and_live_for(collector, port, seconds=3)
+        pid = infra.launch_kafka(Path(home), bootstrap)
+        add_events(fake_kube, 5, prefix="after")
+        reader = TopicReader(bootstrap, topics.raw)
+        try:
+            assert reader.read_until(all_published(fake_kube), timeout_s=120)
+        finally:
+            reader.close()
+        assert collector.alive
+        wait_until(lambda: "checkpoints written again" in collector.log_path.read_text())
+        assert collector.stop() == 0
+    finally:
+        infra.stop_kafka(pid)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from herald_dev.fakekube import FakeKube
 from herald_dev.processes import ServiceProcess
 from tests.conftest import Topics
-from tests.support import consume, rollout_event, validate
+from tests.support import consume, rollout_event, validate, wait_until
 
 
 def test_listed_and_watched_events_are_published_with_their_object_key(
@@ -50,3 +54,44 @@ def test_listed_and_watched_events_are_published_with_their_object_key(
     assert values[-1]["object"]["metadata"]["uid"] == paused["metadata"]["uid"]
     assert all(v["cluster"] == "prod-eu" for v in values)
     assert collector.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("topic_config", "setting"),
+    [
+        pytest.param(
+            {"cleanup.policy": "delete"}, "HERALD_CHECKPOINT_TOPIC", id="checkpoint-not-compacted"
+        ),
+        pytest.param(
+            {"max.message.bytes": "500000"},
+            "HERALD_KAFKA_MESSAGE_MAX_BYTES",
+            id="raw-topic-takes-smaller-records-than-the-producer-sends",
+        ),
+    ],
+)
+def test_a_topic_that_does_not_fit_the_settings_stops_the_collector_naming_the_setting(
+    kafka: str,
+    topics: Topics,
+    kubeconfig: Path,
+    services: Callable[..., ServiceProcess],
+    topic_config: dict[str, str],
+    setting: str,
+) -> None:
+    name = f"test.{uuid.uuid4().hex[:10]}.misfit"
+    admin = AdminClient({"bootstrap.servers": kafka})
+    admin.create_topics([NewTopic(name, num_partitions=1, config=topic_config)])[name].result(30)
+    which = "HERALD_CHECKPOINT_TOPIC" if "cleanup.policy" in topic_config else "HERALD_RAW_TOPIC"
+    collector = services(
+        "collectors",
+        {
+            **topics.env(),
+            which: name,
+            "HERALD_CLUSTER_NAME": "prod-eu",
+            "HERALD_KUBECONFIG": str(kubeconfig),
+        },
+    )
+    assert wait_until(lambda: not collector.alive, timeout_s=30)
+    assert collector.stop() == 1
+    log = collector.log_path.read_text()
+    assert f"collector: bad setting: {setting}" in log
+    assert "Traceback" not in log

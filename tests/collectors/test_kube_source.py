@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from collectors.errors import SettingsError
+from collectors.errors import KubeError, SettingsError
 from collectors.kube import KubeEventSource
 from collectors.watching import Backoff, Watcher
 from herald_dev.fakekube import FakeKube
@@ -133,3 +136,66 @@ def test_an_expired_continue_token_during_the_list_relists_without_losing_events
     assert (
         len(sink.records) == 10
     )  # the first page twice: the list had not finished, nothing was known
+
+
+@dataclass
+class CannedResponse:
+    """What `_preload_content=False` returns, with a canned body."""
+
+    data: bytes
+
+    def stream(self, amt: int | None = None, decode_content: bool = True) -> Iterator[bytes]:
+        yield from (self.data[i : i + 7] for i in range(0, len(self.data), 7))  # split lines too
+
+    def release_conn(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+class CannedApi:
+    """Stands in for CoreV1Api: every call answers the same body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def list_event_for_all_namespaces(self, **kwargs: Any) -> CannedResponse:
+        return CannedResponse(self.body)
+
+
+def _canned(body: bytes) -> KubeEventSource:
+    return KubeEventSource(
+        CannedApi(body),  # type: ignore[arg-type]
+        namespace=None,
+        connect_timeout_s=1,
+        read_timeout_s=1,
+    )
+
+
+def test_watch_lines_that_are_not_watch_events_reach_the_loop_as_what_they_are() -> None:
+    event = rollout_event("RolloutPaused", "Rollout is paused (x)")
+    lines = [
+        [1, 2],
+        {"type": "ADDED", "object": None},
+        {"object": {}},
+        {"type": "ADDED", "object": event},
+    ]
+    body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    events = list(_canned(body).watch(resource_version="1", timeout_s=1))
+    assert [(e.type, e.object) for e in events] == [
+        ("", [1, 2]),
+        ("ADDED", None),
+        ("None", {}),
+        ("ADDED", event),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[1]", b'{"items": {"a": 1}}', b'{"metadata": [1], "items": []}', b"\xff\xfe{", b"null"],
+    ids=["an array", "items an object", "metadata an array", "not UTF-8", "null"],
+)
+def test_a_list_response_that_is_not_an_event_list_is_an_api_error(body: bytes) -> None:
+    with pytest.raises(KubeError, match="unreadable list response"):
+        _canned(body).list_page(limit=10, continue_token=None)

@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.errors import ExpiredError, KubeError
+import pytest
+
+from collectors.errors import ExpiredError, KubeError, PublishError, RecordRefusedError
 from collectors.filters import EventFilter, Selection
 from collectors.progress import Progress
 from collectors.watching import Backoff, EventPage, Watcher, WatchEvent
-from herald_contracts import RawRecord
+from herald_contracts import RawRecord, encode_raw_record
 
 
 def _event(name: str, rv: int) -> dict[str, Any]:
@@ -56,6 +58,8 @@ class Collected:
     records: list[RawRecord] = field(default_factory=list)
     causes: list[str] = field(default_factory=list)
     dropped_reasons: list[str] = field(default_factory=list)
+    set_aside_reasons: list[str] = field(default_factory=list)
+    shortened_count: int = 0
     fail_next: int = 0
 
     def publish(
@@ -76,6 +80,12 @@ class Collected:
 
     def dropped(self, reason: str) -> None:
         self.dropped_reasons.append(reason)
+
+    def set_aside(self, reason: str) -> None:
+        self.set_aside_reasons.append(reason)
+
+    def shortened(self) -> None:
+        self.shortened_count += 1
 
     def restarted(self, cause: str) -> None:
         self.causes.append(cause)
@@ -256,9 +266,15 @@ def test_filtered_events_are_not_published_but_still_move_the_position() -> None
     assert source.watch_from[:2] == ["5", "6"]
 
 
-def test_events_with_missing_fields_are_published_as_they_are() -> None:
+def test_events_missing_only_optional_fields_are_published_as_they_are() -> None:
     stop = threading.Event()
-    bare = {"metadata": {"resourceVersion": "6"}, "reason": "Odd"}  # no involvedObject, no name
+    # Its identity and an involved object are all a core/v1 Event needs; the key's missing parts
+    # are empty.
+    bare = {
+        "metadata": {"uid": "u1", "name": "n", "namespace": "ns", "resourceVersion": "6"},
+        "involvedObject": {},
+        "reason": "Odd",
+    }
     source = ScriptedSource(
         [[EventPage([], "5", None)]], [[WatchEvent("ADDED", bare), WatchEvent("WEIRD", {})]], stop
     )
@@ -266,3 +282,186 @@ def test_events_with_missing_fields_are_published_as_they_are() -> None:
     _watcher(source, sink).run()
     assert [r.object for r in sink.records] == [bare]
     assert sink.records[0].key == "c1///"
+    assert sink.set_aside_reasons == ["not_an_event"]  # the WEIRD watch event
+
+
+class CountingStop(threading.Event):
+    """A stop event that records every wait (the loop's backoff) and stops the loop after `limit`
+    calls of `watch` or waits, whichever comes first, so that a loop that never waits still ends."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.limit = limit
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        if len(self.waits) >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+class RefusingSink(Collected):
+    """Raises PublishError (the producer refused the record at once) for Events named `refuse`."""
+
+    def __init__(self, refuse: str) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.attempts = 0
+
+    def publish(
+        self, record: RawRecord, *, on_delivery: Callable[[str | None], None], stop: threading.Event
+    ) -> None:
+        if record.object["metadata"]["name"] == self.refuse:
+            self.attempts += 1
+            raise PublishError("cannot produce: Broker: Unknown topic or partition")
+        super().publish(record, on_delivery=on_delivery, stop=stop)
+
+
+def test_a_publish_error_restarts_the_watch_only_after_a_growing_backoff() -> None:
+    stop = CountingStop(limit=6)
+    again = [WatchEvent("ADDED", _event("a", 6)), WatchEvent("ADDED", _event("b", 7))]
+    source = ScriptedSource([[EventPage([], "5", None)]], [list(again) for _ in range(50)], stop)
+    sink = RefusingSink("b")
+    watcher = _watcher(source, sink)
+    watcher.sink = sink
+    watcher.backoff = Backoff(base_s=0.5, cap_s=4, jitter=0)
+    watcher.run()
+    # Every attempt at the refused record is followed by a wait, doubling up to the cap: no
+    # tight loop of watch requests, whatever made the producer refuse it.
+    assert sink.attempts <= len(stop.waits)
+    assert stop.waits[:5] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert sink.causes.count("publish_failed") >= 5
+
+
+def test_a_record_the_producer_refused_does_not_freeze_the_checkpoint() -> None:
+    stop = threading.Event()
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [
+            [WatchEvent("ADDED", _event("a", 6)), WatchEvent("ADDED", _event("b", 7))],
+            [WatchEvent("ADDED", _event("b", 7)), WatchEvent("ADDED", _event("c", 8))],
+        ],
+        stop,
+    )
+    sink = Collected()
+
+    class RefuseOnce(Collected):
+        refused = False
+
+        def publish(
+            self,
+            record: RawRecord,
+            *,
+            on_delivery: Callable[[str | None], None],
+            stop: threading.Event,
+        ) -> None:
+            if record.object["metadata"]["name"] == "b" and not self.refused:
+                self.refused = True
+                raise PublishError("cannot produce: Local: Unknown partition")
+            sink.publish(record, on_delivery=on_delivery, stop=stop)
+
+    watcher = _watcher(source, sink)
+    watcher.sink = RefuseOnce()
+    watcher.run()
+    assert _names(sink) == ["a", "b", "c"]
+    assert source.watch_from[:2] == ["5", "6"]  # re-read from the checkpoint, after a's position
+    assert watcher.progress.checkpoint == "8"  # the refused attempt left nothing pending behind it
+
+
+NOT_EVENTS: list[Any] = [
+    [1, 2, 3],
+    "a string",
+    None,
+    {},
+    {"metadata": "x", "involvedObject": {}},
+    {"metadata": {"resourceVersion": "6"}, "reason": "Odd"},  # no uid, no involvedObject
+    {**_event("bad-reason", 6), "reason": 42},
+    {**_event("bad-time", 6), "lastTimestamp": "yesterday"},
+    {**_event("bad-involved", 6), "involvedObject": ["Rollout"]},
+]
+
+
+@pytest.mark.parametrize("bad", NOT_EVENTS, ids=repr)
+def test_an_object_that_is_not_a_core_v1_event_is_set_aside_and_the_stream_moves_on(
+    bad: Any,
+) -> None:
+    stop = threading.Event()
+    source = ScriptedSource(
+        [[EventPage([_event("listed", 2), bad], "5", None)]],
+        [
+            [
+                WatchEvent("ADDED", _event("a", 6)),
+                WatchEvent("ADDED", bad),
+                WatchEvent("MODIFIED", bad),
+                WatchEvent("ADDED", _event("c", 8)),
+            ]
+        ],
+        stop,
+    )
+    sink = Collected()
+    _watcher(source, sink).run()
+    assert _names(sink) == ["listed", "a", "c"]
+    assert sink.set_aside_reasons == ["not_an_event"] * 3
+
+
+def test_an_event_with_a_huge_message_is_published_once_shortened() -> None:
+    stop = threading.Event()
+    big = {**_event("big", 7), "message": "Liveness probe failed: " + "x" * 1_100_000}
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [[WatchEvent("ADDED", _event("a", 6)), WatchEvent("ADDED", big)]],
+        stop,
+    )
+    sink = Collected()
+    watcher = _watcher(source, sink)
+    watcher.message_max_bytes = 65_536
+    watcher.run()
+    assert _names(sink) == ["a", "big"]
+    assert len(sink.records[1].object["message"].encode()) <= 65_536
+    assert sink.shortened_count == 1
+    assert watcher.progress.checkpoint == "7"
+
+
+class SizeRefusingSink(Collected):
+    """Refuses records over `limit` bytes as Kafka would, for good (`RecordRefusedError`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.refused: list[str] = []
+
+    def publish(
+        self, record: RawRecord, *, on_delivery: Callable[[str | None], None], stop: threading.Event
+    ) -> None:
+        size = len(encode_raw_record(record))
+        if size > self.limit:
+            self.refused.append(record.object["metadata"]["name"])
+            raise RecordRefusedError(f"the record takes {size} bytes", reason="too_large")
+        super().publish(record, on_delivery=on_delivery, stop=stop)
+
+
+def test_a_record_kafka_refuses_for_good_is_set_aside_and_the_checkpoint_moves_past_it() -> None:
+    stop = threading.Event()
+    huge = _event("huge", 7)
+    huge["metadata"]["annotations"] = {"dump": "x" * 2_000_000}  # not the message: cannot shorten
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]],
+        [
+            [
+                WatchEvent("ADDED", _event("a", 6)),
+                WatchEvent("ADDED", huge),
+                WatchEvent("ADDED", _event("c", 8)),
+            ]
+        ],
+        stop,
+    )
+    sink = SizeRefusingSink(1_000_000)
+    watcher = _watcher(source, sink)
+    watcher.sink = sink
+    watcher.run()
+    assert _names(sink) == ["a", "c"]
+    assert sink.refused == ["huge"]  # tried once, not again
+    assert sink.set_aside_reasons == ["too_large"]
+    assert "publish_failed" not in sink.causes
+    assert watcher.progress.checkpoint == "8"

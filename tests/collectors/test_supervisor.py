@@ -1,0 +1,140 @@
+"""The supervisor against in-memory sources and checkpoint stores: health never waits on stopping
+clusters, checkpoints Kafka cannot take now are kept and written later, a watch that fails
+unexpectedly is restarted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from collectors.checkpoints import Checkpoint
+from collectors.config import ClusterSpec
+from collectors.errors import PublishError
+from collectors.metrics import WATCH_RESTARTS
+from collectors.supervisor import Supervisor, WatchSettings
+from collectors.watching import Backoff, EventPage, WatchEvent
+from tests.collectors.test_watching import Collected
+from tests.support import wait_until
+
+
+@dataclass
+class StuckSource:
+    """Lists nothing at `list_rv`, then watches until `release` is set: it ignores `interrupt`,
+    like a thread stuck in a call that does not return."""
+
+    release: threading.Event
+    list_rv: str = "7"
+    fail_first_lists: int = 0
+    lists: int = 0
+    watching: threading.Event = field(default_factory=threading.Event)
+    server: str = "https://fake"
+
+    def list_page(self, *, limit: int, continue_token: str | None) -> EventPage:
+        self.lists += 1
+        if self.lists <= self.fail_first_lists:
+            raise RuntimeError("a bug nobody foresaw")
+        return EventPage([], self.list_rv, None)
+
+    def watch(self, *, resource_version: str, timeout_s: int) -> Iterator[WatchEvent]:
+        self.watching.set()
+        self.release.wait(30)
+        return iter(())
+
+    def interrupt(self) -> None:
+        pass
+
+
+@dataclass
+class FakeStore:
+    down: bool = False
+    saved: list[tuple[str, str]] = field(default_factory=list)
+
+    def save(self, scope: str, checkpoint: Checkpoint) -> None:
+        if self.down:
+            raise PublishError("the producer's queue is full")
+        self.saved.append((scope, checkpoint.resource_version))
+
+
+def _spec(name: str, *namespaces: str) -> ClusterSpec:
+    return ClusterSpec(name=name, kubeconfig=Path("/dev/null"), namespaces=namespaces)
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()  # let the stuck threads end
+
+
+def _supervisor(
+    sources: dict[str, StuckSource], store: FakeStore, *, stop_timeout_s: float = 15
+) -> Supervisor:
+    return Supervisor(
+        connect=lambda spec, namespace: sources[f"{spec.name}/{namespace or '*'}"],
+        sink=Collected(),
+        store=store,
+        checkpoints={},
+        now=lambda: "2026-01-01T00:00:00Z",
+        watch=WatchSettings(backoff=Backoff(base_s=0.01, cap_s=0.01)),
+        stop_timeout_s=stop_timeout_s,
+    )
+
+
+def test_health_reads_never_wait_while_a_reload_stops_stuck_clusters(
+    release: threading.Event,
+) -> None:
+    sources = {key: StuckSource(release) for key in ("a/*", "b/*")}
+    supervisor = _supervisor(sources, FakeStore(), stop_timeout_s=2)
+    supervisor.apply((_spec("a"), _spec("b")))
+    for source in sources.values():
+        assert source.watching.wait(10)
+    started = time.monotonic()
+    reload = threading.Thread(target=supervisor.apply, args=((),))
+    reload.start()
+    slowest = 0.0
+    while reload.is_alive():
+        asked = time.monotonic()
+        supervisor.contact_ages(time.time())
+        supervisor.clusters  # noqa: B018 - what /readyz reads
+        slowest = max(slowest, time.monotonic() - asked)
+        time.sleep(0.05)
+    took = time.monotonic() - started
+    assert slowest < 0.5, f"a health read waited {slowest:.1f}s on the reload"
+    assert 1.5 < took < 3.5, f"two stuck clusters took {took:.1f}s to stop: not stopped together"
+    assert supervisor.clusters == []
+
+
+def test_a_checkpoint_kafka_cannot_take_now_is_kept_and_written_later(
+    release: threading.Event,
+) -> None:
+    sources = {"a/*": StuckSource(release, list_rv="7"), "b/x": StuckSource(release, list_rv="9")}
+    store = FakeStore(down=True)
+    supervisor = _supervisor(sources, store)
+    supervisor.apply((_spec("a"), _spec("b", "x")))
+    for source in sources.values():
+        assert source.watching.wait(10)
+    assert supervisor.save_checkpoints() == 0  # no exception: the main loop goes on
+    release.set()
+    supervisor.apply((_spec("a"),))  # b is removed while Kafka is away: its checkpoint too is kept
+    assert store.saved == []
+    store.down = False
+    assert supervisor.save_checkpoints() == 2
+    assert sorted(store.saved) == [("a/*", "7"), ("b/x", "9")]
+    assert supervisor.save_checkpoints() == 0  # written once
+
+
+def test_a_watch_that_fails_unexpectedly_is_restarted_and_goes_on(
+    release: threading.Event,
+) -> None:
+    source = StuckSource(release, fail_first_lists=2)
+    before = WATCH_RESTARTS.labels("c", "unexpected_error")._value.get()
+    supervisor = _supervisor({"c/*": source}, FakeStore())
+    supervisor.apply((_spec("c"),))
+    assert source.watching.wait(10)
+    assert source.lists == 3
+    wait_until(lambda: WATCH_RESTARTS.labels("c", "unexpected_error")._value.get() == before + 2)
