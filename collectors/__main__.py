@@ -33,8 +33,8 @@ from collectors.kube import KubeEventSource
 from collectors.replay import replay
 from collectors.settings import CollectorSettings
 from collectors.supervisor import Supervisor, WatchSettings
-from collectors.watching import Backoff
 from herald_runtime import health
+from herald_runtime.backoff import Backoff
 
 log = logging.getLogger("collectors")
 

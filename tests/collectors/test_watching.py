@@ -10,8 +10,9 @@ from typing import Any
 from collectors.errors import ExpiredError, KubeError
 from collectors.filters import EventFilter, Selection
 from collectors.progress import Progress
-from collectors.watching import Backoff, EventPage, Watcher, WatchEvent
+from collectors.watching import EventPage, Watcher, WatchEvent
 from herald_contracts import RawRecord
+from herald_runtime.backoff import Backoff
 
 
 def _event(name: str, rv: int) -> dict[str, Any]:
