@@ -28,6 +28,7 @@ from dispatchers.matching import SubscriptionFilter, matches
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.sealing import PREFIX as SEALED
 from dispatchers.sealing import Keyring
+from dispatchers.storable import storable_json, storable_text
 from dispatchers.throttling import Bucket
 from herald_contracts import ContractError, DomainEvent, decode_domain_event
 
@@ -735,9 +736,13 @@ class Store:
                         a.started_at,
                         a.duration_ms,
                         a.status_code,
-                        Jsonb(a.response_headers) if a.response_headers is not None else None,
-                        a.response_body,
-                        a.error,
+                        (
+                            Jsonb(storable_json(a.response_headers))
+                            if a.response_headers is not None
+                            else None
+                        ),
+                        _storable(a.response_body),
+                        _storable(a.error),
                     )
                     for a, _, n in logged
                 ],
@@ -755,7 +760,7 @@ class Store:
                         "retry_at": o.retry_at,
                         "now": now,
                         "code": a.status_code,
-                        "error": a.error,
+                        "error": _storable(a.error),
                         "id": a.delivery_id,
                         "done": a.started_at + timedelta(milliseconds=a.duration_ms),
                     }
@@ -1001,6 +1006,11 @@ class Store:
             "oldest_due_age_s": (now - oldest).total_seconds() if oldest else 0.0,
             "disabled_subscriptions": float(disabled),
         }
+
+
+def _storable(text: str | None) -> str | None:
+    """What a receiver said (or the error about it), as Postgres text can hold it."""
+    return None if text is None else storable_text(text)
 
 
 def _matches(subscription: Subscription, row: dict[str, Any]) -> bool:
