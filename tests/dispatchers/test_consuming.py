@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from dispatchers.consuming import ConsumedRecord, ConsumingLoop
 from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource
@@ -459,3 +460,45 @@ def test_dead_letters_wait_for_kafka_with_backoff_and_the_offsets_wait_for_them(
             sink.restarted.wait(30)
             pid = sink.pid
         infra.stop_kafka(pid)
+
+
+def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value_pointing_at_the_source(
+    kafka: str, topics: Topics, store: Store, database_url: str
+) -> None:
+    """A record the dead-letter topic cannot take whole (its max.message.bytes is smaller than the
+    source topic's) would be refused by Kafka for ever and hold every record behind it."""
+    admin = AdminClient({"bootstrap.servers": kafka})
+    small = f"{topics.dead_letters}.small"
+    admin.create_topics([NewTopic(small, 1, 1, config={"max.message.bytes": "2048"})])[
+        small
+    ].result(30)
+    big = b"not json " + b"x" * 4000
+    good = _event(1)
+    produce(
+        kafka,
+        topics.domain,
+        [(good.key.encode(), big), (good.key.encode(), encode_domain_event(good))],
+    )
+    group = f"g-{uuid.uuid4().hex}"
+    source = KafkaRecordSource(bootstrap=kafka, group_id=group, topic=topics.domain)
+    loop = ConsumingLoop(
+        source=source,
+        dead_letters=KafkaDeadLetters(bootstrap=kafka, topic=small),
+        store=store,
+        now=lambda: datetime.now(UTC),
+        backoff=Backoff(base_s=0.1, cap_s=0.5),
+    )
+    try:
+        for _ in range(60):
+            loop.run_once(timeout_s=0.5)
+            if _committed(kafka, group, topics.domain) == 2:
+                break
+    finally:
+        source.close()
+    assert _committed(kafka, group, topics.domain) == 2
+    (dead,) = consume(kafka, small, count=1, timeout_s=10)
+    assert dead.value is None
+    assert dead.key == good.key.encode()
+    assert dead.headers[DeadLetterHeader.SOURCE_TOPIC] == topics.domain.encode()
+    assert b"not JSON" in dead.headers[DeadLetterHeader.ERROR]
+    assert b"too large for the dead-letter topic" in dead.headers[DeadLetterHeader.ERROR]
