@@ -197,6 +197,7 @@ class Store:
                 yield cur
             self.last_error = None
         except psycopg.errors.UndefinedTable as e:
+            self.last_error = None  # it answered: not unreachable
             raise StoreError(
                 f"{e}; the database has no Herald tables yet: run `python -m dispatchers migrate`"
             ) from e
