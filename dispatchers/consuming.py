@@ -170,7 +170,7 @@ class ConsumingLoop:
             raise
         for record, refusal in sorted(refused + unstorable, key=lambda r: _position(r[0])):
             self._set_aside_once(record, refusal)
-        if not self._acknowledged():
+        if self._set_aside and not self._acknowledged():
             self.source.rewind(records)  # stopping: read again (and absorbed) after a restart
             return created
         try:

@@ -5,10 +5,10 @@ deliveries of everything it consumed are committed in Postgres and its dead lett
 
 A dead letter waits for Kafka as long as it takes (`message.timeout.ms` 0: librdkafka's default
 of 5 minutes would expire it while Kafka is away, and `flush` would then report nothing left to
-send: the offsets were committed and the record was lost). One Kafka refuses for good (the topic
-is missing, or not writable) is sent again at the next flush, so the loop keeps waiting and says why;
-one too large for the dead-letter topic is sent without its value, the headers still pointing at
-the record in its source topic.
+send: the offsets were committed and the record was lost). A dead letter Kafka refuses (the topic
+is missing, or not writable) is sent again at the next flush, so the loop keeps waiting and says
+why; one too large for the dead-letter topic is sent without its value, its headers still pointing
+at the record in its source topic.
 """
 
 from __future__ import annotations
@@ -151,10 +151,11 @@ class KafkaDeadLetters:
         for record, error, failure in refused:
             if failure.code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE):
                 size = len(record.value or b"")
+                # The note first: the error header is cut at 4 KiB.
                 self._produce(
                     record,
-                    error=f"{error} (its value, {size} bytes, is too large for the dead-letter"
-                    " topic and was left out: read it at its source position)",
+                    error=f"value left out ({size} bytes, too large for the dead-letter topic):"
+                    f" read it at its source position. {error}",
                     value=None,
                 )
             else:
