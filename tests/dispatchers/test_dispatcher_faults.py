@@ -284,15 +284,14 @@ def test_a_rate_limit_holds_across_replicas_and_slows_no_other_subscription(
             r.stop()
 
 
-def _metric(port: int, name: str) -> float:
-    """The sum of a counter's samples on a service's /metrics (0 when it has none yet)."""
-    status, text = http_get(port, "/metrics")
-    assert status == 200
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
+def _stays_alive(dispatcher: ServiceProcess, port: int, *, seconds: float) -> None:
+    """The process runs on and /healthz answers 200 for `seconds`, checked twice a second: a
+    dependency that is away is waited for, not a reason to exit or be restarted."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert dispatcher.alive, dispatcher.log_tail()
+        assert http_get(port, "/healthz")[0] == 200
+        time.sleep(0.5)  # the time a condition must hold, not waiting for an effect
 
 
 @pytest.mark.timeout(150)
@@ -334,7 +333,8 @@ def test_a_record_it_cannot_store_does_not_stop_the_dispatcher_and_the_nul_case_
     assert b"\\u0000" in bodies[failure.id]
     assert wait_until(
         lambda: (
-            _metric(port, 'herald_dispatcher_dead_letters_total{kind="refused_by_database"}') == 1
+            'herald_dispatcher_dead_letters_total{kind="refused_by_database"} 1.0'
+            in http_get(port, "/metrics")[1]
         ),
         timeout_s=10,
     )
@@ -378,11 +378,7 @@ def test_a_dispatcher_started_while_its_database_is_down_waits_for_it_and_then_d
         assert http_get(port, "/healthz")[0] == 200
         # Still waiting after several tries (a backoff of at most 2 s here), not exited.
         assert wait_until(lambda: "waiting for the database" in dispatcher.log_tail(), timeout_s=45)
-        deadline = time.monotonic() + 6
-        while time.monotonic() < deadline:
-            assert dispatcher.alive, dispatcher.log_tail()
-            assert http_get(port, "/healthz")[0] == 200
-            time.sleep(0.5)
+        _stays_alive(dispatcher, port, seconds=6)
         infra.pg_ctl(home, "start")
         assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=60)
         assert wait_until(lambda: _summary(url)[0] == {"delivered": 20}, timeout_s=60), _summary(
@@ -432,11 +428,7 @@ def test_kafka_away_is_waited_for_not_ready_but_alive_and_nothing_is_lost(
         _, body = wait_until(lambda: (r := http_get(port, "/readyz"))[0] == 503 and r, timeout_s=30)
         assert json.loads(body)["kafka"] != "ok"
         assert json.loads(body)["database"] == "ok"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert dispatcher.alive, dispatcher.log_tail()
-            assert http_get(port, "/healthz")[0] == 200
-            time.sleep(0.5)
+        _stays_alive(dispatcher, port, seconds=10)
         pid = infra.launch_kafka(Path(home), bootstrap)
         produce(
             bootstrap,
