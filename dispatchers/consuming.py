@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from dispatchers.intake import Admitted, Refused, admit
+from dispatchers.intake import Admitted, RefusalKind, Refused, admit
 from dispatchers.matching import matches
 from dispatchers.postgres import StoreError, Subscription, ValuesRefusedError
 from herald_contracts import DomainEvent
@@ -106,7 +106,7 @@ class ConsumingLoop:
     max_batch: int = 500
     stop: threading.Event = field(default_factory=threading.Event)
     on_dead_letter: Callable[[str], None] = lambda kind: None
-    """Told the kind of every record set aside (`intake.Refused.kind`, or `refused_by_database`)."""
+    """Told the kind of every record set aside (`intake.RefusalKind`)."""
     beat: Callable[[], None] = lambda: None
     """Called once per turn (the liveness check: the loop is not stuck), also while it waits."""
     on_lag: Callable[[dict[int, int]], None] = lambda lags: None
@@ -206,7 +206,7 @@ class ConsumingLoop:
             if len(batch) == 1:
                 record, (event, _, _) = batch[0]
                 reason = f"the database refused event {_shown(event.id)}: {e}"
-                return 0, [(record, Refused(reason, "refused_by_database"))]
+                return 0, [(record, Refused(reason, RefusalKind.REFUSED_BY_DATABASE))]
         half = len(batch) // 2
         left, left_refused = self._store(batch[:half])
         right, right_refused = self._store(batch[half:])

@@ -24,11 +24,25 @@ refuses for a record's values is found by the consuming loop, which sets that re
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from herald_contracts import EVENT_TYPES, ContractError, DomainEvent, decode_domain_event
+
+
+class RefusalKind(enum.StrEnum):
+    """Why a record is set aside, in a word (the label of the dead-letter metric)."""
+
+    UNDECODABLE = "undecodable"
+    """Not a CloudEvent of the contract, or not JSON Herald can read."""
+    UNKNOWN_TYPE = "unknown_type"
+    """A type this dispatcher does not know (a newer processor's)."""
+    UNDELIVERABLE = "undeliverable"
+    """An id that cannot be the webhook-id header, or a key that cannot be stored."""
+    REFUSED_BY_DATABASE = "refused_by_database"
+    """A value Postgres refused (found by the consuming loop, not here)."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +56,7 @@ class Admitted:
 class Refused:
     reason: str
     """Why, in words, for the dead letter's `herald.error` and the log."""
-    kind: str
-    """`undecodable`, `unknown_type` or `undeliverable`: the metric's label."""
+    kind: RefusalKind
 
 
 def admit(value: bytes | None, *, key: bytes | None) -> Admitted | Refused:
@@ -59,34 +72,40 @@ def _decoded(value: bytes | None, *, key: bytes | None) -> DomainEvent | Refused
     try:
         return decode_domain_event(value, key=key)
     except ContractError as e:
-        return Refused(str(e), "undecodable")
+        return Refused(str(e), RefusalKind.UNDECODABLE)
     except RecursionError:
-        return Refused("record is not JSON Herald can read: nested too deeply", "undecodable")
+        return Refused(
+            "record is not JSON Herald can read: nested too deeply", RefusalKind.UNDECODABLE
+        )
     except ValueError as e:  # json's own limits (an integer past 4,300 digits)
-        return Refused(f"record is not JSON Herald can read: {e}", "undecodable")
+        return Refused(f"record is not JSON Herald can read: {e}", RefusalKind.UNDECODABLE)
 
 
 def _refusal(event: DomainEvent, body: bytes) -> Refused | None:
     if event.catalogue_name not in EVENT_TYPES:
         # A newer processor's type: set aside, to be replayed once this dispatcher knows it
         # (subscription filters are validated against the known types).
-        return Refused(f"unknown event type {event.type!r}", "unknown_type")
+        return Refused(f"unknown event type {event.type!r}", RefusalKind.UNKNOWN_TYPE)
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
         return Refused(
-            "record is not UTF-8 (JSON between systems must be, RFC 8259)", "undecodable"
+            "record is not UTF-8 (JSON between systems must be, RFC 8259)", RefusalKind.UNDECODABLE
         )
     if not _finite(event.data):
-        return Refused("record is not JSON: NaN and Infinity are not JSON numbers", "undecodable")
+        return Refused(
+            "record is not JSON: NaN and Infinity are not JSON numbers", RefusalKind.UNDECODABLE
+        )
     if not _webhook_id(event.id):
         return Refused(
             f"CloudEvent id {_shown(event.id)} cannot be sent as the webhook-id header:"
             " only visible ASCII characters can",
-            "undeliverable",
+            RefusalKind.UNDELIVERABLE,
         )
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in event.key):
-        return Refused(f"record key {_shown(event.key)} holds control characters", "undeliverable")
+        return Refused(
+            f"record key {_shown(event.key)} holds control characters", RefusalKind.UNDELIVERABLE
+        )
     return None
 
 
