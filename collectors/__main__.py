@@ -43,8 +43,8 @@ from collectors.replay import replay
 from collectors.settings import CollectorSettings
 from collectors.supervisor import Supervisor, WatchSettings
 from collectors.topics import check_topics
-from collectors.watching import Backoff
 from herald_runtime import health
+from herald_runtime.backoff import Backoff
 
 log = logging.getLogger("collectors")
 

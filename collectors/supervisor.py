@@ -28,7 +28,8 @@ from collectors.config import ClusterSpec, assigned
 from collectors.errors import PublishError, SettingsError
 from collectors.metrics import CLUSTERS_WATCHED, LAGS, ScopeMetrics
 from collectors.progress import Progress
-from collectors.watching import Backoff, EventSource, RecordSink, Watcher
+from collectors.watching import EventSource, RecordSink, Watcher
+from herald_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

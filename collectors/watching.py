@@ -34,6 +34,7 @@ from collectors.filters import ADMIT_ALL, EventFilter, admits
 from collectors.progress import Progress, newer
 from collectors.records import bound_message, to_raw_record
 from herald_contracts import RawRecord, WatchType
+from herald_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +91,6 @@ class WatchObserver(Protocol):
     def relisted(self, cause: str) -> None: ...
 
     def contacted(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Backoff:
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    jitter: float = 0.2
-
-    def delay(self, failures: int, *, rand: float) -> float:
-        """Seconds to wait after `failures` consecutive failures; `rand` is uniform in [0, 1)."""
-        raw = min(self.cap_s, self.base_s * 2.0 ** max(0, failures - 1))
-        return raw * (1 - self.jitter + 2 * self.jitter * rand)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from dispatchers.sealing import SealError
 from dispatchers.sending import SendingLoop
 from dispatchers.settings import DispatcherSettings, SettingsError
 from herald_runtime import health
+from herald_runtime.backoff import Backoff
 from herald_runtime.heartbeats import Heartbeats
 
 log = logging.getLogger("dispatchers")
@@ -54,8 +56,12 @@ def main(argv: list[str] | None = None) -> None:
             "dispatcher: bad setting: HERALD_KAFKA_BOOTSTRAP is required to run the dispatcher"
         )
     try:
+        # A command fails at once if the database does not answer; the service waits for it.
         store = Store.open(
-            settings.database_url, max_size=settings.workers + 2, keyring=settings.secrets_keyring
+            settings.database_url,
+            max_size=settings.workers + 2,
+            keyring=settings.secrets_keyring,
+            wait=not running,
         )
     except StoreError as e:
         sys.exit(f"dispatcher: HERALD_DATABASE_URL: {e}")
@@ -66,19 +72,21 @@ def main(argv: list[str] | None = None) -> None:
                     args, store, print, secret_grace=timedelta(seconds=settings.secret_grace_s)
                 )
             )
-        _check_secrets(settings, store)
         serve(settings, store, bootstrap=settings.kafka_bootstrap)
     finally:
         store.close()
 
 
 def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
-    """Every stored secret must open with the keyring, or the dispatcher does not start."""
+    """Every stored secret must open with the keyring, or the dispatcher does not start. Raises
+    StoreError while the database is unreachable."""
     try:
         unsealed = store.check_secrets()
     except SealError as e:
         sys.exit(f"dispatcher: bad setting: HERALD_SECRETS_KEYS: {e}")
     except StoreError as e:
+        if store.last_error is not None:  # unreachable: waited for
+            raise
         sys.exit(f"dispatcher: HERALD_DATABASE_URL: {e}")
     if settings.secrets_keyring.sealing_key is None:
         log.warning("HERALD_SECRETS_KEYS is not set: webhook secrets are stored as given")
@@ -102,18 +110,8 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
             **{f"sender-{i}": 2 * settings.lease_s + 60 for i in range(settings.workers)},
         }
     )
-
-    def live() -> tuple[bool, dict[str, object]]:
-        stuck = beats.stuck()
-        return not stuck and not failures, {"stuck": stuck, "failed": failures}
-
-    def ready() -> tuple[bool, dict[str, object]]:
-        ok, details = live()
-        return ok and store.last_error is None, {**details, "database": store.last_error or "ok"}
-
-    if settings.metrics_port:
-        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
     stop = threading.Event()
+    backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s)
     source = KafkaRecordSource(
         bootstrap=bootstrap, group_id=settings.group_id, topic=settings.domain_topic
     )
@@ -124,10 +122,40 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         now=_now,
         subscriptions_refresh_s=settings.subscriptions_refresh_s,
         stop=stop,
-        on_dead_letter=metrics.DEAD_LETTERS.inc,
+        on_dead_letter=lambda kind: metrics.DEAD_LETTERS.labels(kind).inc(),
         beat=beats.beater("consumer"),
         on_lag=metrics.observe_lag,
+        backoff=backoff,
     )
+
+    def live() -> tuple[bool, dict[str, object]]:
+        stuck = beats.stuck()
+        return not stuck and not failures, {"stuck": stuck, "failed": failures}
+
+    started = threading.Event()  # the database answered and the stored secrets open
+
+    def ready() -> tuple[bool, dict[str, object]]:
+        ok, details = live()
+        kafka = dict(consuming.problems)
+        database = store.last_error or ("ok" if started.is_set() else "not reached yet")
+        return ok and database == "ok" and not kafka, {
+            **details,
+            "database": database,
+            "kafka": "; ".join(kafka.values()) or "ok",
+        }
+
+    if settings.metrics_port:
+        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
+
+    def shutdown(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    if not _database_waited_for(settings, store, beats, stop, backoff):
+        source.close()
+        return
+    started.set()
     sender = HttpSender(
         connect_timeout_s=settings.connect_timeout_s,
         read_timeout_s=settings.read_timeout_s,
@@ -201,11 +229,6 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         )
     )
 
-    def shutdown(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
     for worker in workers:
         worker.start()
     log.info(
@@ -224,6 +247,34 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         log.info("dispatcher stopped")
     if failures:
         sys.exit("dispatcher: " + "; ".join(failures))
+
+
+def _database_waited_for(
+    settings: DispatcherSettings,
+    store: Store,
+    beats: Heartbeats,
+    stop: threading.Event,
+    backoff: Backoff,
+) -> bool:
+    """Check the stored secrets once the database answers, waiting for it with backoff meanwhile
+    (not ready, but alive: a database that is down is no reason to restart); False if stopped
+    first."""
+    failures = 0
+    while not stop.is_set():
+        for name in beats.names:  # waiting is not being stuck, for the loops not started yet
+            beats.beat(name)
+        try:
+            _check_secrets(settings, store)
+        except StoreError as e:
+            failures += 1
+            if failures == 1:
+                log.warning("waiting for the database (%s)", e)
+            stop.wait(backoff.delay(failures, rand=random.random()))  # noqa: S311 - jitter
+            continue
+        if failures:
+            log.info("the database answers after %d tries", failures + 1)
+        return True
+    return False
 
 
 def _housekeeping(

@@ -230,7 +230,15 @@ class HttpSender:
                     error=None,
                     duration_ms=_elapsed_ms(started),
                 )
-        except (requests.RequestException, UrlError, urllib3.exceptions.HTTPError, OSError) as e:
+        except (
+            requests.RequestException,
+            UrlError,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            # http.client's own refusals of a request (a header value that is not Latin-1 raises
+            # UnicodeEncodeError): the attempt failed, the worker carries on.
+            ValueError,
+        ) as e:
             if attempt.cut_off:
                 return self._cut_off(started)
             return HttpResult(

@@ -1,7 +1,14 @@
 """The dispatcher's Kafka adapters: the domain-topic consumer and the dead-letter producer.
 
 Offsets are never committed automatically: `commit` is called by the consuming loop only after the
-deliveries of everything it consumed are committed in Postgres.
+deliveries of everything it consumed are committed in Postgres and its dead letters acknowledged.
+
+A dead letter waits for Kafka as long as it takes (`message.timeout.ms` 0: librdkafka's default
+of 5 minutes would expire it while Kafka is away, and `flush` would then report nothing left to
+send: the offsets were committed and the record was lost). A dead letter Kafka refuses (the topic
+is missing, or not writable) is sent again at the next flush, so the loop keeps waiting and says
+why; one too large for the dead-letter topic is sent without its value, its headers still pointing
+at the record in its source topic.
 """
 
 from __future__ import annotations
@@ -9,9 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from dispatchers.consuming import ConsumedRecord, ConsumeError
+from dispatchers.consuming import CommitError, ConsumedRecord, ConsumeError, DeadLetterError
 from herald_contracts import dead_letter_headers
 
 log = logging.getLogger(__name__)
@@ -29,6 +36,7 @@ class KafkaRecordSource:
             }
         )
         self._consumer.subscribe([topic])
+        self._topic = topic
 
     def poll_batch(self, *, max_records: int, timeout_s: float) -> list[ConsumedRecord]:
         records = []
@@ -56,7 +64,7 @@ class KafkaRecordSource:
         except KafkaException as e:
             # "No offset stored" means nothing was consumed since the last commit: not an error.
             if "NO_OFFSET" not in str(e):
-                raise ConsumeError(f"offset commit failed: {e}") from e
+                raise CommitError(f"offset commit failed: {e}") from e
 
     def rewind(self, records: Sequence[ConsumedRecord]) -> None:
         first: dict[tuple[str, int], int] = {}
@@ -85,6 +93,14 @@ class KafkaRecordSource:
             lags[tp.partition] = max(0, high - tp.offset)
         return lags
 
+    def unreachable(self) -> str | None:
+        """Why no broker answers a metadata request within 2 s, or None (one round trip)."""
+        try:
+            self._consumer.list_topics(self._topic, timeout=2)
+        except KafkaException as e:
+            return f"no Kafka broker answers: {e}"
+        return None
+
     def close(self) -> None:
         self._consumer.close()
 
@@ -98,10 +114,19 @@ class KafkaDeadLetters:
                 "enable.idempotence": True,
                 "acks": "all",
                 "partitioner": "murmur2_random",
+                "message.timeout.ms": 0,  # never expire: see the module docstring
             }
         )
+        self._refused: list[tuple[ConsumedRecord, str, KafkaError]] = []
 
     def send(self, record: ConsumedRecord, *, error: str) -> None:
+        self._produce(record, error=error, value=record.value)
+
+    def _produce(self, record: ConsumedRecord, *, error: str, value: bytes | None) -> None:
+        def delivered(failure: KafkaError | None, _: Message) -> None:
+            if failure is not None:
+                self._refused.append((record, error, failure))
+
         headers = dead_letter_headers(
             topic=record.topic,
             partition=record.partition,
@@ -109,11 +134,35 @@ class KafkaDeadLetters:
             stage="dispatchers",
             error=error,
         )
-        self._producer.produce(
-            self._topic, key=record.key, value=record.value, headers=list(headers)
-        )
+        try:
+            self._producer.produce(
+                self._topic,
+                key=record.key,
+                value=value,
+                headers=list(headers),
+                on_delivery=delivered,
+            )
+        except KafkaException as e:  # refused before sending (larger than message.max.bytes)
+            self._refused.append((record, error, e.args[0]))
 
     def flush(self, timeout_s: float) -> None:
         unsent = self._producer.flush(timeout_s)
-        if unsent:
-            raise ConsumeError(f"{unsent} dead letters not acknowledged by Kafka")
+        refused, self._refused = self._refused, []
+        for record, error, failure in refused:
+            if failure.code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE):
+                size = len(record.value or b"")
+                # The note first: the error header is cut at 4 KiB.
+                self._produce(
+                    record,
+                    error=f"value left out ({size} bytes, too large for the dead-letter topic):"
+                    f" read it at its source position. {error}",
+                    value=None,
+                )
+            else:
+                self._produce(record, error=error, value=record.value)
+        if unsent or refused:
+            reasons = sorted({str(failure) for _, _, failure in refused})
+            raise DeadLetterError(
+                f"{unsent + len(refused)} dead letters not acknowledged by Kafka"
+                + (f" ({'; '.join(reasons)})" if reasons else "")
+            )

@@ -65,7 +65,10 @@ CLEANED = Counter(
     "herald_dispatcher_cleaned_deliveries_total", "Old deliveries deleted by the clean-up."
 )
 DEAD_LETTERS = Counter(
-    "herald_dispatcher_dead_letters_total", "Domain-topic records that could not be decoded."
+    "herald_dispatcher_dead_letters_total",
+    "Domain-topic records set aside in the dead-letter topic, by kind: undecodable, unknown_type,"
+    " undeliverable (an id or key that cannot be sent or stored), refused_by_database.",
+    ["kind"],
 )
 
 

@@ -28,6 +28,7 @@ from dispatchers.matching import SubscriptionFilter, matches
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.sealing import PREFIX as SEALED
 from dispatchers.sealing import Keyring
+from dispatchers.storable import storable_json, storable_text
 from dispatchers.throttling import Bucket
 from herald_contracts import ContractError, DomainEvent, decode_domain_event
 
@@ -86,7 +87,14 @@ _DUE_THROTTLED = f"""
 
 
 class StoreError(Exception):
-    """The database refused or could not be reached."""
+    """The database could not be reached (or has no Herald tables): waited for, never a reason to
+    set a record aside."""
+
+
+class ValuesRefusedError(Exception):
+    """The database answered, and refused the values of a statement (a data exception, SQLSTATE
+    class 22, or a limit, class 54: an index row too large): sending the same values again cannot
+    succeed. Not an outage: the database is reachable."""
 
 
 @dataclass(frozen=True)
@@ -160,10 +168,17 @@ class Store:
         """Why the last statement failed to reach the database; None once one succeeds again."""
 
     @classmethod
-    def open(cls, url: str, *, max_size: int = 4, keyring: Keyring | None = None) -> Store:
-        pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False)
+    def open(
+        cls, url: str, *, max_size: int = 4, keyring: Keyring | None = None, wait: bool = True
+    ) -> Store:
+        """A store on a pool of connections to `url`; with `wait`, StoreError unless the database
+        answers within 10 s (a command), else the pool keeps connecting in the background and each
+        statement waits for it (the service, which waits for its database with backoff)."""
+        # A statement waits at most 10 s for a connection: longer only while the database is away,
+        # and then the caller's backoff (and the readiness check) should know soon.
+        pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False, timeout=10)
         try:
-            pool.open(wait=True, timeout=10)
+            pool.open(wait=wait, timeout=10)
         except psycopg.Error as e:
             raise StoreError(f"cannot connect to the database: {e}") from e
         return cls(pool, keyring=keyring)
@@ -182,9 +197,17 @@ class Store:
                 yield cur
             self.last_error = None
         except psycopg.errors.UndefinedTable as e:
+            self.last_error = None  # it answered: not unreachable
             raise StoreError(
                 f"{e}; the database has no Herald tables yet: run `python -m dispatchers migrate`"
             ) from e
+        except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, UnicodeError) as e:
+            # Checked before OperationalError, which ProgramLimitExceeded is a kind of: a value too
+            # large for an index would otherwise pass for an outage and be retried for ever.
+            # (psycopg raises DataError and UnicodeEncodeError itself, before sending, for a NUL
+            # or an unpaired surrogate in a text parameter.)
+            self.last_error = None
+            raise ValuesRefusedError(str(e).split("\n", 1)[0]) from e  # no DETAIL, HINT lines
         except psycopg.OperationalError as e:
             self.last_error = str(e)
             raise StoreError(str(e)) from e
@@ -440,11 +463,12 @@ class Store:
     def record_events(
         self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
     ) -> int:
-        """Store each event once (with the exact bytes read, which are what is sent; also events no
+        """Store each event once (the exact UTF-8 bytes read, as text: what is sent; also events no
         subscription wants now, for `replay`) and one pending delivery per subscription, in one
         transaction.
 
         Returns how many deliveries are new; repeats (the same event id and subscription) are absorbed.
+        Raises ValuesRefusedError if the database refuses a value of the batch (nothing is stored).
         """
         rows = list(batch)
         if not rows:
@@ -458,10 +482,10 @@ class Store:
                     (
                         event.id,
                         event.type,
-                        event.source,
+                        storable_text(event.source),
                         event.key,
                         event.time,
-                        Jsonb(event.to_cloudevent()),
+                        Jsonb(storable_json(event.to_cloudevent())),
                         body.decode(),
                     )
                     for event, body, _ in rows
@@ -735,9 +759,13 @@ class Store:
                         a.started_at,
                         a.duration_ms,
                         a.status_code,
-                        Jsonb(a.response_headers) if a.response_headers is not None else None,
-                        a.response_body,
-                        a.error,
+                        (
+                            Jsonb(storable_json(a.response_headers))
+                            if a.response_headers is not None
+                            else None
+                        ),
+                        _storable(a.response_body),
+                        _storable(a.error),
                     )
                     for a, _, n in logged
                 ],
@@ -755,7 +783,7 @@ class Store:
                         "retry_at": o.retry_at,
                         "now": now,
                         "code": a.status_code,
-                        "error": a.error,
+                        "error": _storable(a.error),
                         "id": a.delivery_id,
                         "done": a.started_at + timedelta(milliseconds=a.duration_ms),
                     }
@@ -1001,6 +1029,11 @@ class Store:
             "oldest_due_age_s": (now - oldest).total_seconds() if oldest else 0.0,
             "disabled_subscriptions": float(disabled),
         }
+
+
+def _storable(text: str | None) -> str | None:
+    """What a receiver said (or the error about it), as Postgres text can hold it."""
+    return None if text is None else storable_text(text)
 
 
 def _matches(subscription: Subscription, row: dict[str, Any]) -> bool:

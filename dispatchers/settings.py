@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from dispatchers.outcomes import DEFAULT_RETRY_SCHEDULE_S
 from dispatchers.sealing import Keyring, SealError
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC
@@ -89,6 +92,11 @@ class DispatcherSettings:
     """HERALD_CLEANUP_BATCH: deliveries deleted per transaction, so the clean-up never blocks."""
     subscriptions_refresh_s: float = 2.0
     """HERALD_SUBSCRIPTIONS_REFRESH_S: how stale the consumer's view of subscriptions may be."""
+    backoff_base_s: float = 0.5
+    """HERALD_BACKOFF_BASE_S: first wait after a dependency (Postgres, Kafka) failed; it doubles
+    with each further failure."""
+    backoff_max_s: float = 30.0
+    """HERALD_BACKOFF_MAX_S: the longest wait between tries of a dependency that is away."""
     metrics_port: int = 9103
     """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
@@ -114,6 +122,7 @@ class DispatcherSettings:
         database_url = text("HERALD_DATABASE_URL")
         if database_url is None:
             raise SettingsError("HERALD_DATABASE_URL is required")
+        _check_database_url(database_url)
         schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
         raw_schedule = text("HERALD_RETRY_SCHEDULE_S")
         if raw_schedule is not None:
@@ -189,6 +198,20 @@ class DispatcherSettings:
             retry_schedule_s=schedule,
             retry_jitter=jitter,
             subscriptions_refresh_s=number("HERALD_SUBSCRIPTIONS_REFRESH_S", 2.0),
+            backoff_base_s=number("HERALD_BACKOFF_BASE_S", 0.5, minimum=0.01),
+            backoff_max_s=number("HERALD_BACKOFF_MAX_S", 30.0, minimum=0.01),
             metrics_port=int(number("HERALD_METRICS_PORT", 9103)),
             metrics_host=text("HERALD_METRICS_HOST") or "127.0.0.1",
         )
+
+
+def _check_database_url(url: str) -> None:
+    """What can be told wrong without connecting (the service waits for a database that does not
+    answer, so a typo must stop it here): the syntax, and the ports."""
+    try:
+        options = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as e:
+        raise SettingsError(f"HERALD_DATABASE_URL is not a libpq URL: {e}".strip()) from e
+    ports = str(options.get("port") or "5432")
+    if not all(p.isdigit() for p in ports.split(",")):
+        raise SettingsError(f"HERALD_DATABASE_URL: the port must be a number, not {ports!r}")

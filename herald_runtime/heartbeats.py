@@ -24,6 +24,10 @@ class Heartbeats:
         self._last = dict.fromkeys(self._limits_s, started)
         self._lock = threading.Lock()
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._limits_s)
+
     def beat(self, name: str) -> None:
         now = self._clock()
         with self._lock:

@@ -185,6 +185,27 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             id="dispatcher-secrets-key-too-short",
         ),
         pytest.param(
+            "dispatchers",
+            {
+                "HERALD_DATABASE_URL": "postgres://her ald@db/herald",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+            },
+            "HERALD_DATABASE_URL",
+            id="dispatcher-database-url-not-a-url",
+        ),
+        pytest.param(
+            "dispatchers",
+            {"HERALD_DATABASE_URL": "postgresql://db:fivefour/h", "HERALD_KAFKA_BOOTSTRAP": "x:1"},
+            "HERALD_DATABASE_URL",
+            id="dispatcher-database-port-not-a-number",
+        ),
+        pytest.param(
+            "dispatchers",
+            {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_BACKOFF_MAX_S": "soon"},
+            "HERALD_BACKOFF_MAX_S",
+            id="dispatcher-backoff-not-a-number",
+        ),
+        pytest.param(
             "processors",
             {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_PRODUCER_LINGER_MS": "5000"},
             "HERALD_PROCESSOR_PRODUCER_LINGER_MS",

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from collectors.events import event_problem
 from collectors.replay import replay
-from collectors.watching import Backoff, EventPage, Watcher, WatchEvent
+from collectors.watching import EventPage, Watcher, WatchEvent
 from herald_contracts import is_time
+from herald_runtime.backoff import Backoff
 from tests.collectors.test_watching import Collected, ScriptedSource
 
 JSON = st.recursive(

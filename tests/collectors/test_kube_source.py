@@ -14,8 +14,9 @@ import pytest
 
 from collectors.errors import KubeError, SettingsError
 from collectors.kube import KubeEventSource
-from collectors.watching import Backoff, Watcher
+from collectors.watching import Watcher
 from herald_dev.fakekube import FakeKube
+from herald_runtime.backoff import Backoff
 from tests.collectors.test_watching import Collected
 from tests.support import rollout_event, wait_until
 

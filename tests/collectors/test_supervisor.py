@@ -17,7 +17,8 @@ from collectors.config import ClusterSpec
 from collectors.errors import PublishError
 from collectors.metrics import WATCH_RESTARTS
 from collectors.supervisor import Supervisor, WatchSettings
-from collectors.watching import Backoff, EventPage, WatchEvent
+from collectors.watching import EventPage, WatchEvent
+from herald_runtime.backoff import Backoff
 from tests.collectors.test_watching import Collected
 from tests.support import wait_until
 

@@ -12,8 +12,9 @@ import pytest
 from collectors.errors import ExpiredError, KubeError, PublishError, RecordRefusedError
 from collectors.filters import EventFilter, Selection
 from collectors.progress import Progress
-from collectors.watching import Backoff, EventPage, Watcher, WatchEvent
+from collectors.watching import EventPage, Watcher, WatchEvent
 from herald_contracts import RawRecord, encode_raw_record
+from herald_runtime.backoff import Backoff
 
 
 def _event(name: str, rv: int) -> dict[str, Any]:

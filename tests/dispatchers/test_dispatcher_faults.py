@@ -4,13 +4,16 @@ exactly one delivery row, and a repeated send carries the same webhook-id."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import secrets
 import shutil
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,7 +26,7 @@ from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from herald_dev.receiver import Received, Receiver, Reply
 from tests.conftest import Topics
-from tests.support import WEBHOOK_SECRET, domain_event, http_get, produce, wait_until
+from tests.support import WEBHOOK_SECRET, consume, domain_event, http_get, produce, wait_until
 
 SECRET = WEBHOOK_SECRET
 
@@ -279,3 +282,166 @@ def test_a_rate_limit_holds_across_replicas_and_slows_no_other_subscription(
     finally:
         for r in (limited, free):
             r.stop()
+
+
+def _stays_alive(dispatcher: ServiceProcess, port: int, *, seconds: float) -> None:
+    """The process runs on and /healthz answers 200 for `seconds`, checked twice a second: a
+    dependency that is away is waited for, not a reason to exit or be restarted."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert dispatcher.alive, dispatcher.log_tail()
+        assert http_get(port, "/healthz")[0] == 200
+        time.sleep(0.5)  # the time a condition must hold, not waiting for an effect
+
+
+@pytest.mark.timeout(150)
+def test_a_record_it_cannot_store_does_not_stop_the_dispatcher_and_the_nul_case_is_delivered(
+    kafka: str,
+    topics: Topics,
+    store: Store,
+    database_url: str,
+    receiver: Receiver,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    """The shared case nul-in-message: an Argo CD sync failure quoting U+0000, then an ordinary
+    event. The insert used to fail, the dispatcher exited, and every restart died on the same
+    batch. Between them here, a record with an id too large for Postgres's index (which passed for
+    an outage and held everything behind it). The receiver gets both events, signed, the first with
+    the valid escape \\u0000 in its body; the bad one is set aside and counted; the process runs on."""
+    store.create_subscription(
+        url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
+    )
+    failure = domain_event(1, name="edge-gateway", catalogue="application.operation_completed")
+    failure.data["source_message"] = "decrypt: unexpected byte \x00 at offset 0 (PK\x03\x04\x00)"
+    completed = domain_event(2, name="checkout", catalogue="rollout.completed")
+    too_large = dataclasses.replace(domain_event(3), id=secrets.token_hex(4000))
+    port = infra.free_port()
+    dispatcher = services(
+        "dispatchers", {**_env(topics, kafka, database_url), "HERALD_METRICS_PORT": str(port)}
+    )
+    produce(
+        kafka,
+        topics.domain,
+        [(e.key.encode(), encode_domain_event(e)) for e in (failure, too_large, completed)],
+    )
+    assert wait_until(lambda: len(receiver.received) >= 2, timeout_s=60)
+    bodies = {r.headers["webhook-id"]: r.body for r in receiver.received if r.verified}
+    assert bodies == {
+        failure.id: encode_domain_event(failure),
+        completed.id: encode_domain_event(completed),
+    }
+    assert b"\\u0000" in bodies[failure.id]
+    assert wait_until(
+        lambda: (
+            'herald_dispatcher_dead_letters_total{kind="refused_by_database"} 1.0'
+            in http_get(port, "/metrics")[1]
+        ),
+        timeout_s=10,
+    )
+    assert dispatcher.alive
+    assert http_get(port, "/readyz")[0] == 200
+    assert dispatcher.log_tail(300).count("set aside") == 1
+
+
+@pytest.mark.timeout(180)
+def test_a_dispatcher_started_while_its_database_is_down_waits_for_it_and_then_delivers(
+    kafka: str,
+    topics: Topics,
+    receiver: Receiver,
+    services: Callable[..., ServiceProcess],
+) -> None:
+    """A database that is down is a dependency to wait for, not a bad setting: the dispatcher used
+    to exit at start ("cannot connect"). It stays up, alive but not ready, and delivers once the
+    database answers."""
+    _, url, home = infra.start_postgres()
+    try:
+        store = Store.open(url)
+        store.migrate()
+        store.create_subscription(
+            url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
+        )
+        store.close()
+        infra.pg_ctl(home, "stop")
+        port = infra.free_port()
+        dispatcher = services(
+            "dispatchers",
+            {
+                **_env(topics, kafka, url),
+                "HERALD_METRICS_PORT": str(port),
+                "HERALD_BACKOFF_MAX_S": "2",
+            },
+        )
+        events = _events(20)
+        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+        _, body = wait_until(lambda: (r := http_get(port, "/readyz"))[0] == 503 and r, timeout_s=30)
+        assert json.loads(body)["database"] != "ok"
+        assert http_get(port, "/healthz")[0] == 200
+        # Still waiting after several tries (a backoff of at most 2 s here), not exited.
+        assert wait_until(lambda: "waiting for the database" in dispatcher.log_tail(), timeout_s=45)
+        _stays_alive(dispatcher, port, seconds=6)
+        infra.pg_ctl(home, "start")
+        assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=60)
+        assert wait_until(lambda: _summary(url)[0] == {"delivered": 20}, timeout_s=60), _summary(
+            url
+        )
+    finally:
+        infra.pg_ctl(home, "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.timeout(240)
+def test_kafka_away_is_waited_for_not_ready_but_alive_and_nothing_is_lost(
+    receiver: Receiver, services: Callable[..., ServiceProcess], tmp_path: Path, database_url: str
+) -> None:
+    """Kafka stopped under a running dispatcher for 15 s: /readyz says so (503, "kafka"), /healthz
+    stays 200, the process runs on, and once Kafka is back every event is delivered, a record set
+    aside meanwhile included in the dead-letter topic."""
+    pid, bootstrap, home = infra.start_kafka(tmp_path / "private-kafka")
+    try:
+        topics = Topics(
+            raw="outage.raw", domain="outage.domain", dead_letters="outage.dead", checkpoints="cp"
+        )
+        infra.create_topics(bootstrap, topics.env(), partitions=3)
+        store = Store.open(database_url)
+        store.create_subscription(
+            url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
+        )
+        store.close()
+        port = infra.free_port()
+        dispatcher = services(
+            "dispatchers",
+            {
+                **_env(topics, bootstrap, database_url),
+                "HERALD_METRICS_PORT": str(port),
+                "HERALD_BACKOFF_MAX_S": "2",
+            },
+        )
+        events = _events(30)
+        produce(
+            bootstrap,
+            topics.domain,
+            [(e.key.encode(), encode_domain_event(e)) for e in events[:10]],
+        )
+        assert wait_until(lambda: len(receiver.received) >= 10, timeout_s=60)
+        assert http_get(port, "/readyz")[0] == 200
+        infra.stop_kafka(pid)
+        _, body = wait_until(lambda: (r := http_get(port, "/readyz"))[0] == 503 and r, timeout_s=30)
+        assert json.loads(body)["kafka"] != "ok"
+        assert json.loads(body)["database"] == "ok"
+        _stays_alive(dispatcher, port, seconds=10)
+        pid = infra.launch_kafka(Path(home), bootstrap)
+        produce(
+            bootstrap,
+            topics.domain,
+            [(e.key.encode(), encode_domain_event(e)) for e in events[10:]]
+            + [(b"c/billing/Rollout/svc-1", b"not json")],
+        )
+        assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 30}, timeout_s=90), (
+            _summary(database_url)
+        )
+        assert wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=30)
+        (dead,) = consume(bootstrap, topics.dead_letters, count=1, timeout_s=30)
+        assert dead.value == b"not json"
+        assert dispatcher.alive
+    finally:
+        infra.stop_kafka(pid)

@@ -480,3 +480,91 @@ def test_tls_certificates_are_verified(
         assert receiver.received == []
     finally:
         receiver.stop()
+
+
+@pytest.fixture
+def answering() -> Iterator[Any]:
+    """Start a receiver that answers every request with the given raw bytes; returns its URL."""
+    servers: list[socket.socket] = []
+
+    def start(answer: bytes) -> str:
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    conn, _ = server.accept()
+                    with conn:
+                        conn.recv(65536)
+                        conn.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return f"http://127.0.0.1:{server.getsockname()[1]}/hooks"
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "body", "header"),
+    [
+        pytest.param(
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 7\r\n\r\nerr\x00or!",
+            "err\ufffdor!",
+            None,
+            id="nul-in-the-body",
+        ),
+        pytest.param(
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\nX-Debug: a\x00b\r\n\r\nno",
+            "no",
+            "a\ufffdb",
+            id="nul-in-a-header",
+        ),
+        pytest.param(
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 3\r\nX-Debug: caf\xe9\r\n\r\n\xff\xfe!",
+            "\ufffd\ufffd!",
+            "caf\xe9",
+            id="not-utf-8",
+        ),
+    ],
+)
+def test_an_answer_postgres_cannot_hold_is_recorded_with_those_characters_replaced(
+    store: Store,
+    time_: FakeTime,
+    answering: Any,
+    database_url: str,
+    answer: bytes,
+    body: str,
+    header: str | None,
+) -> None:
+    """A NUL in what a receiver answers made the attempt's insert fail: the worker, then the
+    dispatcher, stopped, and every restart stopped again at the next attempt there. Any receiver
+    could stop every subscription's deliveries."""
+    _deliver(store, _subscribe(store, answering(answer)), time_)
+    assert _loop(store, time_).run_once() == 1
+    [(code, stored_body, headers)] = _rows(
+        database_url, "SELECT status_code, response_body, response_headers FROM attempts"
+    )
+    assert (code, stored_body) == (500, body)
+    if header is not None:
+        assert headers["X-Debug"] == header
+    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
+
+
+def test_an_event_id_that_cannot_be_a_header_is_a_failed_attempt_not_a_failed_worker(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    """An event stored before the intake refused such ids: `http.client` raised while encoding the
+    `webhook-id` header, out of the worker, which stopped the dispatcher on every restart."""
+    receiver = _receiver(receivers)
+    subscription = _subscribe(store, receiver.url)
+    event = domain_event(1, event_id="\u4e8b\u4ef6-1")
+    store.record_events([(event, encode_domain_event(event), [subscription])], now=time_.now())
+    assert _loop(store, time_).run_once() == 1
+    assert receiver.received == []
+    [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
+    assert code is None
+    assert "UnicodeEncodeError" in error
+    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]

@@ -6,10 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.outcomes import Outcome, Verdict
-from dispatchers.postgres import AttemptRecord, DueDelivery, Store
+from dispatchers.postgres import AttemptRecord, DueDelivery, Store, StoreError
 from herald_contracts import DomainEvent, encode_domain_event
 
 NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
@@ -291,3 +292,27 @@ def test_only_one_clean_up_runs_at_a_time(store: Store, database_url: str) -> No
         )
         == 0
     )
+
+
+def test_a_database_that_answers_without_herald_tables_is_not_taken_for_unreachable(
+    infra_env: dict[str, str],
+) -> None:
+    """A dispatcher that waited for its database at start must then tell "no tables yet" (stop,
+    saying to migrate) from "still unreachable" (wait on): the database answered, so the error of
+    the outage before is gone."""
+    admin_url = infra_env["HERALD_DATABASE_URL"]
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        store = Store.open(admin_url.rsplit("/", 1)[0] + f"/{name}")
+        try:
+            store.last_error = "connection refused"  # as the outage before left it
+            with pytest.raises(StoreError, match="migrate"):
+                store.check_secrets()
+            assert store.last_error is None
+        finally:
+            store.close()
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -1,0 +1,132 @@
+"""What the consuming loop takes from the domain topic: a record becomes an event the dispatcher can
+store and send, or the reason it is set aside. Pure.
+
+A record that decodes under the contract (`herald_contracts.decode_domain_event`) is not yet one the
+dispatcher can handle. Each check below is a way a valid-looking record used to stop the dispatcher
+for good: the insert failed or the sending thread raised, the process exited, and every restart died
+on the same batch, so no subscription got anything any more.
+
+- Python's `json` reads more than JSON: `NaN` and `Infinity` (receivers' parsers and Postgres
+  `jsonb` refuse them), bodies in UTF-16 or UTF-32 (the body is stored and sent as UTF-8 text, and
+  JSON between systems must be UTF-8, RFC 8259 section 8.1); and it raises other errors than the
+  contract's on integers past 4,300 digits (ValueError) and deep nesting (RecursionError).
+- The event id is sent as the `webhook-id` header and signed as the receiver reads it back from
+  there: `http.client` encodes header values as Latin-1 (anything else raises), refuses line breaks,
+  and receivers decode bytes past ASCII each their own way, so only visible ASCII signs reliably.
+- The key orders an object's deliveries and is stored as text: a control character (U+0000 above
+  all, which Postgres text cannot hold) cannot be.
+
+What the contract allows inside strings but Postgres cannot hold (U+0000, unpaired surrogates) is
+not a reason to refuse: the body carries them as valid `\\u0000` escapes and is sent unchanged; only
+the copy kept for queries replaces them (`dispatchers.storable`). Whatever else the database still
+refuses for a record's values is found by the consuming loop, which sets that record aside alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from herald_contracts import EVENT_TYPES, ContractError, DomainEvent, decode_domain_event
+
+
+class RefusalKind(enum.StrEnum):
+    """Why a record is set aside, in a word (the label of the dead-letter metric)."""
+
+    UNDECODABLE = "undecodable"
+    """Not a CloudEvent of the contract, or not JSON Herald can read."""
+    UNKNOWN_TYPE = "unknown_type"
+    """A type this dispatcher does not know (a newer processor's)."""
+    UNDELIVERABLE = "undeliverable"
+    """An id that cannot be the webhook-id header, or a key that cannot be stored."""
+    REFUSED_BY_DATABASE = "refused_by_database"
+    """A value Postgres refused (found by the consuming loop, not here)."""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    event: DomainEvent
+    body: bytes
+    """The record's value (UTF-8): stored, and sent as it is."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+    """Why, in words, for the dead letter's `herald.error` and the log."""
+    kind: RefusalKind
+
+
+def admit(value: bytes | None, *, key: bytes | None) -> Admitted | Refused:
+    """The event in a domain-topic record, if the dispatcher can store and send it."""
+    event = _decoded(value, key=key)
+    if isinstance(event, Refused):
+        return event
+    body = value or b""
+    return _refusal(event, body) or Admitted(event, body)
+
+
+def _decoded(value: bytes | None, *, key: bytes | None) -> DomainEvent | Refused:
+    try:
+        return decode_domain_event(value, key=key)
+    except ContractError as e:
+        return Refused(str(e), RefusalKind.UNDECODABLE)
+    except RecursionError:
+        return Refused(
+            "record is not JSON Herald can read: nested too deeply", RefusalKind.UNDECODABLE
+        )
+    except ValueError as e:  # json's own limits (an integer past 4,300 digits)
+        return Refused(f"record is not JSON Herald can read: {e}", RefusalKind.UNDECODABLE)
+
+
+def _refusal(event: DomainEvent, body: bytes) -> Refused | None:
+    if event.catalogue_name not in EVENT_TYPES:
+        # A newer processor's type: set aside, to be replayed once this dispatcher knows it
+        # (subscription filters are validated against the known types).
+        return Refused(f"unknown event type {event.type!r}", RefusalKind.UNKNOWN_TYPE)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return Refused(
+            "record is not UTF-8 (JSON between systems must be, RFC 8259)", RefusalKind.UNDECODABLE
+        )
+    if not _finite(event.data):
+        return Refused(
+            "record is not JSON: NaN and Infinity are not JSON numbers", RefusalKind.UNDECODABLE
+        )
+    if not _webhook_id(event.id):
+        return Refused(
+            f"CloudEvent id {_shown(event.id)} cannot be sent as the webhook-id header:"
+            " only visible ASCII characters can",
+            RefusalKind.UNDELIVERABLE,
+        )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in event.key):
+        return Refused(
+            f"record key {_shown(event.key)} holds control characters", RefusalKind.UNDELIVERABLE
+        )
+    return None
+
+
+def _webhook_id(text: str) -> bool:
+    return all("!" <= c <= "~" for c in text)
+
+
+def _finite(data: Any) -> bool:
+    """No NaN or infinity anywhere in a decoded JSON value (iterative: no depth limit)."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return True
+
+
+def _shown(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 80 else shown[:77] + "..."

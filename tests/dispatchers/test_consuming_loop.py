@@ -1,0 +1,181 @@
+"""The consuming loop's decisions on in-memory fakes (milliseconds): what it sets aside, how it finds
+the records a database refuses, and that a failed commit neither loses nor repeats anything. The
+same loop on the real broker and database is tested in test_consuming.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from dispatchers.consuming import CommitError, ConsumedRecord, ConsumingLoop, DeadLetterError
+from dispatchers.matching import SubscriptionFilter
+from dispatchers.postgres import Subscription, ValuesRefusedError
+from herald_contracts import DomainEvent, encode_domain_event
+from herald_runtime.backoff import Backoff
+from tests.support import domain_event
+
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+SUBSCRIPTION = Subscription(
+    id=uuid.uuid4(),
+    url="http://127.0.0.1:9/a",
+    secrets=("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",),
+    filter=SubscriptionFilter(),
+    ordered=True,
+    enabled=True,
+    disabled_reason=None,
+    created_at=NOW,
+    updated_at=NOW,
+)
+
+
+@dataclass
+class FakeSource:
+    records: list[ConsumedRecord]
+    position: int = 0
+    committed: int = 0
+    failing_commits: int = 0
+
+    def poll_batch(self, *, max_records: int, timeout_s: float) -> list[ConsumedRecord]:
+        batch = self.records[self.position : self.position + max_records]
+        self.position += len(batch)
+        return batch
+
+    def commit(self) -> None:
+        if self.failing_commits:
+            self.failing_commits -= 1
+            raise CommitError("offset commit failed: REBALANCE_IN_PROGRESS")
+        self.committed = self.position
+
+    def rewind(self, records: Sequence[ConsumedRecord]) -> None:
+        self.position = min(r.offset for r in records)
+
+    def lag(self) -> dict[int, int]:
+        return {0: len(self.records) - self.position}
+
+    def unreachable(self) -> str | None:
+        return None
+
+
+@dataclass
+class FakeSink:
+    sent: list[tuple[int, str]] = field(default_factory=list)
+    unacknowledged_flushes: int = 0
+
+    def send(self, record: ConsumedRecord, *, error: str) -> None:
+        self.sent.append((record.offset, error))
+
+    def flush(self, timeout_s: float) -> None:
+        if self.unacknowledged_flushes:
+            self.unacknowledged_flushes -= 1
+            raise DeadLetterError("1 dead letters not acknowledged by Kafka")
+
+
+@dataclass
+class FakeStore:
+    """Stores events by id; refuses (as Postgres does a value) any batch holding a refused id."""
+
+    refused_ids: set[str] = field(default_factory=set)
+    events: list[str] = field(default_factory=list)
+    transactions: int = 0
+
+    def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]:
+        return [SUBSCRIPTION]
+
+    def record_events(
+        self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
+    ) -> int:
+        self.transactions += 1
+        if any(event.id in self.refused_ids for event, _, _ in batch):
+            raise ValuesRefusedError("index row size 8016 exceeds btree version 4 maximum 2704")
+        new = [event.id for event, _, _ in batch if event.id not in self.events]
+        self.events += new
+        return len(new)
+
+
+def _records(values: list[bytes]) -> list[ConsumedRecord]:
+    return [
+        ConsumedRecord(topic="d", partition=0, offset=i, key=b"c/billing/Rollout/p", value=v)
+        for i, v in enumerate(values)
+    ]
+
+
+def _loop(source: FakeSource, sink: FakeSink, store: FakeStore, kinds: list[str]) -> ConsumingLoop:
+    return ConsumingLoop(
+        source=source,
+        dead_letters=sink,
+        store=store,
+        now=lambda: NOW,
+        on_dead_letter=kinds.append,
+        backoff=Backoff(base_s=0.001, cap_s=0.001),
+    )
+
+
+@pytest.mark.parametrize(
+    "refused", [pytest.param({7}, id="one"), pytest.param({0, 250, 499}, id="three-spread-out")]
+)
+def test_the_records_a_database_refuses_are_found_alone_and_the_rest_is_stored_in_order(
+    refused: set[int],
+) -> None:
+    events = [domain_event(n, event_id=f"e-{n:03}") for n in range(500)]
+    store = FakeStore(refused_ids={f"e-{n:03}" for n in refused})
+    source, sink, kinds = (
+        FakeSource(_records([encode_domain_event(e) for e in events])),
+        FakeSink(),
+        [],
+    )
+    created = _loop(source, sink, store, kinds).run_once(timeout_s=0)
+    assert created == 500 - len(refused)
+    assert store.events == [e.id for n, e in enumerate(events) if n not in refused]
+    assert [offset for offset, _ in sink.sent] == sorted(refused)
+    assert all("index row size" in reason for _, reason in sink.sent)
+    assert kinds == ["refused_by_database"] * len(refused)
+    assert source.committed == 500
+    # Each refused record costs about two transactions per halving of the batch of 500.
+    assert store.transactions <= 1 + len(refused) * 2 * 9
+
+
+def test_a_failed_commit_reads_the_batch_again_without_losing_or_repeating_anything(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    good = [domain_event(n, event_id=f"e-{n}") for n in range(3)]
+    values = [encode_domain_event(good[0]), b"not json", encode_domain_event(good[1])]
+    source = FakeSource(_records(values), failing_commits=1)
+    sink, store, kinds = FakeSink(), FakeStore(), []
+    loop = _loop(source, sink, store, kinds)
+    assert loop.run_once(timeout_s=0) == 2
+    assert source.committed == 0
+    assert "offsets" in loop.problems
+    assert loop.run_once(timeout_s=0) == 0  # read again: the events are absorbed
+    assert source.committed == 3
+    assert "offsets" not in loop.problems
+    assert store.events == ["e-0", "e-1"]
+    assert sink.sent == [(1, sink.sent[0][1])]  # set aside once
+    assert kinds == ["undecodable"]
+    assert sum("set aside" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_offsets_wait_until_the_dead_letters_are_acknowledged() -> None:
+    source = FakeSource(_records([b"not json", encode_domain_event(domain_event(1))]))
+    sink = FakeSink(unacknowledged_flushes=3)
+    seen: list[dict[str, str]] = []
+    loop = _loop(source, sink, FakeStore(), [])
+    loop.beat = lambda: seen.append(dict(loop.problems))
+    loop.run_once(timeout_s=0)
+    assert source.committed == 2
+    assert len(seen) == 3
+    assert all("dead_letters" in problems for problems in seen)
+    assert loop.problems == {}
+
+
+def test_a_loop_stopped_while_waiting_for_kafka_commits_nothing_and_reads_the_batch_again() -> None:
+    source = FakeSource(_records([b"not json", encode_domain_event(domain_event(1))]))
+    sink = FakeSink(unacknowledged_flushes=1000)
+    loop = _loop(source, sink, FakeStore(), [])
+    loop.beat = loop.stop.set
+    loop.run_once(timeout_s=0)
+    assert source.committed == 0
+    assert source.position == 0
