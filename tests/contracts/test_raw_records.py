@@ -46,9 +46,13 @@ def test_key_of_an_event_without_involved_object_is_still_stable() -> None:
 @pytest.mark.parametrize(
     ("payload", "complaint"),
     [
-        pytest.param(b"\xff\xfe", "not JSON", id="not-utf8"),
+        pytest.param(b"\xff\xfe", "not UTF-8", id="not-utf8"),
         pytest.param(b"{", "not JSON", id="truncated"),
         pytest.param(b"[]", "not a JSON object", id="array"),
+        pytest.param(b'{"n": NaN}', "NaN is not a JSON number", id="nan"),
+        pytest.param(b'{"n": ' + b"9" * 5000 + b"}", "not JSON Herald can read", id="huge-integer"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "nested too deeply", id="deep-nesting"),
+        pytest.param('{"n": 1}'.encode("utf-16"), "not UTF-8", id="utf-16"),
         pytest.param(None, "tombstone", id="tombstone"),
         pytest.param(
             b'{"watch_type":"ADDED","collected_at":"x","object":{}}', "'cluster'", id="no-cluster"

@@ -52,9 +52,15 @@ def test_a_message_with_nul_is_admitted_with_the_body_unchanged() -> None:
             "unknown event type",
             id="unknown-type",
         ),
-        pytest.param(_with_data(b'{"x": NaN}'), KEY, "undecodable", "NaN and Infinity", id="nan"),
         pytest.param(
-            _with_data(b'{"x": [-Infinity]}'), KEY, "undecodable", "NaN and Infinity", id="infinity"
+            _with_data(b'{"x": NaN}'), KEY, "undecodable", "NaN is not a JSON number", id="nan"
+        ),
+        pytest.param(
+            _with_data(b'{"x": [-Infinity]}'),
+            KEY,
+            "undecodable",
+            "Infinity is not a JSON number",
+            id="infinity",
         ),
         pytest.param(
             _with_data(b'{"n": ' + b"7" * 5000 + b"}"),
