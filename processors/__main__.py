@@ -1,77 +1,105 @@
 """Composition root of the processor: `python -m processors` (or `herald-processor`).
 
-Loads and validates settings, finds the raw topic's partition count (the tables are co-partitioned
-with it), then runs a Faust worker for the app (which installs its own signal handlers and shuts down
-cleanly on SIGTERM or SIGINT).
+Loads and validates settings (a bad one stops it here, named), takes SIGTERM and SIGINT onto a
+thread of their own (`herald_runtime.watchdog.SignalStop`: a stop always ends within
+HERALD_PROCESSOR_STOP_TIMEOUT_S), serves /metrics, /healthz and /readyz from the start, starts the
+watchdog thread (`processors.liveness`), waits for Kafka to tell the raw topic's partition count
+(the tables are co-partitioned with it), then runs a Faust worker for the app. Nothing the health
+endpoint or the watchdog reads comes from Faust's objects: see `processors.liveness` for why.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
+import threading
 
 import faust
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from herald_runtime import health
 from herald_runtime.heartbeats import Heartbeats
-from processors.app import build_app, guard_interval_s
+from herald_runtime.watchdog import SignalStop, Watchdog
+from processors.app import build_app, publish_status
+from processors.kafka import wait_for_raw_partitions
+from processors.liveness import MAIN, WorkerStatus, probes, stall
 from processors.settings import ProcessorSettings, SettingsError
+from processors.stalls import UnreadyGuard
 
-
-def raw_partitions(settings: ProcessorSettings) -> int:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    try:
-        topics = admin.list_topics(timeout=30).topics
-    except KafkaException as e:
-        raise SettingsError(f"HERALD_KAFKA_BOOTSTRAP {settings.kafka_bootstrap!r}: {e}") from e
-    topic = topics.get(settings.raw_topic)
-    if topic is None or not topic.partitions:
-        raise SettingsError(f"HERALD_RAW_TOPIC {settings.raw_topic!r} does not exist")
-    return len(topic.partitions)
+log = logging.getLogger("processors")
 
 
 def _restart_in_place() -> None:
     """Start the worker over in the same process: fresh state, reading from the committed offsets."""
     sys.stdout.flush()
     sys.stderr.flush()
+    _exec_self()
+
+
+def _exec_self() -> None:
+    # The watchdog calls this without flushing: the thread it found stuck may hold the streams.
     os.execv(sys.executable, [sys.executable, "-m", "processors"])  # noqa: S606 - ourselves, same args
 
 
 def main() -> None:
     try:
         settings = ProcessorSettings.from_env(os.environ)
-        partitions = raw_partitions(settings)
     except SettingsError as e:
         sys.exit(f"processor: bad setting: {e}")
-    # Live: the event loop runs (the guard's timer ticks). Ready: live, the tables recovered, and
-    # not in a rebalance: the worker is processing.
-    beats = Heartbeats({"event-loop": max(60.0, 5 * guard_interval_s(settings))})
-    app = build_app(
-        settings,
-        raw_partitions=partitions,
-        restart=_restart_in_place,
-        beat=beats.beater("event-loop"),
+    # Before any thread starts: the signals stay blocked in every thread but their own.
+    signals = SignalStop(grace_s=settings.stop_timeout_s).install()
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"
     )
-
-    def live() -> tuple[bool, dict[str, object]]:
-        stuck = beats.stuck()
-        return not stuck, {"stuck": stuck}
-
-    def ready() -> tuple[bool, dict[str, object]]:
-        ok, details = live()
-        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        rebalancing = bool(app.rebalancing)
-        return ok and recovered and not rebalancing, {
-            **details,
-            "recovered": recovered,
-            "rebalancing": rebalancing,
-        }
-
+    status = WorkerStatus()
+    beats = Heartbeats({MAIN: settings.loop_stall_s})
+    live, ready = probes(status, beats.stuck)
     if settings.metrics_port:
         health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
+    unready = UnreadyGuard(after_s=settings.recovery_stall_s)
+
+    def restart(reason: str) -> None:
+        log.error("restarting the worker in place: %s", reason)
+        _exec_self()
+
+    Watchdog(
+        lambda now: stall(status.get(), beats.stuck(), unready, now=now), remedy=restart
+    ).start()
+
+    stopping = threading.Event()
+    signals.on_stop(lambda _signal: stopping.set())
+    status.wait_for(f"Kafka at {settings.kafka_bootstrap} to answer")
+    partitions = wait_for_raw_partitions(
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.raw_topic,
+        waiting=status.wait_for,
+        beat=beats.beater(MAIN),
+        stop=stopping,
+    )
+    if partitions is None:
+        log.info("stopped before Kafka answered")
+        return
+    status.wait_for("the worker to start")
+    app = build_app(settings, raw_partitions=partitions, restart=_restart_in_place)
     worker = faust.Worker(app, loglevel="INFO")
+    loop = worker.loop
+    beat = beats.beater(MAIN)
+
+    def published(*, recovered: bool, rebalancing: bool) -> None:
+        beat()
+        status.publish(recovered=recovered, rebalancing=rebalancing)
+
+    publish_status(app, loop, published)
+
+    def stop_worker(received: signal.Signals) -> None:
+        # What mode's Worker does when a signal reaches its event loop; here the signal thread
+        # hands it over (the signals are blocked in the loop's thread).
+        loop.call_soon_threadsafe(worker._schedule_shutdown, received)
+
+    signals.on_stop(stop_worker)
+    if stopping.is_set():  # the signal came while the worker was being built
+        return
     worker.execute_from_commandline()
 
 

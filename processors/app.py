@@ -42,7 +42,7 @@ from herald_contracts import (
 from processors import timelines
 from processors.interpreting import Occurrence, Outcome, interpret
 from processors.settings import ProcessorSettings
-from processors.stalls import StallGuard, UnreadyGuard
+from processors.stalls import StallGuard
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,9 @@ STAGE = "processors"
 
 
 def build_app(
-    settings: ProcessorSettings,
-    *,
-    raw_partitions: int,
-    restart: Callable[[], None],
-    beat: Callable[[], None] = lambda: None,
+    settings: ProcessorSettings, *, raw_partitions: int, restart: Callable[[], None]
 ) -> faust.App:
-    """The Faust app. `restart` starts the worker over (the stall guard's remedy); `beat` is called
-    on every tick of the guard's timer, from the event loop (the liveness check: it is not blocked)."""
+    """The Faust app. `restart` starts the worker over (the stall guard's remedy)."""
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
@@ -162,8 +157,30 @@ def build_app(
                 LATENCY.observe(max(0.0, time.time() - message.timestamp))
             RECORDS.labels(_label(outcome)).inc()
 
-    _guard_commits(app, settings, restart, beat)
+    _guard_commits(app, settings, restart)
     return app
+
+
+def publish_status(
+    app: faust.App,
+    loop: asyncio.AbstractEventLoop,
+    publish: Callable[..., None],
+    *,
+    interval_s: float = 1.0,
+) -> None:
+    """Every `interval_s`, from the first turn of the worker's event loop on, `publish(recovered=,
+    rebalancing=)` (see `processors.liveness`: the only way other threads learn Faust's state).
+    A callback of the loop itself, not a Faust timer: those start only once the tables are
+    recovered, so a timer could never tell that recovery hangs."""
+
+    def tick() -> None:
+        publish(
+            recovered=app.tables.recovery.completed.is_set(),  # type: ignore[attr-defined]
+            rebalancing=bool(app.rebalancing),
+        )
+        loop.call_later(interval_s, tick)
+
+    loop.call_soon(tick)
 
 
 class TableState:
@@ -214,36 +231,22 @@ class TableState:
 
 
 def guard_interval_s(settings: ProcessorSettings) -> float:
-    """How often the stall guard looks (and the event loop's heartbeat beats)."""
+    """How often the commit-stall guard looks."""
     return max(1.0, settings.commit_stall_s / 6)
 
 
 def _guard_commits(
-    app: faust.App,
-    settings: ProcessorSettings,
-    restart: Callable[[], None],
-    beat: Callable[[], None],
+    app: faust.App, settings: ProcessorSettings, restart: Callable[[], None]
 ) -> None:
-    """Restart the worker when a raw partition with records waiting stops committing (`stalls`)."""
+    """Restart the worker when a raw partition with records waiting stops committing (`stalls`).
+    A worker stuck recovering or rebalancing is the watchdog thread's (`processors.liveness`)."""
     guard = StallGuard(after_s=settings.commit_stall_s)
-    unready_guard = UnreadyGuard(after_s=settings.recovery_stall_s)
 
     @app.timer(interval=guard_interval_s(settings))  # type: ignore[untyped-decorator]
     async def guard_commits() -> None:
-        beat()
         consumer: Any = app.consumer
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         unready = bool(app.rebalancing) or not recovered
-        if unready_guard.check(unready=unready, now=time.monotonic()):
-            log.error(
-                "the worker has been %s for %ss (Faust can hang there, faust issues #21, #133);"
-                " restarting it to start over from the committed offsets",
-                "rebalancing" if app.rebalancing else "recovering its tables",
-                settings.recovery_stall_s,
-            )
-            STALLS.inc()
-            restart()
-            return
         if unready:
             guard.reset()
             return

@@ -43,8 +43,21 @@ class Rule:
     effect: Effect = Effect.NONE
 
 
-def _int(value: str | None) -> int | None:
-    return None if value is None else int(value)
+class FieldError(ValueError):
+    """A message matched a row but one of its fields cannot be carried (a number too large)."""
+
+
+MAX_DIGITS = 18
+"""Longest number a field takes: it stays below 2**63 (a Postgres bigint, a Java long)."""
+
+
+def _int(found: re.Match[str], group: str) -> int | None:
+    value = found[group]
+    if value is None:
+        return None
+    if len(value) > MAX_DIGITS:
+        raise FieldError(f"{group}: a number of {len(value)} digits (at most {MAX_DIGITS})")
+    return int(value)
 
 
 def _text(value: str | None) -> str | None:
@@ -72,7 +85,7 @@ RULES: tuple[Rule, ...] = (
         "RolloutUpdated",
         r"Rollout updated to revision (?P<revision>\d+)",
         "rollout.update_started",
-        lambda m: {"revision": int(m["revision"])},
+        lambda m: {"revision": _int(m, "revision")},
         Effect.PROGRESSES,
     ),
     _rule(
@@ -81,8 +94,8 @@ RULES: tuple[Rule, ...] = (
         r"Rollout step (?P<i>\d+)/(?P<total>\d+) completed \((?P<step>.*)\)",
         "rollout.step_advanced",
         lambda m: {
-            "step_index": int(m["i"]),
-            "step_total": int(m["total"]),
+            "step_index": _int(m, "i"),
+            "step_total": _int(m, "total"),
             "step": m["step"],
             "legacy": False,
         },
@@ -108,7 +121,7 @@ RULES: tuple[Rule, ...] = (
         "RolloutAborted",
         r"Rollout aborted update to revision (?P<revision>\d+)(?:: (?P<detail>.*))?",
         "rollout.aborted",
-        lambda m: {"revision": int(m["revision"]), "detail": _text(m["detail"])},
+        lambda m: {"revision": _int(m, "revision"), "detail": _text(m["detail"])},
         Effect.ABORTS,
     ),
     _rule(
@@ -125,7 +138,7 @@ RULES: tuple[Rule, ...] = (
         r"Rollout completed update to revision (?P<revision>\d+) \((?P<hash>[^)]*)\): (?P<detail>.*)",
         "rollout.completed",
         lambda m: {
-            "revision": int(m["revision"]),
+            "revision": _int(m, "revision"),
             "pod_hash": m["hash"],
             "detail": m["detail"],
             "legacy": False,
@@ -138,7 +151,7 @@ RULES: tuple[Rule, ...] = (
         "SetStepIndex",
         r"Set Step Index to (?P<i>\d+)",
         "rollout.step_advanced",
-        lambda m: {"step_index": int(m["i"]), "step_total": None, "step": None, "legacy": True},
+        lambda m: {"step_index": _int(m, "i"), "step_total": None, "step": None, "legacy": True},
         Effect.PROGRESSES,
     ),
     _rule(
@@ -215,7 +228,8 @@ CATALOGUE_NAMES = tuple(sorted({rule.catalogue_name for rule in RULES}))
 
 
 def match(family: Family, reason: str, text: str) -> tuple[Rule, Fields] | None:
-    """The first rule of this family and reason whose pattern matches the whole text."""
+    """The first rule of this family and reason whose pattern matches the whole text; FieldError
+    when it matches but a field cannot be carried."""
     for rule in RULES:
         if rule.family is family and rule.reason == reason:
             found = rule.pattern.fullmatch(text)

@@ -13,6 +13,14 @@ derived from the occurrence and the catalogue name, so reprocessing yields the s
 
 The caller keeps the state (the last `n` per uid, and whether each rollout is aborted) and passes it
 in; the outcome says what to remember. The agent in `processors.app` keeps it in Faust tables.
+
+What the raw Event holds is not trusted to fit the domain event (issue 9): a time is taken only if it
+is RFC 3339 (else the next candidate, last the collection time, which the raw decoder checked); text
+fields are cut to `MAX_TEXT`; identifiers of the wrong type or size become null; a count that is not a
+positive int32 (what core/v1 declares) counts as absent. An event that still cannot be made valid
+(an object that cannot be named in `source`, a number too large, text no UTF-8 can carry) is
+`refused` with the reason, for the caller to dead-letter: every event `interpret` emits decodes with
+`decode_domain_event`. Records outside the catalogue are never refused: they are not read that far.
 """
 
 from __future__ import annotations
@@ -21,14 +29,28 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from herald_contracts import EVENT_TYPE_PREFIX, DomainEvent, RawRecord, WatchType, object_source
-from processors.catalogue import Effect, Family, match
+from herald_contracts import (
+    EVENT_TYPE_PREFIX,
+    ContractError,
+    DomainEvent,
+    RawRecord,
+    WatchType,
+    decode_domain_event,
+    encode_domain_event,
+    is_time,
+    object_source,
+)
+from processors.catalogue import Effect, Family, FieldError, Rule, match
 
 AGGREGATED_PREFIX = "(combined from similar events): "
 ROLLOUTS_COMPONENT = "rollouts-controller"
 ARGOCD_COMPONENTS = frozenset({"argocd-application-controller", "argocd-server"})
 MAX_TEXT = 4096
-"""Longest message or detail carried in a domain event; longer ones are cut and end with '…'."""
+"""Longest text carried in a domain event field; longer ones are cut and end with '…'."""
+MAX_NAME = 253
+"""Longest cluster, namespace, name or Event uid (Kubernetes names are at most 253 characters)."""
+MAX_COUNT = 2**31 - 1
+"""core/v1 declares `count` and `series.count` int32."""
 _ID_NAMESPACE = uuid.UUID("5b0c6f1e-8a4b-4d0e-9a51-6f1e2f3a4b5c")
 
 JsonObject = dict[str, Any]
@@ -55,6 +77,8 @@ class Outcome:
     rollout_key: str | None = None
     aborted: bool | None = None
     """The rollout's aborted state from now on; None leaves it as it was."""
+    refused: str | None = None
+    """Why a record of the catalogue cannot become a valid domain event (dead-letter it)."""
 
 
 NOTHING = Outcome()
@@ -73,25 +97,21 @@ def occurrence(record: RawRecord) -> Occurrence:
     uid = _dict(event.get("metadata")).get("uid")
     series = _dict(event.get("series"))
     n = series.get("count") if series else event.get("count")
-    return Occurrence(record.cluster, str(uid or ""), n if isinstance(n, int) and n > 0 else 1)
+    valid = type(n) is int and 0 < n <= MAX_COUNT
+    return Occurrence(record.cluster, str(uid or ""), n if valid and isinstance(n, int) else 1)
 
 
 def interpret(record: RawRecord, *, last_n: int | None, aborted: bool) -> Outcome:
     """The domain events of one record; `last_n` is the last n processed for its Event uid (None:
     never), `aborted` whether its rollout is aborted."""
-    if record.watch_type is WatchType.DELETED:
-        return NOTHING  # the TTL removing an Event is not a transition
-    event = record.object
-    family = _family(event)
-    reason, message = event.get("reason"), event.get("message")
-    if family is None or not isinstance(reason, str) or not isinstance(message, str):
-        return NOTHING
-    aggregated = message.startswith(AGGREGATED_PREFIX)
-    found = match(family, reason, message.removeprefix(AGGREGATED_PREFIX))
-    if found is None:
-        return NOTHING
-    rule, fields = found
+    matched = _match(record)
+    if isinstance(matched, Outcome):
+        return matched
+    family, rule, fields, aggregated = matched
     seen = occurrence(record)
+    unnamed = _unnamed(record, seen)
+    if unnamed is not None:
+        return Outcome(refused=unnamed)
     if last_n is not None and seen.n <= last_n:
         return Outcome(duplicate=True)
     key = rollout_key(record)
@@ -101,6 +121,9 @@ def interpret(record: RawRecord, *, last_n: int | None, aborted: bool) -> Outcom
     domain_event = _domain_event(
         record, family, rule.catalogue_name, fields, seen, aggregated=aggregated
     )
+    invalid = _invalid(domain_event)
+    if invalid is not None:
+        return Outcome(refused=invalid)
     new_state = {
         Effect.ABORTS: True,
         Effect.ABORTS_UNLESS_ABORTED: True,
@@ -110,13 +133,34 @@ def interpret(record: RawRecord, *, last_n: int | None, aborted: bool) -> Outcom
     return Outcome(events=(domain_event,), occurrence=seen, rollout_key=key, aborted=new_state)
 
 
+def _match(record: RawRecord) -> tuple[Family, Rule, JsonObject, bool] | Outcome:
+    """The catalogue row of a record, its fields and whether the message was aggregated; or the
+    outcome of a record that is not in the catalogue (nothing) or whose fields cannot be carried."""
+    if record.watch_type is WatchType.DELETED:
+        return NOTHING  # the TTL removing an Event is not a transition
+    event = record.object
+    family = _family(event)
+    reason, message = event.get("reason"), event.get("message")
+    if family is None or not isinstance(reason, str) or not isinstance(message, str):
+        return NOTHING
+    try:
+        found = match(family, reason, message.removeprefix(AGGREGATED_PREFIX))
+    except FieldError as e:
+        return Outcome(refused=f"{reason}: {e}")
+    if found is None:
+        return NOTHING
+    rule, fields = found
+    return family, rule, fields, message.startswith(AGGREGATED_PREFIX)
+
+
 def event_id(seen: Occurrence, catalogue_name: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"{seen.cluster}/{seen.uid}/{seen.n}/{catalogue_name}"))
 
 
 def observed_at(record: RawRecord) -> str:
     """`series.lastObservedTime`, else `lastTimestamp`, else `eventTime`; for Events that carry none
-    of these, `firstTimestamp`, `metadata.creationTimestamp`, and last the time it was collected."""
+    of these, `firstTimestamp`, `metadata.creationTimestamp`, and last the time it was collected.
+    Only RFC 3339 times count: anything else falls through to the next."""
     event = record.object
     candidates = (
         _dict(event.get("series")).get("lastObservedTime"),
@@ -125,7 +169,7 @@ def observed_at(record: RawRecord) -> str:
         event.get("firstTimestamp"),
         _dict(event.get("metadata")).get("creationTimestamp"),
     )
-    return next((c for c in candidates if isinstance(c, str) and c), record.collected_at)
+    return next((c for c in candidates if isinstance(c, str) and is_time(c)), record.collected_at)
 
 
 def _family(event: JsonObject) -> Family | None:
@@ -156,7 +200,7 @@ def _domain_event(
     event = record.object
     involved = _dict(event.get("involvedObject"))
     metadata = _dict(event.get("metadata"))
-    kind, namespace, name = (str(involved.get(k) or "") for k in ("kind", "namespace", "name"))
+    kind, namespace, name = (_name(involved.get(k)) for k in ("kind", "namespace", "name"))
     when = observed_at(record)
     data: JsonObject = {
         "cluster": record.cluster,
@@ -168,17 +212,15 @@ def _domain_event(
         "source_message": _cut(str(event.get("message"))),
         "source_event_uid": seen.uid,
         "source_event_count": seen.n,
-        "source_event_resource_version": metadata.get("resourceVersion"),
+        "source_event_resource_version": _identifier(metadata.get("resourceVersion")),
     }
     if aggregated:
         data["source_message_aggregated"] = True
     if family is Family.APPLICATION:
         annotations = _dict(metadata.get("annotations"))
-        data["dest_server"] = annotations.get("dest-server")
-        data["dest_namespace"] = annotations.get("dest-namespace")
-    data.update(
-        {k: _cut(v) if k == "detail" and isinstance(v, str) else v for k, v in fields.items()}
-    )
+        data["dest_server"] = _identifier(annotations.get("dest-server"))
+        data["dest_namespace"] = _identifier(annotations.get("dest-namespace"))
+    data.update({k: _cut(v) if isinstance(v, str) else v for k, v in fields.items()})
     return DomainEvent(
         id=event_id(seen, catalogue_name),
         source=object_source(cluster=record.cluster, namespace=namespace, kind=kind, name=name),
@@ -188,6 +230,55 @@ def _domain_event(
         data=data,
         key=f"{record.cluster}/{namespace}/{kind}/{name}",
     )
+
+
+def _name(value: object) -> str:
+    """A name as the domain event carries it: absent or null is ""; `_unnamed` refused the rest."""
+    return value if isinstance(value, str) else ""
+
+
+def _unnamed(record: RawRecord, seen: Occurrence) -> str | None:
+    """Why the object a catalogue record is about cannot be named in a domain event, if it cannot:
+    its `source` and key are `<cluster>/<namespace>/<kind>/<name>` paths."""
+    involved = _dict(record.object.get("involvedObject"))
+    parts = {
+        "cluster": record.cluster,
+        "involvedObject.namespace": involved.get("namespace") or "",
+        "involvedObject.name": involved.get("name"),
+        "metadata.uid": seen.uid,
+    }
+    for field, value in parts.items():
+        if not isinstance(value, str):
+            return f"{field} is not a string: {_shown(value)}"
+        if field != "involvedObject.namespace" and not value:
+            return f"{field} is empty"
+        if len(value) > MAX_NAME:
+            return f"{field} is longer than {MAX_NAME} characters ({len(value)})"
+        if "/" in value and field != "metadata.uid":
+            return f"{field} contains '/': {_shown(value)}"
+    return None
+
+
+def _invalid(domain_event: DomainEvent) -> str | None:
+    """Why an event would not reach a consumer intact, if it would not: it must encode (a lone
+    surrogate cannot be UTF-8) and decode with the contract's own decoder."""
+    try:
+        decode_domain_event(encode_domain_event(domain_event), key=domain_event.key.encode())
+    except UnicodeEncodeError as e:
+        return f"text that UTF-8 cannot carry ({e.reason} at {e.start})"
+    except ContractError as e:
+        return f"the domain event would not decode: {e}"
+    return None
+
+
+def _identifier(value: object) -> str | None:
+    """A string identifier carried as it is, or null: cutting would make it a wrong identifier."""
+    return value if isinstance(value, str) and len(value) <= MAX_TEXT else None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _cut(text: str) -> str:

@@ -1,7 +1,13 @@
-"""The processor's settings: read once from the environment (prefix `HERALD_`), validated at start."""
+"""The processor's settings: read once from the environment (prefix `HERALD_`), validated at start.
+
+Validated means what can be judged without connecting: a Kafka address that is not `host:port`,
+or a topic name Kafka would refuse, is a bad setting. A broker that does not answer, or a topic that
+does not exist yet, is not: the processor waits for them (`processors.kafka`).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +17,10 @@ from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 
 class SettingsError(ValueError):
     """A bad setting; the service stops at start and names it."""
+
+
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+"""Kafka's own rule for topic names."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,13 @@ class ProcessorSettings:
     recovery_stall_s: int = 300
     """HERALD_PROCESSOR_RECOVERY_STALL_S: how long a worker may stay rebalancing or recovering its
     tables (Faust can hang there) before it restarts itself in place."""
+    loop_stall_s: int = 60
+    """HERALD_PROCESSOR_LOOP_STALL_S: how long the main loop (the wait for Kafka at start, then
+    Faust's event loop) may go without turning before /healthz fails and the watchdog thread
+    restarts the worker in place."""
+    stop_timeout_s: int = 20
+    """HERALD_PROCESSOR_STOP_TIMEOUT_S: after SIGTERM or SIGINT, how long the worker may take to stop
+    cleanly before it exits anyway (status 1); below Kubernetes' 30 s grace period."""
     producer_linger_ms: int = 25
     """HERALD_PROCESSOR_PRODUCER_LINGER_MS: how long the producer gathers domain events and table
     changelog writes into one request (0 to 1000). 25 ms lifts throughput by about 40 % on the
@@ -58,6 +75,26 @@ class ProcessorSettings:
         bootstrap = text("HERALD_KAFKA_BOOTSTRAP", "")
         if not bootstrap:
             raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
+        for address in bootstrap.split(","):
+            host, _, port_part = address.strip().rpartition(":")
+            if not host or not port_part.isdigit() or not 0 < int(port_part) <= 65535:
+                raise SettingsError(
+                    f"HERALD_KAFKA_BOOTSTRAP must be host:port[,host:port...], not {bootstrap!r}"
+                )
+        topics = {
+            name: text(name, default)
+            for name, default in (
+                ("HERALD_RAW_TOPIC", RAW_TOPIC),
+                ("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),
+                ("HERALD_DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC),
+            )
+        }
+        for name, topic in topics.items():
+            if not _TOPIC.fullmatch(topic) or topic in (".", ".."):
+                raise SettingsError(
+                    f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-';"
+                    f" at most 249), not {topic!r}"
+                )
         port_text = text("HERALD_METRICS_PORT", "9102")
         try:
             port = int(port_text)
@@ -74,6 +111,8 @@ class ProcessorSettings:
             ("HERALD_PROCESSOR_SESSION_TIMEOUT_S", 10, 6),
             ("HERALD_PROCESSOR_COMMIT_STALL_S", 30, 4),
             ("HERALD_PROCESSOR_RECOVERY_STALL_S", 300, 10),
+            ("HERALD_PROCESSOR_LOOP_STALL_S", 60, 10),
+            ("HERALD_PROCESSOR_STOP_TIMEOUT_S", 20, 1),
             ("HERALD_PROCESSOR_PRODUCER_LINGER_MS", 25, 0),
         ):
             raw = text(name, str(default))
@@ -91,11 +130,13 @@ class ProcessorSettings:
             session_timeout_s=numbers["HERALD_PROCESSOR_SESSION_TIMEOUT_S"],
             commit_stall_s=numbers["HERALD_PROCESSOR_COMMIT_STALL_S"],
             recovery_stall_s=numbers["HERALD_PROCESSOR_RECOVERY_STALL_S"],
+            loop_stall_s=numbers["HERALD_PROCESSOR_LOOP_STALL_S"],
+            stop_timeout_s=numbers["HERALD_PROCESSOR_STOP_TIMEOUT_S"],
             producer_linger_ms=numbers["HERALD_PROCESSOR_PRODUCER_LINGER_MS"],
             app_id=text("HERALD_PROCESSOR_APP_ID", "herald-processors"),
-            raw_topic=text("HERALD_RAW_TOPIC", RAW_TOPIC),
-            domain_topic=text("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),
-            dead_letter_topic=text("HERALD_DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC),
+            raw_topic=topics["HERALD_RAW_TOPIC"],
+            domain_topic=topics["HERALD_DOMAIN_TOPIC"],
+            dead_letter_topic=topics["HERALD_DEAD_LETTER_TOPIC"],
             data_dir=Path(text("HERALD_PROCESSOR_DATA_DIR", "herald-processors-data")),
             metrics_port=port,
             metrics_host=text("HERALD_METRICS_HOST", "127.0.0.1"),

@@ -211,6 +211,30 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             "HERALD_PROCESSOR_PRODUCER_LINGER_MS",
             id="processor-linger-too-long",
         ),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "kafka-0.kafka"},
+            "HERALD_KAFKA_BOOTSTRAP",
+            id="processor-bootstrap-without-port",
+        ),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HERALD_RAW_TOPIC": "kube events"},
+            "HERALD_RAW_TOPIC",
+            id="processor-raw-topic-not-a-topic-name",
+        ),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HERALD_PROCESSOR_STOP_TIMEOUT_S": "0"},
+            "HERALD_PROCESSOR_STOP_TIMEOUT_S",
+            id="processor-stop-timeout-zero",
+        ),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HERALD_PROCESSOR_LOOP_STALL_S": "soon"},
+            "HERALD_PROCESSOR_LOOP_STALL_S",
+            id="processor-loop-stall-not-a-number",
+        ),
     ],
 )
 def test_bad_setting_stops_the_service_naming_it(
