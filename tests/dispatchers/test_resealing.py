@@ -37,10 +37,12 @@ K2 = "k2:" + base64.b64encode(bytes(range(32, 64))).decode()
 
 @pytest.fixture
 def stores(database_url: str) -> Iterator[dict[str, Store]]:
-    """The store of a dispatcher started with k1 only, and that of a later one with k2 first."""
+    """The store of a dispatcher started with k1 only, that of a later one with k2 first, and
+    that of an operator who moves secrets back to k1."""
     opened = {
         "k1": Store.open(database_url, keyring=Keyring.parse(K1)),
         "k2,k1": Store.open(database_url, keyring=Keyring.parse(f"{K2},{K1}")),
+        "k1,k2": Store.open(database_url, keyring=Keyring.parse(f"{K1},{K2}")),
     }
     yield opened
     for store in opened.values():
@@ -252,3 +254,33 @@ def test_logged_once_means_once_per_subscription(
         subscriptions
     )
     assert len(told) == 2, told
+
+
+def test_a_subscription_resealed_back_to_a_key_held_is_released_by_the_next_scan(
+    stores: dict[str, Store], receivers: tuple[Receiver, Receiver], caplog: pytest.LogCaptureFixture
+) -> None:
+    old, new = stores["k1"], stores["k2,k1"]
+    time_ = FakeTime()
+    moved = _subscribe(old, receivers[0].url)
+    new.reseal(only=moved)
+    unopened = UnopenedSubscriptions()
+    loop = _loop(old, time_)
+    loop.unopened = unopened
+    _deliver(old, [moved], time_, count=2)
+    assert loop.run_once() == 0
+    since = unopened.seen
+    assert (
+        unopened.rescanned(old.unopened_subscriptions(now=time_.now()), since=since).waiting == {}
+    )
+    assert unopened.held() == [moved]  # still sealed with k2
+
+    assert stores["k1,k2"].reseal(only=moved) == 1  # an operator moves it back to k1
+    since = unopened.seen
+    changes = unopened.rescanned(old.unopened_subscriptions(now=time_.now()), since=since)
+    assert changes.reopened == [moved]
+    assert unopened.held() == []
+    assert loop.run_once() == 1
+    time_.advance(1)
+    assert loop.run_once() == 1  # ordered: one after the other
+    assert len(receivers[0].received) == 2
+    assert all(r.verified for r in receivers[0].received)
