@@ -28,6 +28,7 @@ from dispatchers.postgres import DueDelivery, Store, StoreError
 from dispatchers.sealing import SealError
 from dispatchers.sending import SendingLoop
 from dispatchers.settings import DispatcherSettings, SettingsError
+from dispatchers.unopened import UnopenedSubscriptions
 from herald_runtime import health
 from herald_runtime.backoff import Backoff
 from herald_runtime.heartbeats import Heartbeats
@@ -133,15 +134,19 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         return not stuck and not failures, {"stuck": stuck, "failed": failures}
 
     started = threading.Event()  # the database answered and the stored secrets open
+    unopened = UnopenedSubscriptions()
 
     def ready() -> tuple[bool, dict[str, object]]:
         ok, details = live()
         kafka = dict(consuming.problems)
         database = store.last_error or ("ok" if started.is_set() else "not reached yet")
+        # Subscriptions whose secrets do not open are named, not a reason to be unready: the
+        # others are delivered, and a restart would not start (the key is missing).
         return ok and database == "ok" and not kafka, {
             **details,
             "database": database,
             "kafka": "; ".join(kafka.values()) or "ok",
+            "secrets": unopened.describe(),
         }
 
     if settings.metrics_port:
@@ -214,6 +219,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
                     on_attempt=observe,
                     beat=beats.beater(f"sender-{i}"),
                     on_late=metrics.LATE_ATTEMPTS.inc,
+                    unopened=unopened,
                 ).run,
             ),
             name=f"sender-{i}",
@@ -223,7 +229,8 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     workers.append(
         threading.Thread(
             target=crash_only(
-                "housekeeping", lambda: _housekeeping(settings, store, breakers, stop)
+                "housekeeping",
+                lambda: _housekeeping(settings, store, breakers, unopened, stop),
             ),
             name="housekeeping",
         )
@@ -277,15 +284,35 @@ def _database_waited_for(
     return False
 
 
+def _rescan_secrets(store: Store, unopened: UnopenedSubscriptions) -> None:
+    since = unopened.seen
+    changes = unopened.rescanned(store.unopened_subscriptions(now=_now()), since=since)
+    for subscription, why in changes.waiting.items():
+        log.warning(
+            "deliveries to subscription %s wait, untried, for a dispatcher that can open it: %s",
+            subscription,
+            why.reason,
+        )
+    for subscription in changes.reopened:
+        log.info("the secrets of subscription %s open again: its deliveries go out", subscription)
+    metrics.observe_unopened(unopened.by_key())
+
+
 def _housekeeping(
-    settings: DispatcherSettings, store: Store, breakers: Breakers, stop: threading.Event
+    settings: DispatcherSettings,
+    store: Store,
+    breakers: Breakers,
+    unopened: UnopenedSubscriptions,
+    stop: threading.Event,
 ) -> None:
-    """Refresh the state gauges every few seconds; run the clean-up every cleanup interval (one
-    dispatcher at a time: the others find the lock taken and skip that round)."""
+    """Refresh the state gauges and the subscriptions whose secrets do not open every few seconds;
+    run the clean-up every cleanup interval (one dispatcher at a time: the others find the lock
+    taken and skip that round)."""
     next_cleanup = time.monotonic() + min(60.0, settings.cleanup_interval_s)
     while not stop.wait(5.0):
         try:
             metrics.observe_state(store.stats(now=_now()), breakers)
+            _rescan_secrets(store, unopened)
             if time.monotonic() >= next_cleanup:
                 next_cleanup = time.monotonic() + settings.cleanup_interval_s
                 deleted = store.clean_up(

@@ -16,7 +16,7 @@
     python -m dispatchers subscriptions disable ID [--reason TEXT]
     python -m dispatchers subscriptions enable ID
     python -m dispatchers subscriptions rotate-secret ID --secret NEW
-    python -m dispatchers secrets reseal
+    python -m dispatchers secrets reseal [--subscription ID]
     python -m dispatchers deliveries list [--subscription ID] [--status S] [--event ID]
                                           [--object CLUSTER/NAMESPACE/KIND/NAME] [--limit N] [--json]
     python -m dispatchers deliveries show ID [--json]
@@ -26,7 +26,9 @@
 
 TIME is ISO 8601 (`2026-08-20T09:00:00Z`; without a zone it is UTC). With `--json`, list and show
 print JSON only. Secrets are never printed in full. Bad input gets a message naming it, exit code 2,
-and changes nothing; an unknown id, exit code 1.
+and changes nothing; an unknown id, exit code 1. Only `secrets reseal` opens stored secrets: every
+other command works without the key a secret is sealed with (`show` says which key it is), and
+reseal exits 2 naming it.
 """
 
 from __future__ import annotations
@@ -68,11 +70,12 @@ def parser() -> argparse.ArgumentParser:
     _subscription_commands(commands)
     secrets = commands.add_parser("secrets", help="webhook secrets at rest")
     sealing = secrets.add_subparsers(dest="action", required=True)
-    sealing.add_parser(
+    reseal = sealing.add_parser(
         "reseal",
         help="seal every stored secret with the first key of HERALD_SECRETS_KEYS (those stored"
         " as given, or sealed with an older key)",
     )
+    reseal.add_argument("--subscription", type=_uuid, help="only this subscription's")
 
     deliveries = commands.add_parser("deliveries", help="read the delivery log, redeliver")
     dl = deliveries.add_subparsers(dest="action", required=True)
@@ -321,7 +324,9 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
         key = store.sealing_key
         if key is None:
             raise InputError("HERALD_SECRETS_KEYS is not set: there is no key to seal with")
-        out(f"{store.reseal()} subscriptions resealed with key {key!r}")
+        if args.subscription is not None and store.subscription(args.subscription) is None:
+            return _missing(err, "subscription", args.subscription)
+        out(f"{store.reseal(only=args.subscription)} subscriptions resealed with key {key!r}")
         return 0
     if command in (("deliveries", "recover"), ("deliveries", "replay")):
         return _requeue(args, store, out, err, now=now)
@@ -425,6 +430,7 @@ def _missing(out: Callable[[str], None], what: str, ident: uuid.UUID) -> int:
 
 
 def _subscription_view(subscription: Subscription) -> dict[str, Any]:
+    unopened = subscription.unopened
     return {
         "id": str(subscription.id),
         "url": subscription.url,
@@ -440,6 +446,8 @@ def _subscription_view(subscription: Subscription) -> dict[str, Any]:
         "disabled_reason": subscription.disabled_reason,
         "created_at": subscription.created_at.isoformat(),
         "updated_at": subscription.updated_at.isoformat(),
+        # Only when they do not open (then `secrets` and `headers` are empty): why, naming the key.
+        **({"secrets_unopened": unopened.reason} if unopened is not None else {}),
     }
 
 

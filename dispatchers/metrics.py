@@ -43,6 +43,12 @@ BREAKERS = Gauge(
     ["state"],
 )
 DISABLED = Gauge("herald_dispatcher_disabled_subscriptions", "Subscriptions disabled.")
+UNOPENED = Gauge(
+    "herald_dispatcher_unopened_subscriptions",
+    "Subscriptions whose secrets this dispatcher cannot open, by the key they are sealed with"
+    " (resealed with a key HERALD_SECRETS_KEYS lacks): their deliveries wait, untried.",
+    ["key"],
+)
 CONSUMER_LAG = Gauge(
     "herald_dispatcher_consumer_lag",
     "Domain-topic records this dispatcher has not read yet, by partition (of those assigned to it).",
@@ -92,3 +98,9 @@ def observe_state(stats: dict[str, float], breakers: Breakers) -> None:
     states = list(breakers.states().values())
     for state in State:
         BREAKERS.labels(state.value).set(states.count(state))
+
+
+def observe_unopened(by_key: dict[str, int]) -> None:
+    UNOPENED.clear()  # a key no subscription waits for any more goes
+    for key, count in by_key.items():
+        UNOPENED.labels(key).set(count)

@@ -27,7 +27,7 @@ from psycopg_pool import ConnectionPool
 from dispatchers.matching import SubscriptionFilter, matches
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.sealing import PREFIX as SEALED
-from dispatchers.sealing import Keyring
+from dispatchers.sealing import Keyring, Opened, Unopened
 from dispatchers.storable import storable_json, storable_text
 from dispatchers.throttling import Bucket
 from herald_contracts import ContractError, DomainEvent, decode_domain_event
@@ -58,9 +58,14 @@ _DUE = """
             AND e.seq < d.seq
             AND e.status IN ('pending', 'retrying')))
 """
+# What a claim opens to sign: the secrets (the retired ones too, in their grace period) and headers.
+_SIGNING = """
+    s.headers, s.secrets || CASE WHEN s.retired_until > %(now)s
+                                 THEN s.retired_secrets ELSE '{}' END AS secrets
+"""
 # Due deliveries of subscriptions without a rate limit, oldest due first.
 _DUE_UNTHROTTLED = f"""
-    SELECT d.id, d.subscription_id FROM deliveries d
+    SELECT d.id, d.subscription_id, {_SIGNING} FROM deliveries d
     JOIN subscriptions s ON s.id = d.subscription_id
     WHERE {_DUE}
       AND s.enabled AND s.rate_limit_per_s IS NULL
@@ -71,10 +76,10 @@ _DUE_UNTHROTTLED = f"""
 """  # noqa: S608 - built from constants only
 # Due deliveries of rate-limited subscriptions: at most `n` of each (its whole tokens).
 _DUE_THROTTLED = f"""
-    SELECT c.id, c.subscription_id
+    SELECT c.id, c.subscription_id, c.headers, c.secrets
     FROM unnest(%(subs)s::uuid[], %(n)s::int[]) AS a(sub, n)
     CROSS JOIN LATERAL (
-        SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq FROM deliveries d
+        SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq, {_SIGNING} FROM deliveries d
         JOIN subscriptions s ON s.id = d.subscription_id
         WHERE d.subscription_id = a.sub AND {_DUE}
         ORDER BY d.next_attempt_at, d.seq
@@ -112,6 +117,9 @@ class Subscription:
     """Messages per second at most (across every replica); None: unlimited."""
     headers: tuple[tuple[str, str], ...] = ()
     """Added to every webhook (opened)."""
+    unopened: Unopened | None = None
+    """Why its secrets or header values do not open with this keyring (then `secrets` and
+    `headers` are empty: nothing is half-opened); its deliveries wait meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,13 @@ class DueDelivery:
     """The subscription's own headers (opened)."""
     event_time: datetime | None = None
     """When the event was observed in the cluster (for the end-to-end latency)."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    deliveries: list[DueDelivery]
+    unopened: dict[uuid.UUID, Unopened]
+    """Subscriptions whose due deliveries were left unclaimed, as their secrets do not open."""
 
 
 @dataclass(frozen=True)
@@ -336,13 +351,34 @@ class Store:
                     unsealed += not stored.startswith(SEALED)
             return unsealed
 
-    def reseal(self) -> int:
-        """Seal every stored secret with the keyring's sealing key (those stored as given, or
-        sealed with an older key); return how many subscriptions changed."""
+    def unopened_subscriptions(self, *, now: datetime) -> dict[uuid.UUID, Unopened]:
+        """The subscriptions whose secrets (those that sign at `now`) or header values do not
+        open with the keyring, with why."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT id, headers, secrets || CASE WHEN retired_until > %s"
+                " THEN retired_secrets ELSE '{}' END AS secrets FROM subscriptions",
+                (now,),
+            )
+            opened = {row["id"]: self._opened(row["id"], row) for row in cur.fetchall()}
+        return {sub: o for sub, o in opened.items() if isinstance(o, Unopened)}
+
+    def _opened(self, subscription: uuid.UUID, row: dict[str, Any]) -> Opened | Unopened:
+        """The secrets and headers of a row that has them (`secrets` those that sign now)."""
+        return self._keyring.open_subscription(
+            subscription, secrets=row["secrets"], headers=row["headers"]
+        )
+
+    def reseal(self, *, only: uuid.UUID | None = None) -> int:
+        """Seal every stored secret (or `only` that subscription's) with the keyring's sealing key
+        (those stored as given, or sealed with an older key); return how many subscriptions
+        changed. SealError, and nothing changed, if one does not open."""
         changed = 0
         with self._cursor() as cur:
             cur.execute(
-                "SELECT id, secrets, retired_secrets, headers FROM subscriptions FOR UPDATE"
+                "SELECT id, secrets, retired_secrets, headers FROM subscriptions"
+                " WHERE %(only)s::uuid IS NULL OR id = %(only)s ORDER BY id FOR UPDATE",
+                {"only": only},
             )
             for row in cur.fetchall():
                 columns: dict[str, Any] = {}
@@ -570,30 +606,56 @@ class Store:
         lease_s: float,
         held: Sequence[uuid.UUID] = (),
     ) -> list[DueDelivery]:
+        """The deliveries `claim` leases."""
+        return self.claim(now=now, limit=limit, lease_s=lease_s, held=held).deliveries
+
+    def claim(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_s: float,
+        held: Sequence[uuid.UUID] = (),
+    ) -> Claimed:
         """Lease up to `limit` due deliveries, none of the `held` subscriptions (their breaker is
-        open, or they are at their cap), and no more of a rate-limited subscription's than its
-        bucket allows; an ordered subscription's later events about an object wait while an
-        earlier one about the same object is still open."""
+        open, they are at their cap, or their secrets do not open), and no more of a rate-limited
+        subscription's than its bucket allows; an ordered subscription's later events about an
+        object wait while an earlier one about the same object is still open. A subscription
+        whose secrets do not open (resealed with a key this keyring lacks) has none of its
+        deliveries leased (so none is tried): it is named in `unopened`, for the caller to hold."""
         claim = uuid.uuid4()
         with self._cursor() as cur:
             buckets = self._buckets(cur, now=now, held=held)
             allowed = {sub: b.whole for sub, b in buckets.items() if b.whole > 0}
             params: dict[str, Any] = {"now": now, "held": list(held)}
-            chosen: list[tuple[uuid.UUID, uuid.UUID]] = []
+            rows: list[dict[str, Any]] = []
             if allowed:
                 cur.execute(
                     _DUE_THROTTLED,
                     {**params, "subs": list(allowed), "n": list(allowed.values()), "limit": limit},
                 )
-                chosen += [(r["id"], r["subscription_id"]) for r in cur.fetchall()]
-            if len(chosen) < limit:
-                cur.execute(_DUE_UNTHROTTLED, {**params, "limit": limit - len(chosen)})
-                chosen += [(r["id"], r["subscription_id"]) for r in cur.fetchall()]
+                rows += cur.fetchall()
+            if len(rows) < limit:
+                cur.execute(_DUE_UNTHROTTLED, {**params, "limit": limit - len(rows)})
+                rows += cur.fetchall()
+            # Opened once per subscription, before anything is leased.
+            opened: dict[uuid.UUID, Opened | Unopened] = {}
+            for row in rows:
+                sub = row["subscription_id"]
+                if sub not in opened:
+                    opened[sub] = self._opened(sub, row)
+            unopened = {sub: o for sub, o in opened.items() if isinstance(o, Unopened)}
+            signing = {sub: o for sub, o in opened.items() if isinstance(o, Opened)}
+            chosen = [
+                (row["id"], row["subscription_id"])
+                for row in rows
+                if row["subscription_id"] in signing
+            ]
             if buckets:
                 spent = Counter(sub for _, sub in chosen)
                 self._save_buckets(cur, {sub: b.spend(spent[sub]) for sub, b in buckets.items()})
             if not chosen:
-                return []
+                return Claimed([], unopened)
             cur.execute(
                 """
                 UPDATE deliveries d SET claimed_until = %(until)s, claim_token = %(claim)s,
@@ -601,9 +663,7 @@ class Store:
                 FROM subscriptions s, events ev
                 WHERE d.id = ANY(%(ids)s) AND s.id = d.subscription_id AND ev.id = d.event_id
                 RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
-                          s.url, s.headers, ev.body, ev.time,
-                          s.secrets || CASE WHEN s.retired_until > %(now)s
-                                            THEN s.retired_secrets ELSE '{}' END AS secrets
+                          s.url, ev.body, ev.time
                 """,
                 {
                     "now": now,
@@ -612,26 +672,26 @@ class Store:
                     "ids": [delivery for delivery, _ in chosen],
                 },
             )
-            rows = {row["id"]: row for row in cur.fetchall()}
-            return [
-                DueDelivery(
-                    id=row["id"],
-                    event_id=row["event_id"],
-                    subscription_id=row["subscription_id"],
-                    url=row["url"],
-                    secrets=tuple(
-                        self._keyring.open(s, subscription=row["subscription_id"])
-                        for s in row["secrets"]
-                    ),
-                    body=row["body"].encode(),
-                    attempt_number=row["attempt_count"] + 1,
-                    round_attempt=row["attempt_count"] - row["round_start"] + 1,
-                    claim=claim,
-                    headers=self._opened_headers(row["headers"], row["subscription_id"]),
-                    event_time=row["time"],
+            leased = {row["id"]: row for row in cur.fetchall()}
+            due: list[DueDelivery] = []
+            for row in (leased[delivery] for delivery, _ in chosen):
+                opened_for = signing[row["subscription_id"]]
+                due.append(
+                    DueDelivery(
+                        id=row["id"],
+                        event_id=row["event_id"],
+                        subscription_id=row["subscription_id"],
+                        url=row["url"],
+                        secrets=opened_for.secrets,
+                        body=row["body"].encode(),
+                        attempt_number=row["attempt_count"] + 1,
+                        round_attempt=row["attempt_count"] - row["round_start"] + 1,
+                        claim=claim,
+                        headers=opened_for.headers,
+                        event_time=row["time"],
+                    )
                 )
-                for row in (rows[delivery] for delivery, _ in chosen)
-            ]
+            return Claimed(due, unopened)
 
     def _buckets(
         self,
@@ -1046,10 +1106,13 @@ def _matches(subscription: Subscription, row: dict[str, Any]) -> bool:
 
 
 def _subscription(row: dict[str, Any], keyring: Keyring) -> Subscription:
+    # Read without opening what does not open: matching events and showing a subscription need
+    # no secret, and a dispatcher running without the key of a reseal must go on matching.
+    opened = keyring.open_subscription(row["id"], secrets=row["secrets"], headers=row["headers"])
     return Subscription(
         id=row["id"],
         url=row["url"],
-        secrets=tuple(keyring.open(s, subscription=row["id"]) for s in row["secrets"]),
+        secrets=opened.secrets if isinstance(opened, Opened) else (),
         filter=SubscriptionFilter(
             event_types=tuple(row["event_types"]),
             clusters=tuple(row["clusters"]),
@@ -1062,9 +1125,8 @@ def _subscription(row: dict[str, Any], keyring: Keyring) -> Subscription:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         rate_limit_per_s=row["rate_limit_per_s"],
-        headers=tuple(
-            (n, keyring.open(v, subscription=row["id"])) for n, v in row["headers"].items()
-        ),
+        headers=opened.headers if isinstance(opened, Opened) else (),
+        unopened=opened if isinstance(opened, Unopened) else None,
     )
 
 

@@ -4,6 +4,8 @@ Several workers (and several replicas) run it side by side; the leases in Postgr
 sending the same delivery at once. The breakers (`dispatchers.breaker`), shared by the workers of a
 process, keep an unhealthy endpoint's deliveries from being claimed and cap the attempts one
 subscription may have in flight; a claim the breaker refuses is given back without spending a try.
+A subscription whose secrets this dispatcher cannot open (`dispatchers.unopened`) is held the same
+way, from the claim that finds it on, and logged once.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import NamedTuple, Protocol
 from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.http import HttpResult
 from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict, decide
-from dispatchers.postgres import AttemptRecord, DueDelivery, Recorded, StoreError
+from dispatchers.postgres import AttemptRecord, Claimed, DueDelivery, Recorded, StoreError
 from dispatchers.signing import sign
+from dispatchers.unopened import UnopenedSubscriptions
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,9 @@ class Sender(Protocol):
 
 
 class ClaimStore(Protocol):
-    def claim_due(
+    def claim(
         self, *, now: datetime, limit: int, lease_s: float, held: Sequence[uuid.UUID] = ()
-    ) -> list[DueDelivery]: ...
+    ) -> Claimed: ...
 
     def release(self, claimed: Sequence[DueDelivery]) -> None: ...
 
@@ -108,6 +111,8 @@ class SendingLoop:
     """Called once per turn (the liveness check: the worker is not stuck)."""
     on_late: Callable[[int], None] = lambda n: None
     """Told how many attempts were recorded after their claim had passed to another worker."""
+    unopened: UnopenedSubscriptions = field(default_factory=UnopenedSubscriptions)
+    """The subscriptions whose secrets do not open, held (shared by the process's workers)."""
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -125,10 +130,18 @@ class SendingLoop:
     def run_once(self) -> int:
         """Send one leased batch and record its attempts; return how many attempts were made."""
         held = [key for key in self.breakers.held(self.clock()) if isinstance(key, uuid.UUID)]
+        held += self.unopened.held()
         claimed_at = self.clock()
-        due = self.store.claim_due(
+        claimed = self.store.claim(
             now=self.now(), limit=self.claim_batch, lease_s=self.lease_s, held=held
         )
+        for subscription, why in self.unopened.found(claimed.unopened).items():
+            log.warning(
+                "deliveries to subscription %s wait, untried, for a dispatcher that can open it: %s",
+                subscription,
+                why.reason,
+            )
+        due = claimed.deliveries
         send_until = claimed_at + 0.9 * self.lease_s - self.attempt_budget_s
         # Healthy endpoints first. Nothing waits behind an endpoint that may hang (not tried yet
         # by this process, or failing): the rest of the batch goes back before it is tried, and

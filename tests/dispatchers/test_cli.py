@@ -329,13 +329,80 @@ def test_reseal_seals_what_was_stored_as_given_and_moves_secrets_to_the_first_ke
         assert found.headers == (("X-Team", "payments"),)
     finally:
         only_k2.close()
-    code, out, err = Run(store)("subscriptions", "show", ident)  # no keyring: cannot open
-    assert (code, out) == (2, "")
-    assert "HERALD_SECRETS_KEYS" in err
-    assert "k2" in err
     code, _, err = Run(store)("secrets", "reseal")
     assert code == 2
     assert "HERALD_SECRETS_KEYS is not set" in err
+
+
+def test_commands_that_show_no_secret_work_without_its_key_and_those_that_open_one_name_it(
+    database_url: str,
+) -> None:
+    """`secrets reseal` to k2 while a dispatcher or operator has k1 only: every command that
+    shows no secret works; one that must open a secret exits 2 naming the missing key."""
+    stores = {
+        keys: Store.open(database_url, keyring=Keyring.parse(keys) if keys else None)
+        for keys in ("", f"k1:{K1}", f"k2:{K2},k1:{K1}")
+    }
+    try:
+        without, k1, k2 = (Run(s) for s in stores.values())
+        moved = _create(k1, "--header", "Authorization: Bearer 0123456789abcdef")
+        kept = _create(k1)
+        event = domain_event()
+        stores[f"k1:{K1}"].record_events(
+            [(event, encode_domain_event(event), [uuid.UUID(moved)])], now=NOW
+        )
+        code, out, err = k2("secrets", "reseal", "--subscription", moved)
+        assert (code, out) == (0, "1 subscriptions resealed with key 'k2'"), err
+        before = _stored_secrets_of(database_url, moved)
+
+        for cli in (k1, without):
+            code, out, err = cli("subscriptions", "list")
+            assert code == 0, err
+            assert moved in out
+            assert kept in out
+            code, out, err = cli("subscriptions", "show", moved, "--json")
+            assert code == 0, err
+            shown = json.loads(out)
+            assert (shown["secrets"], shown["headers"]) == ([], {})
+            assert "sealed with key 'k2'" in shown["secrets_unopened"]
+            assert "HERALD_SECRETS_KEYS" in shown["secrets_unopened"]
+            code, out, err = cli("subscriptions", "show", moved)
+            assert code == 0, err
+            assert "secrets_unopened: a secret of subscription" in out
+            [delivery] = json.loads(cli("deliveries", "list", "--subscription", moved, "--json")[1])
+            assert cli("deliveries", "show", delivery["id"])[0] == 0
+            assert cli("deliveries", "redeliver", delivery["id"])[0] == 0
+            argv = ("--subscription", moved, "--since", "2026-08-01T00:00:00Z")
+            assert cli("deliveries", "replay", *argv)[0] == 0
+            assert cli("deliveries", "recover", *argv)[0] == 0
+            assert cli("subscriptions", "disable", moved)[0] == 0
+            assert cli("subscriptions", "enable", moved)[0] == 0
+            code, out, err = cli("subscriptions", "update", moved, "--rate-limit", "5")
+            assert code == 0, err
+            assert "rate_limit_per_s: 5.0" in out
+        assert _stored_secrets_of(database_url, moved) == before  # nothing opened, resealed
+
+        code, out, err = k1("secrets", "reseal")
+        assert (code, out) == (2, "")
+        assert "HERALD_SECRETS_KEYS" in err
+        assert f"subscription {moved} is sealed with key 'k2'" in err
+        assert _stored_secrets_of(database_url, moved) == before
+        assert k1("secrets", "reseal", "--subscription", kept)[1] == (
+            "0 subscriptions resealed with key 'k1'"
+        )
+        code, _, err = k2("secrets", "reseal", "--subscription", str(uuid.uuid4()))
+        assert code == 1
+        assert "no subscription" in err
+    finally:
+        for store in stores.values():
+            store.close()
+
+
+def _stored_secrets_of(database_url: str, ident: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT secrets, headers FROM subscriptions WHERE id = %s", (ident,)
+        ).fetchone()
 
 
 def test_headers_are_set_replaced_and_cleared_and_bad_ones_refused(

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from dispatchers.sealing import PREFIX, Keyring, SealError
+from dispatchers.sealing import PREFIX, Keyring, Opened, SealError, Unopened
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 K1 = base64.b64encode(bytes(range(32))).decode()
@@ -68,3 +68,36 @@ def test_a_bad_keyring_is_refused_naming_the_setting(text: str, message: str) ->
         Keyring.parse(text)
     assert message in str(error.value)
     assert K1 not in str(error.value)
+
+
+def test_a_value_that_does_not_open_is_told_with_its_key_instead_of_raised() -> None:
+    sealed_k2 = Keyring.parse(f"k2:{K2}").seal(SECRET, subscription=SUB)
+    missing = Keyring.parse(f"k1:{K1}").try_open(sealed_k2, subscription=SUB)
+    assert isinstance(missing, Unopened)
+    assert (missing.key_id, missing.key_held) == ("k2", False)
+    assert "key 'k2', which HERALD_SECRETS_KEYS does not hold" in missing.reason
+    altered = Keyring.parse(f"k2:{K2}").try_open(sealed_k2, subscription=uuid.uuid4())
+    assert isinstance(altered, Unopened)
+    assert (altered.key_id, altered.key_held) == ("k2", True)
+    assert SECRET[6:] not in missing.reason + altered.reason
+    assert Keyring.parse(f"k2:{K2}").try_open(sealed_k2, subscription=SUB) == SECRET
+    assert Keyring().try_open(SECRET, subscription=SUB) == SECRET  # stored as given
+
+
+def test_a_subscriptions_secrets_and_headers_open_together_or_not_at_all() -> None:
+    k1, k2 = Keyring.parse(f"k1:{K1}"), Keyring.parse(f"k2:{K2}")
+    header = k1.seal("Bearer 0123456789abcdef", subscription=SUB)
+    opened = k1.open_subscription(
+        SUB, secrets=[k1.seal(SECRET, subscription=SUB), SECRET], headers={"Authorization": header}
+    )
+    assert opened == Opened(
+        secrets=(SECRET, SECRET), headers=(("Authorization", "Bearer 0123456789abcdef"),)
+    )
+    # One value sealed with a key it does not hold: nothing of the subscription is opened.
+    for secrets, headers in (
+        ([SECRET, k2.seal(SECRET, subscription=SUB)], {"Authorization": header}),
+        ([SECRET], {"Authorization": k2.seal("Bearer x", subscription=SUB)}),
+    ):
+        unopened = k1.open_subscription(SUB, secrets=secrets, headers=headers)
+        assert isinstance(unopened, Unopened)
+        assert unopened.key_id == "k2"
