@@ -205,7 +205,7 @@ def bad_records(draw: st.DrawFn, prefix: str, n: int) -> Item:
         "data": {"cluster": "c1", "namespace": "billing", "name": "a"},
     }
     # Seeded, not drawn byte by byte: shrinking must not make the huge values compressible.
-    rng = random.Random(draw(st.integers(0, 2**32)))  # noqa: S311 - not for secrets
+    rng = random.Random(draw(st.integers(0, 2**32)))
     return FAULTS[draw(st.sampled_from(sorted(FAULTS)))](draw, good, rng)
 
 
