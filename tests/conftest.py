@@ -12,11 +12,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from dispatchers.postgres import Store
 from herald_dev import infra
 from herald_dev.fakekube import FakeKube
 from herald_dev.processes import ServiceProcess
+
+# CI (which sets CI=true) runs the property tests on a fixed sequence of examples, so that a red run
+# is one anyone can repeat; local runs draw new examples each time and keep the failing ones in
+# .hypothesis/ to replay them first.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

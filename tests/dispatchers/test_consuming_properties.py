@@ -74,7 +74,9 @@ def valid_events(draw: st.DrawFn, prefix: str, n: int) -> Item:
         elif field == "step":
             data["step_index"] = draw(st.integers(-(10**30), 10**30))
         elif field == "odd":
-            data[draw(AWKWARD_TEXT)] = draw(st.none() | st.floats(allow_nan=False) | AWKWARD_TEXT)
+            data[draw(AWKWARD_TEXT)] = draw(
+                st.none() | st.floats(allow_nan=False, allow_infinity=False) | AWKWARD_TEXT
+            )
         else:
             data["detail"] = "\x00\ud800" + "x" * 300_000  # a huge message, still an event
     event = DomainEvent(
