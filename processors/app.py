@@ -53,8 +53,8 @@ LAG = Gauge(
 
 STALLS = Counter(
     "herald_processor_commit_stalls_total",
-    "Worker restarts by the stall guards: a raw partition with records waiting stopped committing,"
-    " or the worker stayed rebalancing or recovering too long.",
+    "Worker restarts by the commit-stall guard: a raw partition with records waiting stopped"
+    " committing.",
 )
 
 STAGE = "processors"
@@ -81,7 +81,7 @@ def build_app(
         broker_max_poll_records=MAX_POLL_RECORDS,
         # A worker that died (kill -9, node lost) is noticed after this, and its partitions move.
         broker_session_timeout=settings.session_timeout_s,
-        # The tables' keys (str, and (str, window) for the windowed one) and values travel as JSON.
+        # The tables' keys and values travel as JSON.
         key_serializer="json",
         value_serializer="json",
     )
@@ -97,9 +97,14 @@ def build_app(
     keeper, tables = build_tables(app, settings, raw_partitions)
     sweep_tables(app, settings, keeper, tables)
 
-    async def dead_letter(message: Any, error: str) -> None:
+    async def dead_letter(message: Any, error: str, failure: Exception | None) -> None:
         log.warning(
-            "dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
+            "dead-lettering %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            error,
+            exc_info=failure,  # a bug in the core: its traceback, in the same one line of log
         )
         headers = dead_letter_headers(
             topic=message.topic,
@@ -108,7 +113,13 @@ def build_app(
             stage=STAGE,
             error=error,
         )
-        await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
+        try:
+            await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
+        except (KafkaError, OSError, TimeoutError):  # Kafka's failure, not the record's
+            # Left to Faust, the agent would crash and its supervisor would move past the record,
+            # which would then be neither processed nor set aside.
+            log.exception("a dead letter was not written; restarting the worker")
+            restart()
         RECORDS.labels("dead_lettered").inc()
 
     def delivered(sent: asyncio.Future[Any]) -> None:
@@ -146,9 +157,7 @@ def build_app(
                 committed=committed(message.tp),
             )
             if processed.dead_letter is not None:
-                if processed.failure is not None:
-                    log.error("the processor failed on a record", exc_info=processed.failure)
-                await dead_letter(message, processed.dead_letter)
+                await dead_letter(message, processed.dead_letter, processed.failure)
                 continue
             for domain_event in processed.events:
                 await send(domain_event)

@@ -146,3 +146,43 @@ def test_bad_records_are_dead_lettered_once_and_the_rest_of_the_stream_is_untouc
     )
     assert 'herald_processor_records_total{outcome="dead_lettered"} 18.0' in metrics
     assert "Traceback" not in worker.log_tail(2000)
+
+
+@pytest.mark.timeout(240)
+def test_a_dead_letter_topic_that_cannot_be_written_holds_the_record_until_it_can(
+    kafka: str, topics: Topics, services: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    """Kafka failing is not the record's fault: the bad record is not skipped, nothing is committed
+    past it, and once the dead-letter topic exists it is set aside and the records behind it flow."""
+    missing = f"{topics.dead_letters}.later"
+    good = _good()[:5]
+    key = good[0][0]
+    produce(kafka, topics.raw, [(key, b"not json"), *[(key, value) for _, value in good]])
+    group = f"bad-records-{uuid.uuid4().hex[:8]}"
+    services(
+        "processors",
+        {
+            **topics.env(),
+            "HERALD_DEAD_LETTER_TOPIC": missing,
+            "HERALD_PROCESSOR_APP_ID": group,
+            "HERALD_PROCESSOR_DATA_DIR": str(tmp_path / "data"),
+            "HERALD_PROCESSOR_COMMIT_STALL_S": "8",
+        },
+    )
+    assert consume(kafka, topics.domain, count=1, timeout_s=15) == []  # held behind the bad one
+    infra.create_topics(kafka, {"HERALD_DEAD_LETTER_TOPIC": missing}, partitions=1)
+    [dead] = consume(kafka, missing, count=1, timeout_s=150)
+    assert dead.value == b"not json"
+    state = Keeper({}, {}, retention_s=86_400)
+    expected = {
+        e.id
+        for offset, (_, value) in enumerate(good, start=1)
+        for e in process(
+            value, state=state, partition=0, offset=offset, at=1e9, committed=None
+        ).events
+    }
+    reader = TopicReader(kafka, topics.domain)
+    try:
+        assert reader.read_until(lambda v: {e["id"] for e in v} >= expected, timeout_s=60)
+    finally:
+        reader.close()
