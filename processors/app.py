@@ -1,21 +1,18 @@
-"""The Faust app: one agent reads the raw topic, interprets each record, sends the domain events.
+"""The Faust app: one agent reads the raw topic, processes each record, sends the domain events.
 
-The agent is a short loop: decode (dead-letter what does not decode, with the reason), look up the
-state (only for records of the catalogue), call the pure `interpret`, send the domain events, and
-remember the occurrence. Sends are not awaited one by one: Faust flushes the producer before it
-commits offsets, and a send that fails restarts the worker before that commit, so the committed
-offset is never past an event that was not written; a crash between sending and committing re-sends
-the same events with the same ids, which consumers absorb.
+The agent is a short loop over `processors.processing.process` (decode, read the state, interpret,
+remember), which says what to send or why to dead-letter a record: a record the processor cannot
+handle is set aside on the dead-letter topic with the reason, counted, logged once, and the stream
+moves on. Sends are not awaited one by one: Faust flushes the producer before it commits offsets,
+and a send that fails restarts the worker before that commit, so the committed offset is never past
+an event that was not written; a crash between sending and committing re-sends the same events with
+the same ids, which consumers absorb.
 
-State, in Faust tables (changelogged, so it survives restarts and rebalances; co-partitioned with
-the raw topic, whose key is the involved object, so an Event's state lives where its records are):
-- `occurrences`: the occurrence numbers processed per Event uid, in tumbling windows relative to
-  the records' own timestamps, expiring well after the Kubernetes Event TTL
-  (`occurrence_window_s`); a lookup checks the current and the previous window.
-- `rollouts`: whether each rollout is aborted (for the progress-deadline RolloutAborted).
-Both hold timelines (`processors.timelines`): each value with the raw offset that set it, and a
-record is judged on the state as it stood before its own offset, so a record read again after a
-crash decides the same as the first time even if the table already holds its own update.
+State lives in two Faust tables (changelogged, so it survives restarts and rebalances;
+co-partitioned with the raw topic, whose key is the involved object, so an Event's state lives where
+its records are), kept bounded by `processors.tables` under the rules of `processors.state`; a record
+is judged on the state as it stood before its own offset (`processors.timelines`), so a record read
+again after a crash decides the same as the first time.
 Concurrency stays 1: with more, Faust can commit past an unfinished message (faust issue #606).
 """
 
@@ -25,24 +22,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from herald_contracts import (
-    ContractError,
-    DomainEvent,
-    dead_letter_headers,
-    decode_raw_record,
-    encode_domain_event,
-)
-from processors import timelines
-from processors.interpreting import Occurrence, Outcome, interpret
+from herald_contracts import DomainEvent, dead_letter_headers, encode_domain_event
+from processors.processing import process
 from processors.settings import ProcessorSettings
 from processors.stalls import StallGuard
+from processors.tables import build_tables, sweep_tables
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +53,12 @@ LAG = Gauge(
 
 STALLS = Counter(
     "herald_processor_commit_stalls_total",
-    "Worker restarts by the stall guards: a raw partition with records waiting stopped committing,"
-    " or the worker stayed rebalancing or recovering too long.",
+    "Worker restarts by the commit-stall guard: a raw partition with records waiting stopped"
+    " committing.",
 )
 
 STAGE = "processors"
+MAX_POLL_RECORDS = 1000
 
 
 def build_app(
@@ -85,10 +76,12 @@ def build_app(
         topic_replication_factor=settings.replication_factor,
         topic_partitions=raw_partitions,
         consumer_auto_offset_reset="earliest",
-        table_cleanup_interval=60.0,
+        # Records handed over per poll: unbounded (Faust's default), a recovery parsed a whole
+        # fetch of the changelog into objects at once, tens of MiB for a large one.
+        broker_max_poll_records=MAX_POLL_RECORDS,
         # A worker that died (kill -9, node lost) is noticed after this, and its partitions move.
         broker_session_timeout=settings.session_timeout_s,
-        # The tables' keys (str, and (str, window) for the windowed one) and values travel as JSON.
+        # The tables' keys and values travel as JSON.
         key_serializer="json",
         value_serializer="json",
     )
@@ -101,11 +94,17 @@ def build_app(
     source = bytes_topic(settings.raw_topic)
     domain = bytes_topic(settings.domain_topic)
     dead_letters = bytes_topic(settings.dead_letter_topic)
-    state = TableState(app, settings, raw_partitions)
+    keeper, tables = build_tables(app, settings, raw_partitions)
+    sweep_tables(app, settings, keeper, tables)
 
-    async def dead_letter(message: Any, error: str) -> None:
+    async def dead_letter(message: Any, error: str, failure: Exception | None) -> None:
         log.warning(
-            "dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
+            "dead-lettering %s[%d]@%d: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            error,
+            exc_info=failure,  # a bug in the core: its traceback, in the same one line of log
         )
         headers = dead_letter_headers(
             topic=message.topic,
@@ -114,7 +113,13 @@ def build_app(
             stage=STAGE,
             error=error,
         )
-        await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
+        try:
+            await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
+        except (KafkaError, OSError, TimeoutError):  # Kafka's failure, not the record's
+            # Left to Faust, the agent would crash and its supervisor would move past the record,
+            # which would then be neither processed nor set aside.
+            log.exception("a dead letter was not written; restarting the worker")
+            restart()
         RECORDS.labels("dead_lettered").inc()
 
     def delivered(sent: asyncio.Future[Any]) -> None:
@@ -132,30 +137,34 @@ def build_app(
         sent.add_done_callback(delivered)
         DOMAIN_EVENTS.labels(domain_event.type).inc()
 
+    def committed(tp: Any) -> int | None:
+        # Faust keeps the committed offsets in private state; without them a timeline keeps its
+        # last `timelines.KEEP` changes.
+        offset = getattr(app.consumer, "_committed_offset", {}).get(tp)
+        return offset if isinstance(offset, int) else None
+
     @app.agent(source, concurrency=1)
     async def interpret_raw_events(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            try:
-                record = decode_raw_record(event.value)
-            except ContractError as e:
-                await dead_letter(message, str(e))
+            processed = process(
+                event.value,
+                state=keeper,
+                partition=message.partition,
+                offset=message.offset,
+                # A record dated in the future must not keep its state alive past the retention.
+                at=min(message.timestamp, time.time()),
+                committed=committed(message.tp),
+            )
+            if processed.dead_letter is not None:
+                await dead_letter(message, processed.dead_letter, processed.failure)
                 continue
-            outcome = interpret(record, last_n=None, aborted=False)
-            aborted = False
-            if outcome.occurrence is not None:
-                # Only a record of the catalogue needs its state; most records are noise.
-                last_n, aborted = state.before(
-                    message.offset, outcome.occurrence, outcome.rollout_key
-                )
-                outcome = interpret(record, last_n=last_n, aborted=aborted)
-            for domain_event in outcome.events:
+            for domain_event in processed.events:
                 await send(domain_event)
                 log.debug("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
-            state.remember(message, outcome, aborted_before=aborted)
-            if outcome.events:
+            if processed.events:
                 LATENCY.observe(max(0.0, time.time() - message.timestamp))
-            RECORDS.labels(_label(outcome)).inc()
+            RECORDS.labels(processed.outcome).inc()
 
     _guard_commits(app, settings, restart)
     return app
@@ -181,53 +190,6 @@ def publish_status(
         loop.call_later(interval_s, tick)
 
     loop.call_soon(tick)
-
-
-class TableState:
-    """The two tables, read as they stood before a record's offset (see `processors.timelines`)."""
-
-    def __init__(self, app: faust.App, settings: ProcessorSettings, partitions: int) -> None:
-        self._app = app
-        self._window = timedelta(seconds=settings.occurrence_window_s)
-        self.occurrences = (
-            app.Table("occurrences", default=list, partitions=partitions)
-            .tumbling(self._window, expires=2 * self._window)
-            .relative_to_stream()
-        )
-        self.rollouts = app.Table("rollouts", default=list, partitions=partitions)
-
-    def before(
-        self, offset: int, occurrence: Occurrence, rollout: str | None
-    ) -> tuple[int | None, bool]:
-        """The last n processed for the Event uid (None: never), and whether the rollout was
-        aborted, both as they stood before `offset`. Needs the current event (Faust context)."""
-        windows = self.occurrences[occurrence.key]
-        last_n = max(
-            timelines.value_before(windows.current(), offset, 0),
-            timelines.value_before(windows.delta(self._window), offset, 0),
-        )
-        aborted = rollout is not None and timelines.value_before(
-            self.rollouts[rollout], offset, False
-        )
-        return last_n or None, aborted
-
-    def remember(self, message: Any, outcome: Outcome, *, aborted_before: bool) -> None:
-        if outcome.occurrence is None:
-            return  # noise, a duplicate: nothing to remember
-        at = message.offset
-        # Faust keeps the committed offsets in private state; without them a timeline keeps
-        # its last `timelines.KEEP` changes.
-        committed = getattr(self._app.consumer, "_committed_offset", {}).get(message.tp)
-        done = committed if isinstance(committed, int) else None
-        key = outcome.occurrence.key
-        self.occurrences[key] = timelines.record(
-            self.occurrences[key].current(), at, outcome.occurrence.n, committed=done
-        )
-        if outcome.rollout_key is not None and outcome.aborted not in (None, aborted_before):
-            key = outcome.rollout_key
-            self.rollouts[key] = timelines.record(
-                self.rollouts[key], at, outcome.aborted, committed=done
-            )
 
 
 def guard_interval_s(settings: ProcessorSettings) -> float:
@@ -276,11 +238,3 @@ def _guard_commits(
             )
             STALLS.inc()
             restart()
-
-
-def _label(outcome: Outcome) -> str:
-    if outcome.duplicate:
-        return "duplicate"
-    if outcome.events:
-        return "interpreted"
-    return "suppressed" if outcome.occurrence is not None else "ignored"

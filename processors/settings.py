@@ -55,6 +55,9 @@ class ProcessorSettings:
     """HERALD_PROCESSOR_LOOP_STALL_S: how long the main loop (the wait for Kafka at start, then
     Faust's event loop) may go without turning before /healthz fails and the watchdog thread
     restarts the worker in place."""
+    sweep_interval_s: int = 60
+    """HERALD_PROCESSOR_SWEEP_INTERVAL_S: how often the tables are swept of entries past their
+    retention (`processors.state`)."""
     stop_timeout_s: int = 20
     """HERALD_PROCESSOR_STOP_TIMEOUT_S: after SIGTERM or SIGINT, how long the worker may take to stop
     cleanly before it exits anyway (status 1); below Kubernetes' 30 s grace period."""
@@ -113,6 +116,7 @@ class ProcessorSettings:
             ("HERALD_PROCESSOR_RECOVERY_STALL_S", 300, 10),
             ("HERALD_PROCESSOR_LOOP_STALL_S", 60, 10),
             ("HERALD_PROCESSOR_STOP_TIMEOUT_S", 20, 1),
+            ("HERALD_PROCESSOR_SWEEP_INTERVAL_S", 60, 1),
             ("HERALD_PROCESSOR_PRODUCER_LINGER_MS", 25, 0),
         ):
             raw = text(name, str(default))
@@ -132,6 +136,7 @@ class ProcessorSettings:
             recovery_stall_s=numbers["HERALD_PROCESSOR_RECOVERY_STALL_S"],
             loop_stall_s=numbers["HERALD_PROCESSOR_LOOP_STALL_S"],
             stop_timeout_s=numbers["HERALD_PROCESSOR_STOP_TIMEOUT_S"],
+            sweep_interval_s=numbers["HERALD_PROCESSOR_SWEEP_INTERVAL_S"],
             producer_linger_ms=numbers["HERALD_PROCESSOR_PRODUCER_LINGER_MS"],
             app_id=text("HERALD_PROCESSOR_APP_ID", "herald-processors"),
             raw_topic=topics["HERALD_RAW_TOPIC"],

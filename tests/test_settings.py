@@ -235,6 +235,12 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             "HERALD_PROCESSOR_LOOP_STALL_S",
             id="processor-loop-stall-not-a-number",
         ),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HERALD_PROCESSOR_SWEEP_INTERVAL_S": "-5"},
+            "HERALD_PROCESSOR_SWEEP_INTERVAL_S",
+            id="processor-sweep-interval-negative",
+        ),
     ],
 )
 def test_bad_setting_stops_the_service_naming_it(

@@ -193,3 +193,54 @@ def test_sigterm_ends_a_processor_whose_broker_froze_within_the_stop_timeout(
         if frozen:
             os.kill(pid, signal.SIGCONT)
         infra.stop_kafka(pid)
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_left_recovering_restarts_itself_then_processes_once_kafka_answers(
+    services: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    """The broker stops answering (SIGSTOP) just as Faust starts recovering its tables: the worker
+    stays unready, the watchdog thread restarts it in place after the recovery-stall limit, and the
+    new process waits for Kafka and processes once the broker answers again."""
+    pid, bootstrap, _ = infra.start_kafka(tmp_path / "broker")
+    frozen = False
+    try:
+        suffix = uuid.uuid4().hex[:8]
+        topics = Topics(
+            raw=f"stuck.{suffix}.raw",
+            domain=f"stuck.{suffix}.domain",
+            dead_letters=f"stuck.{suffix}.dead",
+            checkpoints=f"stuck.{suffix}.checkpoints",
+        )
+        infra.create_topics(bootstrap, topics.env(), partitions=3)
+        produce(bootstrap, topics.raw, [_completed("payments")])
+        port = infra.free_port()
+        processor = services(
+            "processors",
+            {
+                **topics.env(),
+                **_env(tmp_path, port, HERALD_PROCESSOR_RECOVERY_STALL_S="10"),
+                "HERALD_KAFKA_BOOTSTRAP": bootstrap,
+            },
+        )
+        wait_until(
+            lambda: "[^---Recovery]: Starting" in processor.log_tail(200),
+            timeout_s=60,
+            interval_s=0.01,
+        )
+        os.kill(pid, signal.SIGSTOP)
+        frozen = True
+        assert http_get(port, "/readyz")[0] != 200
+        wait_until(
+            lambda: "restarting the worker in place" in processor.log_tail(400), timeout_s=60
+        )
+        assert processor.alive
+        os.kill(pid, signal.SIGCONT)
+        frozen = False
+        [domain] = consume(bootstrap, topics.domain, count=1, timeout_s=120)
+        assert json.loads(domain.value or b"")["type"] == "dev.herald.rollout.completed"
+        wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=60)
+    finally:
+        if frozen:
+            os.kill(pid, signal.SIGCONT)
+        infra.stop_kafka(pid)
