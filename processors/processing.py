@@ -44,12 +44,6 @@ def process(
         record = decode_raw_record(value)
     except ContractError as e:
         return Processed(dead_letter=str(e), outcome="dead_lettered")
-    except (ValueError, RecursionError) as e:
-        # JSON that Python's parser gives up on (an integer of over 4,300 digits, nesting deeper
-        # than its recursion limit) escapes the contract's decoder as these.
-        return Processed(
-            dead_letter=f"record is not JSON this reader can take: {e}", outcome="dead_lettered"
-        )
     try:
         outcome = interpret(record, last_n=None, aborted=False)
         aborted = False

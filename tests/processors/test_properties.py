@@ -158,12 +158,6 @@ def test_decoding_a_raw_record_raises_only_contract_errors_on_anything_small(dat
         decode_raw_record(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="herald_contracts.errors.load_json_object lets ValueError (an integer of over 4,300"
-    " digits) and RecursionError (deep nesting) out; the processor dead-letters them itself"
-    " (processors/processing.py) until the contract catches them",
-)
 @pytest.mark.parametrize("data", [b'{"cluster": ' + b"1" * 5000 + b"}", b"[" * 100_000])
 def test_decoding_a_raw_record_raises_only_contract_errors_on_json_python_cannot_parse(
     data: bytes,
