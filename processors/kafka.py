@@ -10,11 +10,14 @@ exited with "bad setting: HERALD_KAFKA_BOOTSTRAP" when the broker was merely dow
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+
+from herald_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +29,6 @@ BACKOFF_MAX_S = 10.0
 
 class KafkaUnavailableError(Exception):
     """Kafka cannot tell the raw topic's partition count yet; the message says why."""
-
-
-def backoff_s(
-    attempt: int, *, base_s: float = BACKOFF_BASE_S, max_s: float = BACKOFF_MAX_S
-) -> float:
-    """The pause after the `attempt`-th failed ask (from 0): doubling from `base_s`, at most `max_s`."""
-    return min(max_s, base_s * 2.0 ** min(attempt, 32))
 
 
 def raw_partitions(admin: AdminClient, *, bootstrap: str, topic: str) -> int:
@@ -67,15 +63,16 @@ def wait_for_raw_partitions(
             "log_level": 0,
         }
     )
-    attempt = 0
+    backoff = Backoff(base_s=BACKOFF_BASE_S, cap_s=BACKOFF_MAX_S)
+    failures = 0
     while not stop.is_set():
         beat()
         try:
             return raw_partitions(admin, bootstrap=bootstrap, topic=topic)
         except KafkaUnavailableError as e:
-            pause = backoff_s(attempt)
+            failures += 1
+            pause = backoff.delay(failures, rand=random.random())  # noqa: S311 - jitter, not a secret
             log.warning("waiting for Kafka: %s; asking again in %.1fs", e, pause)
             waiting(str(e))
-        attempt += 1
         stop.wait(pause)
     return None
