@@ -7,12 +7,14 @@ failing later (a Postgres `timestamptz` column refuses it, a consumer's SDK cann
 
 Valid means: the RFC 3339 `date-time` grammar (checked by `rfc3339-validator`, the checker
 `jsonschema` uses for the `date-time` format), and a time Python and Postgres can both represent
-(years 1 to 9999; a leap second `:60` is refused, since neither can).
+(years 1 to 9999, as written and as the UTC instant it names: `9999-12-31T23:59:59-01:00` is in
+the year 10000 in UTC, which Postgres stores but psycopg cannot read back, so a dispatcher that stored
+it could never claim its deliveries again; a leap second `:60` is refused, since neither can).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rfc3339_validator import validate_rfc3339  # type: ignore[import-untyped]
 
@@ -24,9 +26,11 @@ def parse_time(text: object, *, field: str) -> datetime:
     if not isinstance(text, str) or not validate_rfc3339(text):
         raise ContractError(f"{field} must be an RFC 3339 date-time, not {_shown(text)}")
     try:
-        return datetime.fromisoformat(text)
-    except ValueError as e:
+        parsed = datetime.fromisoformat(text)
+        parsed.astimezone(UTC)  # OverflowError: its instant is outside years 1 to 9999 in UTC
+    except (ValueError, OverflowError) as e:
         raise ContractError(f"{field} {_shown(text)} is out of range: {e}") from e
+    return parsed
 
 
 def checked_time(text: object, *, field: str) -> str:

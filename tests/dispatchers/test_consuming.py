@@ -288,6 +288,13 @@ BAD_RECORDS = [
     ),
     pytest.param(
         b"c/billing/Rollout/payments",
+        encode_domain_event(dataclasses.replace(_event(9), time="9999-12-31T23:59:59-01:00")),
+        "undecodable",
+        b"out of range",
+        id="time-in-the-year-10000-in-utc",  # stored, then every claim failed reading it back
+    ),
+    pytest.param(
+        b"c/billing/Rollout/payments",
         encode_domain_event(dataclasses.replace(_event(9), id="\u4e8b\u4ef6-9")),
         "undeliverable",
         b"webhook-id",
@@ -361,6 +368,9 @@ def test_a_record_the_dispatcher_cannot_handle_is_set_aside_once_and_the_rest_is
     assert sorted(r["event_id"] for r in store.deliveries()) == ["e-1", "e-2"]
     assert _committed(kafka, group, topics.domain) == 3
     assert kinds == [kind]
+    # The sending workers can read what was stored (ordered: e-2 waits behind e-1).
+    claimed = store.claim(now=datetime.now(UTC), limit=10, lease_s=60)
+    assert [d.event_id for d in claimed.deliveries] == ["e-1"]
     (dead,) = consume(kafka, topics.dead_letters, count=1, timeout_s=10)
     assert (dead.key, dead.value) == (key, value)
     assert reason in dead.headers[DeadLetterHeader.ERROR], dead.headers[DeadLetterHeader.ERROR]
