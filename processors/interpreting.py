@@ -256,6 +256,9 @@ def _unnamed(record: RawRecord, seen: Occurrence) -> str | None:
             return f"{field} is longer than {MAX_NAME} characters ({len(value)})"
         if "/" in value and field != "metadata.uid":
             return f"{field} contains '/': {_shown(value)}"
+        if field != "metadata.uid" and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            # The key and `source` are made of it, and the domain topic's key has none.
+            return f"{field} holds control characters: {_shown(value)}"
     return None
 
 

@@ -174,6 +174,11 @@ def test_a_count_that_is_not_an_int32_counts_as_absent(count: Any) -> None:
         pytest.param("prod-eu", {**ROLLOUT, "namespace": {"n": 1}}, id="namespace-not-a-string"),
         pytest.param("prod-eu", {**ROLLOUT, "namespace": "bill/ing"}, id="slash-in-namespace"),
         pytest.param("prod/eu", ROLLOUT, id="slash-in-cluster"),
+        # The domain topic's key has no control characters (the dispatcher sets such an event
+        # aside as undeliverable): refused here, where the contract is broken, not downstream.
+        pytest.param("prod-eu", {**ROLLOUT, "name": "pay\x00ments"}, id="nul-in-name"),
+        pytest.param("prod-eu", {**ROLLOUT, "namespace": "bill\ning"}, id="newline-in-namespace"),
+        pytest.param("prod-eu", {**ROLLOUT, "name": "pay\x7fments"}, id="delete-in-name"),
     ],
 )
 def test_an_event_about_an_object_that_cannot_be_named_is_refused(
