@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -12,11 +13,12 @@ import pytest
 
 from dispatchers.http import HttpResult, HttpSender
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.postgres import Store
+from dispatchers.postgres import Store, ValuesRefusedError
 from dispatchers.sending import SendingLoop
 from herald_contracts import DomainEvent, encode_domain_event
 from herald_dev import infra
 from herald_dev.receiver import Receiver
+from tests.support import wait_until
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 EVENT = DomainEvent(
@@ -178,3 +180,37 @@ def test_a_subscriptions_own_headers_go_with_the_signed_webhook(
     assert request.headers["authorization"] == "Bearer 0123456789abcdef"
     assert request.headers["x-team"] == "payments"
     assert request.headers["content-type"] == "application/cloudevents+json"
+
+
+class _RefusingStore:
+    """A store whose database answers but refuses what the claim reads (a row stored before a
+    check existed, e.g. a time past year 9999 that Postgres holds and psycopg cannot read back)."""
+
+    def __init__(self) -> None:
+        self.claims = 0
+
+    def claim(self, **_: object) -> None:
+        self.claims += 1
+        raise ValuesRefusedError("timestamp too large (after year 10K)")
+
+
+def test_a_claim_the_database_refuses_stops_no_worker_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _RefusingStore()
+    loop = SendingLoop(
+        store=store,  # type: ignore[arg-type]
+        sender=HttpSender(connect_timeout_s=1, read_timeout_s=1, total_timeout_s=2, user_agent="t"),
+        now=lambda: datetime.now(UTC),
+        retry_schedule_s=(0,),
+        retry_jitter=0.0,
+    )
+    worker = threading.Thread(target=loop.run, daemon=True)
+    worker.start()
+    wait_until(lambda: "refused a claim" in caplog.text, timeout_s=10)
+    assert worker.is_alive()  # the worker waits and tries again; it does not end the dispatcher
+    loop.stop.set()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert caplog.text.count("refused a claim") == 1
+    assert store.claims >= 1
