@@ -24,6 +24,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -108,6 +109,9 @@ class Watcher:
     watch_timeout_s: int = 300
     backoff: Backoff = field(default_factory=Backoff)
     rand: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
+    quiet_end_min_s: float = 1.0
+    """A watch that ends with nothing in it sooner than this counts as a failure (backoff)."""
     message_max_bytes: int = 65_536
     """Longer messages are shortened (`collectors.records.bound_message`)."""
     resource_version: str | None = None
@@ -123,6 +127,7 @@ class Watcher:
 
     def run(self) -> None:
         failures = 0
+        empty_ends = 0
         while not self.stop.is_set():
             self._answered = False
             try:
@@ -131,8 +136,16 @@ class Watcher:
                     continue
                 if self.resource_version is None:
                     self.resource_version = self._relist()
+                started = self.clock()
                 self._watch_once(self.resource_version)
                 failures = 0
+                if self._answered or self.clock() - started >= self.quiet_end_min_s:
+                    empty_ends = 0
+                elif not self.stop.is_set():
+                    # A stream that ends at once with nothing in it (a proxy closing it, a server
+                    # refusing quietly) would otherwise be watched again as fast as it answers.
+                    empty_ends += 1
+                    self.stop.wait(self.backoff.delay(empty_ends, rand=self.rand()))
             except ExpiredError as e:
                 self._log.info("%s; relisting", e)
                 self.observer.relisted("expired")

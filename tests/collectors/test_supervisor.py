@@ -65,17 +65,22 @@ def _spec(name: str, *namespaces: str) -> ClusterSpec:
     return ClusterSpec(name=name, kubeconfig=Path("/dev/null"), namespaces=namespaces)
 
 
+_STARTED: list[Supervisor] = []
+
+
 @pytest.fixture
 def release() -> Iterator[threading.Event]:
     event = threading.Event()
     yield event
     event.set()  # let the stuck threads end
+    while _STARTED:  # and no watch thread outlives its test
+        _STARTED.pop().stop()
 
 
 def _supervisor(
     sources: dict[str, StuckSource], store: FakeStore, *, stop_timeout_s: float = 15
 ) -> Supervisor:
-    return Supervisor(
+    supervisor = Supervisor(
         connect=lambda spec, namespace: sources[f"{spec.name}/{namespace or '*'}"],
         sink=Collected(),
         store=store,
@@ -84,6 +89,8 @@ def _supervisor(
         watch=WatchSettings(backoff=Backoff(base_s=0.01, cap_s=0.01)),
         stop_timeout_s=stop_timeout_s,
     )
+    _STARTED.append(supervisor)
+    return supervisor
 
 
 def test_health_reads_never_wait_while_a_reload_stops_stuck_clusters(

@@ -466,3 +466,25 @@ def test_a_record_kafka_refuses_for_good_is_set_aside_and_the_checkpoint_moves_p
     assert sink.set_aside_reasons == ["too_large"]
     assert "publish_failed" not in sink.causes
     assert watcher.progress.checkpoint == "8"
+
+
+def test_a_watch_that_ends_at_once_with_nothing_in_it_is_watched_again_only_after_a_backoff() -> (
+    None
+):
+    stop = CountingStop(limit=100)
+    source = ScriptedSource(
+        pages=[[EventPage([], "5", None)]], watches=[[] for _ in range(5)], stop=stop
+    )
+    sink = Collected()
+    Watcher(
+        cluster="c1",
+        source=source,
+        sink=sink,
+        observer=sink,
+        now=lambda: "2026-01-01T00:00:00Z",
+        stop=stop,
+        backoff=Backoff(base_s=0.5, cap_s=4, jitter=0),
+        clock=lambda: 0.0,  # every stream ends the moment it starts
+    ).run()
+    assert len(source.watch_from) == 6  # five empty streams, then the script's end stops the loop
+    assert stop.waits == [0.5, 1.0, 2.0, 4.0, 4.0]
