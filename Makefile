@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help setup check test run infra-up infra-down clean
+.PHONY: help setup kube-assets check test run infra-up infra-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -10,13 +10,16 @@ help: ## list the targets
 setup: ## install everything from nothing: Postgres binaries, .venv, Kafka jars
 	@bash deploy/local/setup.sh
 
+kube-assets: setup ## find or build (once, ~13 min) etcd and kube-apiserver for the real-cluster tier
+	@$(VENV)/python -m herald_dev.kubeassets >/dev/null
+
 check: setup ## lint and type checks: ruff, ruff format, mypy --strict, import-linter
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 	$(VENV)/lint-imports
 
-test: check ## the whole suite, against a real Kafka broker and Postgres that it starts itself
+test: check kube-assets ## the whole suite, against a real Kafka broker, Postgres and kube-apiserver that it starts itself
 	$(VENV)/pytest
 
 run: setup ## the demo: a canary rollout from a simulated cluster to a verifying webhook receiver

@@ -153,6 +153,8 @@ class TopicReader:
         )
         self._consumer.subscribe([topic])
         self.values: list[dict[str, Any]] = []
+        self.keys: list[bytes | None] = []
+        """The records' keys, in the order of `values`."""
 
     def read_until(self, condition: Any, *, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -160,6 +162,7 @@ class TopicReader:
             for message in self._consumer.consume(num_messages=1000, timeout=0.3):
                 if message.error() is None and message.value():
                     self.values.append(json.loads(message.value()))
+                    self.keys.append(message.key())
             if condition(self.values):
                 return True
             if time.monotonic() > deadline:

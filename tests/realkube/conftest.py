@@ -1,0 +1,64 @@
+"""The real-cluster tier: the collector against a real kube-apiserver and etcd (`herald_dev.realkube`).
+
+The binaries come from `herald_dev.kubeassets`: `KUBEBUILDER_ASSETS` if set, else the per-machine
+cache, else built from the Go module proxy once (about 13 minutes; `make setup` does it first).
+One server runs for the whole session (`real_kube`); tests that need other server flags, or that
+break the server for good (etcd wiped), start their own with `start_real_kube`. Each test writes its
+Events into a namespace of its own (`namespace`), so tests sharing the server never see each other's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from herald_dev.kubeassets import ensure_assets
+from herald_dev.realkube import RealKube
+
+pytestmark = pytest.mark.realkube
+
+
+@pytest.fixture(scope="session")
+def kube_assets() -> Path:
+    return ensure_assets()
+
+
+@pytest.fixture(scope="session")
+def real_kube(kube_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealKube]:
+    kube = RealKube(kube_assets, tmp_path_factory.mktemp("realkube"))
+    try:
+        yield kube.start()
+    finally:
+        kube.stop()
+
+
+@pytest.fixture
+def start_real_kube(
+    kube_assets: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., RealKube]]:
+    """Start a server of this test's own (`RealKube` keyword arguments); stopped after the test."""
+    started: list[RealKube] = []
+
+    def start(**options: Any) -> RealKube:
+        kube = RealKube(kube_assets, tmp_path_factory.mktemp("realkube-own"), **options)
+        started.append(kube)
+        return kube.start()
+
+    yield start
+    for kube in started:
+        print(kube.logs())
+        kube.stop()
+
+
+@pytest.fixture
+def namespace(real_kube: RealKube) -> str:
+    """A fresh namespace on the shared server."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    with real_kube.admin() as api:
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    return name
