@@ -36,7 +36,6 @@ gives a view, a field of the wrong type or value counting as absent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from herald_contracts.raw import RawRecord
@@ -46,51 +45,82 @@ MAX_COUNT = 2**31 - 1
 """Kubernetes declares `count` and `series.count` int32."""
 
 
-@dataclass(frozen=True)
 class EventView:
-    """The facts of one Event, the same for the core/v1 and the events.k8s.io/v1 writer."""
+    """The facts of one Event, the same for the core/v1 and the events.k8s.io/v1 writer.
 
-    component: str | None
-    """Who emitted it, e.g. `rollouts-controller`: `source.component`, else `reportingComponent`
-    (events.k8s.io/v1 `reportingController`); the first that is a non-empty string, else None."""
-    instance: str | None
-    """Which instance of it, e.g. a node name or `<controller>-<hostname>`: `source.host`, else
-    `reportingInstance`; the first that is a non-empty string, else None."""
-    count: int
-    """The occurrence number, from 1: `series.count`, else `count` (events.k8s.io/v1
-    `deprecatedCount`), else 1; each only if a positive int32 (else it counts as absent). A repeat
-    raises it, whichever API wrote the Event: `(cluster, uid, count)` names one occurrence."""
-    observed_at: str | None
-    """When it was last observed, RFC 3339 as written (seconds for `lastTimestamp`, microseconds for
-    the others): `series.lastObservedTime`, else `lastTimestamp` (`deprecatedLastTimestamp`), else
-    `eventTime`, else `firstTimestamp` (`deprecatedFirstTimestamp`), else
-    `metadata.creationTimestamp`; the first that is a valid RFC 3339 time (`herald_contracts.times`),
-    else None (`observed_at(record)` then takes the record's `collected_at`)."""
-    first_observed_at: str | None
-    """When it was first observed, RFC 3339 as written: `firstTimestamp`
-    (`deprecatedFirstTimestamp`), else `eventTime`, else `metadata.creationTimestamp`; the first
-    that is a valid RFC 3339 time, else None."""
+    A view over the Event, not a copy: each fact is read from the Event when asked for (a few
+    dictionary look-ups, and for a time an RFC 3339 check), so a reader that needs only the
+    component, as for most records, which are not Herald's, pays only for that.
+    """
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self._event = event
+
+    @property
+    def component(self) -> str | None:
+        """Who emitted it, e.g. `rollouts-controller`: `source.component`, else `reportingComponent`
+        (events.k8s.io/v1 `reportingController`); the first that is a non-empty string, else None."""
+        return _first_text(self._source.get("component"), self._event.get("reportingComponent"))
+
+    @property
+    def instance(self) -> str | None:
+        """Which instance of it, e.g. a node name or `<controller>-<hostname>`: `source.host`, else
+        `reportingInstance`; the first that is a non-empty string, else None."""
+        return _first_text(self._source.get("host"), self._event.get("reportingInstance"))
+
+    @property
+    def count(self) -> int:
+        """The occurrence number, from 1: `series.count`, else `count` (events.k8s.io/v1
+        `deprecatedCount`), else 1; each only if a positive int32 (else it counts as absent). A
+        repeat raises it, whichever API wrote the Event: `(cluster, uid, count)` names one
+        occurrence."""
+        return _first_count(self._series.get("count"), self._event.get("count"))
+
+    @property
+    def observed_at(self) -> str | None:
+        """When it was last observed, RFC 3339 as written (seconds for `lastTimestamp`,
+        microseconds for the others): `series.lastObservedTime`, else `lastTimestamp`
+        (`deprecatedLastTimestamp`), else `eventTime`, else `firstTimestamp`
+        (`deprecatedFirstTimestamp`), else `metadata.creationTimestamp`; the first that is a valid
+        RFC 3339 time (`herald_contracts.times`), else None (`observed_at(record)` then takes the
+        record's `collected_at`)."""
+        event = self._event
+        return _first_time(
+            self._series.get("lastObservedTime"),
+            event.get("lastTimestamp"),
+            event.get("eventTime"),
+            event.get("firstTimestamp"),
+            self._created,
+        )
+
+    @property
+    def first_observed_at(self) -> str | None:
+        """When it was first observed, RFC 3339 as written: `firstTimestamp`
+        (`deprecatedFirstTimestamp`), else `eventTime`, else `metadata.creationTimestamp`; the
+        first that is a valid RFC 3339 time, else None."""
+        event = self._event
+        return _first_time(event.get("firstTimestamp"), event.get("eventTime"), self._created)
+
+    @property
+    def _source(self) -> Mapping[str, Any]:
+        return _mapping(self._event.get("source"))
+
+    @property
+    def _series(self) -> Mapping[str, Any]:
+        return _mapping(self._event.get("series"))
+
+    @property
+    def _created(self) -> object:
+        return _mapping(self._event.get("metadata")).get("creationTimestamp")
+
+    def __repr__(self) -> str:
+        facts = ("component", "instance", "count", "observed_at", "first_observed_at")
+        return f"EventView({', '.join(f'{f}={getattr(self, f)!r}' for f in facts)})"
 
 
 def view_event(event: Mapping[str, Any]) -> EventView:
     """The normalized facts of a core/v1 Event (a raw record's `object`), whichever API wrote it."""
-    source = _mapping(event.get("source"))
-    series = _mapping(event.get("series"))
-    metadata = _mapping(event.get("metadata"))
-    created = metadata.get("creationTimestamp")
-    return EventView(
-        component=_first_text(source.get("component"), event.get("reportingComponent")),
-        instance=_first_text(source.get("host"), event.get("reportingInstance")),
-        count=_first_count(series.get("count"), event.get("count")),
-        observed_at=_first_time(
-            series.get("lastObservedTime"),
-            event.get("lastTimestamp"),
-            event.get("eventTime"),
-            event.get("firstTimestamp"),
-            created,
-        ),
-        first_observed_at=_first_time(event.get("firstTimestamp"), event.get("eventTime"), created),
-    )
+    return EventView(event)
 
 
 def observed_at(record: RawRecord) -> str:
@@ -114,4 +144,5 @@ def _first_time(*candidates: object) -> str | None:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # `dict`, not `Mapping`: the Event is parsed JSON, and an ABC check costs more per record.
+    return value if isinstance(value, dict) else {}
