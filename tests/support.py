@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 from confluent_kafka import Consumer, Producer
 
-from herald_contracts import DomainEvent
+from herald_contracts import DomainEvent, view_event
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -216,8 +216,9 @@ class TopicReader:
 
 
 def occurrence(event: dict[str, Any]) -> tuple[str, int]:
-    """(uid, count): what tells one occurrence of an Event from another."""
-    return (event["metadata"]["uid"], int(event.get("count") or 1))
+    """(uid, count): what tells one occurrence of an Event from another, the count read as the
+    contract reads it (`series.count`, else `count`, else 1)."""
+    return (event["metadata"]["uid"], view_event(event).count)
 
 
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
