@@ -4,7 +4,7 @@ Kubernetes stores one Event object and serves it through two APIs; the raw topic
 view, exactly as the API server returned it (`herald_contracts.raw`). Which core/v1 fields hold the
 emitting component, the occurrence count and the times depends on the API the emitter wrote through:
 
-| fact | written through core/v1 (client-go `tools/record`) | written through `events.k8s.io/v1` (`tools/events`) |
+| fact | written through core/v1 (client-go `tools/record`; Argo CD's plain create) | written through `events.k8s.io/v1` (`tools/events`) |
 |---|---|---|
 | component | `source.component` (client-go >= 0.28 copies it to `reportingComponent`; older: `""`) | `source: {}`; `reportingComponent` |
 | instance | `source.host` (often absent) | `reportingInstance`: `<controller>-<hostname>` |
@@ -25,8 +25,10 @@ reads with `source: {}` and no `count` for its whole life, and a repeat shows as
 `view_event` reads each fact from whichever field holds it, in the order kubectl uses to show Events
 (kubernetes/kubernetes `pkg/printers/internalversion/printers.go`, `printEvent` and
 `formatEventSource`: `source.component` else `reportingController`, `source.host` else
-`reportingInstance`, `series.count` when there is a series else `count` else 1). It never changes the
-Event: the raw record keeps the API server's object, and every reader normalizes when reading.
+`reportingInstance`, `series.count` when there is a series else `count` else 1; kubectl takes a
+series' count even when it is not a valid one, here such a count is absent and `count` decides, as
+Herald's contract has always said). It never changes the Event: the raw record keeps the API server's
+object, and every reader normalizes when reading.
 
 What it does not do: judge whether an Event is one Herald cares about (that is the processors'
 catalogue), or refuse a malformed Event (the raw decoder and the collectors do). It is total: any JSON
