@@ -21,6 +21,10 @@ events.k8s.io/v1 cannot carry the deprecated fields: `pkg/apis/core/validation/e
 `ValidateEventUpdate` keeps them unchanged; it requires `eventTime`, `reportingController` and
 `reportingInstance`, and `series.count >= 2` when there is a series. So such an Event's core/v1 view
 reads with `source: {}` and no `count` for its whole life, and a repeat shows as `series.count` rising.
+(Checked on kube-apiserver v1.37.2: the core/v1 view of an Event created through events.k8s.io/v1 has
+`source: {}`, null `firstTimestamp`/`lastTimestamp` and no `count` key; an events.k8s.io/v1 PATCH of
+`deprecatedCount` is refused as immutable; but a core/v1 PATCH can still add a `count` beside the
+`series`, which is why the order of the count's sources is stated, not left to chance.)
 
 `view_event` reads each fact from whichever field holds it, in the order kubectl uses to show Events
 (kubernetes/kubernetes `pkg/printers/internalversion/printers.go`, `printEvent` and
