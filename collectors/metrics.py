@@ -10,14 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from herald_contracts import RawRecord
+from herald_contracts import RawRecord, parse_time, view_event
 
 EVENTS_RECEIVED = Counter(
     "herald_collector_events_received_total",
@@ -178,17 +177,7 @@ REGISTRY.register(LAGS)
 
 
 def _event_time(event: dict[str, Any]) -> float | None:
-    series = event.get("series")
-    candidates = (
-        series.get("lastObservedTime") if isinstance(series, dict) else None,
-        event.get("lastTimestamp"),
-        event.get("eventTime"),
-        event.get("firstTimestamp"),
-    )
-    for candidate in candidates:
-        if isinstance(candidate, str) and candidate:
-            try:
-                return datetime.fromisoformat(candidate.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                continue
-    return None
+    """The Event's own time (`herald_contracts.view_event`: the same for both APIs that write
+    Events, and the time the processors give its domain event), in Unix seconds; None if it has none."""
+    observed = view_event(event).observed_at
+    return parse_time(observed, field="observed_at").timestamp() if observed else None

@@ -16,6 +16,7 @@ from herald_contracts.domain import (
     object_source,
 )
 from herald_contracts.errors import ContractError
+from herald_contracts.event_view import EventView, observed_at, view_event
 from herald_contracts.raw import RawRecord, WatchType, decode_raw_record, encode_raw_record, raw_key
 from herald_contracts.times import checked_time, is_time, parse_time
 from herald_contracts.topics import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
@@ -29,6 +30,7 @@ __all__ = [
     "ContractError",
     "DeadLetterHeader",
     "DomainEvent",
+    "EventView",
     "RawRecord",
     "WatchType",
     "checked_time",
@@ -39,6 +41,8 @@ __all__ = [
     "encode_raw_record",
     "is_time",
     "object_source",
+    "observed_at",
     "parse_time",
     "raw_key",
+    "view_event",
 ]

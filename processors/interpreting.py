@@ -1,12 +1,17 @@
 """Interpret one raw record, given what was processed before: its domain events, if any. Pure.
 
-Which Events count: a Rollout of an `argoproj.io/` API version whose `source.component` is
-`rollouts-controller` (not `reportingComponent`, empty up to Argo Rollouts v1.6 and on aggregated
-Events), or an Application whose `source.component` is `argocd-application-controller` or
-`argocd-server`. A leading `(combined from similar events): ` is stripped before matching (see
-`processors.catalogue`) and reported as `source_message_aggregated`.
+Every fact that depends on which API wrote the Event (core/v1 or events.k8s.io/v1) is read through
+`herald_contracts.view_event`, so an Event written either way matches the same rows and gives the same
+domain event; only its time is its own. Which Events count: a Rollout of an `argoproj.io/` API version
+whose emitting component (`source.component`, else `reportingComponent`, where an events.k8s.io/v1
+writer names it) is `rollouts-controller`, or an Application whose emitting component is
+`argocd-application-controller` or `argocd-server`. `source.component` comes first because
+`reportingComponent` is empty up to Argo Rollouts v1.6 and on aggregated Events. A leading
+`(combined from similar events): ` is stripped before matching (see `processors.catalogue`) and
+reported as `source_message_aggregated`.
 
-Occurrences: `(cluster, Event uid, n)`, `n` being `series.count`, else `count`, else 1. A record whose
+Occurrences: `(cluster, Event uid, n)`, `n` being the view's `count` (`series.count`, else `count`, else
+1: an events.k8s.io/v1 writer counts repeats in `series.count` only). A record whose
 uid was processed before with the same or a higher `n` is a duplicate (a relist, a redelivery, a stale
 copy) and produces nothing; a repeat with a higher `n` is a new occurrence. The domain event id is
 derived from the occurrence and the catalogue name, so reprocessing yields the same ids.
@@ -17,10 +22,11 @@ in; the outcome says what to remember. The agent in `processors.app` keeps it in
 What the raw Event holds is not trusted to fit the domain event (issue 9): a time is taken only if it
 is RFC 3339 (else the next candidate, last the collection time, which the raw decoder checked); text
 fields are cut to `MAX_TEXT`; identifiers of the wrong type or size become null; a count that is not a
-positive int32 (what core/v1 declares) counts as absent. An event that still cannot be made valid
-(an object that cannot be named in `source`, a number too large, text no UTF-8 can carry) is
-`refused` with the reason, for the caller to dead-letter: every event `interpret` emits decodes with
-`decode_domain_event`. Records outside the catalogue are never refused: they are not read that far.
+positive int32 (what core/v1 declares) counts as absent (the view's rules, which also pick the time).
+An event that still cannot be made valid (an object that cannot be named in `source`, a number too
+large, text no UTF-8 can carry) is `refused` with the reason, for the caller to dead-letter: every
+event `interpret` emits decodes with `decode_domain_event`. Records outside the catalogue are never
+refused: they are not read that far.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from herald_contracts import (
     WatchType,
     decode_domain_event,
     encode_domain_event,
-    is_time,
     object_source,
+    observed_at,
+    view_event,
 )
 from processors.catalogue import Effect, Family, FieldError, Rule, match
 
@@ -49,8 +56,6 @@ MAX_TEXT = 4096
 """Longest text carried in a domain event field; longer ones are cut and end with '…'."""
 MAX_NAME = 253
 """Longest cluster, namespace, name or Event uid (Kubernetes names are at most 253 characters)."""
-MAX_COUNT = 2**31 - 1
-"""core/v1 declares `count` and `series.count` int32."""
 _ID_NAMESPACE = uuid.UUID("5b0c6f1e-8a4b-4d0e-9a51-6f1e2f3a4b5c")
 
 JsonObject = dict[str, Any]
@@ -95,10 +100,7 @@ def rollout_key(record: RawRecord) -> str | None:
 def occurrence(record: RawRecord) -> Occurrence:
     event = record.object
     uid = _dict(event.get("metadata")).get("uid")
-    series = _dict(event.get("series"))
-    n = series.get("count") if series else event.get("count")
-    valid = type(n) is int and 0 < n <= MAX_COUNT
-    return Occurrence(record.cluster, str(uid or ""), n if valid and isinstance(n, int) else 1)
+    return Occurrence(record.cluster, str(uid or ""), view_event(event).count)
 
 
 def interpret(record: RawRecord, *, last_n: int | None, aborted: bool) -> Outcome:
@@ -157,24 +159,9 @@ def event_id(seen: Occurrence, catalogue_name: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"{seen.cluster}/{seen.uid}/{seen.n}/{catalogue_name}"))
 
 
-def observed_at(record: RawRecord) -> str:
-    """`series.lastObservedTime`, else `lastTimestamp`, else `eventTime`; for Events that carry none
-    of these, `firstTimestamp`, `metadata.creationTimestamp`, and last the time it was collected.
-    Only RFC 3339 times count: anything else falls through to the next."""
-    event = record.object
-    candidates = (
-        _dict(event.get("series")).get("lastObservedTime"),
-        event.get("lastTimestamp"),
-        event.get("eventTime"),
-        event.get("firstTimestamp"),
-        _dict(event.get("metadata")).get("creationTimestamp"),
-    )
-    return next((c for c in candidates if isinstance(c, str) and is_time(c)), record.collected_at)
-
-
 def _family(event: JsonObject) -> Family | None:
     involved = _dict(event.get("involvedObject"))
-    component = _dict(event.get("source")).get("component")
+    component = view_event(event).component
     kind, api_version = involved.get("kind"), involved.get("apiVersion")
     if (
         kind == "Rollout"

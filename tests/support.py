@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 from confluent_kafka import Consumer, Producer
 
-from herald_contracts import DomainEvent
+from herald_contracts import DomainEvent, view_event
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -72,6 +72,52 @@ def rollout_event(
     }
     if count is not None:
         event["count"] = count
+    return event
+
+
+def events_api_event(
+    reason: str,
+    message: str,
+    *,
+    name: str | None = None,
+    uid: str | None = None,
+    controller: str = "rollouts-controller",
+    instance: str | None = None,
+    series_count: int | None = None,
+    involved: dict[str, Any] | None = None,
+    event_time: str = "2026-08-20T09:14:27.482913Z",
+    last_observed_time: str = "2026-08-20T09:16:53.120334Z",
+) -> dict[str, Any]:
+    """The core/v1 view (what the collector watches) of an Event written through events.k8s.io/v1
+    by client-go's `tools/events` recorder, as a real kube-apiserver 1.37 returns it: `source: {}`,
+    no `count`, null `firstTimestamp`/`lastTimestamp`; the emitter in `reportingComponent` and
+    `reportingInstance` (`<controller>-<hostname>`), `eventTime` in microseconds, and a
+    `series` (`count` >= 2) once repeated (see shared/reference/real-kubernetes.md)."""
+    event: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": name or f"payments.{uuid.uuid4().int & 0xFFFFFFFFFFFFFFFF:x}",
+            "namespace": "billing",
+            "uid": uid or str(uuid.uuid4()),
+            "resourceVersion": "1",
+            "creationTimestamp": "2026-08-20T09:14:27Z",
+            "managedFields": [{"manager": controller, "operation": "Update"}],
+        },
+        "involvedObject": dict(involved or ROLLOUT),
+        "reason": reason,
+        "message": message,
+        "source": {},
+        "firstTimestamp": None,
+        "lastTimestamp": None,
+        "type": "Normal",
+        "eventTime": event_time,
+        "action": "Update",
+        "reportingComponent": controller,
+        "reportingInstance": instance or f"{controller}-argo-rollouts-5d4c9b7f8-x2k4q",
+    }
+    if series_count is not None:
+        event["series"] = {"count": series_count, "lastObservedTime": last_observed_time}
     return event
 
 
@@ -173,8 +219,9 @@ class TopicReader:
 
 
 def occurrence(event: dict[str, Any]) -> tuple[str, int]:
-    """(uid, count): what tells one occurrence of an Event from another."""
-    return (event["metadata"]["uid"], int(event.get("count") or 1))
+    """(uid, count): what tells one occurrence of an Event from another, the count read as the
+    contract reads it (`series.count`, else `count`, else 1)."""
+    return (event["metadata"]["uid"], view_event(event).count)
 
 
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 
 from herald_contracts import (
@@ -11,7 +12,7 @@ from herald_contracts import (
     decode_raw_record,
     encode_raw_record,
 )
-from tests.support import rollout_event, validate
+from tests.support import events_api_event, rollout_event, validate
 
 
 def _record() -> RawRecord:
@@ -27,6 +28,29 @@ def _record() -> RawRecord:
 
 def test_encoded_record_matches_the_published_schema() -> None:
     validate("kube-event-record.v1.schema.json", json.loads(encode_raw_record(_record())))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"reportingComponent": None}, id="reportingComponent-null"),
+        pytest.param({"source": {"component": 3}}, id="source.component-a-number"),
+        pytest.param({"eventTime": "yesterday"}, id="eventTime-not-a-time"),
+        pytest.param({"series": {"count": "2"}}, id="series.count-a-string"),
+    ],
+)
+def test_the_schema_takes_both_writers_shapes_and_states_the_types_the_event_view_reads(
+    fields: dict[str, object],
+) -> None:
+    event = events_api_event("RolloutResumed", "Rollout is resumed", series_count=2)
+    del event["metadata"]["managedFields"]
+    record = RawRecord("prod-eu", WatchType.MODIFIED, "2026-08-20T09:16:54Z", event)
+    for shape in (_record(), record):
+        published = json.loads(encode_raw_record(shape))
+        validate("kube-event-record.v1.schema.json", published)
+        published["object"] |= fields
+        with pytest.raises(jsonschema.ValidationError):
+            validate("kube-event-record.v1.schema.json", published)
 
 
 def test_record_round_trips_unchanged() -> None:

@@ -525,6 +525,15 @@ def test_series_count_is_the_occurrence_number_when_present() -> None:
     assert run(event, last_n=5).duplicate
 
 
+def test_a_series_without_a_valid_count_leaves_the_occurrence_number_to_count() -> None:
+    event = {
+        **rollout_event("RolloutResumed", "Rollout is resumed", count=4),
+        "series": {"lastObservedTime": "2026-08-20T10:00:00Z"},
+    }
+    assert run(event, last_n=3).events[0].data["source_event_count"] == 4
+    assert run(event, last_n=4).duplicate
+
+
 def test_a_second_abort_for_the_same_abort_is_suppressed() -> None:
     deadline = rollout_event("RolloutAborted", 'Rollout "payments" has timed out progressing.')
     assert run(deadline, aborted=True).events == ()

@@ -128,7 +128,7 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
         },
         "reason": maybe(reason),
         "message": draw(messages(reason)),
-        "source": {"component": component},
+        **draw(emitted_by(component)),
         "lastTimestamp": draw(times),
         "eventTime": draw(times),
         "firstTimestamp": draw(times),
@@ -137,6 +137,18 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         event["series"] = maybe({"count": 2, "lastObservedTime": draw(times)})
     return event
+
+
+def emitted_by(component: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Where the Event names its emitter: `source` (core/v1 writers, with or without
+    `reportingComponent`) or `reportingComponent` alone (events.k8s.io/v1 writers)."""
+    return st.sampled_from(
+        [
+            {"source": {"component": component}},
+            {"source": {"component": component}, "reportingComponent": component},
+            {"source": {}, "reportingComponent": component},
+        ]
+    )
 
 
 def raw_record(event: dict[str, Any], *, cluster: str = "prod-eu") -> RawRecord:

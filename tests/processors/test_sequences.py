@@ -14,7 +14,7 @@ from typing import Any
 
 from herald_dev.processes import ServiceProcess
 from tests.conftest import Topics
-from tests.support import TopicReader, rollout_event
+from tests.support import TopicReader, events_api_event, rollout_event
 
 SHA = "3f6c2e1d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
 
@@ -40,7 +40,11 @@ class Script:
         count: int | None = None,
         watch_type: str = "ADDED",
         annotations: dict[str, str] | None = None,
+        events_api: bool = False,
+        series_count: int | None = None,
     ) -> None:
+        """One watch event; `events_api`: of an Event its emitter wrote through events.k8s.io/v1,
+        whose repeats raise `series_count`."""
         api = (
             "v1" if kind == "Pod" else "apps/v1" if kind == "Deployment" else "argoproj.io/v1alpha1"
         )
@@ -59,18 +63,19 @@ class Script:
         if key in self.events:
             body = {**self.events[key], "message": message}
         else:
-            body = rollout_event(
-                reason,
-                message,
-                involved=involved,
-                component=component or default_component.get(kind, "kubelet"),
-            )
+            emitter = component or default_component.get(kind, "kubelet")
+            if events_api:
+                body = events_api_event(reason, message, involved=involved, controller=emitter)
+            else:
+                body = rollout_event(reason, message, involved=involved, component=emitter)
             body["metadata"]["namespace"] = namespace
             del body["metadata"]["managedFields"]
             if annotations:
                 body["metadata"]["annotations"] = annotations
         if count is not None:
             body["count"] = count
+        if series_count is not None:
+            body["series"] = {"count": series_count, "lastObservedTime": "2026-08-20T09:20:00.5Z"}
         self.events[key] = body
         self.lines.append(json.dumps({**body, "_cluster": cluster, "_watch_type": watch_type}))
 
@@ -224,6 +229,22 @@ def build() -> tuple[Script, dict[str, list[tuple[Any, ...]]]]:
         "Scaled up replica set worker-5d to 3",
         component="deployment-controller",
     )
+    # (j) a rollout whose controller writes its Events through events.k8s.io/v1: `source: {}`, the
+    # emitter in reportingComponent, the repeated pause a series on the same Event
+    j = ("prod-eu", "Rollout", "billing", "ledger")
+    s.add(*j, "RolloutUpdated", "Rollout updated to revision 7", events_api=True)
+    paused = ("RolloutPaused", "Rollout is paused (CanaryPauseStep)")
+    s.add(*j, *paused, events_api=True, event="ledger-paused")
+    s.add(*j, "RolloutStepCompleted", "Rollout step 2/4 completed (pause)", events_api=True)
+    s.add(*j, *paused, event="ledger-paused", series_count=2, watch_type="MODIFIED")
+    s.add(*j, "RolloutResumed", "Rollout is resumed", events_api=True)
+    expected["prod-eu/billing/Rollout/ledger"] = [
+        ("rollout.update_started", 7),
+        ("rollout.paused", "CanaryPauseStep"),
+        ("rollout.step_advanced", 2),
+        ("rollout.paused", "CanaryPauseStep"),
+        ("rollout.resumed",),
+    ]
     # (i) a relist redelivers everything already seen: all duplicates
     s.lines += list(s.lines)
     return s, expected
