@@ -15,7 +15,7 @@ What it speaks:
 - `POST /herald-fake/events`: JSON lines of scenario steps to apply now (see `apply`).
 
 What it does not: authentication, other resources, field or label selectors, TLS. Fault injection
-(`fail_next`, `cut_watches`, `compact`, `reset`, `restart`) is exposed on the Python object for tests.
+(`fail_next`, `cut_watches`, `silence_next_watches`, `compact`, `reset`, `restart`) is exposed on the Python object for tests.
 
 Bookmarks: by default it sends one every `bookmark_interval_s` to watches that allow them. A real
 kube-apiserver sends none for Events (they are not in its watch cache by default: a quiet watch of
@@ -74,6 +74,7 @@ class _State:
     watch_generation: int = 0
     faults: list[_Fault] = field(default_factory=list)
     expire_continue: bool = False
+    silent_watches: int = 0
 
 
 def now_rfc3339() -> str:
@@ -210,6 +211,26 @@ class FakeKube:
         """Answer the next list request that carries a continue token with 410 Expired."""
         with self._cond:
             self._state.expire_continue = True
+
+    def silence_next_watches(self, count: int = 1) -> None:
+        """The next `count` watch requests get their headers and then nothing at all, not even an
+        end at their timeout, until cut (a connection dead behind a NAT or a stuck proxy)."""
+        with self._cond:
+            self._state.silent_watches += count
+
+    def take_silence(self) -> bool:
+        with self._cond:
+            if self._state.silent_watches <= 0:
+                return False
+            self._state.silent_watches -= 1
+            return True
+
+    def wait_for_cut(self) -> None:
+        """Block until the watches are cut (or the server stops)."""
+        with self._cond:
+            generation = self._state.watch_generation
+            while self._state.watch_generation == generation:
+                self._cond.wait()
 
     def cut_watches(self) -> None:
         """End every open watch stream now, without an error event (a dropped connection)."""
@@ -501,6 +522,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if self.fake.take_silence():
+            self.fake.wait_for_cut()
+            self.close_connection = True
+            return
         stream = self.fake.watch(
             namespace=namespace,
             resource_version=query.get("resourceVersion"),
