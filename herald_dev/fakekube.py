@@ -521,6 +521,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
+        # The connection is closed after a watch: said, so that a client does not send its next
+        # request on it while it closes (a real API server keeps it open instead).
+        self.send_header("Connection", "close")
         self.end_headers()
         if self.fake.take_silence():
             self.fake.wait_for_cut()

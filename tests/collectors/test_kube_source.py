@@ -234,21 +234,12 @@ def test_the_current_resource_version_is_asked_with_a_list_of_one() -> None:
     assert "resource_version" not in api.calls[0]  # a consistent read, not a cache's
 
 
-@pytest.fixture
-def quiet_kube() -> Iterator[FakeKube]:
-    """A simulated API server that sends no bookmarks, as a real one does for Events."""
-    fake = FakeKube(bookmarks=False)
-    fake.serve()
-    yield fake
-    fake.stop()
-
-
 def test_a_quiet_watch_longer_than_the_read_timeout_ends_cleanly(
-    quiet_kube: FakeKube, tmp_path: Path
+    quiet_kube: FakeKube, quiet_kubeconfig: Path
 ) -> None:
     _add(quiet_kube, "before")
     source = KubeEventSource.connect(
-        kubeconfig=quiet_kube.write_kubeconfig(tmp_path / "kubeconfig"),
+        kubeconfig=quiet_kubeconfig,
         context=None,
         namespace=None,
         connect_timeout_s=2,
