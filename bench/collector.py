@@ -185,6 +185,7 @@ def collector_throughput(
             namespace=None,
             connect_timeout_s=5,
             read_timeout_s=60,
+            watch_read_margin_s=30,
         )
         progress = CountingProgress()
         watcher = Watcher(

@@ -40,7 +40,7 @@ from collectors.errors import KafkaUnavailableError, SettingsError
 from collectors.kafka import KafkaRecordSink, producer_config
 from collectors.kube import KubeEventSource
 from collectors.replay import replay
-from collectors.settings import CollectorSettings
+from collectors.settings import WATCH_READ_MARGIN_S, CollectorSettings
 from collectors.supervisor import Supervisor, WatchSettings
 from collectors.topics import check_topics
 from herald_runtime import health
@@ -119,6 +119,7 @@ def _connect(settings: CollectorSettings) -> Any:
             namespace=namespace,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
+            watch_read_margin_s=WATCH_READ_MARGIN_S,
         )
 
     return connect
@@ -202,7 +203,7 @@ def _run(
     signal.signal(signal.SIGINT, shutdown)
     state = _Health(
         live_limit_s=max(30.0, 3 * settings.clusters_reload_s),
-        contact_limit_s=2 * settings.read_timeout_s,
+        contact_limit_s=settings.contact_limit_s,
     )
     if settings.metrics_port:
         health.serve(

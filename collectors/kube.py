@@ -5,6 +5,12 @@ returned it, which the client's model classes would not. The watch is read line 
 than through `kubernetes.watch.Watch`, whose 410 handling retries with the same expired
 resourceVersion and which stops tracking resourceVersions when not deserializing; the loop in
 `collectors.watching` owns resourceVersions and relists instead.
+
+Timeouts: every request has the connect timeout; a list has the read timeout (the longest silence
+while it answers). A watch is silent by design for as long as nothing changes (a real API server
+sends no bookmarks for Events), until the server ends it at its `timeoutSeconds`: its read timeout
+is that timeout plus `watch_read_margin_s`, so a quiet watch ends cleanly, and only a connection
+that stays silent past the server's own timeout counts as dead.
 """
 
 from __future__ import annotations
@@ -33,10 +39,13 @@ class KubeEventSource:
         namespace: str | None,
         connect_timeout_s: float,
         read_timeout_s: float,
+        watch_read_margin_s: float,
     ) -> None:
         self._api = api
         self._namespace = namespace
+        self._connect_timeout_s = connect_timeout_s
         self._timeouts = (connect_timeout_s, read_timeout_s)
+        self._watch_read_margin_s = watch_read_margin_s
         self._response: urllib3.BaseHTTPResponse | None = None
         self._lock = threading.Lock()
 
@@ -61,6 +70,7 @@ class KubeEventSource:
         namespace: str | None,
         connect_timeout_s: float,
         read_timeout_s: float,
+        watch_read_margin_s: float,
     ) -> KubeEventSource:
         """Build the client from a kubeconfig, or in-cluster config when there is none."""
         configuration = client.Configuration()
@@ -82,20 +92,18 @@ class KubeEventSource:
             namespace=namespace,
             connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s,
+            watch_read_margin_s=watch_read_margin_s,
         )
 
-    def _call(self, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+    def _call(self, *, timeouts: tuple[float, float], **kwargs: Any) -> urllib3.BaseHTTPResponse:
         try:
             if self._namespace is None:
                 response = self._api.list_event_for_all_namespaces(
-                    _preload_content=False, _request_timeout=self._timeouts, **kwargs
+                    _preload_content=False, _request_timeout=timeouts, **kwargs
                 )
             else:
                 response = self._api.list_namespaced_event(
-                    self._namespace,
-                    _preload_content=False,
-                    _request_timeout=self._timeouts,
-                    **kwargs,
+                    self._namespace, _preload_content=False, _request_timeout=timeouts, **kwargs
                 )
         except ApiException as e:
             error = ExpiredError if e.status == 410 else KubeError
@@ -108,7 +116,7 @@ class KubeEventSource:
         kwargs: dict[str, Any] = {"limit": limit}
         if continue_token:
             kwargs["_continue"] = continue_token
-        response = self._call(**kwargs)
+        response = self._call(timeouts=self._timeouts, **kwargs)
         try:
             body = json.loads(response.data)
         except (ValueError, urllib3.exceptions.HTTPError, OSError) as e:  # JSON, or not UTF-8
@@ -125,8 +133,17 @@ class KubeEventSource:
             continue_token=metadata.get("continue") or None,
         )
 
+    def current_resource_version(self) -> str:
+        """The server's resourceVersion now: a list of at most one item, without a resourceVersion
+        (a consistent read: from etcd, not a cache), carries it in its metadata."""
+        page = self.list_page(limit=1, continue_token=None)
+        if not page.resource_version:
+            raise KubeError("unreadable list response: no resourceVersion")
+        return page.resource_version
+
     def watch(self, *, resource_version: str, timeout_s: int) -> Iterator[WatchEvent]:
         response = self._call(
+            timeouts=(self._connect_timeout_s, timeout_s + self._watch_read_margin_s),
             watch=True,
             resource_version=resource_version,
             allow_watch_bookmarks=True,

@@ -52,12 +52,15 @@ PUBLISH_ERRORS = Counter(
 )
 WATCH_RESTARTS = Counter(
     "herald_collector_watch_restarts_total",
-    "Watches restarted, by cause (stream_ended, http_<status>, connection, config, publish_failed).",
+    "Watches restarted other than at their server-side timeout, by cause (stream_ended: ended "
+    "before it; http_<status>, connection, forbidden_while_starting: a 403 while an API server's "
+    "RBAC warms up after a start; config, publish_failed, unexpected_error).",
     ["cluster", "cause"],
 )
 RELISTS = Counter(
     "herald_collector_relists_total",
-    "Full relists, by cause (start: no checkpoint; expired: 410).",
+    "Full relists, by cause (start: no checkpoint; expired: 410; server_behind: the API server's "
+    "resourceVersion is behind the checkpoint, its etcd wiped or restored).",
     ["cluster", "cause"],
 )
 CONFIG_ERRORS = Counter(
@@ -144,7 +147,8 @@ class LagCollector(Collector):
         families = {
             "contact": GaugeMetricFamily(
                 "herald_collector_seconds_since_contact",
-                "Seconds since the last successful answer from the API server.",
+                "Seconds since the last successful answer from the API server (a quiet watch "
+                "hears nothing until the server ends it at HERALD_WATCH_TIMEOUT_S).",
                 labels=["cluster", "scope"],
             ),
             "bookmark": GaugeMetricFamily(

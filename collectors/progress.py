@@ -94,6 +94,15 @@ class Progress:
             self._failed = None
             return self._checkpoint
 
+    def forget(self) -> None:
+        """Forget the checkpoint too: the server it came from no longer holds that history (etcd
+        wiped or restored). The next position `reached` becomes the checkpoint, even a lower one."""
+        with self._lock:
+            self._entries.clear()
+            self._pending.clear()
+            self._failed = None
+            self._checkpoint = None
+
 
 def newer(resource_version: str | None, than: str | None) -> bool:
     """True unless `resource_version` is known to be at or before `than` (both integers)."""

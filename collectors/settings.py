@@ -22,6 +22,11 @@ MESSAGE_HEADROOM_BYTES = 65_536
 """What a record keeps, beside a shortened message, for the rest of its Event (metadata, involved
 object, annotations) and the record's own fields."""
 
+WATCH_READ_MARGIN_S = 30.0
+"""How long past its server-side timeout (HERALD_WATCH_TIMEOUT_S) a watch may stay silent before its
+connection counts as dead. A real API server sends nothing on a quiet watch of Events (no
+bookmarks) until that timeout ends it, so a watch's read timeout must exceed it."""
+
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (`.` and `..` aside)."""
 
@@ -50,11 +55,14 @@ class CollectorSettings:
     list_page_size: int = 500
     """HERALD_LIST_PAGE_SIZE: items per page of a list."""
     watch_timeout_s: int = 300
-    """HERALD_WATCH_TIMEOUT_S: server-side timeout of one watch request; then it is resumed."""
+    """HERALD_WATCH_TIMEOUT_S: server-side timeout of one watch request (`timeoutSeconds`); the
+    server then ends it cleanly, and it is resumed. A watch's client read timeout is this plus
+    WATCH_READ_MARGIN_S."""
     connect_timeout_s: float = 5.0
     """HERALD_CONNECT_TIMEOUT_S: connect timeout of every API request."""
     read_timeout_s: float = 90.0
-    """HERALD_READ_TIMEOUT_S: longest silence on a watch before the connection counts as dead."""
+    """HERALD_READ_TIMEOUT_S: read timeout of list requests (the longest silence while a list
+    answers). Watches have their own: `watch_read_timeout_s`."""
     backoff_base_s: float = 0.5
     """HERALD_BACKOFF_BASE_S: first wait after an API error; it doubles with each further error."""
     backoff_max_s: float = 30.0
@@ -78,6 +86,19 @@ class CollectorSettings:
     """HERALD_METRICS_HOST."""
     log_format: str = "json"
     """HERALD_LOG_FORMAT: json (one object per line) or text."""
+
+    @property
+    def watch_read_timeout_s(self) -> float:
+        """The longest silence on a watch before its connection counts as dead: longer than the
+        server-side timeout, so that a quiet watch (no Events, no bookmarks) ends cleanly."""
+        return self.watch_timeout_s + WATCH_READ_MARGIN_S
+
+    @property
+    def contact_limit_s(self) -> float:
+        """/readyz: the longest a watch may go without an answer from its API server. A healthy
+        quiet watch hears nothing until the server ends it; then a request may take up to the
+        read timeout."""
+        return self.watch_read_timeout_s + self.read_timeout_s
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, need_clusters: bool = True) -> CollectorSettings:

@@ -8,12 +8,19 @@ What it speaks:
   (consistent snapshots, `remainingItemCount`), and `410 Expired` on a continue token whose snapshot
   was compacted away.
 - the same paths with `watch=true`: a chunked stream of JSON lines from `resourceVersion`, `BOOKMARK`
-  events when `allowWatchBookmarks=true`, closed after `timeoutSeconds`, and an `ERROR` event with
-  a 410 Status when the resourceVersion is older than the last compaction.
+  events when `allowWatchBookmarks=true` (unless made quiet, below), closed after `timeoutSeconds`,
+  and an `ERROR` event with a 410 Status when the resourceVersion is older than the last compaction.
+  A watch from a resourceVersion the server has not reached yet is accepted and carries nothing
+  until the server's version passes it, as a real API server does without its watch cache.
 - `POST /herald-fake/events`: JSON lines of scenario steps to apply now (see `apply`).
 
 What it does not: authentication, other resources, field or label selectors, TLS. Fault injection
-(`fail_next`, `cut_watches`, `compact`) is exposed on the Python object for tests.
+(`fail_next`, `cut_watches`, `silence_next_watches`, `compact`, `reset`, `restart`) is exposed on the Python object for tests.
+
+Bookmarks: by default it sends one every `bookmark_interval_s` to watches that allow them. A real
+kube-apiserver sends none for Events (they are not in its watch cache by default: a quiet watch of
+Events carries nothing at all until its `timeoutSeconds` ends it); `FakeKube(bookmarks=False)` (or
+`--no-bookmarks`) behaves like that.
 
 Run it: `python -m herald_dev.fakekube --scenario FILE --kubeconfig OUT [--port N]`.
 """
@@ -67,6 +74,7 @@ class _State:
     watch_generation: int = 0
     faults: list[_Fault] = field(default_factory=list)
     expire_continue: bool = False
+    silent_watches: int = 0
 
 
 def now_rfc3339() -> str:
@@ -88,8 +96,10 @@ def status_object(code: int, reason: str, message: str) -> JsonObject:
 class FakeKube:
     """The store and protocol logic; `serve()` puts it behind HTTP on 127.0.0.1."""
 
-    def __init__(self, *, bookmark_interval_s: float = 1.0) -> None:
+    def __init__(self, *, bookmark_interval_s: float = 1.0, bookmarks: bool = True) -> None:
         self.bookmark_interval_s = bookmark_interval_s
+        self.bookmarks = bookmarks
+        """False: never send bookmarks, even when a watch allows them (a real server's Events)."""
         self._state = _State()
         self._cond = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
@@ -172,15 +182,55 @@ class FakeKube:
             self._state.compacted_rv = self._state.rv
             return self._state.rv
 
-    def fail_next(self, status: int, *, count: int = 1) -> None:
-        """Answer the next `count` list or watch requests with this HTTP status."""
+    def reset(self, *, to: int = 0) -> None:
+        """etcd wiped (`to=0`) or restored from a backup taken at resourceVersion `to`, behind the
+        same URL: the Events and history after `to` are gone and resourceVersions go on from `to`.
+
+        Nothing tells a client: open watches stay open and, like new watches from a resourceVersion
+        above `to`, carry nothing until the server's version passes theirs (what a real API server
+        without its watch cache does)."""
         with self._cond:
-            self._state.faults.append(_Fault(status, count))
+            state = self._state
+            if not 0 <= to <= state.rv:
+                raise ValueError(f"cannot reset to {to}: the server is at {state.rv}")
+            state.objects = dict(self._snapshot(to, None))
+            state.changes = [c for c in state.changes if c.rv <= to]
+            state.rv = to
+            state.compacted_rv = min(state.compacted_rv, to)
+            self._cond.notify_all()
+
+    def fail_next(self, status: int, *, count: int = 1, first: bool = False) -> None:
+        """Answer the next `count` list or watch requests with this HTTP status (after the faults
+        already queued, or before them if `first`)."""
+        with self._cond:
+            self._state.faults.insert(
+                0 if first else len(self._state.faults), _Fault(status, count)
+            )
 
     def expire_next_continue(self) -> None:
         """Answer the next list request that carries a continue token with 410 Expired."""
         with self._cond:
             self._state.expire_continue = True
+
+    def silence_next_watches(self, count: int = 1) -> None:
+        """The next `count` watch requests get their headers and then nothing at all, not even an
+        end at their timeout, until cut (a connection dead behind a NAT or a stuck proxy)."""
+        with self._cond:
+            self._state.silent_watches += count
+
+    def take_silence(self) -> bool:
+        with self._cond:
+            if self._state.silent_watches <= 0:
+                return False
+            self._state.silent_watches -= 1
+            return True
+
+    def wait_for_cut(self) -> None:
+        """Block until the watches are cut (or the server stops)."""
+        with self._cond:
+            generation = self._state.watch_generation
+            while self._state.watch_generation == generation:
+                self._cond.wait()
 
     def cut_watches(self) -> None:
         """End every open watch stream now, without an error event (a dropped connection)."""
@@ -279,6 +329,7 @@ class FakeKube:
         timeout_s: float,
     ) -> Iterator[JsonObject]:
         """Yield watch events until the timeout, a cut, or a 410."""
+        bookmarks = bookmarks and self.bookmarks
         deadline = time.monotonic() + timeout_s
         expired: JsonObject | None = None
         with self._cond:
@@ -375,11 +426,14 @@ class FakeKube:
             self._server.server_close()
             self._server = None
 
-    def restart(self, *, down_s: float = 1.0) -> None:
-        """Stop serving (open watches break, connections are refused), then serve on the same port.
-        The store survives, as etcd does when the API server restarts."""
+    def restart(self, *, down_s: float = 1.0, forbidden: int = 0) -> None:
+        """Stop serving (open watches end, connections are refused), then serve on the same port.
+        The store survives, as etcd does when the API server restarts. `forbidden`: answer the
+        first requests after it with 403, as a real API server does while its RBAC warms up."""
         port = int(self._server.server_address[1]) if self._server else 0
         self.stop()
+        if forbidden:
+            self.fail_next(403, count=forbidden, first=True)
         time.sleep(down_s)
         self.serve(port=port)
 
@@ -467,7 +521,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
+        # The connection is closed after a watch: said, so that a client does not send its next
+        # request on it while it closes (a real API server keeps it open instead).
+        self.send_header("Connection", "close")
         self.end_headers()
+        if self.fake.take_silence():
+            self.fake.wait_for_cut()
+            self.close_connection = True
+            return
         stream = self.fake.watch(
             namespace=namespace,
             resource_version=query.get("resourceVersion"),
@@ -509,9 +570,14 @@ def main(argv: list[str] | None = None) -> None:
         "--kubeconfig", type=Path, required=True, help="where to write a kubeconfig"
     )
     parser.add_argument("--bookmark-interval-s", type=float, default=1.0)
+    parser.add_argument(
+        "--no-bookmarks",
+        action="store_true",
+        help="send no bookmarks, as a real API server does for Events",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s fakekube %(message)s")
-    fake = FakeKube(bookmark_interval_s=args.bookmark_interval_s)
+    fake = FakeKube(bookmark_interval_s=args.bookmark_interval_s, bookmarks=not args.no_bookmarks)
     url = fake.serve(port=args.port)
     fake.write_kubeconfig(args.kubeconfig)
     log.info("serving core/v1 Events on %s; kubeconfig at %s", url, args.kubeconfig)

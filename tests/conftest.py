@@ -118,6 +118,21 @@ def kubeconfig(fake_kube: FakeKube, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def quiet_kube() -> Iterator[FakeKube]:
+    """A simulated cluster that sends no bookmarks, as a real API server does for Events: a quiet
+    watch carries nothing at all until its server-side timeout ends it."""
+    fake = FakeKube(bookmarks=False)
+    fake.serve()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def quiet_kubeconfig(quiet_kube: FakeKube, tmp_path: Path) -> Path:
+    return quiet_kube.write_kubeconfig(tmp_path / "quiet-kubeconfig")
+
+
+@pytest.fixture
 def services(tmp_path: Path, infra_env: dict[str, str]) -> Iterator[Callable[..., ServiceProcess]]:
     """Start services as real processes (`python -m <module>`); all are stopped after the test,
     and their logs are printed when it failed."""

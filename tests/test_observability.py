@@ -17,6 +17,7 @@ from prometheus_client.metrics import MetricWrapperBase
 import collectors.metrics
 import dispatchers.metrics
 import processors.app
+from collectors.settings import CollectorSettings
 
 SERVICES_METRICS = (collectors.metrics, processors.app, dispatchers.metrics)  # imported: registered
 
@@ -109,3 +110,26 @@ def test_each_alert_asks_for_exported_metrics_and_says_what_to_do(rule: dict[str
     for text in rule["annotations"].values():
         for label in re.findall(r"\$labels\.(\w+)", text):
             assert label in grouped, f"{rule['alert']} shows {label!r}, not grouped by"
+
+
+def _seconds(duration: str) -> float:
+    value, unit = re.fullmatch(r"(\d+)([smh])", duration).groups()  # type: ignore[union-attr]
+    return float(value) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def test_no_collector_alert_fires_on_what_a_healthy_quiet_cluster_does() -> None:
+    """A real API server sends nothing on a quiet watch of Events until its timeout ends it (the
+    collector then hears from it again), and answers 403 for a moment after it restarts."""
+    rules = {r["alert"]: r for r in _alert_rules()}
+    for rule in rules.values():
+        assert "forbidden_while_starting" not in rule["expr"], rule["alert"]
+        assert "herald_collector_watch_restarts_total" not in rule["expr"], rule["alert"]
+        if "herald_collector_relists_total" in rule["expr"]:
+            assert 'cause="expired"' in rule["expr"], rule["alert"]
+    unreachable = rules["HeraldClusterUnreachable"]
+    threshold = re.search(
+        r"herald_collector_seconds_since_contact\)\s*>\s*(\d+)", unreachable["expr"]
+    )
+    assert threshold is not None
+    silent_for = CollectorSettings(kafka_bootstrap="k:1").watch_read_timeout_s
+    assert float(threshold.group(1)) + _seconds(unreachable["for"]) > silent_for

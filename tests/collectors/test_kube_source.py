@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,12 @@ from tests.support import rollout_event, wait_until
 
 def _source(kubeconfig: Path) -> KubeEventSource:
     return KubeEventSource.connect(
-        kubeconfig=kubeconfig, context=None, namespace=None, connect_timeout_s=2, read_timeout_s=5
+        kubeconfig=kubeconfig,
+        context=None,
+        namespace=None,
+        connect_timeout_s=2,
+        read_timeout_s=5,
+        watch_read_margin_s=5,
     )
 
 
@@ -156,21 +162,24 @@ class CannedResponse:
 
 
 class CannedApi:
-    """Stands in for CoreV1Api: every call answers the same body."""
+    """Stands in for CoreV1Api: every call answers the same body; the calls are kept."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
+        self.calls: list[dict[str, Any]] = []
 
     def list_event_for_all_namespaces(self, **kwargs: Any) -> CannedResponse:
+        self.calls.append(kwargs)
         return CannedResponse(self.body)
 
 
-def _canned(body: bytes) -> KubeEventSource:
+def _canned(body: bytes, api: CannedApi | None = None) -> KubeEventSource:
     return KubeEventSource(
-        CannedApi(body),  # type: ignore[arg-type]
+        api or CannedApi(body),  # type: ignore[arg-type]
         namespace=None,
         connect_timeout_s=1,
         read_timeout_s=1,
+        watch_read_margin_s=1,
     )
 
 
@@ -200,3 +209,60 @@ def test_watch_lines_that_are_not_watch_events_reach_the_loop_as_what_they_are()
 def test_a_list_response_that_is_not_an_event_list_is_an_api_error(body: bytes) -> None:
     with pytest.raises(KubeError, match="unreadable list response"):
         _canned(body).list_page(limit=10, continue_token=None)
+
+
+def test_a_watch_reads_for_longer_than_its_server_side_timeout_and_a_list_for_the_read_timeout() -> (
+    None
+):
+    api = CannedApi(b'{"metadata": {"resourceVersion": "12"}, "items": []}')
+    source = KubeEventSource(
+        api,  # type: ignore[arg-type]
+        namespace=None,
+        connect_timeout_s=5,
+        read_timeout_s=90,
+        watch_read_margin_s=30,
+    )
+    source.list_page(limit=500, continue_token=None)
+    list(source.watch(resource_version="12", timeout_s=300))
+    assert [call["_request_timeout"] for call in api.calls] == [(5, 90), (5, 330)]
+
+
+def test_the_current_resource_version_is_asked_with_a_list_of_one() -> None:
+    api = CannedApi(b'{"metadata": {"resourceVersion": "12", "continue": "x"}, "items": [{}]}')
+    assert _canned(b"", api).current_resource_version() == "12"
+    assert api.calls[0]["limit"] == 1
+    assert "resource_version" not in api.calls[0]  # a consistent read, not a cache's
+
+
+def test_a_quiet_watch_longer_than_the_read_timeout_ends_cleanly(
+    quiet_kube: FakeKube, quiet_kubeconfig: Path
+) -> None:
+    _add(quiet_kube, "before")
+    source = KubeEventSource.connect(
+        kubeconfig=quiet_kubeconfig,
+        context=None,
+        namespace=None,
+        connect_timeout_s=2,
+        read_timeout_s=0.5,  # lists only: the watch below is silent for 2 s, and that is fine
+        watch_read_margin_s=1,
+    )
+    assert source.current_resource_version() == "1"
+    assert list(source.watch(resource_version="1", timeout_s=2)) == []
+
+
+def test_a_watch_silent_past_its_server_side_timeout_is_a_dead_connection(
+    fake_kube: FakeKube, kubeconfig: Path
+) -> None:
+    source = KubeEventSource.connect(
+        kubeconfig=kubeconfig,
+        context=None,
+        namespace=None,
+        connect_timeout_s=2,
+        read_timeout_s=5,
+        watch_read_margin_s=0.5,
+    )
+    fake_kube.silence_next_watches()
+    started = time.monotonic()
+    with pytest.raises(KubeError):
+        list(source.watch(resource_version="0", timeout_s=1))
+    assert time.monotonic() - started < 5

@@ -41,6 +41,9 @@ class StuckSource:
             raise RuntimeError("a bug nobody foresaw")
         return EventPage([], self.list_rv, None)
 
+    def current_resource_version(self) -> str:
+        return self.list_rv
+
     def watch(self, *, resource_version: str, timeout_s: int) -> Iterator[WatchEvent]:
         self.watching.set()
         self.release.wait(30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,13 +27,43 @@ def _event(name: str, rv: int) -> dict[str, Any]:
 
 @dataclass
 class ScriptedSource:
-    """Pages for each list, and a script per watch call: events, or an exception to raise."""
+    """Pages for each list, and a script per watch call: events, or an exception to raise.
+
+    The server's current resourceVersion (`current_resource_version`) is `current` if given, else
+    the newest in the script, or what it sent since if newer: a server is never behind that."""
 
     pages: list[list[EventPage]]
-    watches: list[list[WatchEvent | Exception]]
+    watches: list[list[WatchEvent | Exception | float]]
+    """A float in a script is seconds passing on `clock` (e.g. `[300.0]`: a quiet watch that the
+    server's 300 s timeout ends)."""
     stop: threading.Event
     list_calls: int = 0
     watch_from: list[str] = field(default_factory=list)
+    current: str | None = None
+    now: float = 0.0
+    sent: int = 0
+    """The newest resourceVersion a watch carried."""
+
+    def clock(self) -> float:
+        return self.now
+
+    def __post_init__(self) -> None:
+        if self.current is None:
+            versions = [p.resource_version for pages in self.pages for p in pages] + [
+                e.object["metadata"]["resourceVersion"]
+                for script in self.watches
+                for e in script
+                if isinstance(e, WatchEvent)
+                and isinstance(e.object, dict)
+                and isinstance(e.object.get("metadata"), dict)
+                and str(e.object["metadata"].get("resourceVersion", "")).isdecimal()
+            ]
+            self.current = str(max((int(v) for v in versions if v.isdecimal()), default=0))
+
+    def current_resource_version(self) -> str:
+        assert self.current is not None
+        self.current = str(max(int(self.current), self.sent))
+        return self.current
 
     def list_page(self, *, limit: int, continue_token: str | None) -> EventPage:
         pages = self.pages[min(self.list_calls, len(self.pages) - 1)]
@@ -49,6 +80,13 @@ class ScriptedSource:
         for item in self.watches.pop(0):
             if isinstance(item, Exception):
                 raise item
+            if isinstance(item, float):
+                self.now += item
+                continue
+            rv = item.object.get("metadata", {}) if isinstance(item.object, dict) else None
+            rv = rv.get("resourceVersion") if isinstance(rv, dict) else None
+            if isinstance(rv, str) and rv.isdecimal():
+                self.sent = max(self.sent, int(rv))
             yield item
 
 
@@ -62,6 +100,7 @@ class Collected:
     set_aside_reasons: list[str] = field(default_factory=list)
     shortened_count: int = 0
     fail_next: int = 0
+    contacts: int = 0
 
     def publish(
         self, record: RawRecord, *, on_delivery: Callable[[str | None], None], stop: threading.Event
@@ -95,7 +134,7 @@ class Collected:
         self.causes.append(f"relist:{cause}")
 
     def contacted(self) -> None:
-        pass
+        self.contacts += 1
 
 
 def _watcher(source: ScriptedSource, sink: Collected) -> Watcher:
@@ -107,6 +146,7 @@ def _watcher(source: ScriptedSource, sink: Collected) -> Watcher:
         now=lambda: "2026-01-01T00:00:00Z",
         stop=source.stop,
         backoff=Backoff(base_s=0.001, cap_s=0.001),
+        clock=source.clock,
     )
 
 
@@ -488,3 +528,187 @@ def test_a_watch_that_ends_at_once_with_nothing_in_it_is_watched_again_only_afte
     ).run()
     assert len(source.watch_from) == 6  # five empty streams, then the script's end stops the loop
     assert stop.waits == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+# What a real API server does (docs/collectors.md, "What a real API server does"): no bookmarks for
+# Events, a wiped or restored etcd behind the same URL, 403s while RBAC warms up, and the stop.
+
+QUIET = 300.0
+"""In a script: a watch that carried nothing until the server's timeout (the default 300 s) ended it."""
+
+
+def _resumed(position: str, *, current: str, watches: list[list[Any]]) -> ScriptedSource:
+    """A source asked to resume from `position`, whose server is at `current`."""
+    return ScriptedSource(
+        [[EventPage([], current, None)]], watches, threading.Event(), current=current
+    )
+
+
+def _resuming_watcher(source: ScriptedSource, sink: Collected, position: str) -> Watcher:
+    watcher = _watcher(source, sink)
+    watcher.progress = Progress(position)
+    watcher.resource_version = position
+    return watcher
+
+
+def test_a_watch_the_server_ends_at_its_timeout_is_contact_and_not_a_restart() -> None:
+    source = _resumed("5", current="5", watches=[[QUIET], [QUIET]])
+    sink = Collected()
+    _resuming_watcher(source, sink, "5").run()
+    assert sink.causes == []
+    # Each turn: the server's version asked before the watch, then the watch's clean end; and the
+    # version asked before the third watch, which ends the script.
+    assert sink.contacts == 5
+
+
+def test_a_quiet_watch_that_runs_to_its_timeout_moves_the_position_to_the_servers_version() -> None:
+    source = _resumed("5", current="9", watches=[[QUIET]])
+    sink = Collected()
+    watcher = _resuming_watcher(source, sink, "5")
+    watcher.run()
+    assert source.watch_from == ["5", "9"]
+    assert watcher.progress.checkpoint == "9"  # a compaction past 5 no longer forces a relist
+
+
+def test_a_watch_that_carried_something_moves_only_as_far_as_what_it_carried() -> None:
+    # A reader slowed by Kafka may leave changes in the server's buffers when the timeout ends the
+    # stream: the version asked before it is no proof they were delivered.
+    source = _resumed("5", current="20", watches=[[WatchEvent("ADDED", _event("a", 7)), QUIET]])
+    sink = Collected()
+    watcher = _resuming_watcher(source, sink, "5")
+    watcher.run()
+    assert source.watch_from == ["5", "7"]
+    assert watcher.progress.checkpoint == "7"
+
+
+def test_a_quiet_watch_that_ends_before_its_timeout_does_not_move_the_position() -> None:
+    source = _resumed("5", current="9", watches=[[30.0]])
+    sink = Collected()
+    watcher = _resuming_watcher(source, sink, "5")
+    watcher.run()
+    assert source.watch_from == ["5", "5"]
+    assert sink.causes == ["stream_ended"]
+
+
+def test_backoff_grows_only_with_failures_and_a_clean_end_starts_it_again() -> None:
+    stop = CountingStop(limit=100)
+    failure = KubeError("500 Internal Server Error", status=500)
+    source = ScriptedSource(
+        [[EventPage([], "5", None)]], [[failure], [failure], [QUIET], [failure]], stop
+    )
+    sink = Collected()
+    watcher = _resuming_watcher(source, sink, "5")
+    watcher.backoff = Backoff(base_s=0.5, cap_s=30, jitter=0)
+    watcher.run()
+    assert stop.waits == [0.5, 1.0, 0.5]
+    assert sink.causes == ["http_500"] * 3
+
+
+def test_a_checkpoint_newer_than_the_server_relists_and_publishes_everything_it_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # etcd wiped or restored behind the same URL: the server's versions start again below the
+    # checkpoint. A watch from 50 would carry nothing until the server passed 50.
+    stop = threading.Event()
+    listed = [_event("a", 1), _event("b", 2)]
+    source = ScriptedSource(
+        [[EventPage(listed, "3", None)]], [[WatchEvent("ADDED", _event("c", 4))]], stop, current="3"
+    )
+    sink = Collected()
+    watcher = _resuming_watcher(source, sink, "50")
+    with caplog.at_level(logging.INFO, logger="collectors.watching"):
+        watcher.run()
+    assert _names(sink) == ["a", "b", "c"]  # none skipped as "at or before the checkpoint"
+    assert "relist:server_behind" in sink.causes
+    assert source.watch_from[0] == "3"
+    assert watcher.progress.checkpoint == "4"
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert all(word in warning.getMessage() for word in ("c1", "50", "resourceVersion 3"))
+
+
+def test_a_server_that_falls_behind_while_watched_is_relisted() -> None:
+    stop = threading.Event()
+
+    class WipedAfterFirstWatch(ScriptedSource):
+        def current_resource_version(self) -> str:
+            if len(self.watch_from) == 1:
+                self.current, self.sent = "1", 1  # etcd wiped: at 1, and carries on from there
+                return "1"
+            return super().current_resource_version()
+
+    source = WipedAfterFirstWatch(
+        [[EventPage([_event("again", 1)], "1", None)]],
+        [[WatchEvent("ADDED", _event("a", 8))], [WatchEvent("ADDED", _event("after", 2))]],
+        stop,
+    )
+    sink = Collected()
+    watcher = _resuming_watcher(source, sink, "7")
+    watcher.run()
+    assert _names(sink) == ["a", "again", "after"]
+    assert source.watch_from[:2] == ["7", "1"]
+    assert sink.causes.count("relist:server_behind") == 1
+
+
+def test_a_stream_broken_by_the_stop_is_neither_a_warning_nor_a_restart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+
+    class BrokenByStop(ScriptedSource):
+        def watch(self, *, resource_version: str, timeout_s: int) -> Iterator[WatchEvent]:
+            self.watch_from.append(resource_version)
+            self.stop.set()  # SIGTERM: the supervisor sets the stop and interrupts the stream
+            raise KubeError("watch stream broke: Connection broken")
+            yield  # a generator, like the real one
+
+    source = BrokenByStop([[EventPage([], "5", None)]], [], stop)
+    sink = Collected()
+    with caplog.at_level(logging.INFO, logger="collectors.watching"):
+        _resuming_watcher(source, sink, "5").run()
+    assert sink.causes == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_403s_right_after_the_start_are_rbac_warming_up_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    forbidden = KubeError("403 Forbidden", status=403)
+    source = _resumed(
+        "5",
+        current="6",
+        watches=[[forbidden], [1.0, forbidden], [WatchEvent("ADDED", _event("a", 6))]],
+    )
+    sink = Collected()
+    with caplog.at_level(logging.INFO, logger="collectors.watching"):
+        _resuming_watcher(source, sink, "5").run()
+    assert sink.causes[:2] == ["forbidden_while_starting"] * 2
+    assert "http_403" not in sink.causes
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert _names(sink) == ["a"]
+
+
+def test_a_403_that_lasts_past_the_grace_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    forbidden = KubeError("403 Forbidden", status=403)
+    source = _resumed("5", current="5", watches=[[forbidden], [20.0, forbidden], [forbidden]])
+    sink = Collected()
+    with caplog.at_level(logging.INFO, logger="collectors.watching"):
+        _resuming_watcher(source, sink, "5").run()
+    assert sink.causes == ["forbidden_while_starting", "http_403", "http_403"]
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+def test_403s_right_after_the_server_was_unreachable_are_rbac_warming_up() -> None:
+    forbidden = KubeError("403 Forbidden", status=403)
+    source = _resumed(
+        "5",
+        current="5",
+        watches=[
+            [QUIET],  # long after the start
+            [KubeError("API server unreachable: Connection refused")],  # it restarts ...
+            [forbidden],  # ... and forbids while its RBAC warms up
+            [forbidden],
+        ],
+    )
+    sink = Collected()
+    _resuming_watcher(source, sink, "5").run()
+    assert sink.causes == ["connection", "forbidden_while_starting", "forbidden_while_starting"]

@@ -109,6 +109,65 @@ def test_watch_sends_bookmarks_only_when_asked(fake_kube: FakeKube, kubeconfig: 
     assert _watch_lines(api, resource_version="1", timeout_seconds=1) == []
 
 
+def test_a_quiet_server_sends_no_bookmarks_even_when_asked_as_a_real_one_for_events(
+    kubeconfig: Path,
+) -> None:
+    quiet = FakeKube(bookmark_interval_s=0.1, bookmarks=False)
+    quiet.serve()
+    try:
+        _add(quiet, 1)
+        config = quiet.write_kubeconfig(kubeconfig.with_name("quiet-kubeconfig"))
+        started = time.monotonic()
+        lines = _watch_lines(
+            _api(config), resource_version="1", allow_watch_bookmarks=True, timeout_seconds=1
+        )
+        assert lines == []  # nothing at all until the timeout ends it
+        assert time.monotonic() - started > 0.9
+    finally:
+        quiet.stop()
+
+
+def test_after_a_reset_versions_start_low_and_a_watch_from_above_waits_silently(
+    fake_kube: FakeKube, kubeconfig: Path
+) -> None:
+    _add(fake_kube, 5)
+    fake_kube.reset()
+    assert fake_kube.events() == []
+    _add(fake_kube, 2, namespace="again")
+    api = _api(kubeconfig)
+    assert api.list_event_for_all_namespaces(limit=1).metadata.resource_version == "2"
+    # The watch from the old, higher version is accepted and carries nothing: what a real API
+    # server does when etcd was wiped or restored behind it.
+    assert _watch_lines(api, resource_version="5", timeout_seconds=1) == []
+
+
+def test_a_reset_to_a_backup_keeps_what_existed_at_its_version(
+    fake_kube: FakeKube, kubeconfig: Path
+) -> None:
+    added = _add(fake_kube, 4)
+    fake_kube.reset(to=2)
+    assert [e["metadata"]["name"] for e in fake_kube.events()] == [
+        e["metadata"]["name"] for e in added[:2]
+    ]
+    assert fake_kube.resource_version == 2
+    assert fake_kube.apply("ADDED", rollout_event("R", "m"))["metadata"]["resourceVersion"] == "3"
+
+
+def test_a_restart_can_answer_the_first_requests_with_403_as_rbac_warms_up(
+    fake_kube: FakeKube, kubeconfig: Path
+) -> None:
+    fake_kube.fail_next(500)
+    fake_kube.restart(down_s=0.1, forbidden=2)
+    api = _api(kubeconfig)
+    statuses = []
+    for _ in range(3):
+        with pytest.raises(client.ApiException) as raised:
+            api.list_event_for_all_namespaces()
+        statuses.append(raised.value.status)
+    assert statuses == [403, 403, 500]
+    assert api.list_event_for_all_namespaces().items == []
+
+
 def test_watch_from_a_compacted_version_gets_an_error_event_with_410(
     fake_kube: FakeKube, kubeconfig: Path
 ) -> None:
