@@ -17,6 +17,7 @@ from typing import Any
 import urllib3
 from confluent_kafka import Producer
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.checkpoints import KafkaCheckpointStore
 from herald_dev.infra import free_port
@@ -334,13 +335,14 @@ def rv(event: dict[str, Any]) -> int:
 
 
 def metric(port: int, name: str, **labels: str) -> float:
-    """A counter's value from the collector's /metrics (0 when absent)."""
-    _, text = http_get(port, "/metrics")
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    series = f"{name}{{{wanted}}} " if labels else f"{name} "
-    for line in text.splitlines():
-        if line.startswith(series):
-            return float(line.rsplit(" ", 1)[1])
+    """A counter's value from the collector's /metrics (0 when absent). Labels match in any
+    order: the exposition sorts them by name, not in the order the metric declares them."""
+    status, text = http_get(port, "/metrics")
+    assert status == 200, f"/metrics answered {status}"
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
     return 0.0
 
 
