@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import ssl
 import subprocess
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +39,7 @@ import yaml
 from kubernetes import client
 
 from herald_dev.infra import free_port
+from herald_dev.kubeassets import ensure_assets
 
 ADMIN_TOKEN = "herald-test-admin-token"  # noqa: S105 - a throwaway server on 127.0.0.1
 COLLECTOR_MANIFEST = (
@@ -400,16 +402,29 @@ def _create(call: Any, body: dict[str, Any], **kwargs: Any) -> None:
             raise
 
 
-if __name__ == "__main__":  # pragma: no cover - a manual check: start, print, wait
-    import tempfile
-
-    from herald_dev.kubeassets import ensure_assets
-
-    with tempfile.TemporaryDirectory() as tmp:
-        kube = RealKube(ensure_assets(), Path(tmp)).start()
-        print(kube.url, "admin token", ADMIN_TOKEN, flush=True)
+def main() -> None:  # pragma: no cover - by hand
+    """`python -m herald_dev.realkube`: start a server, print how to reach it, and stop it (etcd
+    and kube-apiserver both) on SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with tempfile.TemporaryDirectory(prefix="herald-realkube-") as tmp:
+        kube = RealKube(ensure_assets(), Path(tmp))
         try:
-            signal.pause()
+            kube.start()
+            admin = kube.kubeconfig(Path(tmp) / "admin.kubeconfig", token=ADMIN_TOKEN, user="admin")
+            collector = kube.collector_kubeconfig(Path(tmp) / "collector.kubeconfig")
+            print(
+                f"kube-apiserver at {kube.url}, etcd at {kube.etcd_url}\n"
+                f"admin kubeconfig:     {admin}\n"
+                f"collector kubeconfig: {collector}\n"
+                "Ctrl-C stops both.",
+                flush=True,
+            )
+            stop.wait()
         finally:
             kube.stop()
-    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
