@@ -14,7 +14,8 @@ resourceVersions expire), `wipe_etcd` (etcd restarted empty behind the same URL,
 Server options that change what the collector sees (facts in shared/reference/real-kubernetes.md):
 - `watch_cache_events`: Events are kept out of the watch cache by default (`--watch-cache-sizes`
   has events at 0): a watch of Events then reads etcd directly and carries no bookmarks. With it on
-  (`events#1000`), bookmarks come (the first after about 2 minutes) and a restart means a 410.
+  (`events#1000`), bookmarks come (the first after about 2 minutes), and a restart means a 410
+  on the next watch if etcd's revision moved meanwhile (a SIGTERM'd server's lease removal does).
 - `event_ttl`: how long Events live (`--event-ttl`, one hour by default); each expiry is a DELETED.
 - `apiserver_args`: any other flag.
 """
