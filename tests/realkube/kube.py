@@ -160,7 +160,9 @@ class EventWriter:
     until stopped, each through outages (`create_through_outages`): `created` is then exactly what
     the server holds, whatever happened to it meanwhile."""
 
-    def __init__(self, kube: RealKube, namespace: str, *, prefix: str, interval_s: float = 0.02):
+    def __init__(
+        self, kube: RealKube, namespace: str, *, prefix: str, interval_s: float = 0.02
+    ) -> None:
         self._kube = kube
         self._namespace = namespace
         self._prefix = prefix
