@@ -14,17 +14,21 @@ resourceVersions expire), `wipe_etcd` (etcd restarted empty behind the same URL,
 Server options that change what the collector sees (facts in shared/reference/real-kubernetes.md):
 - `watch_cache_events`: Events are kept out of the watch cache by default (`--watch-cache-sizes`
   has events at 0): a watch of Events then reads etcd directly and carries no bookmarks. With it on
-  (`events#1000`), bookmarks come (the first after about 2 minutes) and a restart means a 410.
+  (`events#1000`), bookmarks come (the first after about 2 minutes), and a restart means a 410
+  on the next watch if etcd's revision moved meanwhile (a SIGTERM'd server's lease removal does).
 - `event_ttl`: how long Events live (`--event-ttl`, one hour by default); each expiry is a DELETED.
+- `apiserver_args`: any other flag.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-import os
 import signal
 import ssl
 import subprocess
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,12 +40,15 @@ import yaml
 from kubernetes import client
 
 from herald_dev.infra import free_port
+from herald_dev.kubeassets import ensure_assets
 
 ADMIN_TOKEN = "herald-test-admin-token"  # noqa: S105 - a throwaway server on 127.0.0.1
 COLLECTOR_MANIFEST = (
     Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "collectors.yaml"
 )
 _RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+_COMPACTION_KEY = base64.b64encode(b"herald-test/compaction").decode()
+"""Written before a compaction; outside `/registry`, so the API server never sees it."""
 
 
 class RealKubeError(RuntimeError):
@@ -94,15 +101,19 @@ class _Process:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def stop(self, *, kill: bool = False, timeout_s: float = 20) -> None:
+    def stop(self, *, kill: bool = False, timeout_s: float = 20) -> bool:
+        """SIGTERM (or SIGKILL), then SIGKILL if it has not exited within `timeout_s`; False if
+        it had to be killed after a SIGTERM."""
         if self.popen is None or self.popen.poll() is not None:
-            return
+            return True
         self.popen.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         try:
             self.popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+            return False
+        return True
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -121,6 +132,8 @@ class RealKube:
     watch_cache_events: bool = False
     event_ttl: str | None = None
     """`--event-ttl`, e.g. "20s"; None keeps the server's default (1h)."""
+    apiserver_args: tuple[str, ...] = ()
+    """More kube-apiserver flags, e.g. `("--shutdown-watch-termination-grace-period=5s",)`."""
     start_timeout_s: float = 60
     etcd_client_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
@@ -206,11 +219,17 @@ class RealKube:
         return int(answer["header"]["revision"])
 
     def compact(self, revision: int | None = None) -> int:
-        """Compact etcd up to `revision` (default: the current one): older resourceVersions are
-        gone, so a watch or list continue token from before it gets 410 Expired. Returns it."""
-        target = self.revision() if revision is None else revision
-        self.etcd_post("/v3/kv/compaction", {"revision": str(target), "physical": True})
-        return target
+        """Compact etcd up to `revision`: every resourceVersion before it is gone, so a watch or a
+        list continue token from before it gets 410 Expired. Returns it.
+
+        By default, everything seen so far expires: etcd keeps the compaction revision itself
+        readable, so a key outside the API server's `/registry` prefix is written first to move
+        the revision past the newest resourceVersion anyone can hold."""
+        if revision is None:
+            answer = self.etcd_post("/v3/kv/put", {"key": _COMPACTION_KEY, "value": "eA=="})
+            revision = int(answer["header"]["revision"])
+        self.etcd_post("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
 
     def wipe_etcd(self) -> None:
         """Restart etcd empty on the same ports (as after a wipe or a restore from an old backup):
@@ -253,15 +272,26 @@ class RealKube:
             args.append("--watch-cache-sizes=events#1000")
         if self.event_ttl is not None:
             args.append(f"--event-ttl={self.event_ttl}")
+        args.extend(self.apiserver_args)
         self._apiserver = _Process(args, self.state_dir / "kube-apiserver.log")
         self._apiserver.start()
         self._wait(self._ready, "kube-apiserver", self._apiserver)
 
-    def restart_apiserver(self, *, kill: bool = False) -> None:
+    def restart_apiserver(self, *, kill: bool = False, term_timeout_s: float = 75) -> None:
         """Stop the API server (SIGTERM, or SIGKILL with `kill`) and start it again on the same
-        port; returns once it is ready."""
+        port; returns once it is ready.
+
+        After a SIGTERM, kube-apiserver stops listening at once but, with its default flags,
+        keeps open watches open (and silent) until its shutdown timeout, 60 s, before it exits;
+        `--shutdown-watch-termination-grace-period` (`apiserver_args`) makes it end them at once.
+        A SIGTERM it has not obeyed within `term_timeout_s` is an error, not a quiet SIGKILL."""
         if self._apiserver is not None:
-            self._apiserver.stop(kill=kill)
+            stopped = self._apiserver.stop(kill=kill, timeout_s=term_timeout_s)
+            if not stopped:
+                raise RealKubeError(
+                    f"kube-apiserver did not exit within {term_timeout_s:.0f}s of SIGTERM "
+                    "(killed):\n" + self._apiserver.tail()
+                )
         self._start_apiserver()
 
     def _ready(self) -> bool:
@@ -373,16 +403,29 @@ def _create(call: Any, body: dict[str, Any], **kwargs: Any) -> None:
             raise
 
 
-if __name__ == "__main__":  # pragma: no cover - a manual check: start, print, wait
-    import tempfile
-
-    from herald_dev.kubeassets import ensure_assets
-
-    with tempfile.TemporaryDirectory() as tmp:
-        kube = RealKube(ensure_assets(), Path(tmp)).start()
-        print(kube.url, "admin token", ADMIN_TOKEN, flush=True)
+def main() -> None:  # pragma: no cover - by hand
+    """`python -m herald_dev.realkube`: start a server, print how to reach it, and stop it (etcd
+    and kube-apiserver both) on SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with tempfile.TemporaryDirectory(prefix="herald-realkube-") as tmp:
+        kube = RealKube(ensure_assets(), Path(tmp))
         try:
-            signal.pause()
+            kube.start()
+            admin = kube.kubeconfig(Path(tmp) / "admin.kubeconfig", token=ADMIN_TOKEN, user="admin")
+            collector = kube.collector_kubeconfig(Path(tmp) / "collector.kubeconfig")
+            print(
+                f"kube-apiserver at {kube.url}, etcd at {kube.etcd_url}\n"
+                f"admin kubeconfig:     {admin}\n"
+                f"collector kubeconfig: {collector}\n"
+                "Ctrl-C stops both.",
+                flush=True,
+            )
+            stop.wait()
         finally:
             kube.stop()
-    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

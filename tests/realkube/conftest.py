@@ -9,18 +9,25 @@ Events into a namespace of its own (`namespace`), so tests sharing the server ne
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from herald_dev.kubeassets import ensure_assets
 from herald_dev.realkube import RealKube
+from tests.realkube.kube import new_namespace
 
-pytestmark = pytest.mark.realkube
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this folder `realkube` (a `pytestmark` in a conftest marks nothing), so
+    that `pytest -m realkube` runs the tier alone and `-m 'not realkube'` everything else."""
+    for item in items:
+        if _HERE in item.path.parents:
+            item.add_marker(pytest.mark.realkube)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +65,4 @@ def start_real_kube(
 @pytest.fixture
 def namespace(real_kube: RealKube) -> str:
     """A fresh namespace on the shared server."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    with real_kube.admin() as api:
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
-    return name
+    return new_namespace(real_kube)
