@@ -43,6 +43,7 @@ from herald_dev.infra import free_port
 from herald_dev.kubeassets import ensure_assets
 
 ADMIN_TOKEN = "herald-test-admin-token"  # noqa: S105 - a throwaway server on 127.0.0.1
+COLLECTOR_STATIC_TOKEN = "herald-test-collector-token"  # noqa: S105 - the same
 COLLECTOR_MANIFEST = (
     Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "collectors.yaml"
 )
@@ -157,8 +158,11 @@ class RealKube:
     def start(self) -> RealKube:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         make_pki(self.pki)
+        namespace, name = _collector_account()
         (self.state_dir / "tokens.csv").write_text(
             f'{ADMIN_TOKEN},herald-test-admin,1,"system:masters"\n'
+            f"{COLLECTOR_STATIC_TOKEN},system:serviceaccount:{namespace}:{name},2,"
+            f'"system:serviceaccounts,system:serviceaccounts:{namespace},system:authenticated"\n'
         )
         self._start_etcd()
         self._start_apiserver()
@@ -232,14 +236,16 @@ class RealKube:
         return revision
 
     def wipe_etcd(self) -> None:
-        """Restart etcd empty on the same ports (as after a wipe or a restore from an old backup):
-        the API server keeps its URL, its resourceVersions start again from low numbers. The
-        collector's RBAC is applied again (it was in the wiped data)."""
+        """Restart etcd empty on the same ports (as after a wipe or a restore from an old backup),
+        then restart the API server, as Kubernetes' restore procedure says to (without it, it
+        goes on handing out etcd leases the new etcd never granted: every Event write fails with
+        500 "requested lease not found"). The URL stays, resourceVersions start again from low
+        numbers. The collector's RBAC is applied again (it was in the wiped data)."""
         if self._etcd is not None:
             self._etcd.stop()
         self._etcd_generation += 1
         self._start_etcd()
-        self._wait(self._ready, "kube-apiserver (etcd wiped)", self._apiserver)
+        self.restart_apiserver(kill=True)  # its state is moot: no need to wait for a clean stop
         self._apply_collector_rbac()
 
     # -- kube-apiserver -----------------------------------------------------------------------
@@ -372,12 +378,11 @@ class RealKube:
     def collector_token(self, *, seconds: int = 86_400) -> str:
         """A token of the collector's ServiceAccount from `deploy/kubernetes/collectors.yaml`,
         issued by the server (TokenRequest)."""
-        documents = yaml.safe_load_all(COLLECTOR_MANIFEST.read_text())
-        account = next(d for d in documents if d and d["kind"] == "ServiceAccount")
+        namespace, name = _collector_account()
         with self.admin() as api:
             answer = client.CoreV1Api(api).create_namespaced_service_account_token(
-                account["metadata"]["name"],
-                account["metadata"]["namespace"],
+                name,
+                namespace,
                 client.AuthenticationV1TokenRequest(
                     spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds)
                 ),
@@ -386,13 +391,26 @@ class RealKube:
             raise RealKubeError("the API server issued no token for the collector")
         return str(answer.status.token)
 
-    def collector_kubeconfig(self, path: Path) -> Path:
-        """A kubeconfig with exactly the collector's rights (list/watch/get core/v1 Events)."""
-        return self.kubeconfig(path, token=self.collector_token(), user="herald-collector")
+    def collector_kubeconfig(self, path: Path, *, static_token: bool = False) -> Path:
+        """A kubeconfig with exactly the collector's rights (list/watch/get core/v1 Events).
+
+        By default with a token the server issues for the ServiceAccount (TokenRequest), the real
+        path of a pod's token. With `static_token`, with a static token whose user name is that
+        ServiceAccount's (`system:serviceaccount:<namespace>:<name>`, so the same RBAC binding
+        applies): it outlives `wipe_etcd`, which deletes the account an issued token names."""
+        token = COLLECTOR_STATIC_TOKEN if static_token else self.collector_token()
+        return self.kubeconfig(path, token=token, user="herald-collector")
 
     def logs(self, lines: int = 30) -> str:
         parts = [("etcd", self._etcd), ("kube-apiserver", self._apiserver)]
         return "\n".join(f"--- {name}:\n{p.tail(lines)}" for name, p in parts if p is not None)
+
+
+def _collector_account() -> tuple[str, str]:
+    """(namespace, name) of the collector's ServiceAccount in deploy/kubernetes/collectors.yaml."""
+    documents = yaml.safe_load_all(COLLECTOR_MANIFEST.read_text())
+    account = next(d for d in documents if d and d["kind"] == "ServiceAccount")
+    return str(account["metadata"]["namespace"]), str(account["metadata"]["name"])
 
 
 def _create(call: Any, body: dict[str, Any], **kwargs: Any) -> None:
