@@ -266,3 +266,44 @@ def test_a_watch_silent_past_its_server_side_timeout_is_a_dead_connection(
     with pytest.raises(KubeError):
         list(source.watch(resource_version="0", timeout_s=1))
     assert time.monotonic() - started < 5
+
+
+def test_an_interrupt_before_the_watch_opens_ends_it_at_once_and_every_later_request(
+    quiet_kube: FakeKube, quiet_kubeconfig: Path
+) -> None:
+    """The stop can come while the loop is still listing: the watch it opens next must not wait
+    out its server-side timeout (found on a real API server: SIGTERM right after a long list)."""
+    source = KubeEventSource.connect(
+        kubeconfig=quiet_kubeconfig,
+        context=None,
+        namespace=None,
+        connect_timeout_s=2,
+        read_timeout_s=5,
+        watch_read_margin_s=5,
+    )
+    source.interrupt()
+    started = time.monotonic()
+    with pytest.raises(KubeError, match="interrupted"):
+        list(source.watch(resource_version="0", timeout_s=30))
+    with pytest.raises(KubeError, match="interrupted"):
+        source.list_page(limit=10, continue_token=None)
+    assert time.monotonic() - started < 5
+
+
+def test_an_interrupt_breaks_an_open_quiet_watch(
+    quiet_kube: FakeKube, quiet_kubeconfig: Path
+) -> None:
+    source = KubeEventSource.connect(
+        kubeconfig=quiet_kubeconfig,
+        context=None,
+        namespace=None,
+        connect_timeout_s=2,
+        read_timeout_s=5,
+        watch_read_margin_s=5,
+    )
+    stream = source.watch(resource_version="0", timeout_s=30)
+    threading.Timer(0.5, source.interrupt).start()
+    started = time.monotonic()
+    with pytest.raises(KubeError):
+        list(stream)
+    assert time.monotonic() - started < 5

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.kube import KubeEventSource
+from collectors.settings import WATCH_READ_MARGIN_S
 from collectors.watching import DeliveryCallback, EventPage, Watcher, WatchEvent
 from herald_contracts import RawRecord
 from herald_dev.realkube import RealKube
@@ -43,6 +44,9 @@ class CompactingAfterFirstPage:
 
     def watch(self, *, resource_version: str, timeout_s: int) -> Iterator[WatchEvent]:
         return self.source.watch(resource_version=resource_version, timeout_s=timeout_s)
+
+    def current_resource_version(self) -> str:
+        return self.source.current_resource_version()
 
 
 @dataclass
@@ -86,6 +90,7 @@ def test_a_list_whose_continue_token_expired_is_listed_again_and_loses_nothing(
         namespace=namespace,
         connect_timeout_s=2,
         read_timeout_s=30,
+        watch_read_margin_s=WATCH_READ_MARGIN_S,
     )
     wrapped = CompactingAfterFirstPage(source, real_kube)
     collected = Collected()
