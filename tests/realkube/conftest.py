@@ -1,7 +1,8 @@
 """The real-cluster tier: the collector against a real kube-apiserver and etcd (`herald_dev.realkube`).
 
 The binaries come from `herald_dev.kubeassets`: `KUBEBUILDER_ASSETS` if set, else the per-machine
-cache, else built from the Go module proxy once (about 13 minutes; `make setup` does it first).
+cache, else built from the Go module proxy once (about 13 minutes; `make kube-assets` does it first,
+and so does the session itself before any test runs when the tier is selected).
 One server runs for the whole session (`real_kube`); tests that need other server flags, or that
 break the server for good (etcd wiped), start their own with `start_real_kube`. Each test writes its
 Events into a namespace of its own (`namespace`), so tests sharing the server never see each other's.
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from herald_dev.kubeassets import ensure_assets
+from herald_dev.kubeassets import AssetsError, ensure_assets
 from herald_dev.realkube import RealKube
 from tests.realkube.kube import new_namespace
 
@@ -30,9 +31,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.realkube)
 
 
+_found: list[Path | AssetsError] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Find or build the binaries before any test runs, when the tier is selected: a build (about
+    13 minutes the first time) inside a fixture would count against the first test's timeout
+    (pytest-timeout's 120 s covers fixture setup) and be killed, and every test of the tier with it."""
+    if any(item.get_closest_marker("realkube") for item in session.items):
+        try:
+            _found.append(ensure_assets())
+        except AssetsError as e:
+            _found.append(e)
+
+
 @pytest.fixture(scope="session")
 def kube_assets() -> Path:
-    return ensure_assets()
+    found = _found[0] if _found else ensure_assets()
+    if isinstance(found, AssetsError):
+        pytest.fail(f"kubeassets: {found}", pytrace=False)
+    return found
 
 
 @pytest.fixture(scope="session")
