@@ -1,0 +1,256 @@
+"""Review probes (issue 10): things a newcomer would try against the real server that the tier
+does not cover yet."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from herald_dev.processes import ServiceProcess
+from herald_dev.realkube import RealKube
+from tests.collectors.test_real_server_behaviour import _logged, _metric
+from tests.conftest import Topics
+from tests.realkube.kube import (
+    core_event,
+    create,
+    create_events_api_event,
+    create_many,
+    objects,
+    repeat_events_api_event,
+    start_collector,
+)
+from tests.support import TopicReader, http_get, wait_until
+
+
+def _uids(values: list[dict[str, Any]]) -> set[str]:
+    return {v["object"]["metadata"]["uid"] for v in values}
+
+
+def test_an_argo_cd_event_written_through_events_api_and_its_repeat_give_domain_events(
+    kafka: str,
+    topics: Topics,
+    real_kube: RealKube,
+    namespace: str,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    start_collector(services, real_kube, topics, tmp_path, namespace=namespace)
+    services(
+        "processors",
+        {
+            **topics.env(),
+            "HERALD_PROCESSOR_APP_ID": f"review-{uuid.uuid4().hex[:8]}",
+            "HERALD_PROCESSOR_DATA_DIR": str(tmp_path / "processor-data"),
+        },
+    )
+    app = {
+        "kind": "Application",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "namespace": namespace,
+        "name": "guestbook",
+        "uid": str(uuid.uuid4()),
+    }
+    created = create_events_api_event(
+        real_kube,
+        namespace,
+        reason="OperationCompleted",
+        note="Sync operation to 4f2c9a1 succeeded",
+        controller="argocd-application-controller",
+        regarding=app,
+    )
+    repeat_events_api_event(real_kube, namespace, created["metadata"]["name"], 2)
+    domain = TopicReader(kafka, topics.domain)
+    try:
+        assert domain.read_until(lambda v: len(v) >= 2, timeout_s=90), domain.values
+    finally:
+        domain.close()
+    assert [e["type"] for e in domain.values] == ["dev.herald.application.operation_completed"] * 2
+    assert domain.values[0]["source"].endswith(f"/namespaces/{namespace}/applications/guestbook")
+    assert domain.values[0]["data"]["revision"] == "4f2c9a1"
+
+
+def test_a_real_403_is_warned_and_counted_after_the_grace(
+    topics: Topics,
+    real_kube: RealKube,
+    namespace: str,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    collector, port = start_collector(
+        services,
+        real_kube,
+        topics,
+        tmp_path,
+        namespace=namespace,
+        env={"HERALD_WATCH_TIMEOUT_S": "3", "HERALD_LOG_FORMAT": "json"},
+    )
+    with real_kube.admin() as api:
+        rbac = client.RbacAuthorizationV1Api(api)
+        [binding] = [
+            b
+            for b in rbac.list_cluster_role_binding().items
+            if any(s.kind == "ServiceAccount" for s in b.subjects or [])
+            and "herald" in b.metadata.name
+        ]
+        rbac.delete_cluster_role_binding(binding.metadata.name)
+        try:
+            assert wait_until(
+                lambda: (
+                    (_metric(port, "herald_collector_watch_restarts_total", cause="http_403") or 0)
+                    >= 1
+                ),
+                timeout_s=60,
+            ), collector.log_tail()
+        finally:
+            binding.metadata.resource_version = None
+            rbac.create_cluster_role_binding(binding)
+    assert any("403" in w for w in _logged(collector, level="warning"))
+    assert collector.stop() == 0
+
+
+def test_etcd_wiped_while_the_collector_was_stopped_is_relisted_at_restart(
+    kafka: str,
+    topics: Topics,
+    start_real_kube: Callable[..., RealKube],
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    kube = start_real_kube()
+    kubeconfig = kube.collector_kubeconfig(tmp_path / "kubeconfig", static_token=True)
+    for i in range(300):
+        create(kube, core_event("default", message=f"before {i}"))
+    env = {"HERALD_WATCH_TIMEOUT_S": "10", "HERALD_LOG_FORMAT": "json"}
+    collector, _ = start_collector(services, kube, topics, tmp_path, env=env, kubeconfig=kubeconfig)
+    reader = TopicReader(kafka, topics.raw)
+    try:
+        assert reader.read_until(lambda v: len(objects(v, "default")) >= 300, timeout_s=30)
+        time.sleep(2)  # the checkpoint written
+        assert collector.stop() == 0
+        kube.wipe_etcd()
+        after = create(kube, core_event("default", message="after the wipe, while stopped"))
+        collector, port = start_collector(
+            services, kube, topics, tmp_path, env=env, kubeconfig=kubeconfig
+        )
+        assert reader.read_until(lambda v: after["metadata"]["uid"] in _uids(v), timeout_s=40)
+    finally:
+        reader.close()
+    assert _metric(port, "herald_collector_relists_total", cause="server_behind") == 1.0
+    assert collector.stop() == 0
+
+
+def test_sigterm_during_a_long_list_stops_promptly_and_cleanly(
+    kafka: str,
+    topics: Topics,
+    real_kube: RealKube,
+    namespace: str,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    create_many(real_kube, [core_event(namespace, name=f"bulk-{i:05d}") for i in range(3000)])
+    collector, _ = start_collector(
+        services,
+        real_kube,
+        topics,
+        tmp_path,
+        namespace=namespace,
+        env={"HERALD_LIST_PAGE_SIZE": "20", "HERALD_LOG_FORMAT": "json"},
+        ready=False,
+    )
+    reader = TopicReader(kafka, topics.raw)
+    try:
+        assert reader.read_until(lambda v: len(v) >= 100, timeout_s=60)
+    finally:
+        reader.close()
+    assert len(reader.values) < 3000, "the list finished before the stop: not a probe"
+    started = time.monotonic()
+    code = collector.stop(timeout_s=40)
+    took = time.monotonic() - started
+    assert code == 0, collector.log_tail()
+    assert took < 10, took
+    assert _logged(collector, level="warning") == []
+    assert _logged(collector, level="error") == []
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("watch_timeout_s", [8, 25])
+def test_a_quiet_namespace_survives_the_api_servers_own_compaction(
+    kafka: str,
+    topics: Topics,
+    start_real_kube: Callable[..., RealKube],
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+    watch_timeout_s: int,
+) -> None:
+    """The API server compacts every --etcd-compaction-interval (5 min by default) to the revision
+    it saw one interval before. Scaled down to an interval of 10 s: HERALD_WATCH_TIMEOUT_S 8 is
+    the default 300 s below a 5 min interval; 25 is a watch timeout above it (docs/settings.md
+    allows up to 600 s). The rest of the cluster is busy; the watched namespace is quiet.
+    A quiet watch moves the position only to the server's version asked before it began, so
+    the position lags by one watch timeout: past the compaction interval, every quiet watch ends
+    in a 410 and a relist (counted as expired; HeraldCollectorRelistingOften fires at > 3/h)."""
+    kube = start_real_kube(apiserver_args=["--etcd-compaction-interval=10s"])
+    with kube.admin() as api:
+        client.CoreV1Api(api).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name="quiet"))
+        )
+    create(kube, core_event("quiet", message="before the quiet spell"))
+    collector, port = start_collector(
+        services,
+        kube,
+        topics,
+        tmp_path,
+        namespace="quiet",
+        env={"HERALD_WATCH_TIMEOUT_S": str(watch_timeout_s), "HERALD_LOG_FORMAT": "json"},
+    )
+    deadline = time.monotonic() + 3 * watch_timeout_s + 5
+    i = 0
+    while time.monotonic() < deadline:
+        create(kube, core_event("default", message=f"busy elsewhere {i}"))
+        i += 1
+        time.sleep(1)
+    assert _metric(port, "herald_collector_relists_total", cause="expired") is None
+    assert collector.stop() == 0
+
+
+@pytest.mark.timeout(240)
+def test_an_api_server_down_longer_than_the_backoff_cap_is_caught_up_with_no_403_noise(
+    kafka: str,
+    topics: Topics,
+    start_real_kube: Callable[..., RealKube],
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    kube = start_real_kube(apiserver_args=["--shutdown-watch-termination-grace-period=2s"])
+    collector, port = start_collector(
+        services,
+        kube,
+        topics,
+        tmp_path,
+        env={
+            "HERALD_LOG_FORMAT": "json",
+            "HERALD_BACKOFF_BASE_S": "0.5",
+            "HERALD_BACKOFF_MAX_S": "30",
+        },
+        kubeconfig=kube.collector_kubeconfig(tmp_path / "kubeconfig", static_token=True),
+    )
+    assert kube._apiserver is not None
+    kube._apiserver.stop(timeout_s=30)
+    time.sleep(70)
+    status = http_get(port, "/readyz")[0]
+    kube._start_apiserver()
+    event = create(kube, core_event("default", message="after the long outage"))
+    reader = TopicReader(kafka, topics.raw)
+    try:
+        assert reader.read_until(lambda v: event["metadata"]["uid"] in _uids(v), timeout_s=45)
+    finally:
+        reader.close()
+    assert status == 200
+    assert _metric(port, "herald_collector_watch_restarts_total", cause="http_403") is None
+    assert _metric(port, "herald_collector_watch_restarts_total", cause="connection")
+    assert collector.stop() == 0
