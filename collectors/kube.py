@@ -90,6 +90,9 @@ class KubeEventSource:
                 f"cannot load Kubernetes config ({kubeconfig or 'in-cluster'}): {e}"
             ) from e
         configuration.retries = False  # the watch loop owns retries, with backoff and metrics
+        # TCP keepalive with client-go's timings: a quiet watch sends nothing for a whole watch
+        # timeout, and proxies and load balancers drop idle connections sooner (some at 4 min).
+        configuration.keep_alive = True
         api_client = client.ApiClient(configuration)
         return cls(
             client.CoreV1Api(api_client),

@@ -54,10 +54,13 @@ class CollectorSettings:
     """HERALD_REPLICA_COUNT: how many replicas share the clusters."""
     list_page_size: int = 500
     """HERALD_LIST_PAGE_SIZE: items per page of a list."""
-    watch_timeout_s: int = 300
+    watch_timeout_s: int = 120
     """HERALD_WATCH_TIMEOUT_S: server-side timeout of one watch request (`timeoutSeconds`); the
     server then ends it cleanly, and it is resumed. A watch's client read timeout is this plus
-    WATCH_READ_MARGIN_S."""
+    WATCH_READ_MARGIN_S. Keep it well below the API server's `--etcd-compaction-interval` (5 min
+    by default): a quiet scope's position trails the server by one watch timeout (see
+    docs/collectors.md, "A quiet cluster sends nothing"), and a position compacted away is a 410
+    and a relist at every quiet watch."""
     connect_timeout_s: float = 5.0
     """HERALD_CONNECT_TIMEOUT_S: connect timeout of every API request."""
     read_timeout_s: float = 90.0
@@ -150,7 +153,7 @@ class CollectorSettings:
             replica_index=replica_index,
             replica_count=replica_count,
             list_page_size=int(reader.number("HERALD_LIST_PAGE_SIZE", 500, minimum=1)),
-            watch_timeout_s=int(reader.number("HERALD_WATCH_TIMEOUT_S", 300, minimum=1)),
+            watch_timeout_s=int(reader.number("HERALD_WATCH_TIMEOUT_S", 120, minimum=1)),
             connect_timeout_s=reader.number("HERALD_CONNECT_TIMEOUT_S", 5.0, minimum=0.1),
             read_timeout_s=reader.number("HERALD_READ_TIMEOUT_S", 90.0, minimum=0.1),
             backoff_base_s=reader.number("HERALD_BACKOFF_BASE_S", 0.5, minimum=0.01),

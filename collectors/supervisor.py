@@ -48,7 +48,7 @@ Connect = Callable[[ClusterSpec, str | None], Source]
 @dataclass(frozen=True)
 class WatchSettings:
     page_size: int = 500
-    watch_timeout_s: int = 300
+    watch_timeout_s: int = 120
     backoff: Backoff = field(default_factory=Backoff)
     message_max_bytes: int = 65_536
 

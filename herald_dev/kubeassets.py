@@ -98,6 +98,7 @@ def ensure_assets(env: Mapping[str, str] | None = None, *, log: bool = True) -> 
     with _locked(target.parent / f".{target.name}.lock"):
         if _complete(target):  # built by another process while this one waited
             return target
+        go_env = _go_env(env)  # before saying a build starts: `go` may be missing
         if log:
             print(
                 f"kubeassets: building etcd {ETCD_VERSION} and kube-apiserver "
@@ -106,7 +107,7 @@ def ensure_assets(env: Mapping[str, str] | None = None, *, log: bool = True) -> 
                 file=sys.stderr,
                 flush=True,
             )
-        _build_all(target, env)
+        _build_all(target, go_env)
     return target
 
 
@@ -167,8 +168,7 @@ def _make_writable_and_retry(function: object, path: str, _: object) -> None:
     function(path)  # type: ignore[operator]
 
 
-def _build_all(target: Path, env: Mapping[str, str]) -> None:
-    go_env = _go_env(env)
+def _build_all(target: Path, go_env: Mapping[str, str]) -> None:
     with tempfile.TemporaryDirectory(prefix=".build-", dir=target.parent) as work_dir:
         work = Path(work_dir)
         staged = work / "bin"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -307,3 +308,12 @@ def test_an_interrupt_breaks_an_open_quiet_watch(
     with pytest.raises(KubeError):
         list(stream)
     assert time.monotonic() - started < 5
+
+
+def test_watch_connections_are_kept_alive_like_client_gos(kubeconfig: Path) -> None:
+    """A quiet watch is silent for its whole timeout: without TCP keepalive an idle-timeout proxy
+    or load balancer on the way would drop it."""
+    source = _source(kubeconfig)
+    options = source._api.api_client.rest_client.pool_manager.connection_pool_kw["socket_options"]
+    assert (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) in options
+    assert (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30) in options
