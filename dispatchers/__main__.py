@@ -78,6 +78,28 @@ def main(argv: list[str] | None = None) -> None:
         store.close()
 
 
+def _database_ready(
+    settings: DispatcherSettings,
+    store: Store,
+    beats: Heartbeats,
+    stop: threading.Event,
+    backoff: Backoff,
+    *,
+    source: KafkaRecordSource,
+) -> bool:
+    """`_database_waited_for`, closing the Kafka consumer when the dispatcher will not run: on a
+    stop, and on a bad setting found there (a secret sealed with a key it lacks), which exits the
+    process; an unclosed consumer's close at interpreter exit can hang it."""
+    try:
+        waited = _database_waited_for(settings, store, beats, stop, backoff)
+    except BaseException:
+        source.close()
+        raise
+    if not waited:
+        source.close()
+    return waited
+
+
 def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
     """Every stored secret must open with the keyring, or the dispatcher does not start. Raises
     StoreError while the database is unreachable."""
@@ -157,8 +179,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    if not _database_waited_for(settings, store, beats, stop, backoff):
-        source.close()
+    if not _database_ready(settings, store, beats, stop, backoff, source=source):
         return
     started.set()
     sender = HttpSender(
