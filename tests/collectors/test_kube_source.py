@@ -274,14 +274,7 @@ def test_an_interrupt_before_the_watch_opens_ends_it_at_once_and_every_later_req
 ) -> None:
     """The stop can come while the loop is still listing: the watch it opens next must not wait
     out its server-side timeout (found on a real API server: SIGTERM right after a long list)."""
-    source = KubeEventSource.connect(
-        kubeconfig=quiet_kubeconfig,
-        context=None,
-        namespace=None,
-        connect_timeout_s=2,
-        read_timeout_s=5,
-        watch_read_margin_s=5,
-    )
+    source = _source(quiet_kubeconfig)
     source.interrupt()
     started = time.monotonic()
     with pytest.raises(KubeError, match="interrupted"):
@@ -294,14 +287,7 @@ def test_an_interrupt_before_the_watch_opens_ends_it_at_once_and_every_later_req
 def test_an_interrupt_breaks_an_open_quiet_watch(
     quiet_kube: FakeKube, quiet_kubeconfig: Path
 ) -> None:
-    source = KubeEventSource.connect(
-        kubeconfig=quiet_kubeconfig,
-        context=None,
-        namespace=None,
-        connect_timeout_s=2,
-        read_timeout_s=5,
-        watch_read_margin_s=5,
-    )
+    source = _source(quiet_kubeconfig)
     stream = source.watch(resource_version="0", timeout_s=30)
     threading.Timer(0.5, source.interrupt).start()
     started = time.monotonic()

@@ -348,6 +348,20 @@ def metric(port: int, name: str, **labels: str) -> float:
     return 0.0
 
 
+def start_processor(
+    services: Callable[..., ServiceProcess], topics: Topics, directory: Path
+) -> ServiceProcess:
+    """`python -m processors` on the test's topics, with an app id and data of its own."""
+    return services(
+        "processors",
+        {
+            **topics.env(),
+            "HERALD_PROCESSOR_APP_ID": f"realkube-{uuid.uuid4().hex[:8]}",
+            "HERALD_PROCESSOR_DATA_DIR": str(directory / "processor-data"),
+        },
+    )
+
+
 def saved_checkpoint(kafka: str, topics: Topics, scope: str) -> int | None:
     """The checkpoint of `scope` (`<cluster>/<namespace or *>`) on the checkpoint topic, read to
     its end exactly as a starting collector reads it; None if there is none."""

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -24,13 +23,12 @@ from tests.realkube.kube import (
     create_many,
     objects,
     repeat_events_api_event,
+    saved_checkpoint,
     start_collector,
+    start_processor,
+    uids,
 )
 from tests.support import TopicReader, wait_until
-
-
-def _uids(values: list[dict[str, Any]]) -> set[str]:
-    return {v["object"]["metadata"]["uid"] for v in values}
 
 
 def test_an_argo_cd_event_written_through_events_api_and_its_repeat_give_domain_events(
@@ -42,14 +40,7 @@ def test_an_argo_cd_event_written_through_events_api_and_its_repeat_give_domain_
     tmp_path: Path,
 ) -> None:
     start_collector(services, real_kube, topics, tmp_path, namespace=namespace)
-    services(
-        "processors",
-        {
-            **topics.env(),
-            "HERALD_PROCESSOR_APP_ID": f"review-{uuid.uuid4().hex[:8]}",
-            "HERALD_PROCESSOR_DATA_DIR": str(tmp_path / "processor-data"),
-        },
-    )
+    start_processor(services, topics, tmp_path)
     app = {
         "kind": "Application",
         "apiVersion": "argoproj.io/v1alpha1",
@@ -131,14 +122,17 @@ def test_etcd_wiped_while_the_collector_was_stopped_is_relisted_at_restart(
     reader = TopicReader(kafka, topics.raw)
     try:
         assert reader.read_until(lambda v: len(objects(v, "default")) >= 300, timeout_s=30)
-        time.sleep(2)  # the checkpoint written
+        # The checkpoint that the restart must find newer than the wiped server.
+        wait_until(lambda: saved_checkpoint(kafka, topics, "real/*") is not None, timeout_s=30)
         assert collector.stop() == 0
         kube.wipe_etcd()
         after = create(kube, core_event("default", message="after the wipe, while stopped"))
         collector, port = start_collector(
             services, kube, topics, tmp_path, env=env, kubeconfig=kubeconfig
         )
-        assert reader.read_until(lambda v: after["metadata"]["uid"] in _uids(v), timeout_s=40)
+        assert reader.read_until(
+            lambda v: after["metadata"]["uid"] in uids(x["object"] for x in v), timeout_s=40
+        )
     finally:
         reader.close()
     assert _metric(port, "herald_collector_relists_total", cause="server_behind") == 1.0
@@ -212,6 +206,6 @@ def test_a_quiet_namespace_survives_the_api_servers_own_compaction(
     while time.monotonic() < deadline:
         create(kube, core_event("default", message=f"busy elsewhere {i}"))
         i += 1
-        time.sleep(1)
+        time.sleep(1)  # pacing the writes elsewhere (one a second), not waiting for an effect
     assert _metric(port, "herald_collector_relists_total", cause="expired") is None
     assert collector.stop() == 0

@@ -6,10 +6,8 @@ through events.k8s.io/v1 matched no rule."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from herald_dev.processes import ServiceProcess
 from herald_dev.realkube import RealKube
@@ -21,6 +19,8 @@ from tests.realkube.kube import (
     create_events_api_event,
     objects,
     start_collector,
+    start_processor,
+    uids,
 )
 from tests.support import TopicReader, http_get
 
@@ -29,10 +29,6 @@ QUIET = {"HERALD_WATCH_TIMEOUT_S": "8", "HERALD_READ_TIMEOUT_S": "3", "HERALD_LO
 
 
 BEFORE_WIPE = 300
-
-
-def _uids(values: list[dict[str, Any]]) -> set[str]:
-    return {v["object"]["metadata"]["uid"] for v in values}
 
 
 def test_a_quiet_cluster_stays_ready_with_no_failure_counted_or_logged(
@@ -95,7 +91,9 @@ def test_etcd_wiped_behind_the_same_url_is_noticed_and_what_it_then_holds_is_pub
         assert reader.read_until(lambda v: len(objects(v, "default")) >= BEFORE_WIPE, timeout_s=30)
         kube.wipe_etcd()
         after = create(kube, core_event("default", message="after the wipe"))
-        assert reader.read_until(lambda v: after["metadata"]["uid"] in _uids(v), timeout_s=40)
+        assert reader.read_until(
+            lambda v: after["metadata"]["uid"] in uids(x["object"] for x in v), timeout_s=40
+        )
     finally:
         reader.close()
     assert _metric(port, "herald_collector_relists_total", cause="server_behind") == 1.0
@@ -139,7 +137,8 @@ def test_api_server_restarts_log_and_count_no_forbidden(
             kube.restart_apiserver(kill=i == 1)
             event = create(kube, core_event("default", message=f"after restart {i}"))
             assert reader.read_until(
-                lambda v, uid=event["metadata"]["uid"]: uid in _uids(v), timeout_s=30
+                lambda v, uid=event["metadata"]["uid"]: uid in uids(x["object"] for x in v),
+                timeout_s=30,
             )
     finally:
         reader.close()
@@ -157,14 +156,7 @@ def test_an_argo_rollouts_event_written_through_events_api_gives_the_same_domain
     tmp_path: Path,
 ) -> None:
     start_collector(services, real_kube, topics, tmp_path, namespace=namespace)
-    services(
-        "processors",
-        {
-            **topics.env(),
-            "HERALD_PROCESSOR_APP_ID": f"realkube-{uuid.uuid4().hex[:8]}",
-            "HERALD_PROCESSOR_DATA_DIR": str(tmp_path / "processor-data"),
-        },
-    )
+    start_processor(services, topics, tmp_path)
     note = "Rollout step 2/5 completed (setWeight: 40)"
     # Its core/v1 view, which the collector publishes, has `source: {}`: the emitter is only in
     # reportingComponent (tests/realkube/test_events_reach_the_raw_topic.py shows it).
