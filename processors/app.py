@@ -40,6 +40,12 @@ RECORDS = Counter("herald_processor_records_total", "Raw records read, by outcom
 DOMAIN_EVENTS = Counter(
     "herald_processor_domain_events_total", "Domain events sent, by type.", ["type"]
 )
+NOT_UNDERSTOOD = Counter(
+    "herald_processor_messages_not_understood_total",
+    "Events of a catalogued reason whose message matched no known format, by reason: each still"
+    " gave its domain event, flagged `source_message_understood: false` (a new Argo wording).",
+    ["reason"],
+)
 LATENCY = Histogram(
     "herald_processor_latency_seconds",
     "From the raw record's Kafka timestamp to its domain events handed to the producer.",
@@ -137,6 +143,20 @@ def build_app(
         sent.add_done_callback(delivered)
         DOMAIN_EVENTS.labels(domain_event.type).inc()
 
+    warned: set[str] = set()
+
+    def not_understood(reason: str, events: tuple[DomainEvent, ...]) -> None:
+        NOT_UNDERSTOOD.labels(reason).inc()
+        if reason not in warned:  # once per reason and process: the metric counts the rest
+            warned.add(reason)
+            log.warning(
+                "a %s message matched no known format; its domain event is sent flagged"
+                " (source_message_understood: false): %r (next ones are only counted, in"
+                " herald_processor_messages_not_understood_total)",
+                reason,
+                events[0].data.get("source_message") if events else None,
+            )
+
     def committed(tp: Any) -> int | None:
         # Faust keeps the committed offsets in private state; without them a timeline keeps its
         # last `timelines.KEEP` changes.
@@ -164,6 +184,8 @@ def build_app(
                 log.debug("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
             if processed.events:
                 LATENCY.observe(max(0.0, time.time() - message.timestamp))
+            if processed.not_understood is not None:
+                not_understood(processed.not_understood, processed.events)
             RECORDS.labels(processed.outcome).inc()
 
     _guard_commits(app, settings, restart)

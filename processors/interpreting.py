@@ -31,6 +31,7 @@ refused: they are not read that far.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ from herald_contracts import (
     observed_at,
     view_event,
 )
-from processors.catalogue import Effect, Family, FieldError, Rule, match
+from processors.catalogue import Effect, Family, FieldError, Matched, match
 
 AGGREGATED_PREFIX = "(combined from similar events): "
 ROLLOUTS_COMPONENT = "rollouts-controller"
@@ -73,6 +74,27 @@ class Occurrence:
         return f"{self.cluster}/{self.uid}"
 
 
+class Abort(enum.StrEnum):
+    """Where a rollout stands as to aborts (docs/processors.md, "One abort, one event")."""
+
+    NO = "no"
+    """Never aborted, or moved on since (an update, a step, a resume, a completion)."""
+    TIMED_OUT = "timed_out"
+    """Aborted, told so by the progress-deadline notice; the formatted notice of the same abort
+    (`Rollout aborted update to revision <n>...`) may follow, and adds nothing."""
+    ABORTED = "aborted"
+    """Aborted, told so in Argo Rollouts' own words."""
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """What the processor remembers of a rollout: its abort state and its revision as last named
+    by one of its Events (the progress-deadline notice names none)."""
+
+    abort: Abort = Abort.NO
+    revision: int | None = None
+
+
 @dataclass(frozen=True)
 class Outcome:
     events: tuple[DomainEvent, ...] = ()
@@ -80,10 +102,12 @@ class Outcome:
     """Set when the record was an occurrence to remember (it matched the catalogue, and was new)."""
     duplicate: bool = False
     rollout_key: str | None = None
-    aborted: bool | None = None
-    """The rollout's aborted state from now on; None leaves it as it was."""
+    rollout: RolloutState | None = None
+    """The rollout's state from now on; None leaves it as it was."""
     refused: str | None = None
     """Why a record of the catalogue cannot become a valid domain event (dead-letter it)."""
+    not_understood: str | None = None
+    """The reason of a catalogued Event whose message no row understood (it gave a flagged event)."""
 
 
 NOTHING = Outcome()
@@ -103,13 +127,15 @@ def occurrence(record: RawRecord) -> Occurrence:
     return Occurrence(record.cluster, str(uid or ""), view_event(event).count)
 
 
-def interpret(record: RawRecord, *, last_n: int | None, aborted: bool) -> Outcome:
+def interpret(
+    record: RawRecord, *, last_n: int | None, rollout: RolloutState = RolloutState()
+) -> Outcome:
     """The domain events of one record; `last_n` is the last n processed for its Event uid (None:
-    never), `aborted` whether its rollout is aborted."""
+    never), `rollout` the state of its rollout (for a record about one)."""
     matched = _match(record)
     if isinstance(matched, Outcome):
         return matched
-    family, rule, fields, aggregated = matched
+    family, found, aggregated = matched
     seen = occurrence(record)
     unnamed = _unnamed(record, seen)
     if unnamed is not None:
@@ -117,25 +143,53 @@ def interpret(record: RawRecord, *, last_n: int | None, aborted: bool) -> Outcom
     if last_n is not None and seen.n <= last_n:
         return Outcome(duplicate=True)
     key = rollout_key(record)
-    effect = rule.effect
-    if effect is Effect.ABORTS_UNLESS_ABORTED and aborted:
-        return Outcome(occurrence=seen, rollout_key=key, aborted=True)
+    fields = dict(found.fields)
+    new_state, reported = _abort_rule(found.rule.effect, fields, rollout)
+    if not reported or found.rule.catalogue_name is None:  # (None: refused by `_match`)
+        return Outcome(occurrence=seen, rollout_key=key, rollout=new_state)
+    if found.rule.effect is Effect.TIMES_OUT and fields.get("revision") is None:
+        fields["revision"] = rollout.revision
     domain_event = _domain_event(
-        record, family, rule.catalogue_name, fields, seen, aggregated=aggregated
+        record,
+        family,
+        found.rule.catalogue_name,
+        fields,
+        seen,
+        aggregated=aggregated,
+        understood=found.rule.understood,
     )
     invalid = _invalid(domain_event)
     if invalid is not None:
         return Outcome(refused=invalid)
-    new_state = {
-        Effect.ABORTS: True,
-        Effect.ABORTS_UNLESS_ABORTED: True,
-        Effect.PROGRESSES: False,
-        Effect.NONE: None,
-    }[effect]
-    return Outcome(events=(domain_event,), occurrence=seen, rollout_key=key, aborted=new_state)
+    return Outcome(
+        events=(domain_event,),
+        occurrence=seen,
+        rollout_key=key,
+        rollout=new_state,
+        not_understood=None if found.rule.understood else str(record.object.get("reason")),
+    )
 
 
-def _match(record: RawRecord) -> tuple[Family, Rule, JsonObject, bool] | Outcome:
+def _abort_rule(
+    effect: Effect, fields: JsonObject, before: RolloutState
+) -> tuple[RolloutState | None, bool]:
+    """The rollout's state after an event of this effect and whether the event is reported: one
+    abort gives one `rollout.aborted`, whichever of its two notices come (docs/processors.md)."""
+    revision = fields.get("revision")
+    named = revision if isinstance(revision, int) else before.revision
+    if effect is Effect.PROGRESSES:
+        return RolloutState(Abort.NO, named), True
+    if effect is Effect.ABORTS:
+        # The formatted notice that follows the progress-deadline notice of the same abort.
+        return RolloutState(Abort.ABORTED, named), before.abort is not Abort.TIMED_OUT
+    if effect is Effect.TIMES_OUT:
+        if before.abort is not Abort.NO:
+            return None, False
+        return RolloutState(Abort.TIMED_OUT, before.revision), True
+    return None, True
+
+
+def _match(record: RawRecord) -> tuple[Family, Matched, bool] | Outcome:
     """The catalogue row of a record, its fields and whether the message was aggregated; or the
     outcome of a record that is not in the catalogue (nothing) or whose fields cannot be carried."""
     if record.watch_type is WatchType.DELETED:
@@ -149,10 +203,9 @@ def _match(record: RawRecord) -> tuple[Family, Rule, JsonObject, bool] | Outcome
         found = match(family, reason, message.removeprefix(AGGREGATED_PREFIX))
     except FieldError as e:
         return Outcome(refused=f"{reason}: {e}")
-    if found is None:
-        return NOTHING
-    rule, fields = found
-    return family, rule, fields, message.startswith(AGGREGATED_PREFIX)
+    if found is None or found.rule.catalogue_name is None:
+        return NOTHING  # not in the catalogue, or a known format that is not a transition
+    return family, found, message.startswith(AGGREGATED_PREFIX)
 
 
 def event_id(seen: Occurrence, catalogue_name: str) -> str:
@@ -183,6 +236,7 @@ def _domain_event(
     seen: Occurrence,
     *,
     aggregated: bool,
+    understood: bool,
 ) -> DomainEvent:
     event = record.object
     involved = _dict(event.get("involvedObject"))
@@ -203,11 +257,13 @@ def _domain_event(
     }
     if aggregated:
         data["source_message_aggregated"] = True
+    data["source_message_understood"] = understood
     if family is Family.APPLICATION:
         annotations = _dict(metadata.get("annotations"))
         data["dest_server"] = _identifier(annotations.get("dest-server"))
         data["dest_namespace"] = _identifier(annotations.get("dest-namespace"))
-    data.update({k: _cut(v) if isinstance(v, str) else v for k, v in fields.items()})
+        fields = _from_the_event(fields, event, annotations)
+    data.update({k: _carried(v) for k, v in fields.items()})
     return DomainEvent(
         id=event_id(seen, catalogue_name),
         source=object_source(cluster=record.cluster, namespace=namespace, kind=kind, name=name),
@@ -217,6 +273,30 @@ def _domain_event(
         data=data,
         key=f"{record.cluster}/{namespace}/{kind}/{name}",
     )
+
+
+def _from_the_event(fields: JsonObject, event: JsonObject, annotations: JsonObject) -> JsonObject:
+    """Fields an Argo CD message did not give (a wording no row knows) that the Event itself does:
+    argocd-server writes the user in the `user` annotation too (`util/argo/audit_logger.go`), and
+    only argocd-server starts an operation for a user (the controller's are automated)."""
+    filled = dict(fields)
+    if "user" in filled and filled["user"] is None:
+        filled["user"] = _identifier(annotations.get("user"))
+    if "initiator" in filled and filled["initiator"] is None:
+        filled["initiator"] = {
+            "argocd-server": "user",
+            "argocd-application-controller": "automated",
+        }.get(view_event(event).component or "")
+    return filled
+
+
+def _carried(value: object) -> object:
+    """A field's value as the domain event carries it: text cut to `MAX_TEXT`, lists item by item."""
+    if isinstance(value, str):
+        return _cut(value)
+    if isinstance(value, list):
+        return [_carried(item) for item in value]
+    return value
 
 
 def _name(value: object) -> str:

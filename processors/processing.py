@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from herald_contracts import ContractError, DomainEvent, decode_raw_record
-from processors.interpreting import Outcome, interpret
+from processors.interpreting import Outcome, RolloutState, interpret
 from processors.state import Keeper
 
 
@@ -27,6 +27,8 @@ class Processed:
     """The exception, when the pure core failed on the record (a bug, logged with its traceback)."""
     outcome: str = "ignored"
     """interpreted, duplicate, suppressed, ignored or dead_lettered (the records metric's label)."""
+    not_understood: str | None = None
+    """The reason of a catalogued Event whose message no row understood (its event is flagged)."""
 
 
 def process(
@@ -45,14 +47,14 @@ def process(
     except ContractError as e:
         return Processed(dead_letter=str(e), outcome="dead_lettered")
     try:
-        outcome = interpret(record, last_n=None, aborted=False)
-        aborted = False
+        outcome = interpret(record, last_n=None)
+        rollout = RolloutState()
         if outcome.refused is None and outcome.occurrence is not None:
             # Only a record of the catalogue needs its state; most records are noise.
-            last_n, aborted = state.before(
+            last_n, rollout = state.before(
                 outcome.occurrence, outcome.rollout_key, offset=offset, at=at
             )
-            outcome = interpret(record, last_n=last_n, aborted=aborted)
+            outcome = interpret(record, last_n=last_n, rollout=rollout)
     except Exception as e:  # noqa: BLE001 - a bug on one record must not stop every record behind it
         return Processed(
             dead_letter=f"the processor failed on this record: {e!r}",
@@ -66,10 +68,12 @@ def process(
         partition=partition,
         offset=offset,
         at=at,
-        aborted_before=aborted,
+        rollout_before=rollout,
         committed=committed,
     )
-    return Processed(events=outcome.events, outcome=_label(outcome))
+    return Processed(
+        events=outcome.events, outcome=_label(outcome), not_understood=outcome.not_understood
+    )
 
 
 def _label(outcome: Outcome) -> str:

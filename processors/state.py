@@ -5,7 +5,9 @@ Two maps (Faust tables in the worker, dicts in tests), each value a `Kept`, stor
 partition it belongs to, the record time of its last change, and its timeline
 (`processors.timelines`):
 - occurrences, per `<cluster>/<Event uid>`: the occurrence numbers `n` processed;
-- rollouts, per `<cluster>/<namespace>/<name>`: whether the rollout is aborted.
+- rollouts, per `<cluster>/<namespace>/<name>`: the rollout's `RolloutState` (its abort state and
+  last named revision), stored as `[abort, revision]` (an earlier version's `true`/`false` read as
+  aborted / not aborted).
 
 Rules (docs/processors.md, "State"), `retention_s` being two `HERALD_OCCURRENCE_WINDOW_S` (24 h):
 - A record reads an entry only if the entry's last change is at most `retention_s` older than the
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from processors import timelines
-from processors.interpreting import Occurrence, Outcome
+from processors.interpreting import Abort, Occurrence, Outcome, RolloutState
 from processors.timelines import Timeline
 
 Name = Literal["occurrences", "rollouts"]
@@ -102,16 +104,18 @@ class Keeper:
 
     def before(
         self, occurrence: Occurrence, rollout: str | None, *, offset: int, at: float
-    ) -> tuple[int | None, bool]:
-        """The last n processed for the Event uid (None: never), and whether the rollout was
-        aborted, both as they stood before `offset`, for a record of time `at`."""
+    ) -> tuple[int | None, RolloutState]:
+        """The last n processed for the Event uid (None: never), and the rollout's state, both as
+        they stood before `offset`, for a record of time `at`."""
         last_n = timelines.value_before(
             self._timeline(self.occurrences, occurrence.key, at=at), offset, 0
         )
-        aborted = rollout is not None and timelines.value_before(
-            self._timeline(self.rollouts, rollout, at=at), offset, False
-        )
-        return last_n or None, aborted
+        state = RolloutState()
+        if rollout is not None:
+            state = rollout_state(
+                timelines.value_before(self._timeline(self.rollouts, rollout, at=at), offset, None)
+            )
+        return last_n or None, state
 
     def remember(
         self,
@@ -120,7 +124,7 @@ class Keeper:
         partition: int,
         offset: int,
         at: float,
-        aborted_before: bool,
+        rollout_before: RolloutState,
         committed: int | None,
     ) -> None:
         """What a record of `partition`, `offset` and time `at` changed (nothing for noise or a
@@ -136,11 +140,11 @@ class Keeper:
             at=at,
             committed=committed,
         )
-        if outcome.rollout_key is not None and outcome.aborted not in (None, aborted_before):
+        if outcome.rollout_key is not None and outcome.rollout not in (None, rollout_before):
             self._change(
                 self.rollouts,
                 outcome.rollout_key,
-                outcome.aborted,
+                stored(outcome.rollout),
                 partition=partition,
                 offset=offset,
                 at=at,
@@ -202,10 +206,29 @@ class Keeper:
             if (
                 done is not None
                 and all(at < done for at, _ in entry.timeline)
-                and not timelines.value_before(entry.timeline, done, False)
+                and rollout_state(timelines.value_before(entry.timeline, done, None))
+                == RolloutState()
             ):
-                return "no longer aborted"
+                return "nothing to remember"
         return None
+
+
+def stored(state: RolloutState | None) -> list[Any]:
+    """A rollout's state as a timeline stores it: `[abort, revision]`."""
+    state = state or RolloutState()
+    return [state.abort.value, state.revision]
+
+
+def rollout_state(value: object) -> RolloutState:
+    """A rollout's state read back from a timeline; an earlier version's `true`/`false` read as
+    aborted / not aborted, anything else as the default."""
+    if value is True:
+        return RolloutState(Abort.ABORTED)
+    if isinstance(value, list) and len(value) == 2:
+        abort, revision = value
+        if abort in Abort.__members__.values() and (revision is None or type(revision) is int):
+            return RolloutState(Abort(abort), revision)
+    return RolloutState()
 
 
 def dead_on_arrival(value: object, *, now: float, retention_s: float) -> bool:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from herald_contracts import DomainEvent, RawRecord, WatchType, encode_raw_record
-from processors.interpreting import Outcome, interpret
+from processors.interpreting import Abort, Outcome, RolloutState, interpret
 from processors.processing import process
 from processors.state import Keeper
 from tests.processors.test_interpreting import APP, APP_ROWS, ROWS, SERVER_ROWS, app_event
@@ -31,7 +31,8 @@ def record(event: dict[str, Any], *, watch_type: WatchType = WatchType.ADDED) ->
 
 
 def run(event: dict[str, Any], *, last_n: int | None = None, aborted: bool = False) -> Outcome:
-    return interpret(record(event), last_n=last_n, aborted=aborted)
+    state = RolloutState(Abort.ABORTED) if aborted else RolloutState()
+    return interpret(record(event), last_n=last_n, rollout=state)
 
 
 def timeless(event: DomainEvent) -> DomainEvent:
@@ -131,7 +132,10 @@ def test_a_stream_of_events_api_records_repeats_and_deduplicates_as_its_core_v1_
 
 def test_an_abort_written_through_events_api_sets_the_rollouts_aborted_state() -> None:
     outcome = run(events_api_event("RolloutAborted", "Rollout aborted update to revision 3"))
-    assert (outcome.rollout_key, outcome.aborted) == ("prod-eu/billing/payments", True)
+    assert (outcome.rollout_key, outcome.rollout) == (
+        "prod-eu/billing/payments",
+        RolloutState(Abort.ABORTED, 3),
+    )
     deadline = events_api_event("RolloutAborted", 'Rollout "payments" has timed out progressing.')
     assert run(deadline, aborted=True).events == ()
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from herald_contracts import RawRecord, WatchType, encode_domain_event
-from processors.interpreting import MAX_TEXT, Outcome, interpret
+from processors.catalogue import TYPE_FIELDS
+from processors.interpreting import MAX_TEXT, Abort, Outcome, RolloutState, interpret
 from tests.support import ROLLOUT, rollout_event, validate
 
 APP = {
@@ -19,6 +20,7 @@ APP = {
     "uid": "b1d2",
     "apiVersion": "argoproj.io/v1alpha1",
 }
+NEVER_SEEN = RolloutState()
 SHA = "3f6c2e1d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
 
 
@@ -41,8 +43,10 @@ def record(
     )
 
 
-def run(event: dict[str, Any], *, last_n: int | None = None, aborted: bool = False) -> Outcome:
-    return interpret(record(event), last_n=last_n, aborted=aborted)
+def run(
+    event: dict[str, Any], *, last_n: int | None = None, rollout: RolloutState = NEVER_SEEN
+) -> Outcome:
+    return interpret(record(event), last_n=last_n, rollout=rollout)
 
 
 def only(event: dict[str, Any], **kw: Any) -> tuple[str, dict[str, Any]]:
@@ -64,10 +68,58 @@ def catalogue_fields(data: dict[str, Any]) -> dict[str, Any]:
         "source_event_count",
         "source_event_resource_version",
         "source_message_aggregated",
+        "source_message_understood",
         "dest_server",
         "dest_namespace",
     }
     return {k: v for k, v in data.items() if k not in common}
+
+
+def operation_started(**fields: Any) -> dict[str, Any]:
+    return {
+        "initiator": None,
+        "user": None,
+        "operation": "sync",
+        "partial": False,
+        "local": False,
+        "revision": None,
+        "revisions": [],
+        "target_revision": None,
+        "target_revisions": [],
+        "rollback_id": None,
+    } | fields
+
+
+def automated(revisions: list[str]) -> dict[str, Any]:
+    return operation_started(
+        initiator="automated", revision=(revisions or [None])[0], revisions=revisions
+    )
+
+
+def user_sync(
+    user: str, sources: list[tuple[str, str]], *, partial: bool = False
+) -> dict[str, Any]:
+    return operation_started(
+        initiator="user",
+        user=user,
+        partial=partial,
+        revision=sources[0][1],
+        revisions=[resolved for _, resolved in sources],
+        target_revision=sources[0][0],
+        target_revisions=[target for target, _ in sources],
+    )
+
+
+def completed(
+    phase: str, revisions: list[str], *, partial: bool = False, detail: str | None = None
+) -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "partial": partial,
+        "revision": (revisions or [None])[0],
+        "revisions": revisions,
+        "detail": detail,
+    }
 
 
 ROWS = [
@@ -203,35 +255,35 @@ APP_ROWS = [
         "OperationStarted",
         f"Initiated automated sync to '{SHA}'",
         "application.operation_started",
-        {"initiator": "automated", "user": None, "revision": SHA, "target_revision": None},
+        automated([SHA]),
     ),
     (
         "OperationCompleted",
         f"Sync operation to {SHA} succeeded",
         "application.operation_completed",
-        {"phase": "Succeeded", "revision": SHA, "detail": None},
+        completed("Succeeded", [SHA]),
     ),
     (
         "OperationCompleted",
         "Partial sync operation succeeded",
         "application.operation_completed",
-        {"phase": "Succeeded", "revision": None, "detail": None},
+        completed("Succeeded", [], partial=True),
     ),
     (
         "OperationCompleted",
         "Sync operation to  succeeded",
         "application.operation_completed",
-        {"phase": "Succeeded", "revision": None, "detail": None},
+        completed("Succeeded", []),
     ),
     (
         "OperationCompleted",
         f'Sync operation to {SHA} failed: one or more objects failed to apply, reason: Deployment.apps "api" is invalid',
         "application.operation_completed",
-        {
-            "phase": "Failed",
-            "revision": SHA,
-            "detail": 'one or more objects failed to apply, reason: Deployment.apps "api" is invalid',
-        },
+        completed(
+            "Failed",
+            [SHA],
+            detail='one or more objects failed to apply, reason: Deployment.apps "api" is invalid',
+        ),
     ),
 ]
 
@@ -240,13 +292,13 @@ SERVER_ROWS = [
         "OperationStarted",
         f"alice initiated sync to main ({SHA})",
         "application.operation_started",
-        {"initiator": "user", "user": "alice", "revision": SHA, "target_revision": "main"},
+        user_sync("alice", [("main", SHA)]),
     ),
     (
         "OperationStarted",
         f"Unknown user initiated partial sync to v1.2.3 ({SHA})",
         "application.operation_started",
-        {"initiator": "user", "user": "Unknown user", "revision": SHA, "target_revision": "v1.2.3"},
+        user_sync("Unknown user", [("v1.2.3", SHA)], partial=True),
     ),
     (
         "ResourceActionRan",
@@ -387,35 +439,19 @@ def test_argocd_server_events_become_their_catalogue_event(
             ),
             id="other-argocd-component",
         ),
-        # messages that almost match
         pytest.param(
-            rollout_event("RolloutUpdated", "Rollout updated to revision two"), id="missing-number"
-        ),
-        pytest.param(rollout_event("RolloutResumed", "Rollout is resumed!"), id="extra-text"),
-        pytest.param(rollout_event("RolloutResumed", "rollout is resumed"), id="wrong-case"),
-        pytest.param(
-            rollout_event("RolloutStepCompleted", "Rollout step /2 completed (pause)"),
-            id="missing-step-number",
-        ),
-        pytest.param(
-            rollout_event("RolloutPaused", "Rollout is paused"), id="missing-pause-reason"
-        ),
-        pytest.param(
-            app_event("ResourceUpdated", "Updated sync status: Synced ->"), id="missing-to"
+            app_event(
+                "ResourceUpdated", "alice updated application spec", component="argocd-server"
+            ),
+            id="user-edit",
         ),
         pytest.param(
             app_event(
-                "OperationStarted",
-                "alice initiated sync to main (not-a-sha)",
+                "ResourceUpdated",
+                "alice patched resource apps/Deployment 'api'",
                 component="argocd-server",
             ),
-            id="bad-sha",
-        ),
-        pytest.param(
-            app_event(
-                "OperationStarted", "alice initiated rollback to 3", component="argocd-server"
-            ),
-            id="rollback",
+            id="user-patch",
         ),
         pytest.param(
             {**rollout_event("RolloutResumed", "Rollout is resumed"), "message": None},
@@ -425,6 +461,74 @@ def test_argocd_server_events_become_their_catalogue_event(
 )
 def test_everything_else_produces_nothing(event: dict[str, Any]) -> None:
     assert run(event) == Outcome()
+
+
+@pytest.mark.parametrize(
+    ("event", "domain_type"),
+    [
+        (
+            rollout_event("RolloutUpdated", "Rollout updated to revision two"),
+            "rollout.update_started",
+        ),
+        (rollout_event("RolloutResumed", "Rollout is resumed!"), "rollout.resumed"),
+        (rollout_event("RolloutResumed", "rollout is resumed"), "rollout.resumed"),
+        (
+            rollout_event("RolloutStepCompleted", "Rollout step /2 completed (pause)"),
+            "rollout.step_advanced",
+        ),
+        (rollout_event("RolloutPaused", "Rollout is paused"), "rollout.paused"),
+        (rollout_event("RolloutCompleted", "Rollout finished revision 4"), "rollout.completed"),
+        (
+            app_event("ResourceUpdated", "Updated sync status: Synced ->"),
+            "application.health_changed",
+        ),
+        (app_event("OperationCompleted", "Sync finished"), "application.operation_completed"),
+        (
+            app_event("OperationStarted", "Initiated automated sync to revision abc"),
+            "application.operation_started",
+        ),
+        (
+            app_event("ResourceActionRan", "alice did something", component="argocd-server"),
+            "application.resource_action",
+        ),
+    ],
+    ids=lambda value: value["message"][:40] if isinstance(value, dict) else value,
+)
+def test_a_catalogued_reason_in_unknown_words_still_gives_its_event_flagged(
+    event: dict[str, Any], domain_type: str
+) -> None:
+    outcome = run(event)
+    got_type, data = only(event)
+    assert got_type == domain_type
+    assert data["source_message_understood"] is False
+    assert data["source_message"] == event["message"]
+    assert outcome.not_understood == event["reason"]
+    fields = catalogue_fields(data)
+    assert set(fields) >= set(TYPE_FIELDS[domain_type]) - {"user", "initiator"}
+    assert all(
+        fields[name] is None
+        for name in TYPE_FIELDS[domain_type]
+        if name not in ("user", "initiator")
+    )
+
+
+def test_an_unknown_argocd_server_wording_keeps_the_user_from_the_event() -> None:
+    event = app_event("OperationStarted", "alice asked for a sync", component="argocd-server")
+    event["metadata"]["annotations"]["user"] = "alice"
+    _, data = only(event)
+    assert (data["initiator"], data["user"], data["source_message_understood"]) == (
+        "user",
+        "alice",
+        False,
+    )
+    _, automated = only(app_event("OperationStarted", "Initiated automated sync to revision abc"))
+    assert (automated["initiator"], automated["user"]) == ("automated", None)
+
+
+def test_an_understood_message_says_so() -> None:
+    _, data = only(rollout_event("RolloutResumed", "Rollout is resumed"))
+    assert data["source_message_understood"] is True
+    assert run(rollout_event("RolloutResumed", "Rollout is resumed")).not_understood is None
 
 
 def test_source_component_decides_even_when_reporting_component_is_empty() -> None:
@@ -453,7 +557,6 @@ def test_a_deleted_event_is_not_a_transition() -> None:
                 rollout_event("RolloutResumed", "Rollout is resumed"), watch_type=WatchType.DELETED
             ),
             last_n=None,
-            aborted=False,
         )
         == Outcome()
     )
@@ -494,7 +597,7 @@ def test_observed_at_prefers_series_then_last_timestamp_then_event_time() -> Non
 def test_the_same_occurrence_always_gets_the_same_id() -> None:
     event = rollout_event("RolloutResumed", "Rollout is resumed", uid="u-1", count=2)
     assert run(event).events[0].id == run(event).events[0].id
-    other_cluster = interpret(record(event, cluster="staging"), last_n=None, aborted=False)
+    other_cluster = interpret(record(event, cluster="staging"), last_n=None)
     assert other_cluster.events[0].id != run(event).events[0].id
 
 
@@ -534,35 +637,93 @@ def test_a_series_without_a_valid_count_leaves_the_occurrence_number_to_count() 
     assert run(event, last_n=4).duplicate
 
 
-def test_a_second_abort_for_the_same_abort_is_suppressed() -> None:
-    deadline = rollout_event("RolloutAborted", 'Rollout "payments" has timed out progressing.')
-    assert run(deadline, aborted=True).events == ()
-    assert run(deadline, aborted=True).aborted is True
-    assert [e.type for e in run(deadline, aborted=False).events] == ["dev.herald.rollout.aborted"]
-
-
-def test_an_explicit_abort_is_always_reported() -> None:
-    assert run(
-        rollout_event("RolloutAborted", "Rollout aborted update to revision 3"), aborted=True
-    ).events
+DEADLINE = 'ReplicaSet "payments-6f8b9c7d5" has timed out progressing.'
+NO, TIMED_OUT, ABORTED = Abort.NO, Abort.TIMED_OUT, Abort.ABORTED
 
 
 @pytest.mark.parametrize(
-    ("reason", "message", "aborted_after"),
+    ("message", "before", "reported", "after"),
     [
-        ("RolloutAborted", "Rollout aborted update to revision 3", True),
-        ("RolloutUpdated", "Rollout updated to revision 4", False),
-        ("RolloutStepCompleted", "Rollout step 1/2 completed (setWeight: 50)", False),
-        ("RolloutResumed", "Rollout is resumed", False),
-        ("RolloutCompleted", "Rollout completed update to revision 4 (a): Initial deploy", False),
+        # the progress-deadline notice: a new abort unless the rollout is aborted already
+        (DEADLINE, RolloutState(NO, 3), True, RolloutState(TIMED_OUT, 3)),
+        (DEADLINE, RolloutState(TIMED_OUT, 3), False, None),
+        (DEADLINE, RolloutState(ABORTED, 3), False, None),
+        (
+            'Rollout "payments" has timed out progressing.',
+            RolloutState(),
+            True,
+            RolloutState(TIMED_OUT),
+        ),
+        # the formatted notice: the same abort after the deadline notice, else a new one
+        (
+            "Rollout aborted update to revision 3",
+            RolloutState(TIMED_OUT, 3),
+            False,
+            RolloutState(ABORTED, 3),
+        ),
+        (
+            f"Rollout aborted update to revision 3: {DEADLINE}",
+            RolloutState(TIMED_OUT),
+            False,
+            RolloutState(ABORTED, 3),
+        ),
+        (
+            "Rollout aborted update to revision 3",
+            RolloutState(NO, 2),
+            True,
+            RolloutState(ABORTED, 3),
+        ),
+        (
+            "Rollout aborted update to revision 3",
+            RolloutState(ABORTED, 3),
+            True,
+            RolloutState(ABORTED, 3),
+        ),
+        # a wording no row knows is an abort in its own words (never taken for the deadline notice)
+        ("Rollout gave up on revision 3", RolloutState(NO, 3), True, RolloutState(ABORTED, 3)),
+        (
+            "Rollout gave up on revision 3",
+            RolloutState(TIMED_OUT, 3),
+            False,
+            RolloutState(ABORTED, 3),
+        ),
+    ],
+)
+def test_one_abort_gives_one_aborted_event_whichever_notices_come(
+    message: str, before: RolloutState, reported: bool, after: RolloutState | None
+) -> None:
+    outcome = run(rollout_event("RolloutAborted", message), rollout=before)
+    assert ([e.type for e in outcome.events] == ["dev.herald.rollout.aborted"]) is reported
+    assert outcome.rollout == after
+    assert outcome.occurrence is not None  # remembered either way: a redelivery is a duplicate
+
+
+def test_the_deadline_notice_names_the_revision_the_rollout_was_last_seen_at() -> None:
+    _, data = only(rollout_event("RolloutAborted", DEADLINE), rollout=RolloutState(NO, 3))
+    assert (data["revision"], data["detail"]) == (3, DEADLINE)
+    _, unknown = only(rollout_event("RolloutAborted", DEADLINE))
+    assert unknown["revision"] is None
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "after"),
+    [
+        ("RolloutUpdated", "Rollout updated to revision 4", RolloutState(NO, 4)),
+        ("RolloutStepCompleted", "Rollout step 1/2 completed (setWeight: 50)", RolloutState(NO, 3)),
+        ("RolloutResumed", "Rollout is resumed", RolloutState(NO, 3)),
+        (
+            "RolloutCompleted",
+            "Rollout completed update to revision 4 (a): Initial deploy",
+            RolloutState(NO, 4),
+        ),
         ("RolloutPaused", "Rollout is paused (CanaryPauseStep)", None),
     ],
 )
-def test_progress_clears_the_aborted_state_and_aborts_set_it(
-    reason: str, message: str, aborted_after: bool | None
+def test_progress_clears_the_abort_and_events_naming_a_revision_remember_it(
+    reason: str, message: str, after: RolloutState | None
 ) -> None:
-    outcome = run(rollout_event(reason, message), aborted=True)
-    assert outcome.aborted is aborted_after
+    outcome = run(rollout_event(reason, message), rollout=RolloutState(ABORTED, 3))
+    assert outcome.rollout == after
     assert outcome.rollout_key == "prod-eu/billing/payments"
 
 

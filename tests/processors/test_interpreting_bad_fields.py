@@ -20,7 +20,7 @@ def run(event: dict[str, Any], *, cluster: str = "prod-eu") -> Outcome:
     record = RawRecord(
         cluster=cluster, watch_type=WatchType.ADDED, collected_at=COLLECTED, object=event
     )
-    return interpret(record, last_n=None, aborted=False)
+    return interpret(record, last_n=None)
 
 
 def emitted(event: dict[str, Any], **kw: Any) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def _records() -> tuple[list[tuple[bytes, bytes]], set[str]]:
             object=event,
         )
         records.append((record.key.encode(), encode_raw_record(record)))
-        ids.update(e.id for e in interpret(record, last_n=None, aborted=False).events)
+        ids.update(e.id for e in interpret(record, last_n=None).events)
     return records, ids
 
 

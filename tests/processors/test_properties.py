@@ -22,7 +22,7 @@ from herald_contracts import (
     encode_raw_record,
 )
 from processors.catalogue import RULES, Family
-from processors.interpreting import interpret
+from processors.interpreting import Abort, RolloutState, interpret
 from processors.processing import Processed, process
 from processors.state import Keeper
 from tests.support import validate
@@ -182,11 +182,15 @@ def test_decoding_a_raw_record_raises_only_contract_errors_on_json_python_cannot
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events(), st.one_of(st.none(), st.integers(0, 3)), st.booleans())
+@given(
+    events(),
+    st.one_of(st.none(), st.integers(0, 3)),
+    st.builds(RolloutState, st.sampled_from(Abort), st.one_of(st.none(), st.integers(1, 9))),
+)
 def test_the_interpreter_never_raises_and_emits_only_events_consumers_can_read(
-    event: dict[str, Any], last_n: int | None, aborted: bool
+    event: dict[str, Any], last_n: int | None, rollout: RolloutState
 ) -> None:
-    outcome = interpret(raw_record(event), last_n=last_n, aborted=aborted)
+    outcome = interpret(raw_record(event), last_n=last_n, rollout=rollout)
     assert not (outcome.events and outcome.refused)
     for domain_event in outcome.events:
         encoded = encode_domain_event(domain_event)

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.interpreting import Occurrence, Outcome
-from processors.state import Keeper, dead_on_arrival, kept
+from processors.interpreting import Abort, Occurrence, Outcome, RolloutState
+from processors.state import Keeper, dead_on_arrival, kept, rollout_state
 
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -19,10 +19,14 @@ def keeper() -> Keeper:
     return Keeper({}, {}, retention_s=DAY)
 
 
+ABORTED = RolloutState(Abort.ABORTED)
+MOVED_ON = RolloutState()
+
+
 def occurrence_outcome(
-    uid: str, n: int, *, rollout: str | None = None, aborted: bool | None = None
+    uid: str, n: int, *, rollout: str | None = None, state: RolloutState | None = None
 ) -> Outcome:
-    return Outcome(occurrence=Occurrence("c", uid, n), rollout_key=rollout, aborted=aborted)
+    return Outcome(occurrence=Occurrence("c", uid, n), rollout_key=rollout, rollout=state)
 
 
 def remember(
@@ -32,7 +36,7 @@ def remember(
     offset: int,
     at: float,
     partition: int = 0,
-    aborted_before: bool = False,
+    rollout_before: RolloutState = MOVED_ON,
     committed: int | None = None,
 ) -> None:
     state.remember(
@@ -40,7 +44,7 @@ def remember(
         partition=partition,
         offset=offset,
         at=at,
-        aborted_before=aborted_before,
+        rollout_before=rollout_before,
         committed=committed,
     )
 
@@ -49,8 +53,8 @@ def test_a_record_reads_an_occurrence_only_within_the_retention_of_its_own_time(
     state = keeper()
     remember(state, occurrence_outcome("u", 1), offset=5, at=1000.0)
     seen = Occurrence("c", "u", 1)
-    assert state.before(seen, None, offset=6, at=1000.0 + DAY) == (1, False)
-    assert state.before(seen, None, offset=6, at=1000.0 + DAY + 1) == (None, False)
+    assert state.before(seen, None, offset=6, at=1000.0 + DAY) == (1, MOVED_ON)
+    assert state.before(seen, None, offset=6, at=1000.0 + DAY + 1) == (None, MOVED_ON)
 
 
 def test_a_change_after_the_retention_starts_a_fresh_timeline() -> None:
@@ -74,10 +78,10 @@ def test_an_older_record_time_does_not_shorten_an_entrys_life() -> None:
 
 def test_an_abort_is_read_until_the_retention_and_then_forgotten() -> None:
     state = keeper()
-    remember(state, occurrence_outcome("a", 1, rollout="c/ns/r", aborted=True), offset=10, at=0.0)
+    remember(state, occurrence_outcome("a", 1, rollout="c/ns/r", state=ABORTED), offset=10, at=0.0)
     seen = Occurrence("c", "b", 1)
-    assert state.before(seen, "c/ns/r", offset=11, at=DAY) == (None, True)
-    assert state.before(seen, "c/ns/r", offset=11, at=DAY + 1) == (None, False)
+    assert state.before(seen, "c/ns/r", offset=11, at=DAY) == (None, ABORTED)
+    assert state.before(seen, "c/ns/r", offset=11, at=DAY + 1) == (None, MOVED_ON)
 
 
 def _doomed(
@@ -100,15 +104,15 @@ def test_a_sweep_forgets_occurrences_past_the_retention_by_the_wall_clock() -> N
     assert _doomed(state, now=DAY + 1) == {("occurrences", "c/old")}
 
 
-def test_a_rollout_no_longer_aborted_is_forgotten_once_committed_past_every_change() -> None:
+def test_a_rollout_with_nothing_to_remember_is_forgotten_once_committed_past_every_change() -> None:
     state = keeper()
-    remember(state, occurrence_outcome("a", 1, rollout="c/ns/r", aborted=True), offset=10, at=0.0)
+    remember(state, occurrence_outcome("a", 1, rollout="c/ns/r", state=ABORTED), offset=10, at=0.0)
     remember(
         state,
-        occurrence_outcome("p", 1, rollout="c/ns/r", aborted=False),
+        occurrence_outcome("p", 1, rollout="c/ns/r", state=MOVED_ON),
         offset=20,
         at=1.0,
-        aborted_before=True,
+        rollout_before=ABORTED,
     )
     # A re-read from offset 15 needs "aborted" before 20: kept while the commit is not past 20.
     assert ("rollouts", "c/ns/r") not in _doomed(state, now=2.0, committed={0: 15})
@@ -119,7 +123,7 @@ def test_a_rollout_no_longer_aborted_is_forgotten_once_committed_past_every_chan
 
 def test_a_rollout_still_aborted_is_kept_until_the_retention() -> None:
     state = keeper()
-    remember(state, occurrence_outcome("a", 1, rollout="c/ns/r", aborted=True), offset=10, at=0.0)
+    remember(state, occurrence_outcome("a", 1, rollout="c/ns/r", state=ABORTED), offset=10, at=0.0)
     assert ("rollouts", "c/ns/r") not in _doomed(state, now=DAY, committed={0: 99})
     assert ("rollouts", "c/ns/r") in _doomed(state, now=DAY + 1, committed={0: 99})
 
@@ -160,7 +164,9 @@ def test_after_a_sweep_nothing_is_held_past_its_retention(
 ) -> None:
     state = keeper()
     for offset, (uid, n, at, abort) in enumerate(changes):
-        outcome = occurrence_outcome(f"u{uid}", n, rollout=f"c/ns/r{uid % 3}", aborted=abort)
+        outcome = occurrence_outcome(
+            f"u{uid}", n, rollout=f"c/ns/r{uid % 3}", state=ABORTED if abort else MOVED_ON
+        )
         remember(state, outcome, offset=offset, at=at)
     for doomed in list(state.expired(now=now, committed={0: len(changes)})):
         table = state.occurrences if doomed.table == "occurrences" else state.rollouts
@@ -170,7 +176,23 @@ def test_after_a_sweep_nothing_is_held_past_its_retention(
             entry = kept(value)
             assert entry is not None
             assert now - entry.at <= DAY
-    for value in state.rollouts.values():  # what stays of a rollout is an abort in force
+    for value in state.rollouts.values():  # what stays of a rollout is something to remember
         entry = kept(value)
         assert entry is not None
-        assert entry.timeline[-1][1] is True
+        assert rollout_state(entry.timeline[-1][1]) != MOVED_ON
+
+
+def test_a_rollout_whose_revision_is_known_is_kept_until_the_retention() -> None:
+    state = keeper()
+    at_three = RolloutState(Abort.NO, 3)
+    remember(state, occurrence_outcome("u", 1, rollout="c/ns/r", state=at_three), offset=10, at=0.0)
+    assert ("rollouts", "c/ns/r") not in _doomed(state, now=DAY, committed={0: 99})
+    assert state.before(Occurrence("c", "x", 1), "c/ns/r", offset=11, at=DAY) == (None, at_three)
+    assert ("rollouts", "c/ns/r") in _doomed(state, now=DAY + 1, committed={0: 99})
+
+
+def test_an_earlier_versions_abort_flags_read_as_abort_states() -> None:
+    assert rollout_state(True) == ABORTED
+    assert rollout_state(False) == MOVED_ON
+    assert rollout_state(["timed_out", 4]) == RolloutState(Abort.TIMED_OUT, 4)
+    assert rollout_state(["someday", 4]) == MOVED_ON  # a shape of no version: the default
