@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -206,6 +208,22 @@ def consume(bootstrap: str, topic: str, *, count: int, timeout_s: float = 30) ->
     finally:
         consumer.close()
     return records
+
+
+def replay(lines: list[str], *, env: dict[str, str], path: Path) -> None:
+    """Publish Events to the raw topic exactly as the watcher would, with `python -m collectors
+    replay` (the topics and broker from `env`): `lines` are Events as JSON, each with `_cluster` and
+    `_watch_type`, written to `path` first."""
+    path.write_text("\n".join(lines) + "\n")
+    replayed = subprocess.run(
+        [sys.executable, "-m", "collectors", "replay", str(path)],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert replayed.returncode == 0, replayed.stderr
 
 
 def wait_until(condition: Any, *, timeout_s: float = 30, interval_s: float = 0.2) -> Any:
