@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
 
 from herald_contracts import (
@@ -25,6 +26,7 @@ from herald_contracts import (
 )
 from herald_dev.processes import ServiceProcess
 from tests.conftest import Topics
+from tests.consumers import sdks
 from tests.consumers.sdks import read_with_java_sdk, read_with_python_sdk
 from tests.processors.test_sequences import build
 from tests.support import consume, domain_event, produce, replay
@@ -164,3 +166,14 @@ def test_without_the_content_type_header_the_java_sdk_cannot_read_a_record(
     assert decode_domain_event(record.value, key=record.key).id == event.id
     [python] = read_with_python_sdk(kafka, topics.domain, count=1)
     assert python.event.get_id() == event.id
+
+
+def test_without_java_or_maven_the_consumer_build_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CI has both; a machine without them fails these tests naming the tools, never skips them."""
+    monkeypatch.setattr(
+        sdks.shutil, "which", lambda tool: None if tool == "mvn" else "/usr/bin/java"
+    )
+    with pytest.raises(sdks.JavaConsumerError, match=r"mvn not found.*Java 17 and Maven"):
+        sdks.ensure_java_consumer()
