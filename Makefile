@@ -32,4 +32,4 @@ infra-down: ## stop what infra-up started
 	@[ ! -x $(VENV)/python ] || $(VENV)/python -m herald_dev.infra down
 
 clean: infra-down ## remove the virtualenv, caches and local state
-	rm -rf .venv .cache .herald-local .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .cache .herald-local .mypy_cache .ruff_cache .pytest_cache tests/consumers/java/target

@@ -38,7 +38,11 @@ sys.path.insert(0, str(REPO))
 from dispatchers.matching import SubscriptionFilter  # noqa: E402
 from dispatchers.postgres import Store  # noqa: E402
 from dispatchers.signing import sign  # noqa: E402
-from herald_contracts import DomainEvent, encode_domain_event  # noqa: E402
+from herald_contracts import (  # noqa: E402
+    DomainEvent,
+    domain_record_headers,
+    encode_domain_event,
+)
 from herald_dev import infra  # noqa: E402
 from herald_dev.processes import ServiceProcess  # noqa: E402
 
@@ -205,7 +209,10 @@ def run_dispatcher(
         cluster = clusters[i % len(clusters)]
         item = event(i, cluster)
         producer.produce(
-            topics["HERALD_DOMAIN_TOPIC"], key=item.key.encode(), value=encode_domain_event(item)
+            topics["HERALD_DOMAIN_TOPIC"],
+            key=item.key.encode(),
+            value=encode_domain_event(item),
+            headers=domain_record_headers(),
         )
         if urls[i % len(urls)] == urls[0]:
             wanted += 1

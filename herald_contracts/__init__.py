@@ -8,10 +8,14 @@ import this package.
 
 from herald_contracts.deadletters import DeadLetterHeader, dead_letter_headers
 from herald_contracts.domain import (
+    DOMAIN_CONTENT_TYPE,
     EVENT_TYPE_PREFIX,
     EVENT_TYPES,
+    SCHEMA_BASE_URI,
     DomainEvent,
+    data_schema_uri,
     decode_domain_event,
+    domain_record_headers,
     encode_domain_event,
     object_source,
 )
@@ -23,10 +27,12 @@ from herald_contracts.topics import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 
 __all__ = [
     "DEAD_LETTER_TOPIC",
+    "DOMAIN_CONTENT_TYPE",
     "DOMAIN_TOPIC",
     "EVENT_TYPES",
     "EVENT_TYPE_PREFIX",
     "RAW_TOPIC",
+    "SCHEMA_BASE_URI",
     "ContractError",
     "DeadLetterHeader",
     "DomainEvent",
@@ -34,9 +40,11 @@ __all__ = [
     "RawRecord",
     "WatchType",
     "checked_time",
+    "data_schema_uri",
     "dead_letter_headers",
     "decode_domain_event",
     "decode_raw_record",
+    "domain_record_headers",
     "encode_domain_event",
     "encode_raw_record",
     "is_time",

@@ -28,7 +28,12 @@ import faust
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
-from herald_contracts import DomainEvent, dead_letter_headers, encode_domain_event
+from herald_contracts import (
+    DomainEvent,
+    dead_letter_headers,
+    domain_record_headers,
+    encode_domain_event,
+)
 from processors.processing import process
 from processors.settings import ProcessorSettings
 from processors.stalls import StallGuard
@@ -137,8 +142,11 @@ def build_app(
             restart()
 
     async def send(domain_event: DomainEvent) -> None:
+        # The content-type header makes the record structured mode for every CloudEvents SDK.
         sent = await domain.send(
-            key=domain_event.key.encode(), value=encode_domain_event(domain_event)
+            key=domain_event.key.encode(),
+            value=encode_domain_event(domain_event),
+            headers=domain_record_headers(),
         )
         sent.add_done_callback(delivered)
         DOMAIN_EVENTS.labels(domain_event.type).inc()

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 from confluent_kafka import Consumer, Producer
+from referencing import Registry, Resource
 
-from herald_contracts import DomainEvent, view_event
+from herald_contracts import DomainEvent, domain_record_headers, encode_domain_event, view_event
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -28,10 +33,25 @@ ROLLOUT = {
 }
 
 
+@functools.cache
+def schema_registry() -> Registry:
+    """Every schema under schemas/, by its `$id`: the domain event's envelope refers to the data
+    schema of each type (schemas/data/) by URI, as a consumer's registry would."""
+    resources = [
+        Resource.from_contents(json.loads(path.read_text()))
+        for path in sorted(SCHEMAS.rglob("*.schema.json"))
+    ]
+    return Registry().with_resources((resource.id(), resource) for resource in resources)
+
+
 def validate(schema_name: str, document: Any) -> None:
+    """Validate against a schema under schemas/ (a path relative to it), its references resolved
+    among the published schemas only, date-time formats checked."""
     schema = json.loads((SCHEMAS / schema_name).read_text())
     jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        schema,
+        registry=schema_registry(),
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     ).validate(document)
 
 
@@ -125,11 +145,28 @@ def producer(bootstrap: str) -> Producer:
     return Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes | None, bytes | None]],
+    *,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Write records (key, value), each with `headers` (none by default)."""
     p = producer(bootstrap)
     for key, value in records:
-        p.produce(topic, key=key, value=value)
+        p.produce(topic, key=key, value=value, headers=headers)
     assert p.flush(30) == 0
+
+
+def produce_domain_events(bootstrap: str, topic: str, events: Iterable[DomainEvent]) -> None:
+    """Write domain events as the processors do: key, encoded value and `domain_record_headers()`."""
+    produce(
+        bootstrap,
+        topic,
+        [(e.key.encode(), encode_domain_event(e)) for e in events],
+        headers=domain_record_headers(),
+    )
 
 
 @dataclass(frozen=True)
@@ -171,6 +208,22 @@ def consume(bootstrap: str, topic: str, *, count: int, timeout_s: float = 30) ->
     finally:
         consumer.close()
     return records
+
+
+def replay(lines: list[str], *, env: dict[str, str], path: Path) -> None:
+    """Publish Events to the raw topic exactly as the watcher would, with `python -m collectors
+    replay` (the topics and broker from `env`): `lines` are Events as JSON, each with `_cluster` and
+    `_watch_type`, written to `path` first."""
+    path.write_text("\n".join(lines) + "\n")
+    replayed = subprocess.run(
+        [sys.executable, "-m", "collectors", "replay", str(path)],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert replayed.returncode == 0, replayed.stderr
 
 
 def wait_until(condition: Any, *, timeout_s: float = 30, interval_s: float = 0.2) -> Any:

@@ -21,11 +21,16 @@ from dispatchers.consuming import ConsumedRecord, ConsumingLoop
 from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store
-from herald_contracts import DeadLetterHeader, DomainEvent, encode_domain_event
+from herald_contracts import (
+    DeadLetterHeader,
+    DomainEvent,
+    domain_record_headers,
+    encode_domain_event,
+)
 from herald_dev import infra
 from herald_runtime.backoff import Backoff
 from tests.conftest import Topics
-from tests.support import consume, produce
+from tests.support import consume, produce, produce_domain_events
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -94,7 +99,7 @@ def test_events_become_one_delivery_per_matching_subscription_and_offsets_are_co
         ordered=True,
     )
     events = [_event(n) for n in range(5)]
-    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+    produce_domain_events(kafka, topics.domain, events)
     group = f"g-{uuid.uuid4().hex}"
     loop, source = _loop(kafka, topics, store, group)
     try:
@@ -114,7 +119,8 @@ def test_a_redelivered_batch_is_absorbed(
         url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     records = [(e.key.encode(), encode_domain_event(e)) for e in (_event(1), _event(2))]
-    produce(kafka, topics.domain, records + records)  # e.g. a processor crashed before committing
+    # e.g. a processor crashed before committing
+    produce(kafka, topics.domain, records + records, headers=domain_record_headers())
     loop, source = _loop(kafka, topics, store, f"g-{uuid.uuid4().hex}")
     try:
         _run_until(loop, 2, database_url)
@@ -142,6 +148,7 @@ def test_undecodable_records_go_to_the_dead_letter_topic_with_the_reason(
             (good.key.encode(), encode_domain_event(unknown)),
             (good.key.encode(), json.dumps({**good.to_cloudevent(), "id": ""}).encode()),
         ],
+        headers=domain_record_headers(),
     )
     group = f"g-{uuid.uuid4().hex}"
     loop, source = _loop(kafka, topics, store, group)
@@ -173,7 +180,7 @@ def test_the_lag_counts_the_records_not_read_yet(
         url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     events = [_event(n) for n in range(10)]  # one key: one partition
-    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+    produce_domain_events(kafka, topics.domain, events)
     loop, source = _loop(kafka, topics, store, f"lag-{uuid.uuid4().hex[:8]}")
     loop.max_batch = 4
     read = 0
@@ -240,6 +247,7 @@ def test_an_event_with_nul_in_its_message_is_stored_and_sent_as_read_and_so_is_t
         kafka,
         topics.domain,
         [(failure.key.encode(), values[0]), (completed.key.encode(), values[1])],
+        headers=domain_record_headers(),
     )
     group = f"g-{uuid.uuid4().hex}"
     kinds: list[str] = []
@@ -352,6 +360,7 @@ def test_a_record_the_dispatcher_cannot_handle_is_set_aside_once_and_the_rest_is
             (key, value),
             (after.key.encode(), encode_domain_event(after)),
         ],
+        headers=domain_record_headers(),
     )
     group = f"g-{uuid.uuid4().hex}"
     kinds: list[str] = []
@@ -430,6 +439,7 @@ def test_dead_letters_wait_for_kafka_with_backoff_and_the_offsets_wait_for_them(
             bootstrap,
             topics.domain,
             [(good.key.encode(), b"not json"), (good.key.encode(), encode_domain_event(good))],
+            headers=domain_record_headers(),
         )
         group = f"g-{uuid.uuid4().hex}"
         sink = _StopsKafkaAfterSending(
@@ -490,6 +500,7 @@ def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value_pointing_a
         kafka,
         topics.domain,
         [(good.key.encode(), big), (good.key.encode(), encode_domain_event(good))],
+        headers=domain_record_headers(),
     )
     group = f"g-{uuid.uuid4().hex}"
     source = KafkaRecordSource(bootstrap=kafka, group_id=group, topic=topics.domain)

@@ -21,12 +21,20 @@ import pytest
 
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store
-from herald_contracts import DomainEvent, encode_domain_event
+from herald_contracts import DomainEvent, domain_record_headers, encode_domain_event
 from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from herald_dev.receiver import Received, Receiver, Reply
 from tests.conftest import Topics
-from tests.support import WEBHOOK_SECRET, consume, domain_event, http_get, produce, wait_until
+from tests.support import (
+    WEBHOOK_SECRET,
+    consume,
+    domain_event,
+    http_get,
+    produce,
+    produce_domain_events,
+    wait_until,
+)
 
 SECRET = WEBHOOK_SECRET
 
@@ -100,7 +108,7 @@ def test_kill_9_while_sending_and_with_deliveries_recorded_but_unsent_loses_noth
         url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     events = _events(40)
-    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+    produce_domain_events(kafka, topics.domain, events)
     # Long enough for the held requests to be still in flight when the dispatcher is killed.
     env = {
         **_env(topics, kafka, database_url),
@@ -150,15 +158,11 @@ def test_postgres_restarted_while_delivering_loses_nothing_and_needs_no_help(
         port = infra.free_port()
         env = {**_env(topics, kafka, url), "HERALD_METRICS_PORT": str(port)}
         services("dispatchers", env)
-        produce(
-            kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[:200]]
-        )
+        produce_domain_events(kafka, topics.domain, events[:200])
         assert wait_until(lambda: len(receiver.received) >= 50, timeout_s=60)
         assert http_get(port, "/readyz")[0] == 200
         infra.pg_ctl(home, "stop")
-        produce(
-            kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[200:]]
-        )
+        produce_domain_events(kafka, topics.domain, events[200:])
         # Not ready while the database is unreachable, but alive: nothing to restart.
         _, body = wait_until(lambda: (r := http_get(port, "/readyz"))[0] == 503 and r, timeout_s=10)
         assert json.loads(body)["database"] != "ok"
@@ -195,7 +199,7 @@ def test_two_replicas_share_the_work_and_send_each_delivery_once(
     env = _env(topics, kafka, database_url)
     services("dispatchers", env)
     services("dispatchers", env)
-    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+    produce_domain_events(kafka, topics.domain, events)
     assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 300}, timeout_s=90)
     _, rows, pairs = _summary(database_url)
     assert rows == pairs == 300
@@ -222,11 +226,11 @@ def test_a_worker_failing_unexpectedly_stops_the_dispatcher_with_an_error_and_lo
     events = _events(20)
     env = _env(topics, kafka, database_url)
     first = services("dispatchers", env)
-    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[:10]])
+    produce_domain_events(kafka, topics.domain, events[:10])
     assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 10}, timeout_s=60)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("ALTER TABLE attempts RENAME COLUMN error TO error_text")
-    produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events[10:]])
+    produce_domain_events(kafka, topics.domain, events[10:])
     assert wait_until(lambda: not first.alive, timeout_s=60)
     assert first.stop() not in (0, None)
     log_text = first.log_tail(300)
@@ -269,7 +273,7 @@ def test_a_rate_limit_holds_across_replicas_and_slows_no_other_subscription(
         env = _env(topics, kafka, database_url)
         services("dispatchers", env)
         services("dispatchers", env)
-        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+        produce_domain_events(kafka, topics.domain, events)
         assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 32}, timeout_s=60)
         for receiver in (limited, free):
             assert {r.headers["webhook-id"] for r in receiver.received if r.verified} == {
@@ -319,11 +323,7 @@ def test_a_record_it_cannot_store_does_not_stop_the_dispatcher_and_the_nul_case_
     dispatcher = services(
         "dispatchers", {**_env(topics, kafka, database_url), "HERALD_METRICS_PORT": str(port)}
     )
-    produce(
-        kafka,
-        topics.domain,
-        [(e.key.encode(), encode_domain_event(e)) for e in (failure, too_large, completed)],
-    )
+    produce_domain_events(kafka, topics.domain, (failure, too_large, completed))
     assert wait_until(lambda: len(receiver.received) >= 2, timeout_s=60)
     bodies = {r.headers["webhook-id"]: r.body for r in receiver.received if r.verified}
     assert bodies == {
@@ -372,7 +372,7 @@ def test_a_dispatcher_started_while_its_database_is_down_waits_for_it_and_then_d
             },
         )
         events = _events(20)
-        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+        produce_domain_events(kafka, topics.domain, events)
         _, body = wait_until(lambda: (r := http_get(port, "/readyz"))[0] == 503 and r, timeout_s=30)
         assert json.loads(body)["database"] != "ok"
         assert http_get(port, "/healthz")[0] == 200
@@ -417,11 +417,7 @@ def test_kafka_away_is_waited_for_not_ready_but_alive_and_nothing_is_lost(
             },
         )
         events = _events(30)
-        produce(
-            bootstrap,
-            topics.domain,
-            [(e.key.encode(), encode_domain_event(e)) for e in events[:10]],
-        )
+        produce_domain_events(bootstrap, topics.domain, events[:10])
         assert wait_until(lambda: len(receiver.received) >= 10, timeout_s=60)
         assert http_get(port, "/readyz")[0] == 200
         infra.stop_kafka(pid)
@@ -435,6 +431,7 @@ def test_kafka_away_is_waited_for_not_ready_but_alive_and_nothing_is_lost(
             topics.domain,
             [(e.key.encode(), encode_domain_event(e)) for e in events[10:]]
             + [(b"c/billing/Rollout/svc-1", b"not json")],
+            headers=domain_record_headers(),
         )
         assert wait_until(lambda: _summary(database_url)[0] == {"delivered": 30}, timeout_s=90), (
             _summary(database_url)

@@ -17,12 +17,11 @@ import pytest
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store
 from dispatchers.sealing import Keyring
-from herald_contracts import encode_domain_event
 from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from herald_dev.receiver import Receiver
 from tests.conftest import Topics
-from tests.support import WEBHOOK_SECRET, domain_event, http_get, produce, wait_until
+from tests.support import WEBHOOK_SECRET, domain_event, http_get, produce_domain_events, wait_until
 
 SECRET = WEBHOOK_SECRET
 
@@ -41,7 +40,7 @@ def test_metrics_count_deliveries_attempts_and_open_work(
             url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
         )
         events = [domain_event(n, catalogue="rollout.completed") for n in range(3)]
-        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+        produce_domain_events(kafka, topics.domain, events)
         port = infra.free_port()
         services(
             "dispatchers",
@@ -104,7 +103,7 @@ def test_secrets_sealed_at_rest_sign_and_a_dispatcher_without_the_key_does_not_s
             url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
         )
         events = [domain_event(n) for n in range(3)]
-        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in events])
+        produce_domain_events(kafka, topics.domain, events)
         env = {
             **topics.env(),
             "HERALD_DATABASE_URL": database_url,
@@ -197,7 +196,7 @@ def test_a_reseal_to_a_key_a_running_dispatcher_lacks_holds_that_subscription_an
         }
         dispatcher = services("dispatchers", {**env, "HERALD_SECRETS_KEYS": K1})
         before = [domain_event(n, name=f"svc-{n % 3}") for n in range(6)]
-        produce(kafka, topics.domain, [(e.key.encode(), encode_domain_event(e)) for e in before])
+        produce_domain_events(kafka, topics.domain, before)
         # Attempts are recorded after their batch: a webhook received may not be logged yet.
         for sub in (moved, kept):
             assert wait_until(lambda sub=sub: _delivered(database_url, sub) == 6, timeout_s=60)
@@ -225,11 +224,7 @@ def test_a_reseal_to_a_key_a_running_dispatcher_lacks_holds_that_subscription_an
 
         after = [domain_event(n, name=f"svc-{n % 3}") for n in range(6, 18)]
         for n in range(0, len(after), 4):  # events keep coming
-            produce(
-                kafka,
-                topics.domain,
-                [(e.key.encode(), encode_domain_event(e)) for e in after[n : n + 4]],
-            )
+            produce_domain_events(kafka, topics.domain, after[n : n + 4])
         assert wait_until(lambda: len(kept_receiver.received) >= 18, timeout_s=60)
         assert wait_until(lambda: len(_deliveries(database_url, moved)) == 18, timeout_s=30)
         metric = 'herald_dispatcher_unopened_subscriptions{key="k2"} 1.0'

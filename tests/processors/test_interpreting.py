@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from herald_contracts import RawRecord, WatchType, encode_domain_event
+from herald_contracts import SCHEMA_BASE_URI, RawRecord, WatchType, encode_domain_event
 from processors.catalogue import TYPE_FIELDS
 from processors.interpreting import MAX_TEXT, Abort, Outcome, RolloutState, interpret
 from tests.support import ROLLOUT, rollout_event, validate
@@ -52,6 +52,8 @@ def run(
 def only(event: dict[str, Any], **kw: Any) -> tuple[str, dict[str, Any]]:
     [domain_event] = run(event, **kw).events
     validate("deploy-event.v1.schema.json", json.loads(encode_domain_event(domain_event)))
+    # The data alone, against the schema its dataschema names (what a consumer can do).
+    validate(domain_event.dataschema.removeprefix(SCHEMA_BASE_URI), domain_event.data)
     return domain_event.type.removeprefix("dev.herald."), domain_event.data
 
 

@@ -7,7 +7,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from herald_contracts import DeadLetterHeader, RawRecord, WatchType, encode_raw_record
+from herald_contracts import (
+    DOMAIN_CONTENT_TYPE,
+    DeadLetterHeader,
+    RawRecord,
+    WatchType,
+    encode_raw_record,
+)
 from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from tests.conftest import Topics
@@ -59,6 +65,7 @@ def test_raw_events_become_domain_events_and_garbage_becomes_dead_letters(
     assert event["type"] == "dev.herald.rollout.completed"
     assert event["data"]["revision"] == 2
     assert domain.key == b"prod-eu/billing/Rollout/payments"
+    assert domain.headers == {"content-type": DOMAIN_CONTENT_TYPE.encode()}  # structured mode
     [dead] = consume(kafka, topics.dead_letters, count=1, timeout_s=30)
     assert dead.value == b"{broken"
     assert dead.headers[DeadLetterHeader.STAGE] == b"processors"

@@ -4,8 +4,6 @@ exact domain events, in order per object, with no extras and no duplicates."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -14,7 +12,7 @@ from typing import Any
 
 from herald_dev.processes import ServiceProcess
 from tests.conftest import Topics
-from tests.support import TopicReader, events_api_event, rollout_event
+from tests.support import TopicReader, events_api_event, replay, rollout_event
 
 SHA = "3f6c2e1d9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
 
@@ -275,17 +273,7 @@ def test_a_realistic_sequence_yields_exactly_the_expected_domain_events(
     tmp_path: Path,
 ) -> None:
     script, expected = build()
-    path = tmp_path / "sequence.jsonl"
-    path.write_text("\n".join(script.lines) + "\n")
-    replay = subprocess.run(
-        [sys.executable, "-m", "collectors", "replay", str(path)],
-        env={**infra_env, **topics.env(), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert replay.returncode == 0, replay.stderr
+    replay(script.lines, env={**infra_env, **topics.env()}, path=tmp_path / "sequence.jsonl")
     services(
         "processors",
         {
