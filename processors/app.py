@@ -158,8 +158,8 @@ def build_app(
         if reason not in warned:  # once per reason and process: the metric counts the rest
             warned.add(reason)
             log.warning(
-                "a %s message matched no known format; its domain event is sent flagged"
-                " (source_message_understood: false): %r (next ones are only counted, in"
+                "a %s message matched no known format (its domain event, if any, is flagged"
+                " source_message_understood: false): %r (next ones are only counted, in"
                 " herald_processor_messages_not_understood_total)",
                 reason,
                 events[0].data.get("source_message") if events else None,

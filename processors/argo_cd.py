@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import re
 
-from processors.rules import Family, Fields, Rule, integer, known, row, text
+from processors.rules import Family, Fields, Rule, integer, known, row, text, unparsed
 
 A = Family.APPLICATION
 
 _RESOLVED = re.compile(r"(?P<target>.*?) \((?P<resolved>[^(),\s]+)\)")
 """`<target> (<resolved>)`; the target may be empty (an empty `targetRevision`: ` (<sha>)`)."""
-_BARE = re.compile(r"[0-9a-f]{40}")
-"""A full git commit sha, which argocd-server shows as it is (it needs no resolving)."""
+_BARE = re.compile(r"[0-9A-Fa-f]{40}")
+"""A full git commit sha, which argocd-server shows as typed (`util/git` `IsCommitSHA` accepts both
+cases): it needs no resolving."""
 
 
 def display_revisions(display: str) -> list[tuple[str | None, str]] | None:
@@ -100,7 +101,7 @@ def _automated(revisions: list[str]) -> Fields:
 
 
 def _user_sync(found: re.Match[str]) -> Fields | None:
-    sources = display_revisions(found["display"])
+    sources = display_revisions(found["display"].rstrip())
     if sources is None:  # not a display revision: another row's, or a format not known
         return None
     return _operation_started(
@@ -149,6 +150,14 @@ ARGOCD_RULES: tuple[Rule, ...] = (
     known(A, "ResourceUpdated", r".+ updated application spec"),
     known(A, "ResourceUpdated", r".+ patched resource \S* '.*'"),  # core group: `/ConfigMap`
     known(A, "ResourceUpdated", r".+ terminated running operation"),
+    # a new wording of the sync change stays a sync change (the reason's fallback: health)
+    unparsed(
+        A,
+        "ResourceUpdated",
+        r"(?i)\s*updated sync status\b.*",
+        "application.sync_changed",
+        ("from", "to"),
+    ),
     # --- argocd-application-controller: auto-sync -----------------------------------------------
     row(
         A,

@@ -62,7 +62,8 @@ TYPE_FIELDS: dict[str, tuple[str, ...]] = {
 
 FALLBACK_TYPES: dict[tuple[Family, str], str] = {
     # An Application's ResourceUpdated is a health or a sync change (or a user's edit, known rows);
-    # a new wording of either is most likely about health, the one that gained a suffix in 3.6.
+    # a new wording that still says `Updated sync status` has its own flagged row
+    # (processors.argo_cd); any other is taken for health, the one that gained a suffix in 3.6.
     (Family.APPLICATION, "ResourceUpdated"): "application.health_changed",
 }
 

@@ -145,8 +145,11 @@ def interpret(
     key = rollout_key(record)
     fields = dict(found.fields)
     new_state, reported = _abort_rule(found.rule.effect, fields, rollout)
+    not_understood = None if found.rule.understood else str(record.object.get("reason"))
     if not reported or found.rule.catalogue_name is None:  # (None: refused by `_match`)
-        return Outcome(occurrence=seen, rollout_key=key, rollout=new_state)
+        return Outcome(
+            occurrence=seen, rollout_key=key, rollout=new_state, not_understood=not_understood
+        )
     if found.rule.effect is Effect.TIMES_OUT and fields.get("revision") is None:
         fields["revision"] = rollout.revision
     domain_event = _domain_event(
@@ -166,7 +169,7 @@ def interpret(
         occurrence=seen,
         rollout_key=key,
         rollout=new_state,
-        not_understood=None if found.rule.understood else str(record.object.get("reason")),
+        not_understood=not_understood,
     )
 
 

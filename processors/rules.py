@@ -90,3 +90,16 @@ def row(  # noqa: PLR0917 - one catalogue row per call, positionally like a tabl
 def known(family: Family, reason: str, pattern: str) -> Rule:
     """A known format that is not a transition: it produces nothing and is not flagged."""
     return row(family, reason, pattern, None, lambda m: {})
+
+
+def unparsed(family: Family, reason: str, pattern: str, name: str, fields: tuple[str, ...]) -> Rule:
+    """A flagged row: a message of this shape in no known format still gives `name`, every catalogue
+    field null and `understood` false (a narrower fallback than the reason's own)."""
+    return Rule(
+        family,
+        reason,
+        re.compile(pattern, re.DOTALL),
+        name,
+        lambda found: dict.fromkeys(fields),
+        understood=False,
+    )

@@ -101,6 +101,14 @@ ARGOCD: list[tuple[str, str, str, str, str, dict[str, Any]]] = [
         {"revision": SHA, "target_revision": SHA},
     ),
     (
+        "2.8-3.5 pinned sha in upper case",
+        "OperationStarted",
+        SERVER,
+        f"alice initiated sync to {SHA.upper()}",
+        "operation_started",
+        {"revision": SHA.upper()},
+    ),
+    (
         "2.8-3.5 truncated sha",
         "OperationStarted",
         SERVER,

@@ -482,7 +482,7 @@ def test_everything_else_produces_nothing(event: dict[str, Any]) -> None:
         (rollout_event("RolloutCompleted", "Rollout finished revision 4"), "rollout.completed"),
         (
             app_event("ResourceUpdated", "Updated sync status: Synced ->"),
-            "application.health_changed",
+            "application.sync_changed",
         ),
         (app_event("OperationCompleted", "Sync finished"), "application.operation_completed"),
         (
@@ -525,6 +525,21 @@ def test_an_unknown_argocd_server_wording_keeps_the_user_from_the_event() -> Non
     )
     _, automated = only(app_event("OperationStarted", "Initiated automated sync to revision abc"))
     assert (automated["initiator"], automated["user"]) == ("automated", None)
+
+
+def test_a_new_wording_of_a_status_change_keeps_its_kind_of_change() -> None:
+    sync = "Updated sync status: Synced -> OutOfSync (2 resources)"
+    assert only(app_event("ResourceUpdated", sync))[0] == "application.sync_changed"
+    health = "Health of the application is now Degraded"
+    assert only(app_event("ResourceUpdated", health))[0] == "application.health_changed"
+
+
+def test_a_notice_in_unknown_words_is_counted_even_when_it_adds_no_event() -> None:
+    twin = run(
+        rollout_event("RolloutAborted", "Rollout gave up on revision 3"),
+        rollout=RolloutState(TIMED_OUT, 3),
+    )
+    assert (twin.events, twin.not_understood) == ((), "RolloutAborted")
 
 
 def test_an_understood_message_says_so() -> None:

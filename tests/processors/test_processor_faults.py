@@ -310,7 +310,5 @@ def test_a_domain_topic_that_cannot_be_written_holds_commits_until_it_can(
 def _first_ids(records: list[tuple[bytes, bytes]]) -> set[str]:
     ids = set()
     for _, value in records:
-        ids.update(
-            e.id for e in interpret(decode_raw_record(value), last_n=None, aborted=False).events
-        )
+        ids.update(e.id for e in interpret(decode_raw_record(value), last_n=None).events)
     return ids
