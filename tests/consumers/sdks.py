@@ -16,14 +16,14 @@ import json
 import shutil
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings.kafka import KafkaMessage, from_kafka_event
-from confluent_kafka import Consumer
+
+from tests.support import consume
 
 JAVA_PROJECT = Path(__file__).resolve().parent / "java"
 JAR = JAVA_PROJECT / "target" / "herald-java-consumer.jar"
@@ -116,25 +116,13 @@ def read_with_python_sdk(
 ) -> list[PythonRead]:
     """Read `topic` from the beginning until `count` records arrived or the timeout passed, each
     converted by the Python SDK's `from_kafka_event` (which picks the content mode itself)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"python-sdk-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    read: list[PythonRead] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(read) < count and time.monotonic() < deadline:
-            record = consumer.poll(0.5)
-            if record is None or record.error() is not None:
-                continue
-            headers = dict(record.headers() or [])
-            message = KafkaMessage(headers=headers, key=record.key(), value=record.value())
-            read.append(PythonRead(record.key(), headers, from_kafka_event(message)))
-    finally:
-        consumer.close()
-    return read
+    return [
+        PythonRead(
+            record.key,
+            record.headers,
+            from_kafka_event(
+                KafkaMessage(headers=record.headers, key=record.key, value=record.value)
+            ),
+        )
+        for record in consume(bootstrap, topic, count=count, timeout_s=timeout_s)
+    ]
