@@ -189,7 +189,7 @@ def _expected(fake: FakeKube, *extra: RawRecord) -> dict[tuple[str, int], str]:
         if event_problem(event) is None
     ]
     for record in [*records, *extra]:
-        for domain in interpret(record, last_n=None, aborted=False).events:
+        for domain in interpret(record, last_n=None).events:
             data = domain.data
             expected[(data["source_event_uid"], data["source_event_count"])] = domain.type
     return expected
