@@ -257,8 +257,8 @@ def _domain_event(
     if aggregated:
         data["source_message_aggregated"] = True
     data["source_message_understood"] = understood
-    for name, convert in found.rule.source.fields.items():
-        data[name] = convert(None, event)
+    for field, convert in found.rule.source.fields.items():
+        data[field] = convert(None, event)
     fields = _from_the_event(fields, event, catalogue.types[catalogue_name].when_null)
     data.update({k: _carried(v) for k, v in fields.items()})
     return DomainEvent(

@@ -32,6 +32,26 @@ RESERVED_PREFIXES = ("rollout.", "application.")
 """Type prefixes of the built-in packs: no user pack may declare them, enabled or not."""
 
 
+COMMON_FIELDS = frozenset(
+    {
+        "cluster",
+        "kind",
+        "namespace",
+        "name",
+        "observed_at",
+        "source_reason",
+        "source_message",
+        "source_event_uid",
+        "source_event_count",
+        "source_event_resource_version",
+        "source_message_aggregated",
+        "source_message_understood",
+    }
+)
+"""The data fields every domain event has (schemas/data/common.v1.schema.json): no pack redefines
+them."""
+
+
 class PackError(ValueError):
     """A pack that cannot be loaded: `<file>: rule <rule>: <reason>`."""
 
@@ -157,6 +177,9 @@ def _types(file: str, document: Mapping[str, Any], prefix: str) -> dict[str, Typ
     for name, spec in document["types"].items():
         if not name.startswith(prefix):
             raise PackError(file, None, f"type {name!r} does not start with {prefix!r}")
+        common = sorted(COMMON_FIELDS & set(spec["fields"]))
+        if common:
+            raise PackError(file, None, f"type {name!r}: fields {common} are common fields")
         when_null = {
             field: _event_converter(file, None, spec_field["when_null"])
             for field, spec_field in spec["fields"].items()
@@ -172,6 +195,9 @@ def _types(file: str, document: Mapping[str, Any], prefix: str) -> dict[str, Typ
 
 
 def _source(file: str, pack: str, doc: Mapping[str, Any], s: int) -> Source:
+    common = sorted(COMMON_FIELDS & set(doc.get("fields", {})))
+    if common:
+        raise PackError(file, None, f"sources[{s}]: fields {common} are common fields")
     return Source(
         pack=pack,
         group=doc.get("group"),

@@ -47,7 +47,10 @@ def test_the_wheel_holds_every_module_migration_and_rule_pack(wheel: zipfile.Zip
     names = set(wheel.namelist())
     for package in SHIPPED:
         for path in (ROOT / package).rglob("*"):
-            if path.suffix in (".py", ".sql", ".typed", ".yaml", ".json") and "__pycache__" not in path.parts:
+            if (
+                path.suffix in (".py", ".sql", ".typed", ".yaml", ".json")
+                and "__pycache__" not in path.parts
+            ):
                 assert path.relative_to(ROOT).as_posix() in names
 
 
