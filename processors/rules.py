@@ -53,6 +53,8 @@ class Source:
     components: tuple[str, ...]
     fields: Mapping[str, Converter] = field(default_factory=dict)
     """Fields every event from this source carries (of the Event: annotations, constants)."""
+    field_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The same fields as the pack writes them (the published schemas are derived from them)."""
     stateful: bool = False
     """Whether its objects keep state (a rule of the source declares an effect)."""
 
