@@ -9,8 +9,9 @@ write the schemas they derive. Reads files, prints; connects to nothing.
   event, or why none did (no rule for its group/kind/component/reason, or the patterns of its
   reason's rules that did not match). Lines are interpreted in order with the state a processor
   keeps (repeats, aborts), like `argocd admin notifications trigger run`.
-- `rules schemas OUT [DIR]`: write `OUT/data/<type>.v1.schema.json` for every type (the built-in
-  packs' and DIR's) and `OUT/rule-pack.v1.schema.json`.
+- `rules schemas OUT [DIR] [--envelope schemas/deploy-event.v1.schema.json]`: write
+  `OUT/data/<type>.v1.schema.json` for every type (the built-in packs' and DIR's),
+  `OUT/rule-pack.v1.schema.json`, and with `--envelope` the domain event envelope knowing every type.
 
 `--packs` names the built-in packs enabled (default: every one), as HERALD_PROCESSOR_RULE_PACKS.
 """
@@ -27,7 +28,7 @@ from herald_contracts import EVENT_TYPE_PREFIX, RawRecord, WatchType, data_schem
 from processors.catalogue import Catalogue, api_group
 from processors.interpreting import AGGREGATED_PREFIX, Outcome, RolloutState, interpret
 from processors.packs import BUILTIN_PACKS, SCHEMA_FILE, PackError, load_catalogue, pack_files
-from processors.schemas import data_schemas
+from processors.schemas import data_schemas, with_types
 
 
 def main(argv: list[str], *, out: TextIO = sys.stdout) -> int:
@@ -47,6 +48,11 @@ def main(argv: list[str], *, out: TextIO = sys.stdout) -> int:
     schemas = commands.add_parser("schemas", help="write the derived JSON Schemas")
     schemas.add_argument("out", type=Path)
     schemas.add_argument("dir", type=Path, nargs="?")
+    schemas.add_argument(
+        "--envelope",
+        type=Path,
+        help="the published deploy-event.v1.schema.json: also write it with every type's condition",
+    )
     args = parser.parse_args(argv)
     builtin = tuple(p.strip() for p in args.packs.split(",") if p.strip() and args.packs != "none")
     try:
@@ -58,7 +64,7 @@ def main(argv: list[str], *, out: TextIO = sys.stdout) -> int:
         return _check(catalogue, args.dir, out)
     if args.command == "test":
         return _test(catalogue, args.events, out)
-    return _schemas(catalogue, args.out, out)
+    return _schemas(catalogue, args.out, out, envelope=args.envelope)
 
 
 def _check(catalogue: Catalogue, directory: Path, out: TextIO) -> int:
@@ -160,8 +166,11 @@ def _time(event: dict[str, Any]) -> str:
     return created if isinstance(created, str) else "1970-01-01T00:00:00Z"
 
 
-def _schemas(catalogue: Catalogue, out_dir: Path, out: TextIO) -> int:
+def _schemas(catalogue: Catalogue, out_dir: Path, out: TextIO, *, envelope: Path | None) -> int:
     files = {**data_schemas(catalogue), "rule-pack.v1.schema.json": SCHEMA_FILE.read_text()}
+    if envelope is not None:
+        derived = with_types(json.loads(envelope.read_text()), catalogue)
+        files["deploy-event.v1.schema.json"] = json.dumps(derived, indent=2) + "\n"
     for path, text in files.items():
         target = out_dir / path
         target.parent.mkdir(parents=True, exist_ok=True)

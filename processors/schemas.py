@@ -112,3 +112,29 @@ def _source_fields(catalogue: Catalogue, name: str) -> dict[str, dict[str, Any]]
 def type_summary(spec: TypeSpec, name: str) -> str:
     """`dev.herald.<type>  <dataschema>`, as `rules check` lists it."""
     return f"{EVENT_TYPE_PREFIX}{name}  {data_schema_uri(name)}"
+
+
+def with_types(envelope: Mapping[str, Any], catalogue: Catalogue) -> dict[str, Any]:
+    """The domain event envelope (`schemas/deploy-event.v1.schema.json`) with its list of types and
+    its per-type `dataschema` and `data` conditions derived from the catalogue's types: the
+    published envelope is this of the built-in packs (a test keeps it so), and `rules schemas OUT
+    DIR` writes one that also knows a user's types."""
+    names = sorted(catalogue.types)
+    derived = dict(envelope)
+    derived["properties"] = {
+        **envelope["properties"],
+        "type": {"enum": [EVENT_TYPE_PREFIX + n for n in names]},
+    }
+    derived["allOf"] = [
+        {
+            "if": {"properties": {"type": {"const": EVENT_TYPE_PREFIX + n}}},
+            "then": {
+                "properties": {
+                    "dataschema": {"const": data_schema_uri(n)},
+                    "data": {"$ref": f"data/{n}.v1.schema.json"},
+                }
+            },
+        }
+        for n in names
+    ]
+    return derived

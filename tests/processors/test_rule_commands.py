@@ -13,7 +13,7 @@ from referencing import Resource
 from herald_contracts import EVENT_TYPES
 from processors.interpreting import interpret
 from processors.packs import SCHEMA_FILE, builtin_catalogue, load_catalogue
-from processors.schemas import data_schemas
+from processors.schemas import data_schemas, with_types
 from tests.processors.test_rule_packs import FLAGGER_PACK, flagger_event, record
 from tests.support import rollout_event, schema_registry
 
@@ -40,6 +40,11 @@ def test_the_published_data_schemas_are_those_the_built_in_packs_derive() -> Non
     }
     assert derived == published
     assert {f"data/{t}.v1.schema.json" for t in EVENT_TYPES} == set(derived)
+
+
+def test_the_published_envelope_lists_the_types_the_built_in_packs_derive() -> None:
+    published = json.loads((ROOT / "schemas" / "deploy-event.v1.schema.json").read_text())
+    assert with_types(published, builtin_catalogue()) == published
 
 
 def test_the_published_rule_pack_schema_is_the_one_the_processor_validates_with() -> None:
@@ -127,9 +132,11 @@ def test_rules_schemas_writes_a_schema_per_type_that_the_events_of_a_user_pack_m
     packs.mkdir()
     (packs / "flagger.yaml").write_text(FLAGGER_PACK)
     out = tmp_path / "out"
-    result = rules("schemas", str(out), str(packs))
+    envelope = ROOT / "schemas" / "deploy-event.v1.schema.json"
+    result = rules("schemas", str(out), str(packs), "--envelope", str(envelope))
     assert result.returncode == 0, result.stderr
     assert (out / "rule-pack.v1.schema.json").exists()
+    derived_envelope = json.loads((out / "deploy-event.v1.schema.json").read_text())
     assert (out / "data" / "rollout.completed.v1.schema.json").exists()
     catalogue = load_catalogue(directory=packs)
     for message, type_ in [
@@ -145,3 +152,6 @@ def test_rules_schemas_writes_a_schema_per_type_that_the_events_of_a_user_pack_m
         assert schema["$id"] == event.dataschema
         registry = schema_registry().with_resource(schema["$id"], Resource.from_contents(schema))
         jsonschema.Draft202012Validator(schema, registry=registry).validate(event.data)
+        jsonschema.Draft202012Validator(derived_envelope, registry=registry).validate(
+            event.to_cloudevent()
+        )
