@@ -17,7 +17,8 @@ copy) and produces nothing; a repeat with a higher `n` is a new occurrence. The 
 derived from the occurrence and the catalogue name, so reprocessing yields the same ids.
 
 The caller keeps the state (the last `n` per uid, and whether each object of a source whose rules
-declare `state` is aborted: Argo Rollouts' rollouts) and passes it in; the outcome says what to remember. The agent in `processors.app` keeps it in Faust tables.
+declare `state` is aborted: Argo Rollouts' rollouts) and passes it in; the outcome says what to
+remember. The agent in `processors.app` keeps it in Faust tables.
 
 What the raw Event holds is not trusted to fit the domain event (issue 9): a time is taken only if it
 is RFC 3339 (else the next candidate, last the collection time, which the raw decoder checked); text
