@@ -1,4 +1,5 @@
-"""Composition root of the processor: `python -m processors` (or `herald-processor`).
+"""Composition root of the processor: `python -m processors` (or `herald-processor`); `python -m
+processors rules ...` runs the rule pack commands instead (`processors.rule_commands`).
 
 Loads and validates settings (a bad one stops it here, named), takes SIGTERM and SIGINT onto a
 thread of their own (`herald_runtime.watchdog.SignalStop`: a stop always ends within
@@ -43,6 +44,10 @@ def _exec_self() -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["rules"]:  # the rule pack commands (processors.rule_commands): no worker
+        from processors.rule_commands import main as rules  # noqa: PLC0415 - only for this command
+
+        sys.exit(rules(sys.argv[2:]))
     try:
         settings = ProcessorSettings.from_env(os.environ)
     except SettingsError as e:

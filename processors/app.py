@@ -183,6 +183,7 @@ def build_app(
                 # A record dated in the future must not keep its state alive past the retention.
                 at=min(message.timestamp, time.time()),
                 committed=committed(message.tp),
+                catalogue=settings.catalogue,
             )
             if processed.dead_letter is not None:
                 await dead_letter(message, processed.dead_letter, processed.failure)

@@ -2,13 +2,13 @@
 
 Every fact that depends on which API wrote the Event (core/v1 or events.k8s.io/v1) is read through
 `herald_contracts.view_event`, so an Event written either way matches the same rows and gives the same
-domain event; only its time is its own. Which Events count: a Rollout of an `argoproj.io/` API version
-whose emitting component (`source.component`, else `reportingComponent`, where an events.k8s.io/v1
-writer names it) is `rollouts-controller`, or an Application whose emitting component is
-`argocd-application-controller` or `argocd-server`. `source.component` comes first because
-`reportingComponent` is empty up to Argo Rollouts v1.6 and on aggregated Events. A leading
-`(combined from similar events): ` is stripped before matching (see `processors.catalogue`) and
-reported as `source_message_aggregated`.
+domain event; only its time is its own. Which Events count is the catalogue's to say (the enabled rule
+packs, `processors.catalogue`; by default a Rollout of the `argoproj.io` API group whose emitting
+component, `source.component` else `reportingComponent`, is `rollouts-controller`, or an Application
+whose emitting component is `argocd-application-controller` or `argocd-server`). `source.component`
+comes first because `reportingComponent` is empty up to Argo Rollouts v1.6 and on aggregated Events. A
+leading `(combined from similar events): ` is stripped before matching and reported as
+`source_message_aggregated`.
 
 Occurrences: `(cluster, Event uid, n)`, `n` being the view's `count` (`series.count`, else `count`, else
 1: an events.k8s.io/v1 writer counts repeats in `series.count` only). A record whose
@@ -16,8 +16,9 @@ uid was processed before with the same or a higher `n` is a duplicate (a relist,
 copy) and produces nothing; a repeat with a higher `n` is a new occurrence. The domain event id is
 derived from the occurrence and the catalogue name, so reprocessing yields the same ids.
 
-The caller keeps the state (the last `n` per uid, and whether each rollout is aborted) and passes it
-in; the outcome says what to remember. The agent in `processors.app` keeps it in Faust tables.
+The caller keeps the state (the last `n` per uid, and whether each object of a source whose rules
+declare `state` is aborted: Argo Rollouts' rollouts) and passes it in; the outcome says what to
+remember. The agent in `processors.app` keeps it in Faust tables.
 
 What the raw Event holds is not trusted to fit the domain event (issue 9): a time is taken only if it
 is RFC 3339 (else the next candidate, last the collection time, which the raw decoder checked); text
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +50,11 @@ from herald_contracts import (
     observed_at,
     view_event,
 )
-from processors.catalogue import Effect, Family, FieldError, Matched, match
+from processors.catalogue import Catalogue, Effect, FieldError, Matched
+from processors.converters import Converter
+from processors.packs import builtin_catalogue
 
 AGGREGATED_PREFIX = "(combined from similar events): "
-ROLLOUTS_COMPONENT = "rollouts-controller"
-ARGOCD_COMPONENTS = frozenset({"argocd-application-controller", "argocd-server"})
 MAX_TEXT = 4096
 """Longest text carried in a domain event field; longer ones are cut and end with '…'."""
 MAX_NAME = 253
@@ -113,12 +115,18 @@ class Outcome:
 NOTHING = Outcome()
 
 
-def rollout_key(record: RawRecord) -> str | None:
-    """The state key of the rollout a record is about (`<cluster>/<ns>/<name>`), if it is one."""
-    involved = _dict(record.object.get("involvedObject"))
-    if _family(record.object) is not Family.ROLLOUT:
+def rollout_key(record: RawRecord, matched: Matched) -> str | None:
+    """The state key of the object a record is about, if its source keeps state: a Rollout's is
+    `<cluster>/<ns>/<name>` (as stored since issue 5), any other object's
+    `<cluster>/<ns>/<group>/<kind>/<name>`."""
+    source = matched.rule.source
+    if not source.stateful:
         return None
-    return f"{record.cluster}/{involved.get('namespace', '')}/{involved.get('name', '')}"
+    involved = _dict(record.object.get("involvedObject"))
+    namespace, name = involved.get("namespace", ""), involved.get("name", "")
+    if (source.group, source.kind) == ("argoproj.io", "Rollout"):
+        return f"{record.cluster}/{namespace}/{name}"
+    return f"{record.cluster}/{namespace}/{source.group or ''}/{source.kind}/{name}"
 
 
 def occurrence(record: RawRecord) -> Occurrence:
@@ -128,21 +136,26 @@ def occurrence(record: RawRecord) -> Occurrence:
 
 
 def interpret(
-    record: RawRecord, *, last_n: int | None, rollout: RolloutState = RolloutState()
+    record: RawRecord,
+    *,
+    last_n: int | None,
+    rollout: RolloutState = RolloutState(),
+    catalogue: Catalogue | None = None,
 ) -> Outcome:
     """The domain events of one record; `last_n` is the last n processed for its Event uid (None:
-    never), `rollout` the state of its rollout (for a record about one)."""
-    matched = _match(record)
+    never), `rollout` the state of its object (for a record about one that keeps state),
+    `catalogue` the rules (None: the built-in packs)."""
+    matched = _match(record, catalogue or builtin_catalogue())
     if isinstance(matched, Outcome):
         return matched
-    family, found, aggregated = matched
+    found, aggregated = matched
     seen = occurrence(record)
     unnamed = _unnamed(record, seen)
     if unnamed is not None:
         return Outcome(refused=unnamed)
     if last_n is not None and seen.n <= last_n:
         return Outcome(duplicate=True)
-    key = rollout_key(record)
+    key = rollout_key(record, found)
     fields = dict(found.fields)
     new_state, reported = _abort_rule(found.rule.effect, fields, rollout)
     not_understood = None if found.rule.understood else str(record.object.get("reason"))
@@ -154,8 +167,8 @@ def interpret(
         fields["revision"] = rollout.revision
     domain_event = _domain_event(
         record,
-        family,
-        found.rule.catalogue_name,
+        found,
+        catalogue or builtin_catalogue(),
         fields,
         seen,
         aggregated=aggregated,
@@ -192,49 +205,32 @@ def _abort_rule(
     return None, True
 
 
-def _match(record: RawRecord) -> tuple[Family, Matched, bool] | Outcome:
+def _match(record: RawRecord, catalogue: Catalogue) -> tuple[Matched, bool] | Outcome:
     """The catalogue row of a record, its fields and whether the message was aggregated; or the
     outcome of a record that is not in the catalogue (nothing) or whose fields cannot be carried."""
     if record.watch_type is WatchType.DELETED:
         return NOTHING  # the TTL removing an Event is not a transition
     event = record.object
-    family = _family(event)
     reason, message = event.get("reason"), event.get("message")
-    if family is None or not isinstance(reason, str) or not isinstance(message, str):
+    if not isinstance(reason, str) or not isinstance(message, str):
         return NOTHING
     try:
-        found = match(family, reason, message.removeprefix(AGGREGATED_PREFIX))
+        found = catalogue.match(event, message.removeprefix(AGGREGATED_PREFIX))
     except FieldError as e:
         return Outcome(refused=f"{reason}: {e}")
     if found is None or found.rule.catalogue_name is None:
         return NOTHING  # not in the catalogue, or a known format that is not a transition
-    return family, found, message.startswith(AGGREGATED_PREFIX)
+    return found, message.startswith(AGGREGATED_PREFIX)
 
 
 def event_id(seen: Occurrence, catalogue_name: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"{seen.cluster}/{seen.uid}/{seen.n}/{catalogue_name}"))
 
 
-def _family(event: JsonObject) -> Family | None:
-    involved = _dict(event.get("involvedObject"))
-    component = view_event(event).component
-    kind, api_version = involved.get("kind"), involved.get("apiVersion")
-    if (
-        kind == "Rollout"
-        and isinstance(api_version, str)
-        and api_version.startswith("argoproj.io/")
-        and component == ROLLOUTS_COMPONENT
-    ):
-        return Family.ROLLOUT
-    if kind == "Application" and component in ARGOCD_COMPONENTS:
-        return Family.APPLICATION
-    return None
-
-
 def _domain_event(
     record: RawRecord,
-    family: Family,
-    catalogue_name: str,
+    found: Matched,
+    catalogue: Catalogue,
     fields: JsonObject,
     seen: Occurrence,
     *,
@@ -242,6 +238,7 @@ def _domain_event(
     understood: bool,
 ) -> DomainEvent:
     event = record.object
+    catalogue_name = str(found.rule.catalogue_name)
     involved = _dict(event.get("involvedObject"))
     metadata = _dict(event.get("metadata"))
     kind, namespace, name = (_name(involved.get(k)) for k in ("kind", "namespace", "name"))
@@ -261,11 +258,9 @@ def _domain_event(
     if aggregated:
         data["source_message_aggregated"] = True
     data["source_message_understood"] = understood
-    if family is Family.APPLICATION:
-        annotations = _dict(metadata.get("annotations"))
-        data["dest_server"] = _identifier(annotations.get("dest-server"))
-        data["dest_namespace"] = _identifier(annotations.get("dest-namespace"))
-        fields = _from_the_event(fields, event, annotations)
+    for field, convert in found.rule.source.fields.items():
+        data[field] = convert(None, event)
+    fields = _from_the_event(fields, event, catalogue.types[catalogue_name].when_null)
     data.update({k: _carried(v) for k, v in fields.items()})
     return DomainEvent(
         id=event_id(seen, catalogue_name),
@@ -278,18 +273,17 @@ def _domain_event(
     )
 
 
-def _from_the_event(fields: JsonObject, event: JsonObject, annotations: JsonObject) -> JsonObject:
-    """Fields an Argo CD message did not give (a wording no row knows) that the Event itself does:
-    argocd-server writes the user in the `user` annotation too (`util/argo/audit_logger.go`), and
-    only argocd-server starts an operation for a user (the controller's are automated)."""
+def _from_the_event(
+    fields: JsonObject, event: JsonObject, when_null: Mapping[str, Converter]
+) -> JsonObject:
+    """Fields a message did not give (a wording no rule knows) that the Event itself does, as the
+    type declares (`when_null`): argocd-server writes the user in the `user` annotation too
+    (`util/argo/audit_logger.go`), and only argocd-server starts an operation for a user (the
+    controller's are automated)."""
     filled = dict(fields)
-    if "user" in filled and filled["user"] is None:
-        filled["user"] = _identifier(annotations.get("user"))
-    if "initiator" in filled and filled["initiator"] is None:
-        filled["initiator"] = {
-            "argocd-server": "user",
-            "argocd-application-controller": "automated",
-        }.get(view_event(event).component or "")
+    for name, convert in when_null.items():
+        if name in filled and filled[name] is None:
+            filled[name] = convert(None, event)
     return filled
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from herald_contracts import ContractError, DomainEvent, decode_raw_record
+from processors.catalogue import Catalogue
 from processors.interpreting import Outcome, RolloutState, interpret
 from processors.state import Keeper
 
@@ -39,22 +40,24 @@ def process(
     offset: int,
     at: float,
     committed: int | None,
+    catalogue: Catalogue | None = None,
 ) -> Processed:
     """The domain events of the raw record at `partition`/`offset` (record time `at`), or why it is
-    dead-lettered; the state is read as it stood before `offset`, and updated."""
+    dead-lettered; the state is read as it stood before `offset`, and updated. `catalogue`: the
+    enabled rule packs (None: the built-in ones)."""
     try:
         record = decode_raw_record(value)
     except ContractError as e:
         return Processed(dead_letter=str(e), outcome="dead_lettered")
     try:
-        outcome = interpret(record, last_n=None)
+        outcome = interpret(record, last_n=None, catalogue=catalogue)
         rollout = RolloutState()
         if outcome.refused is None and outcome.occurrence is not None:
             # Only a record of the catalogue needs its state; most records are noise.
             last_n, rollout = state.before(
                 outcome.occurrence, outcome.rollout_key, offset=offset, at=at
             )
-            outcome = interpret(record, last_n=last_n, rollout=rollout)
+            outcome = interpret(record, last_n=last_n, rollout=rollout, catalogue=catalogue)
     except Exception as e:  # noqa: BLE001 - a bug on one record must not stop every record behind it
         return Processed(
             dead_letter=f"the processor failed on this record: {e!r}",

@@ -1,7 +1,8 @@
 """The processor's settings: read once from the environment (prefix `HERALD_`), validated at start.
 
 Validated means what can be judged without connecting: a Kafka address that is not `host:port`,
-or a topic name Kafka would refuse, is a bad setting. A broker that does not answer, or a topic that
+a topic name Kafka would refuse, or a rule pack that does not load (named by file, rule and reason)
+is a bad setting. A broker that does not answer, or a topic that
 does not exist yet, is not: the processor waits for them (`processors.kafka`).
 """
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
+from processors.catalogue import Catalogue
+from processors.packs import BUILTIN_PACKS, PackError, builtin_catalogue, load_catalogue
 
 
 class SettingsError(ValueError):
@@ -69,6 +72,14 @@ class ProcessorSettings:
     """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
     """HERALD_METRICS_HOST."""
+    rule_packs: tuple[str, ...] = BUILTIN_PACKS
+    """HERALD_PROCESSOR_RULE_PACKS: the built-in rule packs enabled, comma-separated names
+    (`argo-rollouts,argo-cd`; `none` for none)."""
+    rule_dir: Path | None = None
+    """HERALD_PROCESSOR_RULE_DIR: a directory of user rule packs (`*.yaml`), e.g. a mounted
+    ConfigMap; unset: none."""
+    catalogue: Catalogue = field(default_factory=builtin_catalogue, compare=False, repr=False)
+    """The rules of the enabled packs, loaded and checked when the settings are read."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ProcessorSettings:
@@ -127,7 +138,29 @@ class ProcessorSettings:
             if name == "HERALD_PROCESSOR_PRODUCER_LINGER_MS" and int(raw) > 1000:
                 raise SettingsError(f"{name} must be at most 1000 (ms), not {raw!r}")
             numbers[name] = int(raw)
+        packs_text = text("HERALD_PROCESSOR_RULE_PACKS", ",".join(BUILTIN_PACKS))
+        packs = tuple(
+            p.strip() for p in packs_text.split(",") if p.strip() and packs_text != "none"
+        )
+        unknown = [p for p in packs if p not in BUILTIN_PACKS]
+        if unknown:
+            raise SettingsError(
+                f"HERALD_PROCESSOR_RULE_PACKS names no built-in pack {', '.join(unknown)}"
+                f" (built in: {', '.join(BUILTIN_PACKS)}; `none` for none)"
+            )
+        rule_dir_text = text("HERALD_PROCESSOR_RULE_DIR", "")
+        rule_dir = Path(rule_dir_text) if rule_dir_text else None
+        try:
+            catalogue = load_catalogue(builtin=packs, directory=rule_dir)
+        except PackError as e:
+            setting = (
+                "HERALD_PROCESSOR_RULE_PACKS" if e.file in packs else "HERALD_PROCESSOR_RULE_DIR"
+            )
+            raise SettingsError(f"{setting}: a rule pack cannot be loaded: {e}") from e
         return cls(
+            rule_packs=packs,
+            rule_dir=rule_dir,
+            catalogue=catalogue,
             kafka_bootstrap=bootstrap,
             replication_factor=numbers["HERALD_PROCESSOR_REPLICATION_FACTOR"],
             occurrence_window_s=numbers["HERALD_OCCURRENCE_WINDOW_S"],

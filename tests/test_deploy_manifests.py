@@ -77,3 +77,25 @@ def test_the_migration_job_runs_a_real_dispatcher_command() -> None:
     command = container["command"]
     assert command[:3] == ["python", "-m", "dispatchers"]
     assert parser().parse_args(command[3:]).command == "migrate"
+
+
+def test_the_processors_rule_packs_configmap_is_mounted_where_the_rule_dir_setting_points(
+    tmp_path: Path,
+) -> None:
+    from processors.packs import load_catalogue
+
+    documents = _documents("processors.yaml")
+    [container] = documents["StatefulSet"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "rule-packs"]
+    assert mount["mountPath"] == env["HERALD_PROCESSOR_RULE_DIR"]
+    [volume] = [
+        v
+        for v in documents["StatefulSet"]["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "rule-packs"
+    ]
+    configmap = documents["ConfigMap"]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    for key, text in (configmap.get("data") or {}).items():  # every pack shipped there loads
+        (tmp_path / key).write_text(text)
+    load_catalogue(directory=tmp_path)

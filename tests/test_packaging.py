@@ -43,11 +43,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     return zipfile.ZipFile(built)
 
 
-def test_the_wheel_holds_every_module_and_migration(wheel: zipfile.ZipFile) -> None:
+def test_the_wheel_holds_every_module_migration_and_rule_pack(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
     for package in SHIPPED:
         for path in (ROOT / package).rglob("*"):
-            if path.suffix in (".py", ".sql", ".typed") and "__pycache__" not in path.parts:
+            if (
+                path.suffix in (".py", ".sql", ".typed", ".yaml", ".json")
+                and "__pycache__" not in path.parts
+            ):
                 assert path.relative_to(ROOT).as_posix() in names
 
 

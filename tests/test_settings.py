@@ -241,6 +241,21 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             "HERALD_PROCESSOR_SWEEP_INTERVAL_S",
             id="processor-sweep-interval-negative",
         ),
+        pytest.param(
+            "processors",
+            {
+                "HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+                "HERALD_PROCESSOR_RULE_PACKS": "argo-workflows",
+            },
+            "HERALD_PROCESSOR_RULE_PACKS",
+            id="processor-rule-pack-not-built-in",
+        ),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HERALD_PROCESSOR_RULE_DIR": "/nonexistent"},
+            "HERALD_PROCESSOR_RULE_DIR",
+            id="processor-rule-dir-missing",
+        ),
     ],
 )
 def test_bad_setting_stops_the_service_naming_it(

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from herald_contracts import SCHEMA_BASE_URI, RawRecord, WatchType, encode_domain_event
-from processors.catalogue import TYPE_FIELDS
 from processors.interpreting import MAX_TEXT, Abort, Outcome, RolloutState, interpret
+from processors.packs import builtin_catalogue
 from tests.support import ROLLOUT, rollout_event, validate
+
+TYPE_FIELDS = builtin_catalogue().type_fields
 
 APP = {
     "kind": "Application",

@@ -21,8 +21,8 @@ from herald_contracts import (
     encode_domain_event,
     encode_raw_record,
 )
-from processors.catalogue import RULES, Family
 from processors.interpreting import Abort, RolloutState, interpret
+from processors.packs import builtin_catalogue
 from processors.processing import Processed, process
 from processors.state import Keeper
 from tests.support import validate
@@ -97,9 +97,9 @@ class _Fill(dict[str, str]):
 @st.composite
 def events(draw: st.DrawFn) -> dict[str, Any]:
     """Event-shaped JSON: mostly Argo Events of the catalogue, any field possibly wild."""
-    rule = draw(st.sampled_from(RULES))
+    rule = draw(st.sampled_from(builtin_catalogue().rules))
     reason = draw(st.sampled_from([rule.reason, rule.reason, rule.reason, "Pulled"]))
-    rollout = rule.family is Family.ROLLOUT
+    rollout = rule.source.kind == "Rollout"
     kind = draw(st.sampled_from(["Rollout" if rollout else "Application"] * 4 + ["Pod"]))
     component = draw(
         st.sampled_from(
