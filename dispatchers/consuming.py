@@ -1,4 +1,5 @@
-"""The consuming loop: domain events from Kafka become pending deliveries in Postgres.
+"""The consuming loop: CloudEvents from Kafka (the domain topic and any further topics the dispatcher
+reads) become pending deliveries in Postgres.
 
 For each batch: take every record the dispatcher can handle (`dispatchers.intake`), match it against
 the enabled subscriptions, write the events and deliveries in one transaction, set aside in the
@@ -29,7 +30,7 @@ from typing import Protocol
 from dispatchers.intake import Admitted, RefusalKind, Refused, admit
 from dispatchers.matching import matches
 from dispatchers.postgres import StoreError, Subscription, ValuesRefusedError
-from herald_contracts import DomainEvent
+from herald_contracts import CloudEvent
 from herald_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ConsumedRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 class RecordSource(Protocol):
@@ -89,11 +91,11 @@ class DeliveryStore(Protocol):
     def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]: ...
 
     def record_events(
-        self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
+        self, batch: Sequence[tuple[CloudEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
     ) -> int: ...
 
 
-Row = tuple[DomainEvent, bytes, Sequence[uuid.UUID]]
+Row = tuple[CloudEvent, bytes, Sequence[uuid.UUID]]
 
 
 @dataclass
@@ -157,7 +159,7 @@ class ConsumingLoop:
         admitted: list[tuple[ConsumedRecord, Row]] = []
         refused: list[tuple[ConsumedRecord, Refused]] = []
         for record in records:
-            verdict = admit(record.value, key=record.key)
+            verdict = admit(record.value, key=record.key, headers=record.headers)
             if isinstance(verdict, Admitted):
                 wanted = [s.id for s in subscriptions if matches(s.filter, verdict.event)]
                 admitted.append((record, (verdict.event, verdict.body, wanted)))

@@ -54,6 +54,7 @@ class KafkaRecordSource:
                     offset=message.offset() or 0,
                     key=message.key(),
                     value=message.value(),
+                    headers=_headers(message.headers()),
                 )
             )
         return records
@@ -103,6 +104,13 @@ class KafkaRecordSource:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _headers(raw: object) -> tuple[tuple[str, bytes | None], ...]:
+    """A consumed record's headers as (name, bytes) pairs (the consumer gives a list of them)."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple((name, value.encode() if isinstance(value, str) else value) for name, value in raw)
 
 
 class KafkaDeadLetters:

@@ -30,7 +30,7 @@ from dispatchers.sealing import PREFIX as SEALED
 from dispatchers.sealing import Keyring, Opened, Unopened
 from dispatchers.storable import storable_json, storable_text
 from dispatchers.throttling import Bucket
-from herald_contracts import ContractError, DomainEvent, decode_domain_event
+from herald_contracts import CloudEvent, ContractError, DomainEvent, decode_cloudevent
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +273,8 @@ class Store:
         with self._cursor() as cur:
             cur.execute(
                 "INSERT INTO subscriptions (id, url, secrets, event_types, clusters, namespaces,"
-                " names, ordered, rate_limit_per_s, headers)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " names, sources, subjects, ordered, rate_limit_per_s, headers)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     subscription_id,
                     url,
@@ -283,6 +283,8 @@ class Store:
                     list(filter.clusters),
                     list(filter.namespaces),
                     list(filter.names),
+                    list(filter.sources),
+                    list(filter.subjects),
                     ordered,
                     rate_limit_per_s,
                     Jsonb(self._sealed_headers(headers, subscription_id)),
@@ -425,6 +427,8 @@ class Store:
         clusters: Sequence[str] | None = None,
         namespaces: Sequence[str] | None = None,
         names: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        subjects: Sequence[str] | None = None,
         ordered: bool | None = None,
         rate_limit_per_s: float | None = None,
         unlimited: bool = False,
@@ -448,6 +452,8 @@ class Store:
                 " clusters = COALESCE(%(clusters)s::text[], clusters),"
                 " namespaces = COALESCE(%(namespaces)s::text[], namespaces),"
                 " names = COALESCE(%(names)s::text[], names),"
+                " sources = COALESCE(%(sources)s::text[], sources),"
+                " subjects = COALESCE(%(subjects)s::text[], subjects),"
                 " ordered = COALESCE(%(ordered)s::boolean, ordered),"
                 " rate_limit_per_s = CASE WHEN %(unlimited)s THEN NULL"
                 "   ELSE COALESCE(%(rate)s::float8, rate_limit_per_s) END,"
@@ -462,6 +468,8 @@ class Store:
                     "clusters": listed(clusters),
                     "namespaces": listed(namespaces),
                     "names": listed(names),
+                    "sources": listed(sources),
+                    "subjects": listed(subjects),
                     "ordered": ordered,
                     "rate": rate_limit_per_s,
                     "unlimited": unlimited,
@@ -497,7 +505,10 @@ class Store:
     # -- events and deliveries -----------------------------------------------------------------
 
     def record_events(
-        self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
+        self,
+        batch: Sequence[tuple[CloudEvent | DomainEvent, bytes, Sequence[uuid.UUID]]],
+        *,
+        now: datetime,
     ) -> int:
         """Store each event once (the exact UTF-8 bytes read, as text: what is sent; also events no
         subscription wants now, for `replay`) and one pending delivery per subscription, in one
@@ -506,7 +517,7 @@ class Store:
         Returns how many deliveries are new; repeats (the same event id and subscription) are absorbed.
         Raises ValuesRefusedError if the database refuses a value of the batch (nothing is stored).
         """
-        rows = list(batch)
+        rows = [(_cloudevent(event, body), body, subs) for event, body, subs in batch]
         if not rows:
             return 0
         deliveries = [(e, sub) for e, _, subs in rows for sub in subs]
@@ -520,8 +531,8 @@ class Store:
                         event.type,
                         storable_text(event.source),
                         event.key,
-                        event.time,
-                        Jsonb(storable_json(event.to_cloudevent())),
+                        event.time or now,  # a producer may leave `time` out: then, when read
+                        Jsonb(storable_json(dict(event.attributes))),
                         body.decode(),
                     )
                     for event, body, _ in rows
@@ -1098,11 +1109,15 @@ def _storable(text: str | None) -> str | None:
 
 def _matches(subscription: Subscription, row: dict[str, Any]) -> bool:
     try:
-        event = decode_domain_event(row["body"].encode(), key=row["object_key"].encode())
+        event = decode_cloudevent(row["body"].encode(), key=row["object_key"].encode())
     except ContractError:  # stored before a contract change: not replayable
         log.warning("stored event %s cannot be read any more; not replayed", row["id"])
         return False
     return matches(subscription.filter, event)
+
+
+def _cloudevent(event: CloudEvent | DomainEvent, body: bytes) -> CloudEvent:
+    return CloudEvent.of(event, body=body) if isinstance(event, DomainEvent) else event
 
 
 def _subscription(row: dict[str, Any], keyring: Keyring) -> Subscription:
@@ -1118,6 +1133,8 @@ def _subscription(row: dict[str, Any], keyring: Keyring) -> Subscription:
             clusters=tuple(row["clusters"]),
             namespaces=tuple(row["namespaces"]),
             names=tuple(row["names"]),
+            sources=tuple(row["sources"]),
+            subjects=tuple(row["subjects"]),
         ),
         ordered=row["ordered"],
         enabled=row["enabled"],

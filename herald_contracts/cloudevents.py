@@ -71,8 +71,9 @@ class CloudEvent:
         return self.attributes.get("data")
 
     @classmethod
-    def of(cls, event: DomainEvent) -> CloudEvent:
-        """Herald's event as the CloudEvent it is encoded as."""
+    def of(cls, event: DomainEvent, *, body: bytes | None = None) -> CloudEvent:
+        """Herald's event as the CloudEvent it is encoded as; `body`: the bytes it was read from
+        (else encoded here)."""
         return cls(
             id=event.id,
             source=event.source,
@@ -80,7 +81,7 @@ class CloudEvent:
             subject=event.subject,
             time=event.time,
             attributes=event.to_cloudevent(),
-            body=encode_domain_event(event),
+            body=encode_domain_event(event) if body is None else body,
             key=event.key,
             herald=event,
         )
