@@ -9,7 +9,8 @@ pattern must match (case-sensitive, `*` also crosses dots).
 - `source` and `subject`: the CloudEvents attributes (an event without `subject` has the subject "",
   which only `*` or an empty filter matches).
 - cluster, namespace, object name: read from the data of Herald's events. Another producer's event
-  has none of them: it is "" in each, so a subscription filtering on them never gets it.
+  has none of them (whatever its data holds): it is "" in each, so only a pattern that matches ""
+  takes it, such as `*` (which `subscriptions update` documents as "matches everything").
 """
 
 from __future__ import annotations
