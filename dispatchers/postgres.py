@@ -123,6 +123,15 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class StoredBatch:
+    created: int
+    """Deliveries new in this batch."""
+    taken: dict[int, str]
+    """The batch's rows (by index) whose id is stored already as another source's event, with
+    that source: nothing was stored for them."""
+
+
+@dataclass(frozen=True)
 class DueDelivery:
     id: uuid.UUID
     event_id: str
@@ -510,17 +519,28 @@ class Store:
         *,
         now: datetime,
     ) -> int:
+        """`record_batch`, returning how many deliveries are new."""
+        return self.record_batch(batch, now=now).created
+
+    def record_batch(
+        self,
+        batch: Sequence[tuple[CloudEvent | DomainEvent, bytes, Sequence[uuid.UUID]]],
+        *,
+        now: datetime,
+    ) -> StoredBatch:
         """Store each event once (the exact UTF-8 bytes read, as text: what is sent; also events no
         subscription wants now, for `replay`) and one pending delivery per subscription, in one
         transaction.
 
-        Returns how many deliveries are new; repeats (the same event id and subscription) are absorbed.
-        Raises ValuesRefusedError if the database refuses a value of the batch (nothing is stored).
+        Repeats (the same event id and subscription) are absorbed. An event is known by its id
+        alone, so an event whose id is stored already as another source's (two producers using
+        the same ids) gets nothing stored and is returned in `taken`: its deliveries would send
+        the other event's body. Raises ValuesRefusedError if the database refuses a value of the
+        batch (nothing is stored).
         """
         rows = [(_cloudevent(event, body), body, subs) for event, body, subs in batch]
         if not rows:
-            return 0
-        deliveries = [(e, sub) for e, _, subs in rows for sub in subs]
+            return StoredBatch(0, {})
         with self._cursor() as cur:
             cur.executemany(
                 "INSERT INTO events (id, type, source, object_key, time, payload, body)"
@@ -538,8 +558,22 @@ class Store:
                     for event, body, _ in rows
                 ],
             )
+            # Read after the insert, in the same transaction: a concurrent insert of the same id
+            # has committed by now (the insert waited for it), so this sees whose id it is.
+            cur.execute(
+                "SELECT id, source FROM events WHERE id = ANY(%s)", ([e.id for e, _, _ in rows],)
+            )
+            sources = {row["id"]: row["source"] for row in cur.fetchall()}
+            taken = {
+                i: sources[event.id]
+                for i, (event, _, _) in enumerate(rows)
+                if sources.get(event.id, storable_text(event.source)) != storable_text(event.source)
+            }
+            deliveries = [
+                (e, sub) for i, (e, _, subs) in enumerate(rows) if i not in taken for sub in subs
+            ]
             if not deliveries:
-                return 0
+                return StoredBatch(0, taken)
             # One statement for the batch's deliveries, in topic order (their `seq` orders one
             # object's deliveries); RETURNING gives the new ones only.
             cur.execute(
@@ -559,7 +593,7 @@ class Store:
                     "keys": [e.key for e, _ in deliveries],
                 },
             )
-            return len(cur.fetchall())
+            return StoredBatch(len(cur.fetchall()), taken)
 
     def replay(
         self,

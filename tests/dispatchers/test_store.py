@@ -349,3 +349,22 @@ def test_replay_matches_stored_foreign_events_on_their_source(store: Store) -> N
     assert subscription is not None
     assert store.replay(subscription, since=NOW - timedelta(hours=1), until=None, now=NOW) == 1
     assert [d["event_id"] for d in store.deliveries()] == ["deploy-1"]
+
+
+def test_an_id_stored_as_another_sources_gets_nothing_stored_and_is_returned(
+    store: Store,
+) -> None:
+    subscription = _subscribe(store)
+    first, other, repeat = (
+        _foreign(1),
+        _foreign(1, source="https://other.example.com/"),
+        _foreign(1),
+    )
+    assert store.record_batch([(first, first.body, [subscription])], now=NOW).taken == {}
+    stored = store.record_batch(
+        [(repeat, repeat.body, [subscription]), (other, other.body, [subscription])], now=NOW
+    )
+    assert (stored.created, stored.taken) == (0, {1: "https://ci.example.com/p"})
+    assert len(store.deliveries()) == 1
+    [due] = store.claim_due(now=NOW, limit=10, lease_s=60)
+    assert due.body == first.body
