@@ -392,8 +392,9 @@ def _update(
     url = _checked_url(args.url) if args.url is not None else None
     if url is None and not args.no_rate_limit and all(v is None for v in changes.values()):
         raise InputError(
-            "nothing to update: give --url, --event-type, --source, --subject, --cluster, --namespace, --name,"
-            " --ordered, --unordered, --rate-limit, --no-rate-limit, --header or --no-headers"
+            "nothing to update: give --url, --event-type, --source, --subject, --cluster,"
+            " --namespace, --name, --ordered, --unordered, --rate-limit, --no-rate-limit, --header"
+            " or --no-headers"
         )
     if not store.update_subscription(
         args.id, now=now, url=url, unlimited=args.no_rate_limit, **changes

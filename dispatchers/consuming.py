@@ -1,5 +1,5 @@
-"""The consuming loop: CloudEvents from Kafka (the domain topic and any further topics the dispatcher
-reads) become pending deliveries in Postgres.
+"""The consuming loop: CloudEvents from Kafka (the domain topic and any further topics the
+dispatcher reads) become pending deliveries in Postgres.
 
 For each batch: take every record the dispatcher can handle (`dispatchers.intake`), match it against
 the enabled subscriptions, write the events and deliveries in one transaction, set aside in the
@@ -10,10 +10,10 @@ subscription id) uniqueness absorbs the repeats.
 A record is set aside, never retried: refused by the intake, refused by the database for its
 values (the batch is then split until the records refused alone are found; the others are
 stored), or an event whose id the store holds already as another source's (its deliveries would
-send that event's body). It is logged once, counted, and the loop moves on. A dependency that is away is a
-different matter: Postgres unreachable rewinds the batch, Kafka not acknowledging dead letters or
-not taking the commit holds it, and both are waited for with backoff while the readiness check
-says why (`problems`, the store's `last_error`); nothing is set aside for them.
+send that event's body). It is logged once, counted, and the loop moves on. A dependency that is
+away is a different matter: Postgres unreachable rewinds the batch, Kafka not acknowledging dead
+letters or not taking the commit holds it, and both are waited for with backoff while the readiness
+check says why (`problems`, the store's `last_error`); nothing is set aside for them.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""What the consuming loop takes from the domain topic: a record becomes an event the dispatcher can
-store and send, or the reason it is set aside. Pure.
+"""What the consuming loop takes from the topics it reads: a record becomes an event the dispatcher
+can store and send, or the reason it is set aside. Pure.
 
-Any producer's CloudEvent is taken, in structured or binary mode (`herald_contracts.decode_cloudevent`);
-a record that is no CloudEvent (not JSON, no `specversion` 1.0, a required attribute missing) or a
-Herald type (`dev.herald.`) that breaks Herald's contract is set aside as undecodable. A record that
-decodes is not yet one the dispatcher can handle. Each check below is a way a valid-looking record used to stop the dispatcher
-for good: the insert failed or the sending thread raised, the process exited, and every restart died
-on the same batch, so no subscription got anything any more.
+Any producer's CloudEvent is taken, in structured or binary mode
+(`herald_contracts.decode_cloudevent`); a record that is no CloudEvent (not JSON, no `specversion`
+1.0, a required attribute missing) or a Herald type (`dev.herald.`) that breaks Herald's contract is
+set aside as undecodable. A record that decodes is not yet one the dispatcher can handle. Each check
+below is a way a valid-looking record used to stop the dispatcher for good: the insert failed or the
+sending thread raised, the process exited, and every restart died on the same batch, so no
+subscription got anything any more.
 
 - Python's `json` reads more than JSON: `NaN` and `Infinity` (receivers' parsers and Postgres
   `jsonb` refuse them), bodies in UTF-16 or UTF-32 (the body is stored and sent as UTF-8 text, and
@@ -43,7 +44,8 @@ class RefusalKind(enum.StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     """A Herald type (`dev.herald.`) this dispatcher does not know (a newer processor's)."""
     UNDELIVERABLE = "undeliverable"
-    """An id that cannot be the webhook-id header, or a key that cannot be stored."""
+    """An id that cannot be the webhook-id header, or a key that cannot be stored (also, found by
+    the consuming loop: an id the store holds as another source's event)."""
     REFUSED_BY_DATABASE = "refused_by_database"
     """A value Postgres refused (found by the consuming loop, not here)."""
 
