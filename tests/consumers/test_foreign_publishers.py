@@ -99,6 +99,9 @@ def test_foreign_cloudevents_from_the_java_sdk_and_confluent_kafka_are_delivered
         assert all(r.verified for r in received), [r.reason for r in received]
         by_id = {r.headers["webhook-id"]: r.event for r in received}
         assert sorted(by_id) == ["deploy-1", "deploy-2", "deploy-3"]
+        # One key, one partition of the domain topic, an ordered subscription: in produced order.
+        arrived = [r.headers["webhook-id"] for r in sorted(received, key=lambda r: r.at)]
+        assert arrived.index("deploy-1") < arrived.index("deploy-3")
         for n in (1, 2, 3):
             event = by_id[f"deploy-{n}"]
             assert (event["id"], event["type"], event["source"], event["subject"]) == (
