@@ -136,7 +136,10 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     stop = threading.Event()
     backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s)
     source = KafkaRecordSource(
-        bootstrap=bootstrap, group_id=settings.group_id, topic=settings.domain_topic
+        bootstrap=bootstrap,
+        group_id=settings.group_id,
+        topic=settings.domain_topic,
+        extra_topics=settings.extra_topics,
     )
     consuming = ConsumingLoop(
         source=source,
@@ -261,7 +264,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         worker.start()
     log.info(
         "dispatcher consuming %s as %s with %d workers",
-        settings.domain_topic,
+        ", ".join((settings.domain_topic, *settings.extra_topics)),
         settings.group_id,
         settings.workers,
     )

@@ -3,12 +3,14 @@
     python -m dispatchers [run]
     python -m dispatchers migrate
     python -m dispatchers subscriptions create --url URL --secret SECRET [--event-type P]...
+                                               [--source P]... [--subject P]...
                                                [--cluster P]... [--namespace P]... [--name P]...
                                                [--unordered] [--rate-limit N]
                                                [--header 'Name: value']...
     python -m dispatchers subscriptions list [--json]
     python -m dispatchers subscriptions show ID [--json]
-    python -m dispatchers subscriptions update ID [--url URL] [--event-type P]... [--cluster P]...
+    python -m dispatchers subscriptions update ID [--url URL] [--event-type P]... [--source P]...
+                                               [--subject P]... [--cluster P]...
                                                [--namespace P]... [--name P]...
                                                [--ordered | --unordered]
                                                [--rate-limit N | --no-rate-limit]
@@ -48,7 +50,7 @@ from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store, StoreError, Subscription
 from dispatchers.sealing import SealError
 from dispatchers.signing import SecretError, redact, secret_key
-from herald_contracts import EVENT_TYPES
+from herald_contracts import EVENT_TYPE_PREFIX, EVENT_TYPES
 
 STATUSES = ("pending", "retrying", "delivered", "failed")
 
@@ -110,8 +112,12 @@ def _subscription_commands(commands: Any) -> None:
     create = sub.add_parser("create", help="create a subscription; prints its id")
     create.add_argument("--url", required=True, help="http or https URL of the receiver")
     create.add_argument("--secret", required=True, action="append", help="whsec_<base64>")
+    create.add_argument("--event-type", action="append", default=[], help=TYPE_HELP)
     create.add_argument(
-        "--event-type", action="append", default=[], help="glob on the type, e.g. 'rollout.*'"
+        "--source", action="append", default=[], help="glob on the CloudEvents source"
+    )
+    create.add_argument(
+        "--subject", action="append", default=[], help="glob on the CloudEvents subject"
     )
     create.add_argument("--cluster", action="append", default=[], help="glob on the cluster")
     create.add_argument("--namespace", action="append", default=[], help="glob on the namespace")
@@ -131,8 +137,10 @@ def _subscription_commands(commands: Any) -> None:
         )
     )
     update.add_argument("--url", help="http or https URL of the receiver")
+    update.add_argument("--event-type", action="append", help=TYPE_HELP)
     for option, what in (
-        ("--event-type", "type"),
+        ("--source", "CloudEvents source"),
+        ("--subject", "CloudEvents subject"),
         ("--cluster", "cluster"),
         ("--namespace", "namespace"),
         ("--name", "object name"),
@@ -180,6 +188,10 @@ def _uuid(text: str) -> uuid.UUID:
 
 HEADER_HELP = (
     "'Name: value' added to every webhook, e.g. 'Authorization: Bearer ...' (sealed at rest)"
+)
+TYPE_HELP = (
+    "glob on the CloudEvents type, any producer's (e.g. 'com.example.app.*'); for Herald's events"
+    " also on the catalogue name (e.g. 'rollout.*' for 'dev.herald.rollout.*')"
 )
 RATE_HELP = "at most N messages per second to it, across every dispatcher (e.g. 5 or 0.5)"
 
@@ -255,6 +267,8 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
             secrets=[_checked_secret(s) for s in args.secret],
             filter=SubscriptionFilter(
                 event_types=_checked_types(args.event_type),
+                sources=tuple(args.source),
+                subjects=tuple(args.subject),
                 clusters=tuple(args.cluster),
                 namespaces=tuple(args.namespace),
                 names=tuple(args.name),
@@ -366,6 +380,8 @@ def _update(
 ) -> int:
     changes = {
         "event_types": _checked_types(args.event_type) if args.event_type else None,
+        "sources": args.source,
+        "subjects": args.subject,
         "clusters": args.cluster,
         "namespaces": args.namespace,
         "names": args.name,
@@ -376,8 +392,9 @@ def _update(
     url = _checked_url(args.url) if args.url is not None else None
     if url is None and not args.no_rate_limit and all(v is None for v in changes.values()):
         raise InputError(
-            "nothing to update: give --url, --event-type, --cluster, --namespace, --name,"
-            " --ordered, --unordered, --rate-limit, --no-rate-limit, --header or --no-headers"
+            "nothing to update: give --url, --event-type, --source, --subject, --cluster,"
+            " --namespace, --name, --ordered, --unordered, --rate-limit, --no-rate-limit, --header"
+            " or --no-headers"
         )
     if not store.update_subscription(
         args.id, now=now, url=url, unlimited=args.no_rate_limit, **changes
@@ -415,10 +432,19 @@ def _checked_secret(secret: str) -> str:
 
 
 def _checked_types(patterns: Sequence[str]) -> tuple[str, ...]:
+    """Any producer's type is welcome, so a pattern is refused only where it is clearly meant for
+    Herald's types and matches none of them (a typo such as `rollout.done`): it starts with
+    `dev.herald.`, or with a catalogue family (`rollout.`, `application.`)."""
+    herald_types = [*EVENT_TYPES, *(EVENT_TYPE_PREFIX + t for t in EVENT_TYPES)]
+    meant_for_herald = (EVENT_TYPE_PREFIX, *sorted({t.split(".")[0] + "." for t in EVENT_TYPES}))
     for pattern in patterns:
-        if not any(fnmatchcase(t, pattern) for t in EVENT_TYPES):
+        if not pattern:
+            raise InputError("--event-type must not be empty")
+        if pattern.startswith(meant_for_herald) and not any(
+            fnmatchcase(t, pattern) for t in herald_types
+        ):
             raise InputError(
-                f"--event-type {pattern!r} matches no event type; the types are "
+                f"--event-type {pattern!r} matches no event type; Herald's types are "
                 + ", ".join(EVENT_TYPES)
             )
     return tuple(patterns)
@@ -436,6 +462,8 @@ def _subscription_view(subscription: Subscription) -> dict[str, Any]:
         "url": subscription.url,
         "secrets": [redact(s) for s in subscription.secrets],
         "event_types": list(subscription.filter.event_types),
+        "sources": list(subscription.filter.sources),
+        "subjects": list(subscription.filter.subjects),
         "clusters": list(subscription.filter.clusters),
         "namespaces": list(subscription.filter.namespaces),
         "names": list(subscription.filter.names),

@@ -1,4 +1,5 @@
-"""The consuming loop: domain events from Kafka become pending deliveries in Postgres.
+"""The consuming loop: CloudEvents from Kafka (the domain topic and any further topics the
+dispatcher reads) become pending deliveries in Postgres.
 
 For each batch: take every record the dispatcher can handle (`dispatchers.intake`), match it against
 the enabled subscriptions, write the events and deliveries in one transaction, set aside in the
@@ -6,12 +7,13 @@ dead-letter topic what cannot be handled, wait until Kafka has acknowledged thos
 commit the offsets. A crash anywhere re-reads at most the uncommitted batch, and the (event id,
 subscription id) uniqueness absorbs the repeats.
 
-A record is set aside, never retried: refused by the intake, or refused by the database for its
+A record is set aside, never retried: refused by the intake, refused by the database for its
 values (the batch is then split until the records refused alone are found; the others are
-stored). It is logged once, counted, and the loop moves on. A dependency that is away is a
-different matter: Postgres unreachable rewinds the batch, Kafka not acknowledging dead letters or
-not taking the commit holds it, and both are waited for with backoff while the readiness check
-says why (`problems`, the store's `last_error`); nothing is set aside for them.
+stored), or an event whose id the store holds already as another source's (its deliveries would
+send that event's body). It is logged once, counted, and the loop moves on. A dependency that is
+away is a different matter: Postgres unreachable rewinds the batch, Kafka not acknowledging dead
+letters or not taking the commit holds it, and both are waited for with backoff while the readiness
+check says why (`problems`, the store's `last_error`); nothing is set aside for them.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from typing import Protocol
 
 from dispatchers.intake import Admitted, RefusalKind, Refused, admit
 from dispatchers.matching import matches
-from dispatchers.postgres import StoreError, Subscription, ValuesRefusedError
-from herald_contracts import DomainEvent
+from dispatchers.postgres import StoredBatch, StoreError, Subscription, ValuesRefusedError
+from herald_contracts import CloudEvent
 from herald_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class ConsumedRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 class RecordSource(Protocol):
@@ -88,12 +91,12 @@ class DeadLetterSink(Protocol):
 class DeliveryStore(Protocol):
     def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]: ...
 
-    def record_events(
-        self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
-    ) -> int: ...
+    def record_batch(
+        self, batch: Sequence[tuple[CloudEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
+    ) -> StoredBatch: ...
 
 
-Row = tuple[DomainEvent, bytes, Sequence[uuid.UUID]]
+Row = tuple[CloudEvent, bytes, Sequence[uuid.UUID]]
 
 
 @dataclass
@@ -157,7 +160,7 @@ class ConsumingLoop:
         admitted: list[tuple[ConsumedRecord, Row]] = []
         refused: list[tuple[ConsumedRecord, Refused]] = []
         for record in records:
-            verdict = admit(record.value, key=record.key)
+            verdict = admit(record.value, key=record.key, headers=record.headers)
             if isinstance(verdict, Admitted):
                 wanted = [s.id for s in subscriptions if matches(s.filter, verdict.event)]
                 admitted.append((record, (verdict.event, verdict.body, wanted)))
@@ -201,12 +204,14 @@ class ConsumingLoop:
         if not batch:
             return 0, []
         try:
-            return self.store.record_events([row for _, row in batch], now=self.now()), []
+            stored = self.store.record_batch([row for _, row in batch], now=self.now())
         except ValuesRefusedError as e:
             if len(batch) == 1:
                 record, (event, _, _) = batch[0]
                 reason = f"the database refused event {_shown(event.id)}: {e}"
                 return 0, [(record, Refused(reason, RefusalKind.REFUSED_BY_DATABASE))]
+        else:
+            return stored.created, [_taken(batch[i], source) for i, source in stored.taken.items()]
         half = len(batch) // 2
         left, left_refused = self._store(batch[:half])
         right, right_refused = self._store(batch[half:])
@@ -264,6 +269,16 @@ class ConsumingLoop:
             self._subscriptions = self.store.subscriptions(enabled_only=True)
             self._refreshed_at = time.monotonic()
         return self._subscriptions
+
+
+def _taken(row: tuple[ConsumedRecord, Row], source: str) -> tuple[ConsumedRecord, Refused]:
+    record, (event, _, _) = row
+    reason = (
+        f"CloudEvent id {_shown(event.id)} is already the id of an event from another source"
+        f" ({_shown(source)}); the dispatcher knows an event by its id alone, and receivers by"
+        " webhook-id: its producer must use ids unique beyond its source (a UUID)"
+    )
+    return record, Refused(reason, RefusalKind.UNDELIVERABLE)
 
 
 def _position(record: ConsumedRecord) -> tuple[str, int, int]:

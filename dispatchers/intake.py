@@ -1,10 +1,13 @@
-"""What the consuming loop takes from the domain topic: a record becomes an event the dispatcher can
-store and send, or the reason it is set aside. Pure.
+"""What the consuming loop takes from the topics it reads: a record becomes an event the dispatcher
+can store and send, or the reason it is set aside. Pure.
 
-A record that decodes under the contract (`herald_contracts.decode_domain_event`) is not yet one the
-dispatcher can handle. Each check below is a way a valid-looking record used to stop the dispatcher
-for good: the insert failed or the sending thread raised, the process exited, and every restart died
-on the same batch, so no subscription got anything any more.
+Any producer's CloudEvent is taken, in structured or binary mode
+(`herald_contracts.decode_cloudevent`); a record that is no CloudEvent (not JSON, no `specversion`
+1.0, a required attribute missing) or a Herald type (`dev.herald.`) that breaks Herald's contract is
+set aside as undecodable. A record that decodes is not yet one the dispatcher can handle. Each check
+below is a way a valid-looking record used to stop the dispatcher for good: the insert failed or the
+sending thread raised, the process exited, and every restart died on the same batch, so no
+subscription got anything any more.
 
 - Python's `json` reads more than JSON: `NaN` and `Infinity` (receivers' parsers and Postgres
   `jsonb` refuse them), bodies in UTF-16 or UTF-32 (the body is stored and sent as UTF-8 text, and
@@ -26,10 +29,11 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from herald_contracts import EVENT_TYPES, ContractError, DomainEvent, decode_domain_event
+from herald_contracts import EVENT_TYPES, CloudEvent, ContractError, decode_cloudevent
 
 
 class RefusalKind(enum.StrEnum):
@@ -38,18 +42,20 @@ class RefusalKind(enum.StrEnum):
     UNDECODABLE = "undecodable"
     """Not a CloudEvent of the contract, or not JSON Herald can read."""
     UNKNOWN_TYPE = "unknown_type"
-    """A type this dispatcher does not know (a newer processor's)."""
+    """A Herald type (`dev.herald.`) this dispatcher does not know (a newer processor's)."""
     UNDELIVERABLE = "undeliverable"
-    """An id that cannot be the webhook-id header, or a key that cannot be stored."""
+    """An id that cannot be the webhook-id header, or a key that cannot be stored (also, found by
+    the consuming loop: an id the store holds as another source's event)."""
     REFUSED_BY_DATABASE = "refused_by_database"
     """A value Postgres refused (found by the consuming loop, not here)."""
 
 
 @dataclass(frozen=True)
 class Admitted:
-    event: DomainEvent
+    event: CloudEvent
     body: bytes
-    """The record's value (UTF-8): stored, and sent as it is."""
+    """The event's structured JSON (UTF-8), the record's value in structured mode: stored, and
+    sent as it is."""
 
 
 @dataclass(frozen=True)
@@ -59,28 +65,32 @@ class Refused:
     kind: RefusalKind
 
 
-def admit(value: bytes | None, *, key: bytes | None) -> Admitted | Refused:
-    """The event in a domain-topic record, if the dispatcher can store and send it."""
-    event = _decoded(value, key=key)
+def admit(
+    value: bytes | None, *, key: bytes | None, headers: Sequence[tuple[str, bytes | None]] = ()
+) -> Admitted | Refused:
+    """The event in a record of a topic the dispatcher reads, if it can store and send it."""
+    event = _decoded(value, key=key, headers=headers)
     if isinstance(event, Refused):
         return event
-    body = value or b""
-    return _refusal(event, body) or Admitted(event, body)
+    return _refusal(event) or Admitted(event, event.body)
 
 
-def _decoded(value: bytes | None, *, key: bytes | None) -> DomainEvent | Refused:
+def _decoded(
+    value: bytes | None, *, key: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+) -> CloudEvent | Refused:
     try:
-        return decode_domain_event(value, key=key)
+        return decode_cloudevent(value, key=key, headers=headers)
     except ContractError as e:  # also json's own limits, and what is not UTF-8
         return Refused(str(e), RefusalKind.UNDECODABLE)
 
 
-def _refusal(event: DomainEvent, body: bytes) -> Refused | None:
-    if event.catalogue_name not in EVENT_TYPES:
-        # A newer processor's type: set aside, to be replayed once this dispatcher knows it
-        # (subscription filters are validated against the known types).
+def _refusal(event: CloudEvent) -> Refused | None:
+    if event.herald is not None and event.herald.catalogue_name not in EVENT_TYPES:
+        # A newer processor's type: set aside, to be replayed once this dispatcher knows it (its
+        # cluster, namespace and name filters read Herald's data). Other producers' types are
+        # not Herald's to know: they are delivered to the subscriptions that name them.
         return Refused(f"unknown event type {event.type!r}", RefusalKind.UNKNOWN_TYPE)
-    if not _finite(event.data):  # a number too large for a float, such as 1e999, reads as inf
+    if not _finite(event.attributes):  # a number too large for a float, such as 1e999, reads as inf
         return Refused(
             "record is not JSON Herald can read: a number too large", RefusalKind.UNDECODABLE
         )
@@ -103,7 +113,7 @@ def _webhook_id(text: str) -> bool:
 
 def _finite(data: Any) -> bool:
     """No NaN or infinity anywhere in a decoded JSON value (iterative: no depth limit)."""
-    stack = [data]
+    stack: list[Any] = [data]
     while stack:
         value = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):

@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 
 
 class KafkaRecordSource:
-    def __init__(self, *, bootstrap: str, group_id: str, topic: str) -> None:
+    def __init__(
+        self, *, bootstrap: str, group_id: str, topic: str, extra_topics: Sequence[str] = ()
+    ) -> None:
+        """Read `topic` (the domain topic) and `extra_topics`, in one consumer group: order is kept
+        per partition, so per key per topic."""
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -35,7 +39,7 @@ class KafkaRecordSource:
                 "partition.assignment.strategy": "cooperative-sticky",
             }
         )
-        self._consumer.subscribe([topic])
+        self._consumer.subscribe([topic, *extra_topics])
         self._topic = topic
 
     def poll_batch(self, *, max_records: int, timeout_s: float) -> list[ConsumedRecord]:
@@ -54,6 +58,7 @@ class KafkaRecordSource:
                     offset=message.offset() or 0,
                     key=message.key(),
                     value=message.value(),
+                    headers=_headers(message.headers()),
                 )
             )
         return records
@@ -79,9 +84,9 @@ class KafkaRecordSource:
                 log.info("not rewinding %s[%d]: %s", topic, partition, e)
 
     def lag(self) -> dict[int, int]:
-        """Per assigned partition, records not yet read: the high watermark the last fetch saw
-        minus this consumer's position (no broker round trip). Partitions not fetched yet are
-        left out."""
+        """Per assigned partition number (summed over the topics read), records not yet read: the
+        high watermark the last fetch saw minus this consumer's position (no broker round trip).
+        Partitions not fetched yet are left out."""
         lags: dict[int, int] = {}
         assigned = self._consumer.assignment()
         if not assigned:
@@ -90,7 +95,8 @@ class KafkaRecordSource:
             _, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high is None or high < 0 or tp.offset < 0:
                 continue
-            lags[tp.partition] = max(0, high - tp.offset)
+            # Summed over the topics read: the metric is labelled by partition only.
+            lags[tp.partition] = lags.get(tp.partition, 0) + max(0, high - tp.offset)
         return lags
 
     def unreachable(self) -> str | None:
@@ -103,6 +109,13 @@ class KafkaRecordSource:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _headers(raw: object) -> tuple[tuple[str, bytes | None], ...]:
+    """A consumed record's headers as (name, bytes) pairs (the consumer gives a list of them)."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple((name, value.encode() if isinstance(value, str) else value) for name, value in raw)
 
 
 class KafkaDeadLetters:

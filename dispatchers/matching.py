@@ -1,7 +1,16 @@
 """Which subscriptions want an event. Pure.
 
-A filter is a set of glob patterns per dimension (event type as the catalogue name, e.g. `rollout.*`;
-cluster; namespace; object name). An empty set matches everything; otherwise one pattern must match.
+A filter is a set of glob patterns per dimension; an empty set matches everything, otherwise one
+pattern must match (case-sensitive, `*` also crosses dots).
+
+- event type: a pattern matches the full CloudEvents `type` (`com.example.app.*`,
+  `dev.herald.rollout.*`), and, for Herald's own events, also the catalogue name, the type without
+  `dev.herald.` (`rollout.*`): so the filters subscriptions were created with keep their meaning.
+- `source` and `subject`: the CloudEvents attributes (an event without `subject` has the subject "",
+  which only `*` or an empty filter matches).
+- cluster, namespace, object name: read from the data of Herald's events. Another producer's event
+  has none of them (whatever its data holds): it is "" in each, so only a pattern that matches ""
+  takes it, such as `*` (which `subscriptions update` documents as "matches everything").
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from herald_contracts import DomainEvent
+from herald_contracts import CloudEvent, DomainEvent
 
 
 @dataclass(frozen=True)
@@ -19,12 +28,18 @@ class SubscriptionFilter:
     clusters: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    subjects: tuple[str, ...] = ()
 
 
-def matches(subscription: SubscriptionFilter, event: DomainEvent) -> bool:
-    data = event.data
+def matches(subscription: SubscriptionFilter, event: CloudEvent | DomainEvent) -> bool:
+    herald = event if isinstance(event, DomainEvent) else event.herald
+    data = herald.data if herald is not None else {}
+    types = [event.type] if herald is None else [event.type, herald.catalogue_name]
     return (
-        _any(subscription.event_types, event.catalogue_name)
+        (not subscription.event_types or any(_any(subscription.event_types, t) for t in types))
+        and _any(subscription.sources, event.source)
+        and _any(subscription.subjects, event.subject or "")
         and _any(subscription.clusters, str(data.get("cluster", "")))
         and _any(subscription.namespaces, str(data.get("namespace", "")))
         and _any(subscription.names, str(data.get("name", "")))

@@ -30,7 +30,7 @@ from dispatchers.sealing import PREFIX as SEALED
 from dispatchers.sealing import Keyring, Opened, Unopened
 from dispatchers.storable import storable_json, storable_text
 from dispatchers.throttling import Bucket
-from herald_contracts import ContractError, DomainEvent, decode_domain_event
+from herald_contracts import CloudEvent, ContractError, DomainEvent, decode_cloudevent
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,15 @@ class Subscription:
     unopened: Unopened | None = None
     """Why its secrets or header values do not open with this keyring (then `secrets` and
     `headers` are empty: nothing is half-opened); its deliveries wait meanwhile."""
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    created: int
+    """Deliveries new in this batch."""
+    taken: dict[int, str]
+    """The batch's rows (by index) whose id is stored already as another source's event, with
+    that source: nothing was stored for them."""
 
 
 @dataclass(frozen=True)
@@ -273,8 +282,8 @@ class Store:
         with self._cursor() as cur:
             cur.execute(
                 "INSERT INTO subscriptions (id, url, secrets, event_types, clusters, namespaces,"
-                " names, ordered, rate_limit_per_s, headers)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " names, sources, subjects, ordered, rate_limit_per_s, headers)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     subscription_id,
                     url,
@@ -283,6 +292,8 @@ class Store:
                     list(filter.clusters),
                     list(filter.namespaces),
                     list(filter.names),
+                    list(filter.sources),
+                    list(filter.subjects),
                     ordered,
                     rate_limit_per_s,
                     Jsonb(self._sealed_headers(headers, subscription_id)),
@@ -425,6 +436,8 @@ class Store:
         clusters: Sequence[str] | None = None,
         namespaces: Sequence[str] | None = None,
         names: Sequence[str] | None = None,
+        sources: Sequence[str] | None = None,
+        subjects: Sequence[str] | None = None,
         ordered: bool | None = None,
         rate_limit_per_s: float | None = None,
         unlimited: bool = False,
@@ -448,6 +461,8 @@ class Store:
                 " clusters = COALESCE(%(clusters)s::text[], clusters),"
                 " namespaces = COALESCE(%(namespaces)s::text[], namespaces),"
                 " names = COALESCE(%(names)s::text[], names),"
+                " sources = COALESCE(%(sources)s::text[], sources),"
+                " subjects = COALESCE(%(subjects)s::text[], subjects),"
                 " ordered = COALESCE(%(ordered)s::boolean, ordered),"
                 " rate_limit_per_s = CASE WHEN %(unlimited)s THEN NULL"
                 "   ELSE COALESCE(%(rate)s::float8, rate_limit_per_s) END,"
@@ -462,6 +477,8 @@ class Store:
                     "clusters": listed(clusters),
                     "namespaces": listed(namespaces),
                     "names": listed(names),
+                    "sources": listed(sources),
+                    "subjects": listed(subjects),
                     "ordered": ordered,
                     "rate": rate_limit_per_s,
                     "unlimited": unlimited,
@@ -497,19 +514,33 @@ class Store:
     # -- events and deliveries -----------------------------------------------------------------
 
     def record_events(
-        self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
+        self,
+        batch: Sequence[tuple[CloudEvent | DomainEvent, bytes, Sequence[uuid.UUID]]],
+        *,
+        now: datetime,
     ) -> int:
+        """`record_batch`, returning how many deliveries are new."""
+        return self.record_batch(batch, now=now).created
+
+    def record_batch(
+        self,
+        batch: Sequence[tuple[CloudEvent | DomainEvent, bytes, Sequence[uuid.UUID]]],
+        *,
+        now: datetime,
+    ) -> StoredBatch:
         """Store each event once (the exact UTF-8 bytes read, as text: what is sent; also events no
         subscription wants now, for `replay`) and one pending delivery per subscription, in one
         transaction.
 
-        Returns how many deliveries are new; repeats (the same event id and subscription) are absorbed.
-        Raises ValuesRefusedError if the database refuses a value of the batch (nothing is stored).
+        Repeats (the same event id and subscription) are absorbed. An event is known by its id
+        alone, so an event whose id is stored already as another source's (two producers using
+        the same ids) gets nothing stored and is returned in `taken`: its deliveries would send
+        the other event's body. Raises ValuesRefusedError if the database refuses a value of the
+        batch (nothing is stored).
         """
-        rows = list(batch)
+        rows = [(_cloudevent(event, body), body, subs) for event, body, subs in batch]
         if not rows:
-            return 0
-        deliveries = [(e, sub) for e, _, subs in rows for sub in subs]
+            return StoredBatch(0, {})
         with self._cursor() as cur:
             cur.executemany(
                 "INSERT INTO events (id, type, source, object_key, time, payload, body)"
@@ -520,15 +551,29 @@ class Store:
                         event.type,
                         storable_text(event.source),
                         event.key,
-                        event.time,
-                        Jsonb(storable_json(event.to_cloudevent())),
+                        event.time or now,  # a producer may leave `time` out: then, when read
+                        Jsonb(storable_json(dict(event.attributes))),
                         body.decode(),
                     )
                     for event, body, _ in rows
                 ],
             )
+            # Read after the insert, in the same transaction: a concurrent insert of the same id
+            # has committed by now (the insert waited for it), so this sees whose id it is.
+            cur.execute(
+                "SELECT id, source FROM events WHERE id = ANY(%s)", ([e.id for e, _, _ in rows],)
+            )
+            sources = {row["id"]: row["source"] for row in cur.fetchall()}
+            taken = {
+                i: sources[event.id]
+                for i, (event, _, _) in enumerate(rows)
+                if sources.get(event.id, storable_text(event.source)) != storable_text(event.source)
+            }
+            deliveries = [
+                (e, sub) for i, (e, _, subs) in enumerate(rows) if i not in taken for sub in subs
+            ]
             if not deliveries:
-                return 0
+                return StoredBatch(0, taken)
             # One statement for the batch's deliveries, in topic order (their `seq` orders one
             # object's deliveries); RETURNING gives the new ones only.
             cur.execute(
@@ -548,7 +593,7 @@ class Store:
                     "keys": [e.key for e, _ in deliveries],
                 },
             )
-            return len(cur.fetchall())
+            return StoredBatch(len(cur.fetchall()), taken)
 
     def replay(
         self,
@@ -1098,11 +1143,15 @@ def _storable(text: str | None) -> str | None:
 
 def _matches(subscription: Subscription, row: dict[str, Any]) -> bool:
     try:
-        event = decode_domain_event(row["body"].encode(), key=row["object_key"].encode())
+        event = decode_cloudevent(row["body"].encode(), key=row["object_key"].encode())
     except ContractError:  # stored before a contract change: not replayable
         log.warning("stored event %s cannot be read any more; not replayed", row["id"])
         return False
     return matches(subscription.filter, event)
+
+
+def _cloudevent(event: CloudEvent | DomainEvent, body: bytes) -> CloudEvent:
+    return CloudEvent.of(event, body=body) if isinstance(event, DomainEvent) else event
 
 
 def _subscription(row: dict[str, Any], keyring: Keyring) -> Subscription:
@@ -1118,6 +1167,8 @@ def _subscription(row: dict[str, Any], keyring: Keyring) -> Subscription:
             clusters=tuple(row["clusters"]),
             namespaces=tuple(row["namespaces"]),
             names=tuple(row["names"]),
+            sources=tuple(row["sources"]),
+            subjects=tuple(row["subjects"]),
         ),
         ordered=row["ordered"],
         enabled=row["enabled"],

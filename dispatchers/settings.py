@@ -27,6 +27,9 @@ class DispatcherSettings:
     """HERALD_DOMAIN_TOPIC."""
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     """HERALD_DEAD_LETTER_TOPIC."""
+    extra_topics: tuple[str, ...] = ()
+    """HERALD_DISPATCHER_EXTRA_TOPICS: comma-separated further topics of CloudEvents (any
+    producer's) the dispatcher reads besides the domain topic, with the same consumer group."""
     group_id: str = "herald-dispatchers"
     """HERALD_DISPATCHER_GROUP_ID: the Kafka consumer group."""
     workers: int = 8
@@ -163,7 +166,18 @@ class DispatcherSettings:
                 f" HERALD_HTTP_TOTAL_TIMEOUT_S ({total_timeout_s:g}): an attempt must end well"
                 " inside the lease of its claim, or another worker may send the same delivery"
             )
+        domain_topic = text("HERALD_DOMAIN_TOPIC") or DOMAIN_TOPIC
+        dead_letter_topic = text("HERALD_DEAD_LETTER_TOPIC") or DEAD_LETTER_TOPIC
+        extra_topics = _topics(
+            "HERALD_DISPATCHER_EXTRA_TOPICS",
+            env.get("HERALD_DISPATCHER_EXTRA_TOPICS", ""),
+            taken={
+                domain_topic: "HERALD_DOMAIN_TOPIC",
+                dead_letter_topic: "HERALD_DEAD_LETTER_TOPIC",
+            },
+        )
         return cls(
+            extra_topics=extra_topics,
             retry_after_min_s=retry_after[0],
             retry_after_max_s=retry_after[1],
             allow_private_networks=flag_text in ("true", "1", "yes"),
@@ -184,8 +198,8 @@ class DispatcherSettings:
             cleanup_batch=int(number("HERALD_CLEANUP_BATCH", 500, minimum=1)),
             database_url=database_url,
             kafka_bootstrap=text("HERALD_KAFKA_BOOTSTRAP"),
-            domain_topic=text("HERALD_DOMAIN_TOPIC") or DOMAIN_TOPIC,
-            dead_letter_topic=text("HERALD_DEAD_LETTER_TOPIC") or DEAD_LETTER_TOPIC,
+            domain_topic=domain_topic,
+            dead_letter_topic=dead_letter_topic,
             group_id=text("HERALD_DISPATCHER_GROUP_ID") or "herald-dispatchers",
             workers=int(number("HERALD_DISPATCHER_WORKERS", 8, minimum=1)),
             claim_batch=int(number("HERALD_DISPATCHER_CLAIM_BATCH", 50, minimum=1)),
@@ -203,6 +217,31 @@ class DispatcherSettings:
             metrics_port=int(number("HERALD_METRICS_PORT", 9103)),
             metrics_host=text("HERALD_METRICS_HOST") or "127.0.0.1",
         )
+
+
+_TOPIC_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _topics(name: str, raw: str, *, taken: Mapping[str, str]) -> tuple[str, ...]:
+    """Comma-separated Kafka topic names (Kafka's rule: 1-249 of `[a-zA-Z0-9._-]`, not `.` or
+    `..`), each once, none the domain or dead-letter topic (reading the dead letters back would
+    set them aside again, for ever)."""
+    topics: list[str] = []
+    for part in raw.split(","):
+        topic = part.strip()
+        if not topic and not raw.strip():
+            continue
+        if not topic or topic in (".", "..") or len(topic) > 249 or set(topic) - _TOPIC_CHARACTERS:
+            raise SettingsError(
+                f"{name} must be comma-separated Kafka topic names ([a-zA-Z0-9._-], at most 249),"
+                f" not {raw!r}"
+            )
+        if topic in taken:
+            raise SettingsError(f"{name}: {topic!r} is already {taken[topic]}")
+        if topic in topics:
+            raise SettingsError(f"{name} names {topic!r} twice")
+        topics.append(topic)
+    return tuple(topics)
 
 
 def _check_database_url(url: str) -> None:

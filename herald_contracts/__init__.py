@@ -6,6 +6,7 @@ docs/contracts.md, with JSON Schemas under schemas/). The services never import 
 import this package.
 """
 
+from herald_contracts.cloudevents import CloudEvent, decode_cloudevent, is_binary_mode
 from herald_contracts.deadletters import DeadLetterHeader, dead_letter_headers
 from herald_contracts.domain import (
     DOMAIN_CONTENT_TYPE,
@@ -33,6 +34,7 @@ __all__ = [
     "EVENT_TYPE_PREFIX",
     "RAW_TOPIC",
     "SCHEMA_BASE_URI",
+    "CloudEvent",
     "ContractError",
     "DeadLetterHeader",
     "DomainEvent",
@@ -42,11 +44,13 @@ __all__ = [
     "checked_time",
     "data_schema_uri",
     "dead_letter_headers",
+    "decode_cloudevent",
     "decode_domain_event",
     "decode_raw_record",
     "domain_record_headers",
     "encode_domain_event",
     "encode_raw_record",
+    "is_binary_mode",
     "is_time",
     "object_source",
     "observed_at",

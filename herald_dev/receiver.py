@@ -148,7 +148,9 @@ class Receiver:
         if self.echo:
             if item.verified:
                 event = item.event
-                data = event.get("data", {})
+                data = event.get("data")
+                if not isinstance(data, dict):  # another producer's event: any JSON, or none
+                    data = {}
                 print(
                     f"received {event.get('type')} {data.get('namespace')}/{data.get('name')}"
                     f" at {event.get('time')}: {data.get('source_message')}  [signature verified]",

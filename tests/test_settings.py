@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from dispatchers.settings import DispatcherSettings, SettingsError
+
 BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
 
 
@@ -206,6 +208,21 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             id="dispatcher-backoff-not-a-number",
         ),
         pytest.param(
+            "dispatchers",
+            {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_DISPATCHER_EXTRA_TOPICS": "a,b c"},
+            "HERALD_DISPATCHER_EXTRA_TOPICS",
+            id="dispatcher-extra-topic-not-a-topic-name",
+        ),
+        pytest.param(
+            "dispatchers",
+            {
+                "HERALD_DATABASE_URL": "postgresql://x",
+                "HERALD_DISPATCHER_EXTRA_TOPICS": "platform.events,herald.deploy-events.v1",
+            },
+            "HERALD_DISPATCHER_EXTRA_TOPICS",
+            id="dispatcher-extra-topic-is-the-domain-topic",
+        ),
+        pytest.param(
             "processors",
             {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_PRODUCER_LINGER_MS": "5000"},
             "HERALD_PROCESSOR_PRODUCER_LINGER_MS",
@@ -272,3 +289,31 @@ def test_bad_setting_stops_the_service_naming_it(
     assert result.returncode != 0
     assert named in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "topics"),
+    [
+        pytest.param("", (), id="unset"),
+        pytest.param("platform.events", ("platform.events",), id="one"),
+        pytest.param(" a.v1 , b_v2 ", ("a.v1", "b_v2"), id="two-with-spaces"),
+    ],
+)
+def test_dispatcher_extra_topics_are_read_in_order(raw: str, topics: tuple[str, ...]) -> None:
+    env = {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_DISPATCHER_EXTRA_TOPICS": raw}
+    assert DispatcherSettings.from_env(env).extra_topics == topics
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("a,,b", id="empty-name"),
+        pytest.param("a,a", id="twice"),
+        pytest.param("herald.dead-letters.v1", id="the-dead-letter-topic"),
+        pytest.param("..", id="dots"),
+    ],
+)
+def test_dispatcher_extra_topics_refused(raw: str) -> None:
+    env = {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_DISPATCHER_EXTRA_TOPICS": raw}
+    with pytest.raises(SettingsError, match="HERALD_DISPATCHER_EXTRA_TOPICS"):
+        DispatcherSettings.from_env(env)

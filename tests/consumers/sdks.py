@@ -1,7 +1,9 @@
 """The domain topic read as other teams read it: with the Java CloudEvents SDK (`java/`, a Maven
 project using io.cloudevents:cloudevents-kafka's `CloudEventDeserializer`) and with the Python SDK
 (`cloudevents.core.bindings.kafka` on records read with confluent-kafka). docs/contracts.md
-("Consuming the domain topic") shows the same calls as its ten-line examples.
+("Consuming the domain topic") shows the same calls as its ten-line examples. And written as other
+platforms publish their own events: with the Java SDK's `CloudEventSerializer` (the publisher
+`dev.herald.publishers.PublishEvent`, in the same jar).
 
 The Java consumer is built with Maven into `java/target/` when its sources (pom.xml, src/) changed
 since the last build: a hash of them is kept beside the jar, so an unchanged checkout never runs
@@ -126,3 +128,42 @@ def read_with_python_sdk(
         )
         for record in consume(bootstrap, topic, count=count, timeout_s=timeout_s)
     ]
+
+
+def publish_with_java_sdk(
+    jar: Path,
+    bootstrap: str,
+    topic: str,
+    *,
+    mode: str,
+    key: str,
+    event: dict[str, str],
+    data: dict[str, Any],
+    timeout_s: int = 60,
+) -> None:
+    """Publish one CloudEvent with the Java SDK's `CloudEventSerializer` (`PublishEvent` in the
+    same jar), `mode` `structured` or `binary`; `event` gives id, source, type and subject, the
+    time is now, `data` is JSON. Raises if it does not exit 0."""
+    ran = subprocess.run(
+        [
+            "java",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            str(jar),
+            "dev.herald.publishers.PublishEvent",
+            bootstrap,
+            topic,
+            mode,
+            key,
+            event["id"],
+            event["source"],
+            event["type"],
+            event["subject"],
+            json.dumps(data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr

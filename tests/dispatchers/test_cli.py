@@ -86,6 +86,27 @@ def test_create_prints_the_id_and_show_prints_it_with_the_secret_redacted(cli: R
     assert SECRET not in out
 
 
+def test_a_subscription_filters_on_any_producers_type_its_source_and_subject(cli: Run) -> None:
+    ident = _create(
+        cli,
+        "--event-type",
+        "com.example.app.*",
+        "--event-type",
+        "rollout.*",
+        "--source",
+        "https://ci.example.com/*",
+        "--subject",
+        "payments",
+    )
+    shown = json.loads(cli("subscriptions", "show", ident, "--json")[1])
+    assert shown["event_types"] == ["com.example.app.*", "rollout.*"]
+    assert (shown["sources"], shown["subjects"]) == (["https://ci.example.com/*"], ["payments"])
+    code, out, err = cli("subscriptions", "update", ident, "--subject", "orders", "--json")
+    assert code == 0, err
+    updated = json.loads(out)
+    assert (updated["sources"], updated["subjects"]) == (["https://ci.example.com/*"], ["orders"])
+
+
 def test_every_list_and_show_prints_only_json_with_json(cli: Run, store: Store) -> None:
     ident = _create(cli)
     event = domain_event()
@@ -113,6 +134,10 @@ def test_every_list_and_show_prints_only_json_with_json(cli: Run, store: Store) 
         (("--url", "https://x.example/h", "--secret", SECRET, "--secret", "whsec_!!"), "--secret"),
         (
             ("--url", "https://x.example/h", "--secret", SECRET, "--event-type", "rollout.done"),
+            "matches no event type",
+        ),
+        (
+            ("--url", "https://x.example/h", "--secret", SECRET, "--event-type", "dev.herald.x*"),
             "matches no event type",
         ),
     ],

@@ -4,6 +4,7 @@ same loop on the real broker and database is tested in test_consuming.py."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,8 +14,8 @@ import pytest
 
 from dispatchers.consuming import CommitError, ConsumedRecord, ConsumingLoop, DeadLetterError
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.postgres import Subscription, ValuesRefusedError
-from herald_contracts import DomainEvent, encode_domain_event
+from dispatchers.postgres import StoredBatch, Subscription, ValuesRefusedError
+from herald_contracts import CloudEvent, encode_domain_event
 from herald_runtime.backoff import Backoff
 from tests.support import domain_event
 
@@ -76,24 +77,33 @@ class FakeSink:
 
 @dataclass
 class FakeStore:
-    """Stores events by id; refuses (as Postgres does a value) any batch holding a refused id."""
+    """Stores events by id; refuses (as Postgres does a value) any batch holding a refused id, and
+    stores nothing for an id already another source's (as `Store.record_batch`)."""
 
     refused_ids: set[str] = field(default_factory=set)
     events: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    """The source of each id stored."""
     transactions: int = 0
 
     def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]:
         return [SUBSCRIPTION]
 
-    def record_events(
-        self, batch: Sequence[tuple[DomainEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
-    ) -> int:
+    def record_batch(
+        self, batch: Sequence[tuple[CloudEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
+    ) -> StoredBatch:
         self.transactions += 1
         if any(event.id in self.refused_ids for event, _, _ in batch):
             raise ValuesRefusedError("index row size 8016 exceeds btree version 4 maximum 2704")
-        new = [event.id for event, _, _ in batch if event.id not in self.events]
-        self.events += new
-        return len(new)
+        taken, created = {}, 0
+        for i, (event, _, _) in enumerate(batch):
+            source = self.sources.setdefault(event.id, event.source)
+            if source != event.source:
+                taken[i] = source
+            elif event.id not in self.events:
+                self.events.append(event.id)
+                created += 1
+        return StoredBatch(created, taken)
 
 
 def _records(values: list[bytes]) -> list[ConsumedRecord]:
@@ -179,3 +189,24 @@ def test_a_loop_stopped_while_waiting_for_kafka_commits_nothing_and_reads_the_ba
     loop.run_once(timeout_s=0)
     assert source.committed == 0
     assert source.position == 0
+
+
+def test_an_id_already_another_sources_is_set_aside_and_the_rest_stored() -> None:
+    def foreign(event_id: str, source: str) -> bytes:
+        attributes = {"id": event_id, "source": source, "type": "com.example.app.deployed"}
+        return json.dumps({"specversion": "1.0", **attributes}).encode()
+
+    values = [
+        foreign("1", "https://a.example/"),
+        foreign("1", "https://b.example/"),  # another producer counting from 1 too
+        foreign("1", "https://a.example/"),  # a repeat of the first: absorbed
+        foreign("2", "https://b.example/"),
+    ]
+    source, sink, store, kinds = FakeSource(_records(values)), FakeSink(), FakeStore(), []
+    assert _loop(source, sink, store, kinds).run_once(timeout_s=0) == 2
+    assert store.events == ["1", "2"]
+    [(offset, reason)] = sink.sent
+    assert offset == 1
+    assert "already the id of an event from another source ('https://a.example/')" in reason
+    assert kinds == ["undeliverable"]
+    assert source.committed == 4

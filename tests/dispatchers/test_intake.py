@@ -144,3 +144,50 @@ def test_any_record_is_admitted_or_refused_with_a_reason_never_raises(
     else:
         assert verdict.reason
         assert verdict.kind
+
+
+FOREIGN = {
+    "specversion": "1.0",
+    "id": "deploy-42",
+    "source": "https://ci.example.com/pipelines/7",
+    "type": "com.example.app.deployed",
+}
+
+
+def test_another_producers_event_is_admitted_with_its_body() -> None:
+    body = json.dumps({**FOREIGN, "data": ["any", "json"]}).encode()
+    admitted = admit(body, key=b"app-7")
+    assert isinstance(admitted, Admitted), admitted
+    assert admitted.body == body
+    assert admitted.event.type == "com.example.app.deployed"
+
+
+def test_a_binary_mode_record_is_admitted_as_its_structured_event() -> None:
+    headers = [(f"ce_{k}", v.encode()) for k, v in FOREIGN.items()]
+    admitted = admit(
+        b'{"v": 1}', key=None, headers=[*headers, ("content-type", b"application/json")]
+    )
+    assert isinstance(admitted, Admitted), admitted
+    assert json.loads(admitted.body) == {
+        **FOREIGN,
+        "datacontenttype": "application/json",
+        "data": {"v": 1},
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind", "reason"),
+    [
+        pytest.param({"id": "事件-1"}, "undeliverable", "webhook-id", id="id-not-ascii"),
+        pytest.param({"specversion": "0.3"}, "undecodable", "specversion", id="specversion-0.3"),
+        pytest.param({"source": None}, "undecodable", "'source'", id="no-source"),
+        pytest.param({"tenant": 1e999}, "undecodable", "too large", id="extension-infinite"),
+    ],
+)
+def test_foreign_records_refused_are_no_cloudevent_or_cannot_be_sent(
+    changes: dict[str, Any], kind: str, reason: str
+) -> None:
+    value = json.dumps({k: v for k, v in {**FOREIGN, **changes}.items() if v is not None})
+    refused = admit(value.replace("Infinity", "1e999").encode(), key=b"k")
+    assert isinstance(refused, Refused), refused
+    assert (refused.kind, reason in refused.reason) == (kind, True)

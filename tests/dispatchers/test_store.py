@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,7 @@ import pytest
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import AttemptRecord, DueDelivery, Store, StoreError
-from herald_contracts import DomainEvent, encode_domain_event
+from herald_contracts import CloudEvent, DomainEvent, decode_cloudevent, encode_domain_event
 
 NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -316,3 +317,54 @@ def test_a_database_that_answers_without_herald_tables_is_not_taken_for_unreacha
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _foreign(n: int, *, source: str = "https://ci.example.com/p") -> CloudEvent:
+    attributes = {"id": f"deploy-{n}", "source": source, "type": "com.example.app.deployed"}
+    value = json.dumps({"specversion": "1.0", **attributes}).encode()
+    return decode_cloudevent(value, key=b"app-7")
+
+
+def test_a_foreign_event_without_time_is_stored_at_its_arrival_and_sent_as_read(
+    store: Store,
+) -> None:
+    subscription = _subscribe(store)
+    event = _foreign(1)
+    assert store.record_events([(event, event.body, [subscription])], now=NOW) == 1
+    [due] = store.claim_due(now=NOW, limit=10, lease_s=60)
+    assert (due.event_id, due.body) == ("deploy-1", event.body)
+    assert due.event_time == NOW
+
+
+def test_replay_matches_stored_foreign_events_on_their_source(store: Store) -> None:
+    events = [_foreign(1), _foreign(2, source="https://other.example.com/")]
+    store.record_events([(e, e.body, []) for e in events], now=NOW)
+    wanted = store.create_subscription(
+        url="http://127.0.0.1:9/hooks",
+        secrets=[SECRET],
+        filter=SubscriptionFilter(event_types=("com.example.*",), sources=("https://ci.*",)),
+        ordered=True,
+    )
+    subscription = store.subscription(wanted)
+    assert subscription is not None
+    assert store.replay(subscription, since=NOW - timedelta(hours=1), until=None, now=NOW) == 1
+    assert [d["event_id"] for d in store.deliveries()] == ["deploy-1"]
+
+
+def test_an_id_stored_as_another_sources_gets_nothing_stored_and_is_returned(
+    store: Store,
+) -> None:
+    subscription = _subscribe(store)
+    first, other, repeat = (
+        _foreign(1),
+        _foreign(1, source="https://other.example.com/"),
+        _foreign(1),
+    )
+    assert store.record_batch([(first, first.body, [subscription])], now=NOW).taken == {}
+    stored = store.record_batch(
+        [(repeat, repeat.body, [subscription]), (other, other.body, [subscription])], now=NOW
+    )
+    assert (stored.created, stored.taken) == (0, {1: "https://ci.example.com/p"})
+    assert len(store.deliveries()) == 1
+    [due] = store.claim_due(now=NOW, limit=10, lease_s=60)
+    assert due.body == first.body
