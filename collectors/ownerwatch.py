@@ -1,0 +1,245 @@
+"""The owner caches of one watch scope: a metadata-only list+watch per owning kind, each feeding an
+`OwnerIndex`, and `resolve` for the Event watch.
+
+One list+watch per kind per scope (a cluster watched whole: one per kind per cluster), never a
+request per Event, so the load on the API server does not grow with the Event rate. Each kind's
+loop lists (paginated) then watches from the list's resourceVersion with bookmarks, resumes from
+the last version seen, relists on 410 Expired, and backs off on any other error, like the Event
+watch (`collectors.watching`), whose checkpoints it does not share: a cache is rebuilt by a list at
+every start.
+
+A kind the server does not serve (404: Argo Rollouts' CRD not installed) is no error: the cache
+stays empty, counts as synced, and the kind is asked again every `absent_recheck_s` (a CRD
+installed later is picked up). Each index holds at most `max_objects`; objects past the bound are
+not stored (counted as refused) and Events about them are published unresolved.
+
+The Event watch waits for every kind's first list (`wait_synced`, bounded) before it starts, so
+Events listed at start find their owners; an Event that arrives before the watch of its Pod
+delivers the Pod (a Pod created and failing at once) is published without ownership and counted
+(`herald_collector_owner_resolutions_total{outcome="not_cached"}`): the collector never holds
+Events back for the caches.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from collectors.errors import ExpiredError, KubeError
+from collectors.owners import OwnerIndex, Resource, parse_meta, resolve
+from collectors.watching import EventPage, WatchEvent
+from herald_contracts import Ownership
+from herald_runtime.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+class MetadataSource(Protocol):
+    def list_page(
+        self, resource: Resource, *, limit: int, continue_token: str | None
+    ) -> EventPage: ...
+
+    def watch(
+        self, resource: Resource, *, resource_version: str, timeout_s: int
+    ) -> Iterator[WatchEvent]: ...
+
+    def interrupt(self) -> None: ...
+
+
+class OwnerObserver(Protocol):
+    """What the caches report; `collectors.metrics.OwnerMetrics` implements it."""
+
+    def cached(self, kind: str, count: int) -> None: ...
+
+    def refused(self, kind: str) -> None: ...
+
+    def relisted(self, kind: str, cause: str) -> None: ...
+
+    def failed(self, kind: str, cause: str) -> None: ...
+
+    def resolved(self, outcome: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class OwnerSettings:
+    selected_labels: frozenset[str] = frozenset()
+    max_objects: int = 200_000
+    """Per kind and scope."""
+    page_size: int = 500
+    watch_timeout_s: int = 120
+    sync_timeout_s: float = 30.0
+    absent_recheck_s: float = 300.0
+    backoff: Backoff = field(default_factory=Backoff)
+    resources: tuple[Resource, ...] = tuple(Resource)
+
+
+class OwnerCaches:
+    def __init__(
+        self,
+        source: MetadataSource,
+        *,
+        cluster: str,
+        settings: OwnerSettings,
+        observer: OwnerObserver,
+        stop: threading.Event,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._source = source
+        self._cluster = cluster
+        self._settings = settings
+        self._observer = observer
+        self._stop = stop
+        self._rand = rand
+        self._indexes = {
+            r.kind: OwnerIndex(max_objects=settings.max_objects) for r in settings.resources
+        }
+        self._synced = {r: threading.Event() for r in settings.resources}
+        self._threads: list[threading.Thread] = []
+        self._log = logging.LoggerAdapter(log, {"cluster": cluster})
+
+    def interrupt(self) -> None:
+        """Break the open watches now (from another thread), for the stop."""
+        self._source.interrupt()
+
+    @property
+    def indexes(self) -> Mapping[str, OwnerIndex]:
+        return self._indexes
+
+    def start(self) -> None:
+        for resource in self._settings.resources:
+            thread = threading.Thread(
+                target=self._run,
+                args=(resource,),
+                name=f"owners-{self._cluster}-{resource.value}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def wait_synced(self) -> bool:
+        """Wait until every kind was listed once (or found absent), at most `sync_timeout_s` in
+        all; False if some were not (they fill in later)."""
+        deadline = time.monotonic() + self._settings.sync_timeout_s
+        for resource, synced in self._synced.items():
+            while not synced.wait(0.05):
+                if time.monotonic() >= deadline or self._stop.is_set():
+                    self._log.warning(
+                        "owner cache of %s not listed yet; Events about their objects are "
+                        "published without owners until it is",
+                        resource.value,
+                    )
+                    return False
+        return True
+
+    def resolve(self, involved: Mapping[str, Any]) -> Ownership | None:
+        """The ownership of an Event's involved object; None when its kind is not cached, or the
+        object is not (yet) in its cache."""
+        resolution = resolve(involved, self._indexes)
+        if resolution is None:
+            return None
+        if not resolution.ownership.owners and not resolution.complete:
+            self._observer.resolved("not_cached")
+            return None
+        self._observer.resolved("resolved" if resolution.complete else "partial")
+        return resolution.ownership
+
+    def _run(self, resource: Resource) -> None:
+        failures = 0
+        resource_version: str | None = None
+        while not self._stop.is_set():
+            try:
+                if resource_version is None:
+                    resource_version = self._relist(resource)
+                    if resource_version is None:  # absent: ask again later
+                        self._stop.wait(self._settings.absent_recheck_s)
+                        continue
+                resource_version = self._watch(resource, resource_version)
+                failures = 0
+            except ExpiredError:
+                self._observer.relisted(resource.kind, "expired")
+                resource_version = None
+            except KubeError as e:
+                if self._stop.is_set():
+                    return
+                failures += 1
+                delay = self._settings.backoff.delay(failures, rand=self._rand())
+                self._log.warning(
+                    "owner cache of %s: %s; retrying in %.1fs", resource.value, e, delay
+                )
+                self._observer.failed(
+                    resource.kind, f"http_{e.status}" if e.status else "connection"
+                )
+                self._stop.wait(delay)
+
+    def _relist(self, resource: Resource) -> str | None:
+        """List the kind into its index; its resourceVersion, or None when the server does not
+        serve it (404)."""
+        metas = []
+        token: str | None = None
+        while True:
+            try:
+                page = self._source.list_page(
+                    resource, limit=self._settings.page_size, continue_token=token
+                )
+            except KubeError as e:
+                if e.status != 404:
+                    raise
+                if len(self._indexes[resource.kind]):
+                    self._indexes[resource.kind].replace(())
+                self._observer.cached(resource.kind, 0)
+                if not self._synced[resource].is_set():
+                    self._log.info(
+                        "owner cache: the API server does not serve %s (%s); asking again every "
+                        "%.0fs",
+                        resource.value,
+                        "CRD not installed" if resource.optional else "404",
+                        self._settings.absent_recheck_s,
+                    )
+                self._synced[resource].set()
+                return None
+            for item in page.items:
+                meta = parse_meta(item, selected_labels=self._settings.selected_labels)
+                if meta is not None:
+                    metas.append(meta)
+            token = page.continue_token
+            if not token:
+                break
+        index = self._indexes[resource.kind]
+        for _ in range(index.replace(metas)):
+            self._observer.refused(resource.kind)
+        self._observer.cached(resource.kind, len(index))
+        self._synced[resource].set()
+        return page.resource_version
+
+    def _watch(self, resource: Resource, resource_version: str) -> str:
+        index = self._indexes[resource.kind]
+        for event in self._source.watch(
+            resource, resource_version=resource_version, timeout_s=self._settings.watch_timeout_s
+        ):
+            obj = event.object
+            if event.type == "ERROR":
+                code = obj.get("code") if isinstance(obj, dict) else None
+                message = str(obj.get("message")) if isinstance(obj, dict) else "watch error"
+                if code == 410:
+                    raise ExpiredError(message, status=410)
+                raise KubeError(message, status=code if isinstance(code, int) else None)
+            metadata = obj.get("metadata") if isinstance(obj, dict) else None
+            rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+            if event.type in ("ADDED", "MODIFIED", "DELETED"):
+                meta = parse_meta(obj, selected_labels=self._settings.selected_labels)
+                if meta is not None:
+                    if event.type == "DELETED":
+                        index.remove(meta)
+                    elif not index.add(meta):
+                        self._observer.refused(resource.kind)
+                    self._observer.cached(resource.kind, len(index))
+            if isinstance(rv, str) and rv:
+                resource_version = rv
+            if self._stop.is_set():
+                break
+        return resource_version
