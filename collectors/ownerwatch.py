@@ -39,6 +39,10 @@ from herald_runtime.backoff import Backoff
 log = logging.getLogger(__name__)
 
 
+QUIET_END_MIN_S = 1.0
+"""A watch that ends sooner than this with nothing in it is followed by a backoff."""
+
+
 class MetadataSource(Protocol):
     def list_page(
         self, resource: Resource, *, limit: int, continue_token: str | None
@@ -88,6 +92,7 @@ class OwnerCaches:
         observer: OwnerObserver,
         stop: threading.Event,
         rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._cluster = cluster
@@ -95,6 +100,7 @@ class OwnerCaches:
         self._observer = observer
         self._stop = stop
         self._rand = rand
+        self._clock = clock
         self._indexes = {
             r.kind: OwnerIndex(max_objects=settings.max_objects) for r in settings.resources
         }
@@ -150,6 +156,7 @@ class OwnerCaches:
 
     def _run(self, resource: Resource) -> None:
         failures = 0
+        empty_ends = 0
         resource_version: str | None = None
         while not self._stop.is_set():
             try:
@@ -158,8 +165,15 @@ class OwnerCaches:
                     if resource_version is None:  # absent: ask again later
                         self._stop.wait(self._settings.absent_recheck_s)
                         continue
-                resource_version = self._watch(resource, resource_version)
+                started = self._clock()
+                resource_version, delivered = self._watch(resource, resource_version)
                 failures = 0
+                if delivered or self._clock() - started >= QUIET_END_MIN_S:
+                    empty_ends = 0
+                else:
+                    # Ended at once with nothing in it (a proxy closing it): not as fast as it ends.
+                    empty_ends += 1
+                    self._stop.wait(self._settings.backoff.delay(empty_ends, rand=self._rand()))
             except ExpiredError:
                 self._observer.relisted(resource.kind, "expired")
                 resource_version = None
@@ -216,12 +230,15 @@ class OwnerCaches:
         self._synced[resource].set()
         return page.resource_version
 
-    def _watch(self, resource: Resource, resource_version: str) -> str:
+    def _watch(self, resource: Resource, resource_version: str) -> tuple[str, bool]:
+        """Follow one watch stream; where it ended, and whether it delivered anything."""
         index = self._indexes[resource.kind]
+        delivered = False
         for event in self._source.watch(
             resource, resource_version=resource_version, timeout_s=self._settings.watch_timeout_s
         ):
             obj = event.object
+            delivered = True
             if event.type == "ERROR":
                 code = obj.get("code") if isinstance(obj, dict) else None
                 message = str(obj.get("message")) if isinstance(obj, dict) else "watch error"
@@ -242,4 +259,4 @@ class OwnerCaches:
                 resource_version = rv
             if self._stop.is_set():
                 break
-        return resource_version
+        return resource_version, delivered

@@ -34,6 +34,8 @@ class FakeMetadata:
         self.streams: dict[Resource, queue.Queue[Any]] = {r: queue.Queue() for r in Resource}
         self.lists: dict[Resource, int] = dict.fromkeys(Resource, 0)
         self.interrupted = threading.Event()
+        self.stop = threading.Event()
+        """The caches' stop: a watch ends with it, as an interrupted stream does."""
 
     def list_page(self, resource: Resource, *, limit: int, continue_token: str | None) -> EventPage:
         if resource in self.absent:
@@ -52,7 +54,7 @@ class FakeMetadata:
         self, resource: Resource, *, resource_version: str, timeout_s: int
     ) -> Iterator[WatchEvent]:
         stream = self.streams[resource]
-        while not self.interrupted.is_set():
+        while not self.interrupted.is_set() and not self.stop.is_set():
             try:
                 item = stream.get(timeout=0.05)
             except queue.Empty:
@@ -99,6 +101,7 @@ def start(
     source: FakeMetadata, stop: threading.Event, **settings: Any
 ) -> tuple[OwnerCaches, Observed]:
     observed = Observed()
+    source.stop = stop
     caches = OwnerCaches(
         source,
         cluster="prod-eu",
@@ -265,3 +268,37 @@ def test_the_event_watch_publishes_resolved_events_and_unresolved_ones_without_w
     assert unresolved.ownership is None
     assert ("resolved", "resolved") in observed.events
     assert ("resolved", "not_cached") in observed.events
+
+
+class CountingStop(threading.Event):
+    """A stop whose waits return at once and are recorded; set after `limit` of them."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is None:
+            return super().wait()
+        self.waits.append(timeout)
+        if len(self.waits) >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+def test_a_watch_that_ends_at_once_with_nothing_is_reopened_after_a_growing_backoff() -> None:
+    class Closing(FakeMetadata):
+        def watch(self, resource: Resource, **kwargs: Any) -> Iterator[WatchEvent]:
+            if resource is Resource.PODS:
+                return iter(())  # a proxy closing every watch at once
+            return super().watch(resource, **kwargs)
+
+    stop = CountingStop(limit=3)
+    backoff = Backoff(base_s=0.2, cap_s=10)
+    try:
+        start(Closing({}, absent=set()), stop, backoff=backoff)
+        wait_until(stop.is_set, timeout_s=5, interval_s=0.01)
+    finally:
+        stop.set()
+    assert stop.waits == [backoff.delay(n, rand=0.5) for n in (1, 2, 3)]
