@@ -6,12 +6,16 @@ objects are created through the API with the owner references their controllers 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
+from collectors.kube import api_client
+from collectors.kubemeta import KubeMetadataSource
+from collectors.owners import Resource
 from herald_dev.processes import ServiceProcess
 from herald_dev.realkube import RealKube
 from tests.conftest import Topics
@@ -21,10 +25,13 @@ from tests.realkube.kube import (
     metric,
     objects,
     start_collector,
+    start_processor,
 )
 from tests.support import TopicReader, validate, wait_until
 
 TRACKING = "argocd.argoproj.io/tracking-id"
+INSTANCE = "app.kubernetes.io/instance"
+ROLLOUTS_CRD = "rollouts.argoproj.io"
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -203,3 +210,146 @@ def test_an_event_about_a_pod_of_a_deployment_names_the_chain_the_workload_and_t
             "app.kubernetes.io/part-of": "shop",
         }
     assert collector.stop() == 0
+
+
+def test_the_caches_get_only_metadata_from_the_real_server_as_the_collector(
+    real_kube: RealKube, namespace: str, tmp_path: Path
+) -> None:
+    source = KubeMetadataSource(
+        api_client(
+            kubeconfig=real_kube.collector_kubeconfig(tmp_path / "kubeconfig"), context=None
+        ),
+        namespace=namespace,
+        connect_timeout_s=2,
+        read_timeout_s=10,
+        watch_read_margin_s=5,
+    )
+    with real_kube.admin() as admin:
+        replicaset = {"kind": "ReplicaSet", "apiVersion": "apps/v1"}
+        replicaset["metadata"] = {"name": "checkout-1", "uid": "not-checked-by-the-server"}
+        listed = _pod_of(admin, namespace, replicaset, "checkout-1-a")
+        page = source.list_page(Resource.PODS, limit=10, continue_token=None)
+        watched = _pod_of(admin, namespace, replicaset, "checkout-1-b")
+    [item] = page.items
+    assert item["metadata"]["uid"] == listed["metadata"]["uid"]
+    assert "spec" not in item
+    assert "status" not in item
+    assert item["metadata"]["ownerReferences"][0]["name"] == "checkout-1"
+    events = source.watch(Resource.PODS, resource_version=page.resource_version, timeout_s=5)
+    first = next(events)
+    events.close()
+    assert first.type == "ADDED"
+    assert first.object["kind"] == "PartialObjectMetadata"
+    assert first.object["metadata"]["uid"] == watched["metadata"]["uid"]
+    assert "spec" not in first.object
+
+
+def test_a_rollout_event_of_an_application_tracked_by_label_gives_a_domain_event_naming_both(
+    kafka: str,
+    topics: Topics,
+    real_kube: RealKube,
+    namespace: str,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    rollout = _create_rollout(
+        real_kube,
+        namespace,
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "payments", "labels": {INSTANCE: "payments-prod"}},
+            "spec": {},
+        },
+    )
+    involved = {
+        "kind": "Rollout",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "namespace": namespace,
+        "name": "payments",
+        "uid": rollout["metadata"]["uid"],
+    }
+    event = create(real_kube, core_event(namespace, involved=involved))
+    collector, _ = start_collector(services, real_kube, topics, tmp_path, namespace=namespace)
+    processor = start_processor(services, topics, tmp_path)
+    raw = TopicReader(kafka, topics.raw)
+    domain = TopicReader(kafka, topics.domain)
+    try:
+        assert raw.read_until(lambda v: len(objects(v, namespace)) >= 1, timeout_s=30)
+        assert domain.read_until(lambda v: len(v) >= 1, timeout_s=90), processor.log_tail(40)
+    finally:
+        raw.close()
+        domain.close()
+    [record] = objects(raw.values, namespace)
+    assert record["object"]["metadata"]["uid"] == event["metadata"]["uid"]
+    assert record["owners"] == []
+    assert record["workload"] == _ref({**rollout, "kind": "Rollout"})
+    assert record["application"] == {
+        "name": "payments-prod",
+        "namespace": None,
+        "found_by": "label",
+    }
+    [domain_event] = domain.values
+    assert domain_event["type"] == "dev.herald.rollout.step_advanced"
+    assert domain_event["data"]["workload"] == {"kind": "Rollout", "name": "payments"}
+    assert domain_event["data"]["application"] == {"name": "payments-prod", "namespace": None}
+    assert collector.stop() == 0
+
+
+def _create_rollout(kube: RealKube, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Install Argo Rollouts' CRD (reduced to what the API server needs), then create the Rollout,
+    trying again while the new resource is not served yet (404) or its storage initializes (429)."""
+    _install_rollouts_crd(kube)
+    deadline = time.monotonic() + 30
+    with kube.admin() as admin:
+        custom = client.CustomObjectsApi(admin)
+        while True:
+            try:
+                return _json(
+                    custom.create_namespaced_custom_object(
+                        "argoproj.io",
+                        "v1alpha1",
+                        namespace,
+                        "rollouts",
+                        body,
+                        _preload_content=False,
+                    )
+                )
+            except client.ApiException as e:
+                if e.status not in (404, 429) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)  # polling the server until it serves the CRD, with a deadline
+
+
+def _install_rollouts_crd(kube: RealKube) -> None:
+    """Argo Rollouts' CRD, reduced to what the API server needs (served a moment later)."""
+    body = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": ROLLOUTS_CRD},
+        "spec": {
+            "group": "argoproj.io",
+            "names": {"kind": "Rollout", "listKind": "RolloutList", "plural": "rollouts"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    with kube.admin() as admin:
+        extensions = client.ApiextensionsV1Api(admin)
+        try:
+            extensions.create_custom_resource_definition(body, _preload_content=False)
+        except client.ApiException as e:
+            if e.status != 409:  # another test of the session installed it
+                raise
