@@ -93,8 +93,9 @@ OWNER_CACHE_RELISTS = Counter(
 )
 OWNER_CACHE_ERRORS = Counter(
     "herald_collector_owner_cache_errors_total",
-    "Owner cache list/watch errors, by kind and cause (http_<status>, connection); each retried "
-    "with backoff.",
+    "Owner cache list/watch errors, by kind and cause (http_<status>, connection, "
+    "forbidden_while_starting: a 403 while an API server's RBAC warms up after a start); each "
+    "retried with backoff.",
     ["cluster", "kind", "cause"],
 )
 OWNER_RESOLUTIONS = Counter(

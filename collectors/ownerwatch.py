@@ -78,6 +78,9 @@ class OwnerSettings:
     watch_timeout_s: int = 120
     sync_timeout_s: float = 30.0
     absent_recheck_s: float = 300.0
+    forbidden_grace_s: float = 15.0
+    """403s within this long of the start, or of a failure to reach the server, are an API server
+    (re)starting while its RBAC warms up: logged at INFO (`forbidden_while_starting`)."""
     backoff: Backoff = field(default_factory=Backoff)
     resources: tuple[Resource, ...] = tuple(Resource)
 
@@ -133,7 +136,9 @@ class OwnerCaches:
         deadline = time.monotonic() + self._settings.sync_timeout_s
         for resource, synced in self._synced.items():
             while not synced.wait(0.05):
-                if time.monotonic() >= deadline or self._stop.is_set():
+                if self._stop.is_set():
+                    return False
+                if time.monotonic() >= deadline:
                     self._log.warning(
                         "owner cache of %s not listed yet; Events about their objects are "
                         "published without owners until it is",
@@ -157,6 +162,7 @@ class OwnerCaches:
     def _run(self, resource: Resource) -> None:
         failures = 0
         empty_ends = 0
+        starting_until = self._clock() + self._settings.forbidden_grace_s
         resource_version: str | None = None
         while not self._stop.is_set():
             try:
@@ -182,12 +188,25 @@ class OwnerCaches:
                     return
                 failures += 1
                 delay = self._settings.backoff.delay(failures, rand=self._rand())
-                self._log.warning(
-                    "owner cache of %s: %s; retrying in %.1fs", resource.value, e, delay
-                )
-                self._observer.failed(
-                    resource.kind, f"http_{e.status}" if e.status else "connection"
-                )
+                if e.status == 403 and self._clock() < starting_until:
+                    # As the Event watch does (`collectors.watching`): an API server (re)starting
+                    # forbids everything until its RBAC has warmed up.
+                    self._log.info(
+                        "owner cache of %s: the API server forbids the request (%s), as it does "
+                        "while its RBAC warms up after a start; retrying in %.1fs",
+                        resource.value,
+                        e,
+                        delay,
+                    )
+                    cause = "forbidden_while_starting"
+                else:
+                    self._log.warning(
+                        "owner cache of %s: %s; retrying in %.1fs", resource.value, e, delay
+                    )
+                    cause = f"http_{e.status}" if e.status else "connection"
+                    if e.status is None or e.status >= 500:
+                        starting_until = self._clock() + self._settings.forbidden_grace_s
+                self._observer.failed(resource.kind, cause)
                 self._stop.wait(delay)
 
     def _relist(self, resource: Resource) -> str | None:

@@ -184,16 +184,27 @@ def test_objects_past_the_bound_are_not_cached_and_counted(stop: threading.Event
     wait_until(lambda: observed.events.count(("refused", "Pod")) == 2, timeout_s=5)
 
 
-def test_a_kind_never_listed_ends_the_wait_at_its_timeout(stop: threading.Event) -> None:
+@pytest.mark.parametrize(
+    ("grace_s", "cause"),
+    [
+        pytest.param(60.0, "forbidden_while_starting", id="rbac-warming-up-after-a-start"),
+        pytest.param(0.0, "http_403", id="forbidden-for-good"),
+    ],
+)
+def test_a_kind_never_listed_ends_the_wait_at_its_timeout(
+    stop: threading.Event, grace_s: float, cause: str
+) -> None:
     class Failing(FakeMetadata):
         def list_page(self, resource: Resource, **kwargs: Any) -> EventPage:
             if resource is Resource.JOBS:
                 raise KubeError("jobs: 403 Forbidden", status=403)
             return super().list_page(resource, **kwargs)
 
-    caches, observed = start(Failing({}, absent=set()), stop, sync_timeout_s=0.2)
+    caches, observed = start(
+        Failing({}, absent=set()), stop, sync_timeout_s=0.2, forbidden_grace_s=grace_s
+    )
     assert not caches.wait_synced()
-    wait_until(lambda: ("failed", "Job", "http_403") in observed.events, timeout_s=5)
+    wait_until(lambda: ("failed", "Job", cause) in observed.events, timeout_s=5)
 
 
 class Sink:
