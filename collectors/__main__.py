@@ -132,6 +132,7 @@ def _connect_owners(settings: CollectorSettings) -> ConnectOwners | None:
         return None
     owner_settings = OwnerSettings(
         selected_labels=settings.owner_labels,
+        instance_label=settings.owner_instance_label,
         max_objects=settings.owner_cache_max_objects,
         page_size=settings.list_page_size,
         watch_timeout_s=settings.watch_timeout_s,

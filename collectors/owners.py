@@ -140,9 +140,12 @@ class ObjectMeta:
         return tuple((key, value) for key, _, value in pairs)
 
 
-def parse_meta(item: Any, *, selected_labels: frozenset[str]) -> ObjectMeta | None:
+def parse_meta(
+    item: Any, *, selected_labels: frozenset[str], instance_label: str = INSTANCE_LABEL
+) -> ObjectMeta | None:
     """The `ObjectMeta` of a list item or watch object (a PartialObjectMetadata, or a full object),
-    or None when it has no name or uid."""
+    or None when it has no name or uid. `instance_label` is the label Argo CD's label tracking
+    writes (its `application.instanceLabelKey`)."""
     metadata = item.get("metadata") if isinstance(item, dict) else None
     if not isinstance(metadata, dict):
         return None
@@ -153,7 +156,7 @@ def parse_meta(item: Any, *, selected_labels: frozenset[str]) -> ObjectMeta | No
     labels = _strings(metadata.get("labels"))
     annotations = _strings(metadata.get("annotations"))
     tracking = annotations.get(TRACKING_ANNOTATION)
-    instance = labels.get(INSTANCE_LABEL)
+    instance = labels.get(instance_label)
     controller = _controller(metadata.get("ownerReferences"))
     return ObjectMeta(
         uid=_intern(uid),

@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from collectors.errors import ExpiredError, KubeError
-from collectors.owners import OwnerIndex, Resource, parse_meta, resolve
+from collectors.owners import (
+    INSTANCE_LABEL,
+    ObjectMeta,
+    OwnerIndex,
+    Resource,
+    parse_meta,
+    resolve,
+)
 from collectors.watching import EventPage, WatchEvent
 from herald_contracts import Ownership
 from herald_runtime.backoff import Backoff
@@ -72,6 +79,7 @@ class OwnerObserver(Protocol):
 @dataclass(frozen=True)
 class OwnerSettings:
     selected_labels: frozenset[str] = frozenset()
+    instance_label: str = INSTANCE_LABEL
     max_objects: int = 200_000
     """Per kind and scope."""
     page_size: int = 500
@@ -209,6 +217,13 @@ class OwnerCaches:
                 self._observer.failed(resource.kind, cause)
                 self._stop.wait(delay)
 
+    def _parse(self, item: Any) -> ObjectMeta | None:
+        return parse_meta(
+            item,
+            selected_labels=self._settings.selected_labels,
+            instance_label=self._settings.instance_label,
+        )
+
     def _relist(self, resource: Resource) -> str | None:
         """List the kind into its index; its resourceVersion, or None when the server does not
         serve it (404)."""
@@ -236,7 +251,7 @@ class OwnerCaches:
                 self._synced[resource].set()
                 return None
             for item in page.items:
-                meta = parse_meta(item, selected_labels=self._settings.selected_labels)
+                meta = self._parse(item)
                 if meta is not None:
                     metas.append(meta)
             token = page.continue_token
@@ -267,7 +282,7 @@ class OwnerCaches:
             metadata = obj.get("metadata") if isinstance(obj, dict) else None
             rv = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
             if event.type in ("ADDED", "MODIFIED", "DELETED"):
-                meta = parse_meta(obj, selected_labels=self._settings.selected_labels)
+                meta = self._parse(obj)
                 if meta is not None:
                     if event.type == "DELETED":
                         index.remove(meta)

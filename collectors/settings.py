@@ -103,6 +103,9 @@ class CollectorSettings:
     owner_labels: frozenset[str] = DEFAULT_OWNER_LABELS
     """HERALD_OWNER_LABELS: comma-separated label keys copied from the owner chain into the raw
     record's `labels` (empty: none)."""
+    owner_instance_label: str = "app.kubernetes.io/instance"
+    """HERALD_OWNER_INSTANCE_LABEL: the label Argo CD's label tracking writes the application's
+    name in (its `application.instanceLabelKey`), read when an object has no tracking annotation."""
     owner_cache_max_objects: int = 200_000
     """HERALD_OWNER_CACHE_MAX_OBJECTS: most objects cached per kind and watch scope; objects past
     it are not cached (counted), and Events about them are published without owners."""
@@ -194,6 +197,10 @@ class CollectorSettings:
             log_format=log_format,
             owner_resolution=_flag(reader, "HERALD_OWNER_RESOLUTION", default=True),
             owner_labels=_label_keys(reader.text("HERALD_OWNER_LABELS"), env),
+            owner_instance_label=_label_key(
+                reader.text("HERALD_OWNER_INSTANCE_LABEL") or "app.kubernetes.io/instance",
+                "HERALD_OWNER_INSTANCE_LABEL",
+            ),
             owner_cache_max_objects=int(
                 reader.number("HERALD_OWNER_CACHE_MAX_OBJECTS", 200_000, minimum=1)
             ),
@@ -256,10 +263,13 @@ def _label_keys(text: str | None, env: Mapping[str, str]) -> frozenset[str]:
     if "HERALD_OWNER_LABELS" not in env:
         return DEFAULT_OWNER_LABELS
     keys = [k.strip() for k in (text or "").split(",") if k.strip()]
-    for key in keys:
-        if len(key) > 253 + 1 + 63 or not _LABEL_KEY.fullmatch(key):
-            raise SettingsError(f"HERALD_OWNER_LABELS: {key!r} is not a Kubernetes label key")
-    return frozenset(keys)
+    return frozenset(_label_key(key, "HERALD_OWNER_LABELS") for key in keys)
+
+
+def _label_key(key: str, name: str) -> str:
+    if len(key) > 253 + 1 + 63 or not _LABEL_KEY.fullmatch(key):
+        raise SettingsError(f"{name}: {key!r} is not a Kubernetes label key")
+    return key
 
 
 def _topic(reader: _Reader, name: str, default: str) -> str:

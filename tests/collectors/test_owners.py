@@ -264,3 +264,20 @@ def test_an_index_holds_at_most_its_bound_and_frees_room_on_delete() -> None:
 )
 def test_items_without_a_name_or_uid_are_not_cached(item: Any) -> None:
     assert parse_meta(item, selected_labels=LABELS) is None
+
+
+def test_a_custom_instance_label_is_read_instead_of_the_default() -> None:
+    labels = {"argocd.argoproj.io/instance": "shop_checkout", "app.kubernetes.io/instance": "helm"}
+    deployment = obj("Deployment", "checkout", labels=labels)
+    custom = parse_meta(
+        deployment, selected_labels=LABELS, instance_label="argocd.argoproj.io/instance"
+    )
+    default = parse_meta(deployment, selected_labels=LABELS)
+    assert custom is not None
+    assert default is not None
+    held = indexes()
+    held["Deployment"].add(custom)
+    resolution = resolve(involved(deployment), held)
+    assert resolution is not None
+    assert resolution.ownership.application == AppRef("checkout", "shop", "label")
+    assert default.instance == "helm"

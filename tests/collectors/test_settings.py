@@ -33,6 +33,9 @@ def test_owner_resolution_is_on_by_default_with_the_recommended_labels() -> None
     assert settings.owner_resolution
     assert settings.owner_labels == {"app.kubernetes.io/name", "app.kubernetes.io/part-of"}
     assert settings.owner_cache_max_objects == 200_000
+    assert settings.owner_instance_label == "app.kubernetes.io/instance"
+    custom = {**BASE, "HERALD_OWNER_INSTANCE_LABEL": "argocd.argoproj.io/instance"}
+    assert CollectorSettings.from_env(custom).owner_instance_label == "argocd.argoproj.io/instance"
 
 
 @pytest.mark.parametrize(
@@ -56,6 +59,11 @@ def test_the_selected_owner_labels_are_read_as_given(value: str, labels: set[str
         ),
         pytest.param({"HERALD_OWNER_LABELS": "-team"}, "HERALD_OWNER_LABELS", id="bad-label-key"),
         pytest.param({"HERALD_OWNER_LABELS": "a/b/c"}, "HERALD_OWNER_LABELS", id="two-slashes"),
+        pytest.param(
+            {"HERALD_OWNER_INSTANCE_LABEL": "argocd instance"},
+            "HERALD_OWNER_INSTANCE_LABEL",
+            id="instance-label-not-a-label-key",
+        ),
         pytest.param(
             {"HERALD_OWNER_CACHE_MAX_OBJECTS": "0"}, "HERALD_OWNER_CACHE_MAX_OBJECTS", id="no-room"
         ),
