@@ -38,10 +38,12 @@ from collectors.checkpoints import Checkpoint, KafkaCheckpointStore
 from collectors.config import ClusterSpec, ConfigError, parse_cluster_file
 from collectors.errors import KafkaUnavailableError, SettingsError
 from collectors.kafka import KafkaRecordSink, producer_config
-from collectors.kube import KubeEventSource
+from collectors.kube import KubeEventSource, api_client
+from collectors.kubemeta import KubeMetadataSource
+from collectors.ownerwatch import OwnerCaches, OwnerSettings
 from collectors.replay import replay
 from collectors.settings import WATCH_READ_MARGIN_S, CollectorSettings
-from collectors.supervisor import Supervisor, WatchSettings
+from collectors.supervisor import ConnectOwners, Supervisor, WatchSettings
 from collectors.topics import check_topics
 from herald_runtime import health
 from herald_runtime.backoff import Backoff
@@ -120,6 +122,38 @@ def _connect(settings: CollectorSettings) -> Any:
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
             watch_read_margin_s=WATCH_READ_MARGIN_S,
+        )
+
+    return connect
+
+
+def _connect_owners(settings: CollectorSettings) -> ConnectOwners | None:
+    if not settings.owner_resolution:
+        return None
+    owner_settings = OwnerSettings(
+        selected_labels=settings.owner_labels,
+        instance_label=settings.owner_instance_label,
+        max_objects=settings.owner_cache_max_objects,
+        page_size=settings.list_page_size,
+        watch_timeout_s=settings.watch_timeout_s,
+        sync_timeout_s=settings.owner_sync_timeout_s,
+        backoff=Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s),
+    )
+
+    def connect(spec: ClusterSpec, namespace: str | None, stop: threading.Event) -> OwnerCaches:
+        source = KubeMetadataSource(
+            api_client(kubeconfig=spec.kubeconfig, context=spec.context),
+            namespace=namespace,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            watch_read_margin_s=WATCH_READ_MARGIN_S,
+        )
+        return OwnerCaches(
+            source,
+            cluster=spec.name,
+            settings=owner_settings,
+            observer=metrics.OwnerMetrics(spec.name, namespace or "*"),
+            stop=stop,
         )
 
     return connect
@@ -234,6 +268,7 @@ def _run(
         ),
         replica_index=settings.replica_index,
         replica_count=settings.replica_count,
+        connect_owners=_connect_owners(settings),
     )
     supervisor.apply(initial)
     state.supervisor = supervisor

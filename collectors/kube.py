@@ -77,25 +77,8 @@ class KubeEventSource:
         watch_read_margin_s: float,
     ) -> KubeEventSource:
         """Build the client from a kubeconfig, or in-cluster config when there is none."""
-        configuration = client.Configuration()
-        try:
-            if kubeconfig is None:
-                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            else:
-                config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=str(kubeconfig), context=context, client_configuration=configuration
-                )
-        except (ConfigException, OSError, ValueError, yaml.YAMLError) as e:
-            raise SettingsError(
-                f"cannot load Kubernetes config ({kubeconfig or 'in-cluster'}): {e}"
-            ) from e
-        configuration.retries = False  # the watch loop owns retries, with backoff and metrics
-        # TCP keepalive with client-go's timings: a quiet watch sends nothing for a whole watch
-        # timeout, and proxies and load balancers drop idle connections sooner (some at 4 min).
-        configuration.keep_alive = True
-        api_client = client.ApiClient(configuration)
         return cls(
-            client.CoreV1Api(api_client),
+            client.CoreV1Api(api_client(kubeconfig=kubeconfig, context=context)),
             namespace=namespace,
             connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s,
@@ -164,7 +147,7 @@ class KubeEventSource:
             if self._interrupted:  # between the check in `_call` and now
                 response.shutdown()
         try:
-            for line in _lines(response):
+            for line in stream_lines(response):
                 try:
                     event = json.loads(line)
                 except ValueError as e:  # not JSON, or not UTF-8
@@ -183,7 +166,29 @@ class KubeEventSource:
             response.release_conn()
 
 
-def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+def api_client(*, kubeconfig: Path | None, context: str | None) -> client.ApiClient:
+    """An API client from a kubeconfig, or in-cluster config when there is none; SettingsError
+    when it cannot be loaded."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), context=context, client_configuration=configuration
+            )
+    except (ConfigException, OSError, ValueError, yaml.YAMLError) as e:
+        raise SettingsError(
+            f"cannot load Kubernetes config ({kubeconfig or 'in-cluster'}): {e}"
+        ) from e
+    configuration.retries = False  # the watch loops own retries, with backoff and metrics
+    # TCP keepalive with client-go's timings: a quiet watch sends nothing for a whole watch
+    # timeout, and proxies and load balancers drop idle connections sooner (some at 4 min).
+    configuration.keep_alive = True
+    return client.ApiClient(configuration)
+
+
+def stream_lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     buffer = b""
     for chunk in response.stream(amt=None, decode_content=True):
         buffer += chunk

@@ -74,6 +74,60 @@ DELIVERY_LATENCY = Histogram(
     ["cluster"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+OWNER_CACHE_OBJECTS = Gauge(
+    "herald_collector_owner_cache_objects",
+    "Objects held in the owner caches, by kind (metadata only; at most "
+    "HERALD_OWNER_CACHE_MAX_OBJECTS per kind and scope).",
+    ["cluster", "scope", "kind"],
+)
+OWNER_CACHE_REFUSED = Counter(
+    "herald_collector_owner_cache_refused_total",
+    "Objects not cached because their kind's cache was full (HERALD_OWNER_CACHE_MAX_OBJECTS): "
+    "Events about them are published without owners.",
+    ["cluster", "kind"],
+)
+OWNER_CACHE_RELISTS = Counter(
+    "herald_collector_owner_cache_relists_total",
+    "Owner cache relists, by kind and cause (expired: 410).",
+    ["cluster", "kind", "cause"],
+)
+OWNER_CACHE_ERRORS = Counter(
+    "herald_collector_owner_cache_errors_total",
+    "Owner cache list/watch errors, by kind and cause (http_<status>, connection, "
+    "forbidden_while_starting: a 403 while an API server's RBAC warms up after a start); each "
+    "retried with backoff.",
+    ["cluster", "kind", "cause"],
+)
+OWNER_RESOLUTIONS = Counter(
+    "herald_collector_owner_resolutions_total",
+    "Events about a cached kind (Pod, ReplicaSet, workloads), by outcome: resolved (the whole "
+    "chain cached), partial (an owner not cached: the chain stops at its reference), not_cached "
+    "(the involved object not cached yet, or gone: published without ownership).",
+    ["cluster", "outcome"],
+)
+
+
+class OwnerMetrics:
+    """The `OwnerObserver` of one scope's owner caches."""
+
+    def __init__(self, cluster: str, scope: str) -> None:
+        self.cluster = cluster
+        self.scope = scope
+
+    def cached(self, kind: str, count: int) -> None:
+        OWNER_CACHE_OBJECTS.labels(self.cluster, self.scope, kind).set(count)
+
+    def refused(self, kind: str) -> None:
+        OWNER_CACHE_REFUSED.labels(self.cluster, kind).inc()
+
+    def relisted(self, kind: str, cause: str) -> None:
+        OWNER_CACHE_RELISTS.labels(self.cluster, kind, cause).inc()
+
+    def failed(self, kind: str, cause: str) -> None:
+        OWNER_CACHE_ERRORS.labels(self.cluster, kind, cause).inc()
+
+    def resolved(self, outcome: str) -> None:
+        OWNER_RESOLUTIONS.labels(self.cluster, outcome).inc()
 
 
 class ScopeMetrics:

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from herald_contracts import RawRecord, WatchType
+from herald_contracts import Ownership, RawRecord, WatchType
 
 MESSAGE_BYTES_ANNOTATION = "herald.dev/original-message-bytes"
 """Set on an Event whose message was shortened: the original message's length in bytes of UTF-8."""
@@ -33,7 +33,12 @@ class Bounded:
 
 
 def to_raw_record(
-    *, cluster: str, watch_type: str, event: dict[str, Any], collected_at: str
+    *,
+    cluster: str,
+    watch_type: str,
+    event: dict[str, Any],
+    collected_at: str,
+    ownership: Ownership | None = None,
 ) -> RawRecord:
     """The record for one ADDED/MODIFIED/DELETED watch event, `metadata.managedFields` removed.
 
@@ -44,7 +49,11 @@ def to_raw_record(
     if isinstance(metadata, dict) and "managedFields" in metadata:
         obj["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
     return RawRecord(
-        cluster=cluster, watch_type=WatchType(watch_type), collected_at=collected_at, object=obj
+        cluster=cluster,
+        watch_type=WatchType(watch_type),
+        collected_at=collected_at,
+        object=obj,
+        ownership=ownership,
     )
 
 

@@ -27,6 +27,14 @@ WATCH_READ_MARGIN_S = 30.0
 connection counts as dead. A real API server sends nothing on a quiet watch of Events (no
 bookmarks) until that timeout ends it, so a watch's read timeout must exceed it."""
 
+DEFAULT_OWNER_LABELS = frozenset({"app.kubernetes.io/name", "app.kubernetes.io/part-of"})
+
+_LABEL_KEY = re.compile(
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+"""A Kubernetes label key: an optional DNS subdomain prefix and `/`, then a name of at most 63."""
+
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (`.` and `..` aside)."""
 
@@ -89,6 +97,21 @@ class CollectorSettings:
     """HERALD_METRICS_HOST."""
     log_format: str = "json"
     """HERALD_LOG_FORMAT: json (one object per line) or text."""
+    owner_resolution: bool = True
+    """HERALD_OWNER_RESOLUTION: true (default) or false: resolve each Event's owners (workload,
+    Argo CD application) from metadata-only list/watch caches of the owning kinds."""
+    owner_labels: frozenset[str] = DEFAULT_OWNER_LABELS
+    """HERALD_OWNER_LABELS: comma-separated label keys copied from the owner chain into the raw
+    record's `labels` (empty: none)."""
+    owner_instance_label: str = "app.kubernetes.io/instance"
+    """HERALD_OWNER_INSTANCE_LABEL: the label Argo CD's label tracking writes the application's
+    name in (its `application.instanceLabelKey`), read when an object has no tracking annotation."""
+    owner_cache_max_objects: int = 200_000
+    """HERALD_OWNER_CACHE_MAX_OBJECTS: most objects cached per kind and watch scope; objects past
+    it are not cached (counted), and Events about them are published without owners."""
+    owner_sync_timeout_s: float = 30.0
+    """HERALD_OWNER_SYNC_TIMEOUT_S: the longest a scope's Event watch waits, at start, for the
+    owner caches' first lists."""
 
     @property
     def watch_read_timeout_s(self) -> float:
@@ -172,6 +195,16 @@ class CollectorSettings:
             metrics_port=int(reader.number("HERALD_METRICS_PORT", 9101, minimum=0, maximum=65535)),
             metrics_host=reader.text("HERALD_METRICS_HOST") or "127.0.0.1",
             log_format=log_format,
+            owner_resolution=_flag(reader, "HERALD_OWNER_RESOLUTION", default=True),
+            owner_labels=_label_keys(reader.text("HERALD_OWNER_LABELS"), env),
+            owner_instance_label=_label_key(
+                reader.text("HERALD_OWNER_INSTANCE_LABEL") or "app.kubernetes.io/instance",
+                "HERALD_OWNER_INSTANCE_LABEL",
+            ),
+            owner_cache_max_objects=int(
+                reader.number("HERALD_OWNER_CACHE_MAX_OBJECTS", 200_000, minimum=1)
+            ),
+            owner_sync_timeout_s=reader.number("HERALD_OWNER_SYNC_TIMEOUT_S", 30.0, minimum=0),
         )
 
 
@@ -214,6 +247,29 @@ def _bootstrap(text: str | None) -> str:
         if not 0 < int(port) < 65536:
             raise SettingsError(f"HERALD_KAFKA_BOOTSTRAP has port {port} out of range in {text!r}")
     return text
+
+
+def _flag(reader: _Reader, name: str, *, default: bool) -> bool:
+    raw = reader.text(name)
+    if raw is None:
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise SettingsError(f"{name} must be true or false, not {raw!r}")
+    return raw.lower() == "true"
+
+
+def _label_keys(text: str | None, env: Mapping[str, str]) -> frozenset[str]:
+    """HERALD_OWNER_LABELS: unset is the default; set but empty is none."""
+    if "HERALD_OWNER_LABELS" not in env:
+        return DEFAULT_OWNER_LABELS
+    keys = [k.strip() for k in (text or "").split(",") if k.strip()]
+    return frozenset(_label_key(key, "HERALD_OWNER_LABELS") for key in keys)
+
+
+def _label_key(key: str, name: str) -> str:
+    if len(key) > 253 + 1 + 63 or not _LABEL_KEY.fullmatch(key):
+        raise SettingsError(f"{name}: {key!r} is not a Kubernetes label key")
+    return key
 
 
 def _topic(reader: _Reader, name: str, default: str) -> str:

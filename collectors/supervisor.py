@@ -28,7 +28,7 @@ from collectors.config import ClusterSpec, assigned
 from collectors.errors import PublishError, SettingsError
 from collectors.metrics import CLUSTERS_WATCHED, LAGS, ScopeMetrics
 from collectors.progress import Progress
-from collectors.watching import EventSource, RecordSink, Watcher
+from collectors.watching import EventSource, OwnerResolver, RecordSink, Watcher
 from herald_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,20 @@ Connect = Callable[[ClusterSpec, str | None], Source]
 """Build the API client of one scope (cluster, namespace or None); SettingsError if it cannot."""
 
 
+class Owners(OwnerResolver, Protocol):
+    """The owner caches of one scope (`collectors.ownerwatch.OwnerCaches`)."""
+
+    def start(self) -> None: ...
+
+    def wait_synced(self) -> bool: ...
+
+    def interrupt(self) -> None: ...
+
+
+ConnectOwners = Callable[[ClusterSpec, str | None, threading.Event], Owners]
+"""Build the owner caches of one scope, stopping with the event; SettingsError if it cannot."""
+
+
 @dataclass(frozen=True)
 class WatchSettings:
     page_size: int = 500
@@ -59,6 +73,7 @@ class _Scope:
     server: str
     progress: Progress
     source: Source
+    owners: Owners | None = None
 
 
 @dataclass
@@ -84,10 +99,12 @@ class Supervisor:
         replica_index: int = 0,
         replica_count: int = 1,
         stop_timeout_s: float = 15,
+        connect_owners: ConnectOwners | None = None,
     ) -> None:
         """`apply`, `stop` and `save_checkpoints` are called from one thread (the main loop);
         `clusters` and `contact_ages` from any."""
         self._connect = connect
+        self._connect_owners = connect_owners
         self._sink = sink
         self._store = store
         self._checkpoints = dict(checkpoints)
@@ -219,6 +236,8 @@ class Supervisor:
                 scopes = list(run.scopes.values())
             for scope in scopes:
                 scope.source.interrupt()
+                if scope.owners is not None:
+                    scope.owners.interrupt()
         deadline = time.monotonic() + self._stop_timeout_s
         for run in runs:
             for thread in run.threads:
@@ -246,6 +265,11 @@ class Supervisor:
                 return
             try:
                 source = self._connect(spec, namespace)
+                owners = (
+                    None
+                    if self._connect_owners is None
+                    else self._connect_owners(spec, namespace, run.stop)
+                )
                 break
             except SettingsError as e:
                 failures += 1
@@ -272,7 +296,11 @@ class Supervisor:
             log.info("cluster %s: resuming %s from resourceVersion %s", spec.name, key, start)
         progress = Progress(start)
         with run.lock:
-            run.scopes[key] = _Scope(key, source.server, progress, source)
+            run.scopes[key] = _Scope(key, source.server, progress, source, owners)
+        if owners is not None:
+            # Before the Event watch, so that the Events it lists find their owners (bounded).
+            owners.start()
+            owners.wait_synced()
         failures = 0
         while not run.stop.is_set():
             try:
@@ -289,6 +317,7 @@ class Supervisor:
                     watch_timeout_s=self._watch.watch_timeout_s,
                     backoff=self._watch.backoff,
                     message_max_bytes=self._watch.message_max_bytes,
+                    owners=owners,
                 ).run()
             except Exception:  # a bug must not end this cluster's collection unseen
                 failures += 1

@@ -44,7 +44,7 @@ from collectors.events import event_problem
 from collectors.filters import ADMIT_ALL, EventFilter, admits
 from collectors.progress import Progress, newer
 from collectors.records import bound_message, to_raw_record
-from herald_contracts import RawRecord, WatchType
+from herald_contracts import Ownership, RawRecord, WatchType
 from herald_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,12 @@ class RecordSink(Protocol):
     def publish(
         self, record: RawRecord, *, on_delivery: DeliveryCallback, stop: threading.Event
     ) -> None: ...
+
+
+class OwnerResolver(Protocol):
+    """What the Event watch asks of the owner caches (`collectors.ownerwatch.OwnerCaches`)."""
+
+    def resolve(self, involved: JsonObject) -> Ownership | None: ...
 
 
 class WatchObserver(Protocol):
@@ -133,6 +139,8 @@ class Watcher:
     """Longer messages are shortened (`collectors.records.bound_message`)."""
     resource_version: str | None = None
     """Where the next watch starts; None means list first. Starts at the checkpoint, if any."""
+    owners: OwnerResolver | None = None
+    """Resolves the owners of each Event's involved object into its record; None: not at all."""
 
     def __post_init__(self) -> None:
         if self.resource_version is None:
@@ -377,6 +385,7 @@ class Watcher:
             watch_type=watch_type,
             event=bounded.event,
             collected_at=self.now(),
+            ownership=None if self.owners is None else self.owners.resolve(obj["involvedObject"]),
         )
         ticket = self.progress.sent(position)
         progress = self.progress

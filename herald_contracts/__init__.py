@@ -22,7 +22,16 @@ from herald_contracts.domain import (
 )
 from herald_contracts.errors import ContractError
 from herald_contracts.event_view import EventView, observed_at, view_event
-from herald_contracts.raw import RawRecord, WatchType, decode_raw_record, encode_raw_record, raw_key
+from herald_contracts.raw import (
+    AppRef,
+    OwnerRef,
+    Ownership,
+    RawRecord,
+    WatchType,
+    decode_raw_record,
+    encode_raw_record,
+    raw_key,
+)
 from herald_contracts.times import checked_time, is_time, parse_time
 from herald_contracts.topics import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 
@@ -34,11 +43,14 @@ __all__ = [
     "EVENT_TYPE_PREFIX",
     "RAW_TOPIC",
     "SCHEMA_BASE_URI",
+    "AppRef",
     "CloudEvent",
     "ContractError",
     "DeadLetterHeader",
     "DomainEvent",
     "EventView",
+    "OwnerRef",
+    "Ownership",
     "RawRecord",
     "WatchType",
     "checked_time",

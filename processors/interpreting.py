@@ -258,6 +258,7 @@ def _domain_event(
     if aggregated:
         data["source_message_aggregated"] = True
     data["source_message_understood"] = understood
+    data.update(_ownership(record))
     for field, convert in found.rule.source.fields.items():
         data[field] = convert(None, event)
     fields = _from_the_event(fields, event, catalogue.types[catalogue_name].when_null)
@@ -271,6 +272,17 @@ def _domain_event(
         data=data,
         key=f"{record.cluster}/{namespace}/{kind}/{name}",
     )
+
+
+def _ownership(record: RawRecord) -> JsonObject:
+    """`workload` and `application` as the collector resolved them (null when it did not)."""
+    ownership = record.ownership
+    workload = ownership.workload if ownership is not None else None
+    app = ownership.application if ownership is not None else None
+    return {
+        "workload": None if workload is None else {"kind": workload.kind, "name": workload.name},
+        "application": None if app is None else {"name": app.name, "namespace": app.namespace},
+    }
 
 
 def _from_the_event(

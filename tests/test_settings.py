@@ -128,6 +128,46 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
             "HERALD_KAFKA_MESSAGE_MAX_BYTES",
             id="collector-kafka-record-limit-too-small",
         ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_OWNER_RESOLUTION": "yes",
+            },
+            "HERALD_OWNER_RESOLUTION",
+            id="collector-owner-resolution-not-a-boolean",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_OWNER_LABELS": "team,not a label",
+            },
+            "HERALD_OWNER_LABELS",
+            id="collector-owner-label-not-a-label-key",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_OWNER_CACHE_MAX_OBJECTS": "0",
+            },
+            "HERALD_OWNER_CACHE_MAX_OBJECTS",
+            id="collector-owner-cache-bound-zero",
+        ),
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_KAFKA_BOOTSTRAP": "x:1",
+                "HERALD_OWNER_SYNC_TIMEOUT_S": "soon",
+            },
+            "HERALD_OWNER_SYNC_TIMEOUT_S",
+            id="collector-owner-sync-timeout-not-a-number",
+        ),
         pytest.param("processors", {}, "HERALD_KAFKA_BOOTSTRAP", id="processor-no-kafka"),
         pytest.param(
             "processors",

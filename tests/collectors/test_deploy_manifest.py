@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from collectors.config import parse_cluster_file
+from collectors.owners import Resource
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy/kubernetes/collectors.yaml"
 SETTINGS_DOC = Path(__file__).resolve().parents[2] / "docs/settings.md"
@@ -47,6 +48,17 @@ def test_the_example_cluster_file_parses() -> None:
 
 
 def test_rbac_allows_listing_and_watching_events() -> None:
-    [rule] = _documents()["ClusterRole"]["rules"]
+    rule = _documents()["ClusterRole"]["rules"][0]
     assert rule["resources"] == ["events"]
     assert {"list", "watch"} <= set(rule["verbs"])
+
+
+def test_rbac_grows_only_by_list_and_watch_on_every_owner_kind() -> None:
+    granted = {
+        (group, resource): set(rule["verbs"])
+        for rule in _documents()["ClusterRole"]["rules"][1:]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    wanted = {(r.group_version.rpartition("/")[0], r.value): {"list", "watch"} for r in Resource}
+    assert granted == wanted

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from collectors.errors import SettingsError
 from collectors.settings import CollectorSettings
 
 BASE = {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:9092", "HERALD_CLUSTER_NAME": "prod-eu"}
@@ -25,3 +26,49 @@ def test_a_quiet_watch_ends_cleanly_before_its_read_timeout_and_leaves_the_colle
     settings = CollectorSettings.from_env({**BASE, **env})
     assert settings.watch_read_timeout_s > settings.watch_timeout_s
     assert settings.contact_limit_s > settings.watch_read_timeout_s
+
+
+def test_owner_resolution_is_on_by_default_with_the_recommended_labels() -> None:
+    settings = CollectorSettings.from_env(BASE)
+    assert settings.owner_resolution
+    assert settings.owner_labels == {"app.kubernetes.io/name", "app.kubernetes.io/part-of"}
+    assert settings.owner_cache_max_objects == 200_000
+    assert settings.owner_instance_label == "app.kubernetes.io/instance"
+    custom = {**BASE, "HERALD_OWNER_INSTANCE_LABEL": "argocd.argoproj.io/instance"}
+    assert CollectorSettings.from_env(custom).owner_instance_label == "argocd.argoproj.io/instance"
+
+
+@pytest.mark.parametrize(
+    ("value", "labels"),
+    [
+        pytest.param("", frozenset(), id="empty-selects-none"),
+        pytest.param(" team , example.com/owner ", {"team", "example.com/owner"}, id="trimmed"),
+        pytest.param("app.kubernetes.io/name", {"app.kubernetes.io/name"}, id="one"),
+    ],
+)
+def test_the_selected_owner_labels_are_read_as_given(value: str, labels: set[str]) -> None:
+    settings = CollectorSettings.from_env({**BASE, "HERALD_OWNER_LABELS": value})
+    assert settings.owner_labels == labels
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        pytest.param(
+            {"HERALD_OWNER_RESOLUTION": "on"}, "HERALD_OWNER_RESOLUTION", id="not-boolean"
+        ),
+        pytest.param({"HERALD_OWNER_LABELS": "-team"}, "HERALD_OWNER_LABELS", id="bad-label-key"),
+        pytest.param({"HERALD_OWNER_LABELS": "a/b/c"}, "HERALD_OWNER_LABELS", id="two-slashes"),
+        pytest.param(
+            {"HERALD_OWNER_INSTANCE_LABEL": "argocd instance"},
+            "HERALD_OWNER_INSTANCE_LABEL",
+            id="instance-label-not-a-label-key",
+        ),
+        pytest.param(
+            {"HERALD_OWNER_CACHE_MAX_OBJECTS": "0"}, "HERALD_OWNER_CACHE_MAX_OBJECTS", id="no-room"
+        ),
+    ],
+)
+def test_bad_owner_settings_are_refused_naming_them(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        CollectorSettings.from_env({**BASE, **env})

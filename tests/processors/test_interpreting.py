@@ -75,6 +75,8 @@ def catalogue_fields(data: dict[str, Any]) -> dict[str, Any]:
         "source_message_understood",
         "dest_server",
         "dest_namespace",
+        "workload",
+        "application",
     }
     return {k: v for k, v in data.items() if k not in common}
 
