@@ -432,11 +432,13 @@ def _checked_secret(secret: str) -> str:
 
 
 def _checked_types(patterns: Sequence[str]) -> tuple[str, ...]:
-    """Any producer's type is welcome, so a pattern is refused only where it is clearly meant for
-    Herald's types and matches none of them (a typo such as `rollout.done`): it starts with
-    `dev.herald.`, or with a catalogue family (`rollout.`, `application.`)."""
+    """Any producer's type is welcome, and so is any type of a user's rule pack (which this
+    dispatcher does not load), so a pattern is refused only where it is clearly meant for the
+    built-in packs' types and matches none of them (a typo such as `rollout.done`): it starts with
+    a built-in family (`rollout.`, `application.`, ...), with or without `dev.herald.`."""
     herald_types = [*EVENT_TYPES, *(EVENT_TYPE_PREFIX + t for t in EVENT_TYPES)]
-    meant_for_herald = (EVENT_TYPE_PREFIX, *sorted({t.split(".")[0] + "." for t in EVENT_TYPES}))
+    families = sorted({t.split(".")[0] + "." for t in EVENT_TYPES})
+    meant_for_herald = (*families, *(EVENT_TYPE_PREFIX + f for f in families))
     for pattern in patterns:
         if not pattern:
             raise InputError("--event-type must not be empty")

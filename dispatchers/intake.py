@@ -2,9 +2,10 @@
 can store and send, or the reason it is set aside. Pure.
 
 Any producer's CloudEvent is taken, in structured or binary mode
-(`herald_contracts.decode_cloudevent`); a record that is no CloudEvent (not JSON, no `specversion`
-1.0, a required attribute missing) or a Herald type (`dev.herald.`) that breaks Herald's contract is
-set aside as undecodable. A record that decodes is not yet one the dispatcher can handle. Each check
+(`herald_contracts.decode_cloudevent`), whatever its type: another system's, and every Herald type
+(`dev.herald.`), including the types of rule packs this dispatcher has never heard of (a user's pack,
+a newer release's). A record that is no CloudEvent (not JSON, no `specversion` 1.0, a required
+attribute missing) or a Herald type that breaks Herald's contract is set aside as undecodable. A record that decodes is not yet one the dispatcher can handle. Each check
 below is a way a valid-looking record used to stop the dispatcher for good: the insert failed or the
 sending thread raised, the process exited, and every restart died on the same batch, so no
 subscription got anything any more.
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from herald_contracts import EVENT_TYPES, CloudEvent, ContractError, decode_cloudevent
+from herald_contracts import CloudEvent, ContractError, decode_cloudevent
 
 
 class RefusalKind(enum.StrEnum):
@@ -41,8 +42,6 @@ class RefusalKind(enum.StrEnum):
 
     UNDECODABLE = "undecodable"
     """Not a CloudEvent of the contract, or not JSON Herald can read."""
-    UNKNOWN_TYPE = "unknown_type"
-    """A Herald type (`dev.herald.`) this dispatcher does not know (a newer processor's)."""
     UNDELIVERABLE = "undeliverable"
     """An id that cannot be the webhook-id header, or a key that cannot be stored (also, found by
     the consuming loop: an id the store holds as another source's event)."""
@@ -85,11 +84,6 @@ def _decoded(
 
 
 def _refusal(event: CloudEvent) -> Refused | None:
-    if event.herald is not None and event.herald.catalogue_name not in EVENT_TYPES:
-        # A newer processor's type: set aside, to be replayed once this dispatcher knows it (its
-        # cluster, namespace and name filters read Herald's data). Other producers' types are
-        # not Herald's to know: they are delivered to the subscriptions that name them.
-        return Refused(f"unknown event type {event.type!r}", RefusalKind.UNKNOWN_TYPE)
     if not _finite(event.attributes):  # a number too large for a float, such as 1e999, reads as inf
         return Refused(
             "record is not JSON Herald can read: a number too large", RefusalKind.UNDECODABLE

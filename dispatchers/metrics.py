@@ -72,7 +72,7 @@ CLEANED = Counter(
 )
 DEAD_LETTERS = Counter(
     "herald_dispatcher_dead_letters_total",
-    "Domain-topic records set aside in the dead-letter topic, by kind: undecodable, unknown_type,"
+    "Domain-topic records set aside in the dead-letter topic, by kind: undecodable,"
     " undeliverable (an id or key that cannot be sent or stored), refused_by_database.",
     ["kind"],
 )

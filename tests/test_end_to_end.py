@@ -50,7 +50,8 @@ def receivers() -> Iterator[tuple[Receiver, Receiver]]:
     completed.stop()
 
 
-def _subscribe(env: dict[str, str], url: str, *filters: str) -> str:
+def subscribe(env: dict[str, str], url: str, *filters: str) -> str:
+    """`python -m dispatchers subscriptions create` for `url` with SECRET and `filters`: its id."""
     result = subprocess.run(
         [
             sys.executable,
@@ -103,8 +104,8 @@ def test_a_canary_rollout_reaches_subscribers_signed_in_order_and_logged(
         "HERALD_DISPATCHER_GROUP_ID": f"e2e-dispatchers-{run}",
         "HERALD_METRICS_PORT": "0",
     }
-    every_id = _subscribe(env, every.url, "--event-type", "rollout.*")
-    completed_id = _subscribe(
+    every_id = subscribe(env, every.url, "--event-type", "rollout.*")
+    completed_id = subscribe(
         env, completed_only.url, "--event-type", "rollout.completed", "--namespace", "billing"
     )
     for module in ("collectors", "processors", "dispatchers"):

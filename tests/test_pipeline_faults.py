@@ -14,8 +14,8 @@ Bad inputs mixed in:
 - on the raw topic: bytes that are not JSON, JSON that is not a raw record, a tombstone, a record with
   a `collected_at` that is not a time (all dead-lettered), and a raw record from another producer whose
   Event's `lastTimestamp` is not a time (delivered, its time taken from `firstTimestamp`);
-- on the domain topic: bytes that are not JSON, a CloudEvent with a `time` that is not a time, an
-  unknown event type.
+- on the domain topic: bytes that are not JSON, a CloudEvent with a `time` that is not a time, a
+  Herald event whose `data` is not an object.
 """
 
 from __future__ import annotations
@@ -95,7 +95,11 @@ BAD_DOMAIN = [
     (
         b"bad-domain-2",
         json.dumps(
-            {**_CLOUD_EVENT, "type": "dev.herald.rollout.exploded", "time": "2026-08-20T09:00:00Z"}
+            {
+                **_CLOUD_EVENT,
+                "type": "dev.herald.rollout.completed",
+                "data": ["not", "an", "object"],
+            }
         ).encode(),
     ),
 ]

@@ -1,4 +1,6 @@
-"""A user's rule pack, loaded from a directory by a real `python -m processors` on the real broker."""
+"""A user's rule pack, loaded from a directory by a real `python -m processors` on the real broker,
+its events delivered as signed webhooks by a real `python -m dispatchers` that has never heard of
+the pack's types."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ import jsonschema
 from referencing import Resource
 
 from herald_dev.processes import ServiceProcess
+from herald_dev.receiver import Receiver
 from processors.packs import load_catalogue
 from processors.schemas import data_schemas, with_types
 from tests.conftest import Topics
 from tests.processors.test_rule_packs import FLAGGER_PACK, flagger_event
 from tests.support import SCHEMAS, consume, replay, rollout_event, schema_registry
+from tests.test_end_to_end import SECRET, subscribe
 
 
 def validate_user_event(event: dict[str, Any], packs: Path) -> None:
@@ -34,10 +38,11 @@ def validate_user_event(event: dict[str, Any], packs: Path) -> None:
     ).validate(event)
 
 
-def test_a_user_pack_from_a_directory_turns_a_custom_controllers_events_into_domain_events(
+def test_a_user_pack_from_a_directory_turns_a_custom_controllers_events_into_delivered_webhooks(
     kafka: str,
     topics: Topics,
     infra_env: dict[str, str],
+    database_url: str,
     services: Callable[..., ServiceProcess],
     tmp_path: Path,
 ) -> None:
@@ -93,3 +98,25 @@ def test_a_user_pack_from_a_directory_turns_a_custom_controllers_events_into_dom
         True,
     )
     assert got["dev.herald.rollout.update_started"]["data"]["revision"] == 3
+
+    # A subscription on the pack's types, by a dispatcher that loads no packs.
+    receiver = Receiver(secret=SECRET)
+    receiver.serve()
+    try:
+        env = {
+            **infra_env,
+            **topics.env(),
+            "HERALD_DATABASE_URL": database_url,
+            "HERALD_ALLOW_PRIVATE_NETWORKS": "true",  # the receiver listens on 127.0.0.1
+            "HERALD_DISPATCHER_GROUP_ID": f"test-user-packs-{uuid.uuid4().hex[:8]}",
+        }
+        subscribe(env, receiver.url, "--event-type", "dev.herald.flagger.canary.*")
+        services("dispatchers", env)
+        delivered = receiver.wait_for(2, timeout_s=60)
+    finally:
+        receiver.stop()
+    assert [r.event for r in delivered] == [
+        got["dev.herald.flagger.canary.weight_advanced"],
+        got["dev.herald.flagger.canary.rolled_back"],
+    ]
+    assert all(r.verified for r in delivered), [r.reason for r in delivered]
