@@ -19,6 +19,7 @@ from herald_contracts.domain import (
     domain_record_headers,
     encode_domain_event,
     object_source,
+    resource_of_kind,
 )
 from herald_contracts.errors import ContractError
 from herald_contracts.event_view import EventView, observed_at, view_event
@@ -68,5 +69,6 @@ __all__ = [
     "observed_at",
     "parse_time",
     "raw_key",
+    "resource_of_kind",
     "view_event",
 ]

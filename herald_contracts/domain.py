@@ -48,8 +48,6 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 """Every catalogue name (the type without `EVENT_TYPE_PREFIX`), as subscriptions filter on them."""
 
-_KIND_PLURALS = {"Rollout": "rollouts", "Application": "applications"}
-
 
 @dataclass(frozen=True)
 class DomainEvent:
@@ -104,8 +102,24 @@ def domain_record_headers() -> list[tuple[str, bytes]]:
 
 
 def object_source(*, cluster: str, namespace: str, kind: str, name: str) -> str:
-    plural = _KIND_PLURALS.get(kind, kind.lower() + "s")
-    return f"/clusters/{cluster}/namespaces/{namespace}/{plural}/{name}"
+    """The CloudEvent `source` of an event about an object:
+    `/clusters/<cluster>/namespaces/<namespace>/<resource>/<name>`, the resource being the kind's
+    plural (`resource_of_kind`)."""
+    return f"/clusters/{cluster}/namespaces/{namespace}/{resource_of_kind(kind)}/{name}"
+
+
+def resource_of_kind(kind: str) -> str:
+    """The resource name of a kind as Kubernetes guesses it when no discovery says otherwise
+    (apimachinery's `meta.UnsafeGuessKindToResource`): lower case, `-s` gets `-es` (`Ingress` ->
+    `ingresses`), `-y` gets `-ies` (`NetworkPolicy` -> `networkpolicies`), else `-s` (`Rollout` ->
+    `rollouts`, `Canary` -> `canaries`). Unlike that guess, a `y` after a vowel keeps it
+    (`Gateway` -> `gateways`, as the Gateway API's resource is named)."""
+    singular = kind.lower()
+    if singular.endswith("s"):
+        return singular + "es"
+    if singular.endswith("y") and singular[-2:-1] not in ("", "a", "e", "i", "o", "u"):
+        return singular[:-1] + "ies"
+    return singular + "s"
 
 
 def encode_domain_event(event: DomainEvent) -> bytes:

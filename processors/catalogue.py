@@ -93,9 +93,14 @@ class Catalogue:
         """The catalogue fields of each type (`data` beyond the common fields)."""
         return {name: tuple(spec.fields) for name, spec in self.types.items()}
 
-    def candidates(self, event: Mapping[str, Any]) -> tuple[Rule, ...]:
+    def candidates(
+        self, event: Mapping[str, Any], owner_kinds: frozenset[str] | None = frozenset()
+    ) -> tuple[Rule, ...]:
         """The rules an Event's message is tried against, in order: its source's rules for its
-        reason (those of a given API group before those of any group), then the fallback."""
+        reason (those of a given API group before those of any group), then the fallback.
+        `owner_kinds`: the kinds of the involved object's owners as the collector resolved them
+        (for sources that name `owner_kinds`; None: the rules of every source, whatever its
+        `owner_kinds`)."""
         involved = event.get("involvedObject")
         if not isinstance(involved, dict):
             return ()
@@ -105,21 +110,21 @@ class Catalogue:
             return ()
         component = view_event(event).component or ""
         group = api_group(involved.get("apiVersion"))
-        specific = self._rules.get((group, kind, component, reason))
-        anywhere = self._rules.get((None, kind, component, reason))
-        if specific is None:
-            return anywhere or ()
-        if anywhere is None:
-            return specific
+        specific = self._rules.get((group, kind, component, reason), ())
+        anywhere = self._rules.get((None, kind, component, reason), ())
+        both = tuple(r for r in specific + anywhere if r.source.admits(owner_kinds))
+        if not specific or not anywhere:
+            return both
         # Rare (a user pack and a pack of any group on one kind): keep every fallback last.
-        both = specific + anywhere
         return (*(r for r in both if not r.fallback), *(r for r in both if r.fallback))
 
-    def match(self, event: Mapping[str, Any], text: str) -> Matched | None:
+    def match(
+        self, event: Mapping[str, Any], text: str, owner_kinds: frozenset[str] = frozenset()
+    ) -> Matched | None:
         """The first rule for this Event whose pattern matches the whole text (the message without
         its aggregation prefix), else the reason's fallback; None for an Event outside the
         catalogue. FieldError when a rule matches but a field cannot be carried."""
-        for rule in self.candidates(event):
+        for rule in self.candidates(event, owner_kinds):
             if rule.event_type is not None and rule.event_type != event.get("type"):
                 continue
             found = rule.pattern.fullmatch(text)

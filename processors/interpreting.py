@@ -129,6 +129,18 @@ def rollout_key(record: RawRecord, matched: Matched) -> str | None:
     return f"{record.cluster}/{namespace}/{source.group or ''}/{source.kind}/{name}"
 
 
+def owner_kinds(record: RawRecord) -> frozenset[str]:
+    """The kinds of the involved object's owners as the collector resolved them (`owners`, nearest
+    first, and the `workload` at their top); none when it did not resolve them."""
+    ownership = record.ownership
+    if ownership is None:
+        return frozenset()
+    kinds = {ref.kind for ref in ownership.owners}
+    if ownership.workload is not None:
+        kinds.add(ownership.workload.kind)
+    return frozenset(kinds)
+
+
 def occurrence(record: RawRecord) -> Occurrence:
     event = record.object
     uid = _dict(event.get("metadata")).get("uid")
@@ -215,7 +227,7 @@ def _match(record: RawRecord, catalogue: Catalogue) -> tuple[Matched, bool] | Ou
     if not isinstance(reason, str) or not isinstance(message, str):
         return NOTHING
     try:
-        found = catalogue.match(event, message.removeprefix(AGGREGATED_PREFIX))
+        found = catalogue.match(event, message.removeprefix(AGGREGATED_PREFIX), owner_kinds(record))
     except FieldError as e:
         return Outcome(refused=f"{reason}: {e}")
     if found is None or found.rule.catalogue_name is None:

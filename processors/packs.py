@@ -206,6 +206,7 @@ def _source(file: str, pack: str, doc: Mapping[str, Any], s: int) -> Source:
         fields={k: _event_converter(file, None, v) for k, v in doc.get("fields", {}).items()},
         field_specs=doc.get("fields", {}),
         stateful=any("state" in r for r in doc["rules"]),
+        owner_kinds=frozenset(doc["owner_kinds"]) if "owner_kinds" in doc else None,
     )
 
 

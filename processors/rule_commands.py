@@ -5,7 +5,8 @@ write the schemas they derive. Reads files, prints; connects to nothing.
   its rules and the types it emits with their `dataschema`; exit 1 naming file, rule and reason when
   one does not load.
 - `rules test DIR EVENTS.jsonl`: each line a core/v1 Event (as `python -m collectors replay` reads
-  them: `_cluster` and `_watch_type` optional); print per line the rule that matched and the domain
+  them: `_cluster` and `_watch_type` optional) or a raw record as the raw topic holds it (with the
+  owners the collector resolved, which sources with `owner_kinds` need); print per line the rule that matched and the domain
   event, or why none did (no rule for its group/kind/component/reason, or the patterns of its
   reason's rules that did not match). Lines are interpreted in order with the state a processor
   keeps (repeats, aborts), like `argocd admin notifications trigger run`.
@@ -24,9 +25,23 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from herald_contracts import EVENT_TYPE_PREFIX, RawRecord, WatchType, data_schema_uri, view_event
+from herald_contracts import (
+    EVENT_TYPE_PREFIX,
+    ContractError,
+    RawRecord,
+    WatchType,
+    data_schema_uri,
+    decode_raw_record,
+    view_event,
+)
 from processors.catalogue import Catalogue, api_group
-from processors.interpreting import AGGREGATED_PREFIX, Outcome, RolloutState, interpret
+from processors.interpreting import (
+    AGGREGATED_PREFIX,
+    Outcome,
+    RolloutState,
+    interpret,
+    owner_kinds,
+)
 from processors.packs import BUILTIN_PACKS, SCHEMA_FILE, PackError, load_catalogue, pack_files
 from processors.schemas import data_schemas, with_types
 
@@ -101,11 +116,19 @@ def _test(catalogue: Catalogue, events: Path, out: TextIO) -> int:
         if not isinstance(event, dict):
             print(f"{where}: not an Event: not a JSON object", file=out)
             continue
-        cluster = str(event.pop("_cluster", "cluster"))
-        watch_type = WatchType(str(event.pop("_watch_type", "ADDED")))
-        record = RawRecord(
-            cluster=cluster, watch_type=watch_type, collected_at=_time(event), object=event
-        )
+        if "object" in event and "cluster" in event:  # a raw record, as the raw topic holds it
+            try:
+                record = decode_raw_record(line.encode())
+            except ContractError as e:
+                print(f"{where}: not a raw record: {e}", file=out)
+                continue
+            event = record.object
+        else:
+            cluster = str(event.pop("_cluster", "cluster"))
+            watch_type = WatchType(str(event.pop("_watch_type", "ADDED")))
+            record = RawRecord(
+                cluster=cluster, watch_type=watch_type, collected_at=_time(event), object=event
+            )
         first = interpret(record, last_n=None, catalogue=catalogue)
         key = first.occurrence.key if first.occurrence is not None else None
         state = states.get(first.rollout_key or "", RolloutState())
@@ -119,31 +142,34 @@ def _test(catalogue: Catalogue, events: Path, out: TextIO) -> int:
             last_n[outcome.occurrence.key] = outcome.occurrence.n
         if outcome.rollout_key is not None and outcome.rollout is not None:
             states[outcome.rollout_key] = outcome.rollout
-        print(f"{where}: {_explained(catalogue, event, outcome)}", file=out)
+        print(f"{where}: {_explained(catalogue, record, outcome)}", file=out)
         for domain_event in outcome.events:
             print("  " + json.dumps(domain_event.to_cloudevent(), sort_keys=True), file=out)
     return 0
 
 
-def _explained(catalogue: Catalogue, event: dict[str, Any], outcome: Outcome) -> str:  # noqa: PLR0911 - one answer per case
+def _explained(catalogue: Catalogue, record: RawRecord, outcome: Outcome) -> str:  # noqa: PLR0911 - one answer per case
     """Which rule matched, or why none did."""
+    event = record.object
+    kinds = owner_kinds(record)
     involved = event.get("involvedObject")
     involved = involved if isinstance(involved, dict) else {}
     reason, message = event.get("reason"), event.get("message")
-    candidates = catalogue.candidates(event)
+    candidates = catalogue.candidates(event, kinds)
     if not candidates:
-        return "no rule for group {!r}, kind {!r}, component {!r}, reason {!r}".format(
+        return "no rule for group {!r}, kind {!r}, component {!r}, reason {!r}{}".format(
             api_group(involved.get("apiVersion")),
             involved.get("kind"),
             view_event(event).component,
             reason,
+            f", owner kinds {sorted(kinds)}" if catalogue.candidates(event, None) else "",
         )
     if outcome.refused is not None:
         return f"refused (dead-lettered): {outcome.refused}"
     if outcome.duplicate:
         return "a repeat already processed: nothing"
     text = message.removeprefix(AGGREGATED_PREFIX) if isinstance(message, str) else ""
-    found = catalogue.match(event, text) if isinstance(message, str) else None
+    found = catalogue.match(event, text, kinds) if isinstance(message, str) else None
     if found is None:
         return "no rule matched (not an Event with a reason and a message)"
     tried = [r.name for r in candidates if not r.fallback and r is not found.rule]

@@ -57,6 +57,16 @@ class Source:
     """The same fields as the pack writes them (the published schemas are derived from them)."""
     stateful: bool = False
     """Whether its objects keep state (a rule of the source declares an effect)."""
+    owner_kinds: frozenset[str] | None = None
+    """Only Events whose involved object has an owner of one of these kinds, as the collector
+    resolved it (the raw record's `owners` chain and `workload`); None: any Event."""
+
+    def admits(self, owner_kinds: frozenset[str] | None) -> bool:
+        """Whether an Event whose involved object has owners of these kinds is this source's
+        (None: whatever its owners)."""
+        if self.owner_kinds is None or owner_kinds is None:
+            return True
+        return not self.owner_kinds.isdisjoint(owner_kinds)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from herald_contracts import (
     domain_record_headers,
     encode_domain_event,
     object_source,
+    resource_of_kind,
 )
 from tests.support import SCHEMAS, validate
 
@@ -239,3 +240,26 @@ def test_the_schema_still_refuses_what_the_contract_does_not_allow(mutate: objec
     mutate(payload)  # type: ignore[operator]
     with pytest.raises(jsonschema.ValidationError):
         validate(ENVELOPE, payload)
+
+
+@pytest.mark.parametrize(
+    ("kind", "resource"),
+    [
+        ("Rollout", "rollouts"),
+        ("Application", "applications"),
+        ("Pod", "pods"),
+        ("Ingress", "ingresses"),
+        ("NetworkPolicy", "networkpolicies"),
+        ("Canary", "canaries"),
+        ("Gateway", "gateways"),
+        ("HelmRelease", "helmreleases"),
+        ("Kustomization", "kustomizations"),
+    ],
+)
+def test_an_events_source_names_the_kinds_resource_as_kubernetes_does(
+    kind: str, resource: str
+) -> None:
+    assert resource_of_kind(kind) == resource
+    assert object_source(cluster="c", namespace="n", kind=kind, name="x") == (
+        f"/clusters/c/namespaces/n/{resource}/x"
+    )

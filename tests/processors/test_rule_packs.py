@@ -3,6 +3,7 @@ refused naming its file, its rule and the reason; the converters do what docs/ca
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from herald_contracts import RawRecord, WatchType
+from herald_contracts import OwnerRef, Ownership, RawRecord, WatchType, encode_raw_record
 from processors.catalogue import Catalogue
 from processors.converters import FieldError, compile_field, display_revisions
 from processors.interpreting import RolloutState, interpret
@@ -234,6 +235,144 @@ def test_with_no_built_in_pack_enabled_argo_events_are_not_read(packs: Path) -> 
         catalogue=catalogue,
     )
     assert outcome.occurrence is None
+
+
+# -- owner kinds ------------------------------------------------------------------------------------
+
+OWNED_PACK = r"""
+pack: restarts
+type_prefix: restarts.
+types:
+  restarts.of_a_rollout: {fields: {container: {type: string}}}
+  restarts.of_a_deployment: {fields: {container: {type: string}}}
+sources:
+  - group: ""
+    kind: Pod
+    components: [kubelet]
+    owner_kinds: [Rollout]
+    rules:
+      - reason: BackOff
+        message: 'Back-off restarting failed container (?P<c>\S+) in pod \S+'
+        emits: restarts.of_a_rollout
+        fields: {container: {string: c}}
+  - group: ""
+    kind: Pod
+    components: [kubelet]
+    owner_kinds: [Deployment, ReplicaSet]
+    rules:
+      - reason: BackOff
+        message: 'Back-off restarting failed container (?P<c>\S+) in pod \S+'
+        emits: restarts.of_a_deployment
+        fields: {container: {string: c}}
+"""
+
+
+def _pod_back_off() -> dict[str, Any]:
+    return rollout_event(
+        "BackOff",
+        "Back-off restarting failed container app in pod web-6f8b9c7d5-x2x9z_shop(0a1b)",
+        component="kubelet",
+        reporting="kubelet",
+        involved={"apiVersion": "v1", "kind": "Pod", "namespace": "shop", "name": "web-x2x9z"},
+    )
+
+
+def _ref(kind: str, name: str, api_version: str = "apps/v1") -> OwnerRef:
+    return OwnerRef(kind=kind, api_version=api_version, name=name, uid=f"uid-{name}")
+
+
+@pytest.mark.parametrize(
+    ("ownership", "expected"),
+    [
+        pytest.param(
+            Ownership(
+                owners=(
+                    _ref("ReplicaSet", "web-6f8b9c7d5"),
+                    _ref("Rollout", "web", "argoproj.io/v1alpha1"),
+                ),
+                workload=_ref("Rollout", "web", "argoproj.io/v1alpha1"),
+            ),
+            "restarts.of_a_rollout",
+            id="a-rollouts-pod",
+        ),
+        pytest.param(
+            Ownership(
+                owners=(_ref("ReplicaSet", "web-6f8b9c7d5"), _ref("Deployment", "web")),
+                workload=_ref("Deployment", "web"),
+            ),
+            "restarts.of_a_deployment",
+            id="a-deployments-pod",
+        ),
+        pytest.param(
+            Ownership(owners=(_ref("ReplicaSet", "web-6f8b9c7d5"),)),
+            "restarts.of_a_deployment",
+            id="a-bare-replica-sets-pod",
+        ),
+        pytest.param(
+            Ownership(owners=(_ref("StatefulSet", "db"),), workload=_ref("StatefulSet", "db")),
+            None,
+            id="a-stateful-sets-pod",
+        ),
+        pytest.param(Ownership(), None, id="a-pod-owned-by-nothing"),
+        pytest.param(None, None, id="owners-not-resolved"),
+    ],
+)
+def test_a_source_can_match_on_the_resolved_owners_kind(
+    tmp_path: Path, ownership: Ownership | None, expected: str | None
+) -> None:
+    (tmp_path / "restarts.yaml").write_text(OWNED_PACK)
+    catalogue = load_catalogue(builtin=(), directory=tmp_path)
+    raw = RawRecord(
+        cluster="prod-eu",
+        watch_type=WatchType.ADDED,
+        collected_at="2026-08-20T09:17:00Z",
+        object=_pod_back_off(),
+        ownership=ownership,
+    )
+    outcome = interpret(raw, last_n=None, catalogue=catalogue)
+    assert [e.catalogue_name for e in outcome.events] == ([expected] if expected else [])
+    if expected:
+        assert outcome.events[0].data["container"] == "app"
+
+
+def test_rules_test_reads_raw_records_with_their_owners(tmp_path: Path) -> None:
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "restarts.yaml").write_text(OWNED_PACK)
+    owned = RawRecord(
+        cluster="prod-eu",
+        watch_type=WatchType.ADDED,
+        collected_at="2026-08-20T09:17:00Z",
+        object=_pod_back_off(),
+        ownership=Ownership(
+            owners=(_ref("Deployment", "web"),), workload=_ref("Deployment", "web")
+        ),
+    )
+    unowned = _pod_back_off()
+    unowned["metadata"]["uid"] = "another-event"
+    events = tmp_path / "events.jsonl"
+    events.write_text(encode_raw_record(owned).decode() + "\n" + json.dumps(unowned) + "\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "processors",
+            "rules",
+            "--packs",
+            "none",
+            "test",
+            str(packs),
+            str(events),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    first, second = (line for line in result.stdout.splitlines() if not line.startswith("  "))
+    assert "rule restarts/" in first
+    assert '"type": "dev.herald.restarts.of_a_deployment"' in result.stdout
+    assert "owner kinds []" in second
 
 
 # -- bad packs ----------------------------------------------------------------------------------------
