@@ -88,7 +88,8 @@ OWNER_CACHE_REFUSED = Counter(
 )
 OWNER_CACHE_RELISTS = Counter(
     "herald_collector_owner_cache_relists_total",
-    "Owner cache relists, by kind and cause (expired: 410).",
+    "Owner cache relists, by kind and cause (expired: 410; server_behind: the API server's"
+    " resourceVersion is behind the cache's, its etcd wiped or restored).",
     ["cluster", "kind", "cause"],
 )
 OWNER_CACHE_ERRORS = Counter(

@@ -4,9 +4,10 @@
 One list+watch per kind per scope (a cluster watched whole: one per kind per cluster), never a
 request per Event, so the load on the API server does not grow with the Event rate. Each kind's
 loop lists (paginated) then watches from the list's resourceVersion with bookmarks, resumes from
-the last version seen, relists on 410 Expired, and backs off on any other error, like the Event
-watch (`collectors.watching`), whose checkpoints it does not share: a cache is rebuilt by a list at
-every start.
+the last version seen, relists on 410 Expired and when the server's version is behind the cache's
+(asked before each watch: etcd wiped or restored behind the same URL), and backs off on any other
+error, like the Event watch (`collectors.watching`), whose checkpoints it does not share: a cache is
+rebuilt by a list at every start.
 
 A kind the server does not serve (404: Argo Rollouts' CRD not installed) is no error: the cache
 stays empty, counts as synced, and the kind is asked again every `absent_recheck_s` (a CRD
@@ -39,6 +40,7 @@ from collectors.owners import (
     parse_meta,
     resolve,
 )
+from collectors.progress import newer
 from collectors.watching import EventPage, WatchEvent
 from herald_contracts import Ownership
 from herald_runtime.backoff import Backoff
@@ -179,6 +181,9 @@ class OwnerCaches:
                     if resource_version is None:  # absent: ask again later
                         self._stop.wait(self._settings.absent_recheck_s)
                         continue
+                if self._server_behind(resource, resource_version):
+                    resource_version = None
+                    continue
                 started = self._clock()
                 resource_version, delivered = self._watch(resource, resource_version)
                 failures = 0
@@ -216,6 +221,33 @@ class OwnerCaches:
                         starting_until = self._clock() + self._settings.forbidden_grace_s
                 self._observer.failed(resource.kind, cause)
                 self._stop.wait(delay)
+
+    def _server_behind(self, resource: Resource, resource_version: str) -> bool:
+        """Whether the API server's version (a list of one item) is behind the cache's: its etcd
+        was wiped or restored behind the same URL. A watch from the cache's version would then
+        carry nothing until the server's passed it, with no error, and the cache would keep
+        objects that are gone and miss new ones, so the kind is relisted (counted as
+        `server_behind`), as the Event watch does (`collectors.watching`). A kind the server no
+        longer serves (404) is relisted too, which empties it."""
+        try:
+            page = self._source.list_page(resource, limit=1, continue_token=None)
+        except KubeError as e:
+            if e.status != 404:
+                raise
+            return True
+        if not newer(resource_version, page.resource_version) or newer(
+            page.resource_version, resource_version
+        ):
+            return False
+        self._log.warning(
+            "owner cache of %s: the API server is at resourceVersion %s, behind the cache's %s: "
+            "its etcd was wiped or restored; relisting",
+            resource.value,
+            page.resource_version,
+            resource_version,
+        )
+        self._observer.relisted(resource.kind, "server_behind")
+        return True
 
     def _parse(self, item: Any) -> ObjectMeta | None:
         return parse_meta(

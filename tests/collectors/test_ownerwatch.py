@@ -33,6 +33,8 @@ class FakeMetadata:
         self.absent = absent
         self.streams: dict[Resource, queue.Queue[Any]] = {r: queue.Queue() for r in Resource}
         self.lists: dict[Resource, int] = dict.fromkeys(Resource, 0)
+        self.version = "10"
+        """The server's resourceVersion, as every list answers it."""
         self.interrupted = threading.Event()
         self.stop = threading.Event()
         """The caches' stop: a watch ends with it, as an interrupted stream does."""
@@ -40,13 +42,14 @@ class FakeMetadata:
     def list_page(self, resource: Resource, *, limit: int, continue_token: str | None) -> EventPage:
         if resource in self.absent:
             raise KubeError(f"{resource.value}: 404 Not Found", status=404)
-        self.lists[resource] += 1
+        if limit > 1:  # (a list of one item asks the server's version before a watch)
+            self.lists[resource] += 1
         items = self.objects.get(resource, [])
         start = int(continue_token or 0)
         rest = start + limit
         return EventPage(
             items=items[start:rest],
-            resource_version="10",
+            resource_version=self.version,
             continue_token=str(rest) if rest < len(items) else None,
         )
 
@@ -161,6 +164,26 @@ def test_an_expired_watch_relists(stop: threading.Event) -> None:
     wait_until(lambda: ("relisted", "Pod", "expired") in observed.events, timeout_s=5)
     wait_until(lambda: caches.resolve(involved(POD)) is None, timeout_s=5, interval_s=0.01)
     assert source.lists[Resource.PODS] == 2
+
+
+def test_a_server_behind_the_cache_after_an_etcd_wipe_is_relisted(stop: threading.Event) -> None:
+    source = FakeMetadata({Resource.PODS: [POD]}, absent=set())
+    caches, observed = start(source, stop)
+    assert caches.wait_synced()
+    newer = obj("Pod", "checkout-6f8b9-fghij", owner=REPLICASET)
+    source.streams[Resource.PODS].put(
+        WatchEvent("ADDED", {**newer, "metadata": {**newer["metadata"], "resourceVersion": "20"}})
+    )
+    wait_until(lambda: caches.resolve(involved(newer)) is not None, timeout_s=5, interval_s=0.01)
+    # etcd wiped behind the same URL: the server is at 3, the cache at 20, and it holds other Pods.
+    source.version = "3"
+    source.objects[Resource.PODS] = [obj("Pod", "after-the-wipe", owner=REPLICASET)]
+    source.streams[Resource.PODS].put(_END)
+    wait_until(lambda: ("relisted", "Pod", "server_behind") in observed.events, timeout_s=5)
+    wait_until(lambda: caches.resolve(involved(newer)) is None, timeout_s=5, interval_s=0.01)
+    assert caches.resolve(involved(obj("Pod", "after-the-wipe", owner=REPLICASET))) is not None
+    assert source.lists[Resource.PODS] == 2
+    assert observed.events.count(("relisted", "Pod", "server_behind")) == 1
 
 
 def test_an_api_error_is_retried_with_backoff_and_counted(stop: threading.Event) -> None:
