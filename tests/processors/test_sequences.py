@@ -201,6 +201,7 @@ def build() -> tuple[Script, dict[str, list[tuple[Any, ...]]]]:
     )
     s.add(*f, "ResourceUpdated", "Updated health status: Missing -> Degraded", annotations=dest)
     expected["mgmt/argocd/Application/shop"] = [
+        ("application.created", "alice"),
         ("application.sync_changed", "OutOfSync"),
         ("application.health_changed", "Missing"),
         ("application.operation_started", "alice"),
@@ -261,6 +262,7 @@ def summary(event: dict[str, Any]) -> tuple[Any, ...]:
         "application.health_changed": "to",
         "application.operation_started": "user",
         "application.operation_completed": "phase",
+        "application.created": "user",
     }.get(kind)
     return (kind, data[key_field]) if key_field else (kind,)
 
