@@ -48,6 +48,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "application.created",
     "application.deleted",
     "application.spec_updated",
+    "flux.kustomization_reconciled",
+    "flux.kustomization_failed",
+    "flux.helmrelease_succeeded",
+    "flux.helmrelease_failed",
 )
 """Every catalogue name (the type without `EVENT_TYPE_PREFIX`), as subscriptions filter on them."""
 
