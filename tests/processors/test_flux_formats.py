@@ -224,7 +224,7 @@ ROWS: list[Row] = [
         {},
     ),
     (
-        "kc1.4-1.9 access denied, before any artifact",
+        "kc1.5-1.9 access denied, before any artifact",
         KUSTOMIZATION,
         "AccessDenied",
         "Warning",
@@ -232,6 +232,16 @@ ROWS: list[Row] = [
         {},
         "kustomization_failed",
         {"revision": None, "origin_revision": None},
+    ),
+    (
+        "kc1.4 access denied, revision 'unknown'",
+        KUSTOMIZATION,
+        "AccessDenied",
+        "Warning",
+        "can't access 'GitRepository/infra/repo', cross-namespace references have been blocked",
+        {f"{KS}/revision": "unknown"},
+        "kustomization_failed",
+        {"revision": "unknown"},
     ),
     (
         "kc1.5-1.9 CEL",
