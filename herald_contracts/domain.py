@@ -45,6 +45,13 @@ EVENT_TYPES: tuple[str, ...] = (
     "application.operation_started",
     "application.operation_completed",
     "application.resource_action",
+    "application.created",
+    "application.deleted",
+    "application.spec_updated",
+    "flux.kustomization_reconciled",
+    "flux.kustomization_failed",
+    "flux.helmrelease_succeeded",
+    "flux.helmrelease_failed",
 )
 """Every catalogue name (the type without `EVENT_TYPE_PREFIX`), as subscriptions filter on them."""
 

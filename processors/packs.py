@@ -4,8 +4,8 @@ A pack is checked against `rule-pack.v1.schema.json` (published in `schemas/`), 
 schema cannot say: a pattern that does not compile, a group a field reads that the pattern lacks, a
 type a rule emits that the pack does not declare, a field the type does not have, a type prefix taken
 by another pack. Every refusal is a `PackError` naming the file, the rule and the reason. The built-in
-packs (`argo-rollouts`, `argo-cd`) are package data beside this module; users add a directory of
-`*.yaml` packs. Loading happens once, at start (`processors.__main__`) or in the `rules` commands.
+packs (`argo-rollouts`, `argo-cd`, `flux`) are package data beside this module, the first two enabled by
+default; users add a directory of `*.yaml` packs. Loading happens once, at start (`processors.__main__`) or in the `rules` commands.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from processors.rules import Effect, Rule, Source
 
 PACKS_DIR = Path(__file__).resolve().parent / "packs"
 SCHEMA_FILE = PACKS_DIR / "rule-pack.v1.schema.json"
-BUILTIN_PACKS: tuple[str, ...] = ("argo-rollouts", "argo-cd")
-"""The built-in packs by name (`processors/packs/<name>.yaml`), enabled by default."""
-RESERVED_PREFIXES = ("rollout.", "application.")
+BUILTIN_PACKS: tuple[str, ...] = ("argo-rollouts", "argo-cd", "flux")
+"""The built-in packs by name (`processors/packs/<name>.yaml`): each can be enabled by name."""
+DEFAULT_PACKS: tuple[str, ...] = ("argo-rollouts", "argo-cd")
+"""The built-in packs enabled when HERALD_PROCESSOR_RULE_PACKS is unset."""
+RESERVED_PREFIXES = ("rollout.", "application.", "flux.")
 """Type prefixes of the built-in packs: no user pack may declare them, enabled or not."""
 
 
@@ -82,7 +84,7 @@ def pack_files(directory: Path) -> list[Path]:
 
 
 def load_catalogue(
-    *, builtin: Sequence[str] = BUILTIN_PACKS, directory: Path | None = None
+    *, builtin: Sequence[str] = DEFAULT_PACKS, directory: Path | None = None
 ) -> Catalogue:
     """The catalogue of the named built-in packs and every pack in `directory`. PackError."""
     files = [builtin_path(name) for name in builtin]
@@ -110,7 +112,7 @@ def read_pack(path: Path) -> Any:
 
 @functools.cache
 def builtin_catalogue() -> Catalogue:
-    """The default catalogue: every built-in pack."""
+    """The default catalogue: the built-in packs enabled by default (`DEFAULT_PACKS`)."""
     return load_catalogue()
 
 

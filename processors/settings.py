@@ -15,7 +15,13 @@ from pathlib import Path
 
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 from processors.catalogue import Catalogue
-from processors.packs import BUILTIN_PACKS, PackError, builtin_catalogue, load_catalogue
+from processors.packs import (
+    BUILTIN_PACKS,
+    DEFAULT_PACKS,
+    PackError,
+    builtin_catalogue,
+    load_catalogue,
+)
 
 
 class SettingsError(ValueError):
@@ -72,9 +78,9 @@ class ProcessorSettings:
     """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
     """HERALD_METRICS_HOST."""
-    rule_packs: tuple[str, ...] = BUILTIN_PACKS
-    """HERALD_PROCESSOR_RULE_PACKS: the built-in rule packs enabled, comma-separated names
-    (`argo-rollouts,argo-cd`; `none` for none)."""
+    rule_packs: tuple[str, ...] = DEFAULT_PACKS
+    """HERALD_PROCESSOR_RULE_PACKS: the built-in rule packs enabled, comma-separated names of
+    `BUILTIN_PACKS` (default `argo-rollouts,argo-cd`; `flux` by name; `none` for none)."""
     rule_dir: Path | None = None
     """HERALD_PROCESSOR_RULE_DIR: a directory of user rule packs (`*.yaml`), e.g. a mounted
     ConfigMap; unset: none."""
@@ -138,7 +144,7 @@ class ProcessorSettings:
             if name == "HERALD_PROCESSOR_PRODUCER_LINGER_MS" and int(raw) > 1000:
                 raise SettingsError(f"{name} must be at most 1000 (ms), not {raw!r}")
             numbers[name] = int(raw)
-        packs_text = text("HERALD_PROCESSOR_RULE_PACKS", ",".join(BUILTIN_PACKS))
+        packs_text = text("HERALD_PROCESSOR_RULE_PACKS", ",".join(DEFAULT_PACKS))
         packs = tuple(
             p.strip() for p in packs_text.split(",") if p.strip() and packs_text != "none"
         )

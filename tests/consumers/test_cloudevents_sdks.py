@@ -90,15 +90,39 @@ def test_the_java_and_python_sdks_read_every_record_of_an_end_to_end_run(
     tmp_path: Path,
 ) -> None:
     script, expected = build()
-    # The one catalogue type the sequence lacks, with a user name beyond ASCII.
+    # The catalogue types the sequence lacks (one with a user name beyond ASCII), and the Flux
+    # pack's, which the processor below enables by name.
+    for reason, message in (
+        ("ResourceActionRan", "zoë ran action restart on resource apps/Deployment/shop/web"),
+        ("ResourceUpdated", "zoë updated application spec"),
+        ("ResourceDeleted", "zoë deleted application"),
+    ):
+        script.add(*SHOP, reason, message, component="argocd-server", annotations=DEST)
+    apps = ("mgmt", "Kustomization", "flux-system", "apps")
+    revision = {"kustomize.toolkit.fluxcd.io/revision": "main@sha1:" + "4e1d9c2b" * 5}
+    script.add(*apps, "BuildFailed", "kustomize build failed: x", event_type="Warning")
     script.add(
-        *SHOP,
-        "ResourceActionRan",
-        "zoë ran action restart on resource apps/Deployment/shop/web",
-        component="argocd-server",
-        annotations=DEST,
+        *apps,
+        "ReconciliationSucceeded",
+        "Reconciliation finished in 1.2s, next run in 10m0s",
+        annotations=revision,
     )
-    total = sum(len(events) for events in expected.values()) + 1
+    web = ("mgmt", "HelmRelease", "web", "web")
+    chart = {"helm.toolkit.fluxcd.io/revision": "1.2.0"}
+    script.add(
+        *web,
+        "UpgradeFailed",
+        "Helm upgrade failed for release web/web with chart web@1.2.0: timed out",
+        event_type="Warning",
+        annotations=chart,
+    )
+    script.add(
+        *web,
+        "RollbackSucceeded",
+        "Helm rollback to previous release web/web.v3 with chart web@1.1.0 succeeded",
+        annotations=chart,
+    )
+    total = sum(len(events) for events in expected.values()) + 7
     replay(script.lines, env={**infra_env, **topics.env()}, path=tmp_path / "sequence.jsonl")
     services(
         "processors",
@@ -106,6 +130,7 @@ def test_the_java_and_python_sdks_read_every_record_of_an_end_to_end_run(
             **topics.env(),
             "HERALD_PROCESSOR_APP_ID": f"sdks-{uuid.uuid4().hex[:8]}",
             "HERALD_PROCESSOR_DATA_DIR": str(tmp_path / "data"),
+            "HERALD_PROCESSOR_RULE_PACKS": "argo-rollouts,argo-cd,flux",
         },
     )
     records = consume(kafka, topics.domain, count=total, timeout_s=90)

@@ -318,6 +318,47 @@ ARGOCD: list[tuple[str, str, str, str, str, dict[str, Any]]] = [
         "resource_action",
         {"action": "promote-full", "resource": None},
     ),
+    # the application's lifecycle (server/application/application.go Create, Delete, updateApp)
+    (
+        "2.8-3.5,3.6",
+        "ResourceCreated",
+        SERVER,
+        "alice@example.com created application",
+        "created",
+        {"user": "alice@example.com"},
+    ),
+    (
+        "2.8-3.5,3.6 project token",
+        "ResourceCreated",
+        SERVER,
+        "proj:shop:ci created application",
+        "created",
+        {"user": "proj:shop:ci"},
+    ),
+    (
+        "2.8-3.5,3.6",
+        "ResourceDeleted",
+        SERVER,
+        "admin:login deleted application",
+        "deleted",
+        {"user": "admin:login"},
+    ),
+    (
+        "2.8-3.5,3.6 no user",
+        "ResourceDeleted",
+        SERVER,
+        "Unknown user deleted application",
+        "deleted",
+        {"user": "Unknown user"},
+    ),
+    (
+        "2.8-3.5,3.6 update, update spec, patch, upsert",
+        "ResourceUpdated",
+        SERVER,
+        "ci-bot:apiKey updated application spec",
+        "spec_updated",
+        {"user": "ci-bot:apiKey"},
+    ),
 ]
 
 ROLLOUTS: list[tuple[str, str, str, str, dict[str, Any]]] = [
@@ -470,12 +511,11 @@ def test_argo_rollouts_formats_by_release(
 @pytest.mark.parametrize(
     ("reason", "component", "message"),
     [
-        ("ResourceUpdated", SERVER, "alice updated application spec"),
         ("ResourceUpdated", SERVER, "alice patched resource apps/Deployment 'api'"),
         ("ResourceUpdated", SERVER, "alice patched resource /ConfigMap 'app-config'"),
         ("ResourceUpdated", SERVER, "alice terminated running operation"),
-        ("ResourceCreated", SERVER, "alice created application"),
-        ("ResourceDeleted", SERVER, "alice deleted application"),
+        ("ResourceDeleted", SERVER, "alice deleted resource apps/Deployment 'api'"),
+        ("ResourceDeleted", SERVER, "alice deleted resource /ConfigMap 'app-config'"),
         ("StatusRefreshed", CONTROLLER, "Unable to delete application resources: x"),
     ],
 )
@@ -484,3 +524,23 @@ def test_argo_cd_formats_that_are_not_transitions_give_nothing_and_are_not_flagg
 ) -> None:
     outcome = run(app_event(reason, message, component=component))
     assert (outcome.events, outcome.not_understood) == ((), None)
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "domain_type"),
+    [
+        ("ResourceCreated", "alice created the application", "created"),
+        ("ResourceDeleted", "alice removed application", "deleted"),
+        ("ResourceUpdated", "alice updated the application's spec", "health_changed"),
+    ],
+)
+def test_argo_cd_lifecycle_in_new_words_is_flagged_with_the_user_from_the_annotation(
+    reason: str, message: str, domain_type: str
+) -> None:
+    event = app_event(reason, message, component=SERVER)
+    event["metadata"]["annotations"]["user"] = "alice"
+    got_type, data = only(event)
+    assert got_type == f"application.{domain_type}"
+    assert data["source_message_understood"] is False
+    if domain_type != "health_changed":  # ResourceUpdated's fallback: health, which has no user
+        assert data["user"] == "alice"

@@ -434,8 +434,12 @@ def test_argocd_server_events_become_their_catalogue_event(
             id="app-unknown-reason",
         ),
         pytest.param(
-            app_event("ResourceCreated", "alice created application", component="argocd-server"),
-            id="app-created",
+            app_event(
+                "ResourceDeleted",
+                "alice deleted resource apps/Deployment 'api'",
+                component="argocd-server",
+            ),
+            id="app-resource-deleted",
         ),
         pytest.param(
             app_event(
@@ -447,9 +451,9 @@ def test_argocd_server_events_become_their_catalogue_event(
         ),
         pytest.param(
             app_event(
-                "ResourceUpdated", "alice updated application spec", component="argocd-server"
+                "ResourceUpdated", "alice terminated running operation", component="argocd-server"
             ),
-            id="user-edit",
+            id="user-terminate",
         ),
         pytest.param(
             app_event(

@@ -16,7 +16,13 @@ from herald_contracts import OwnerRef, Ownership, RawRecord, WatchType, encode_r
 from processors.catalogue import Catalogue
 from processors.converters import FieldError, compile_field, display_revisions
 from processors.interpreting import RolloutState, interpret
-from processors.packs import BUILTIN_PACKS, PackError, builtin_catalogue, load_catalogue
+from processors.packs import (
+    BUILTIN_PACKS,
+    DEFAULT_PACKS,
+    PackError,
+    builtin_catalogue,
+    load_catalogue,
+)
 from processors.settings import ProcessorSettings, SettingsError
 from tests.support import rollout_event
 
@@ -439,6 +445,12 @@ def _broken(text: str, old: str, new: str) -> str:
             id="a-built-in-prefix",
         ),
         pytest.param(
+            _broken(FLAGGER_PACK, "type_prefix: flagger.", "type_prefix: flux."),
+            None,
+            "belongs to a built-in pack",
+            id="the-flux-prefix-even-when-flux-is-not-enabled",
+        ),
+        pytest.param(
             _broken(FLAGGER_PACK, "weight: {int: weight}", "weight: {int: weight, first: true}"),
             "'weight-advanced'",
             "`first` applies to",
@@ -497,7 +509,19 @@ def test_a_bad_pack_is_a_bad_setting(tmp_path: Path) -> None:
         {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_RULE_PACKS": "argo-cd"}
     )
     assert settings.catalogue.packs == ("argo-cd",)
-    assert ProcessorSettings.from_env({"HERALD_KAFKA_BOOTSTRAP": "x:1"}).rule_packs == BUILTIN_PACKS
+    default = ProcessorSettings.from_env({"HERALD_KAFKA_BOOTSTRAP": "x:1"})
+    assert default.rule_packs == DEFAULT_PACKS == ("argo-rollouts", "argo-cd")
+    assert default.catalogue.packs == DEFAULT_PACKS
+
+
+def test_the_flux_pack_is_enabled_by_name_only() -> None:
+    settings = ProcessorSettings.from_env(
+        {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_RULE_PACKS": "argo-cd,flux"}
+    )
+    assert settings.catalogue.packs == ("argo-cd", "flux")
+    assert "flux.kustomization_reconciled" in settings.catalogue.types
+    assert "flux" in BUILTIN_PACKS
+    assert not any(t.startswith("flux.") for t in builtin_catalogue().types)
 
 
 def test_the_processor_refuses_a_broken_pack_at_start_naming_file_rule_and_reason(
@@ -532,7 +556,7 @@ def test_the_processor_refuses_a_broken_pack_at_start_naming_file_rule_and_reaso
 def test_the_built_in_packs_declare_the_published_event_types() -> None:
     from herald_contracts import EVENT_TYPES
 
-    assert set(builtin_catalogue().types) == set(EVENT_TYPES)
+    assert set(load_catalogue(builtin=BUILTIN_PACKS).types) == set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize(

@@ -40,15 +40,21 @@ class Script:
         annotations: dict[str, str] | None = None,
         events_api: bool = False,
         series_count: int | None = None,
+        event_type: str = "Normal",
     ) -> None:
         """One watch event; `events_api`: of an Event its emitter wrote through events.k8s.io/v1,
         whose repeats raise `series_count`."""
-        api = (
-            "v1" if kind == "Pod" else "apps/v1" if kind == "Deployment" else "argoproj.io/v1alpha1"
-        )
+        api = {
+            "Pod": "v1",
+            "Deployment": "apps/v1",
+            "Kustomization": "kustomize.toolkit.fluxcd.io/v1",
+            "HelmRelease": "helm.toolkit.fluxcd.io/v2",
+        }.get(kind, "argoproj.io/v1alpha1")
         default_component = {
             "Rollout": "rollouts-controller",
             "Application": "argocd-application-controller",
+            "Kustomization": "kustomize-controller",
+            "HelmRelease": "helm-controller",
         }
         involved = {
             "kind": kind,
@@ -67,6 +73,7 @@ class Script:
             else:
                 body = rollout_event(reason, message, involved=involved, component=emitter)
             body["metadata"]["namespace"] = namespace
+            body["type"] = event_type
             del body["metadata"]["managedFields"]
             if annotations:
                 body["metadata"]["annotations"] = annotations
@@ -201,6 +208,7 @@ def build() -> tuple[Script, dict[str, list[tuple[Any, ...]]]]:
     )
     s.add(*f, "ResourceUpdated", "Updated health status: Missing -> Degraded", annotations=dest)
     expected["mgmt/argocd/Application/shop"] = [
+        ("application.created", "alice"),
         ("application.sync_changed", "OutOfSync"),
         ("application.health_changed", "Missing"),
         ("application.operation_started", "alice"),
@@ -261,6 +269,7 @@ def summary(event: dict[str, Any]) -> tuple[Any, ...]:
         "application.health_changed": "to",
         "application.operation_started": "user",
         "application.operation_completed": "phase",
+        "application.created": "user",
     }.get(kind)
     return (kind, data[key_field]) if key_field else (kind,)
 
