@@ -447,7 +447,7 @@ def test_dead_letters_wait_for_kafka_with_backoff_and_the_offsets_wait_for_them(
             pid,
             home,
             bootstrap,
-            down_s=15,
+            down_s=8,  # longer than a flush waits (5 s)
         )
         source = KafkaRecordSource(bootstrap=bootstrap, group_id=group, topic=topics.domain)
         seen: list[dict[str, str]] = []
