@@ -140,6 +140,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         group_id=settings.group_id,
         topic=settings.domain_topic,
         extra_topics=settings.extra_topics,
+        session_timeout_s=settings.session_timeout_s,
     )
     consuming = ConsumingLoop(
         source=source,

@@ -26,10 +26,17 @@ log = logging.getLogger(__name__)
 
 class KafkaRecordSource:
     def __init__(
-        self, *, bootstrap: str, group_id: str, topic: str, extra_topics: Sequence[str] = ()
+        self,
+        *,
+        bootstrap: str,
+        group_id: str,
+        topic: str,
+        extra_topics: Sequence[str] = (),
+        session_timeout_s: float = 45.0,
     ) -> None:
         """Read `topic` (the domain topic) and `extra_topics`, in one consumer group: order is kept
-        per partition, so per key per topic."""
+        per partition, so per key per topic. A replica that died keeps its partitions until
+        `session_timeout_s` has passed without its heartbeat."""
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -37,6 +44,7 @@ class KafkaRecordSource:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": int(session_timeout_s * 1000),
             }
         )
         self._consumer.subscribe([topic, *extra_topics])

@@ -32,6 +32,10 @@ class DispatcherSettings:
     producer's) the dispatcher reads besides the domain topic, with the same consumer group."""
     group_id: str = "herald-dispatchers"
     """HERALD_DISPATCHER_GROUP_ID: the Kafka consumer group."""
+    session_timeout_s: float = 45.0
+    """HERALD_DISPATCHER_SESSION_TIMEOUT_S: how soon the group notices a replica that died and
+    moves its partitions (librdkafka's `session.timeout.ms`, whose default this is); at least 6
+    (the broker's `group.min.session.timeout.ms`)."""
     workers: int = 8
     """HERALD_DISPATCHER_WORKERS: sending threads (each with its own HTTP session)."""
     claim_batch: int = 50
@@ -201,6 +205,7 @@ class DispatcherSettings:
             domain_topic=domain_topic,
             dead_letter_topic=dead_letter_topic,
             group_id=text("HERALD_DISPATCHER_GROUP_ID") or "herald-dispatchers",
+            session_timeout_s=number("HERALD_DISPATCHER_SESSION_TIMEOUT_S", 45.0, minimum=6),
             workers=int(number("HERALD_DISPATCHER_WORKERS", 8, minimum=1)),
             claim_batch=int(number("HERALD_DISPATCHER_CLAIM_BATCH", 50, minimum=1)),
             lease_s=lease_s,

@@ -178,8 +178,11 @@ class Record:
     offset: int
 
 
-def consume(bootstrap: str, topic: str, *, count: int, timeout_s: float = 30) -> list[Record]:
-    """Read from the beginning until `count` records arrived or the timeout passed."""
+def consume(
+    bootstrap: str, topic: str, *, count: int, timeout_s: float = 30, linger_s: float = 0
+) -> list[Record]:
+    """Read from the beginning until `count` records arrived or the timeout passed, then on for
+    `linger_s` more (anything read then is an extra the caller can see)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -191,8 +194,12 @@ def consume(bootstrap: str, topic: str, *, count: int, timeout_s: float = 30) ->
     consumer.subscribe([topic])
     records: list[Record] = []
     deadline = time.monotonic() + timeout_s
+    lingering = False
     try:
-        while len(records) < count and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if len(records) >= count and not lingering:
+                lingering, deadline = True, time.monotonic() + linger_s
+                continue
             for message in consumer.consume(num_messages=100, timeout=0.5):
                 if message.error() is not None:
                     continue

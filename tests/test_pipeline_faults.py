@@ -322,6 +322,7 @@ def test_the_pipeline_loses_nothing_and_never_stops_under_bad_records_kills_and_
         "HERALD_PROCESSOR_RECOVERY_STALL_S": "30",
         # dispatcher
         "HERALD_DISPATCHER_GROUP_ID": f"pipeline-dispatchers-{suffix}",
+        "HERALD_DISPATCHER_SESSION_TIMEOUT_S": "6",  # as the processor's: a killed one's share moves
         "HERALD_ALLOW_PRIVATE_NETWORKS": "true",  # the receivers listen on 127.0.0.1
         "HERALD_DISPATCHER_WORKERS": "4",
         "HERALD_DISPATCHER_LEASE_S": "4",
@@ -341,12 +342,12 @@ def test_the_pipeline_loses_nothing_and_never_stops_under_bad_records_kills_and_
 
     def restart_kafka() -> None:
         infra.stop_kafka(private_kafka["pid"])
-        _pause(rng, 2, 6)
+        _pause(rng, 2, 5)
         private_kafka["pid"] = infra.launch_kafka(Path(private_kafka["home"]), bootstrap)
 
     def restart_postgres() -> None:
         infra.pg_ctl(postgres_home, "stop")
-        _pause(rng, 2, 6)
+        _pause(rng, 2, 5)
         infra.pg_ctl(postgres_home, "start")
 
     faults: dict[str, Callable[[], None]] = {
@@ -359,7 +360,7 @@ def test_the_pipeline_loses_nothing_and_never_stops_under_bad_records_kills_and_
     order = list(faults)
     rng.shuffle(order)
     try:
-        feeding = _feed(fake_kube, seconds=60, stop=stop_feed)
+        feeding = _feed(fake_kube, seconds=40, stop=stop_feed)
         foreign = _foreign_raw_record()
         produce(
             bootstrap,
@@ -368,7 +369,7 @@ def test_the_pipeline_loses_nothing_and_never_stops_under_bad_records_kills_and_
         )
         produce(bootstrap, topics.domain, BAD_DOMAIN[:1])
         for number, fault in enumerate(order):
-            _pause(rng, 4, 12)
+            _pause(rng, 3, 8)
             print(f"{time.strftime('%H:%M:%S')} fault: {fault}")
             faults[fault]()
             if number == 2:

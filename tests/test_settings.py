@@ -357,3 +357,12 @@ def test_dispatcher_extra_topics_refused(raw: str) -> None:
     env = {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_DISPATCHER_EXTRA_TOPICS": raw}
     with pytest.raises(SettingsError, match="HERALD_DISPATCHER_EXTRA_TOPICS"):
         DispatcherSettings.from_env(env)
+
+
+def test_dispatcher_session_timeout_is_librdkafkas_unless_set_and_not_below_6_s() -> None:
+    base = {"HERALD_DATABASE_URL": "postgresql://x"}
+    assert DispatcherSettings.from_env(base).session_timeout_s == 45.0
+    given = {**base, "HERALD_DISPATCHER_SESSION_TIMEOUT_S": "6"}
+    assert DispatcherSettings.from_env(given).session_timeout_s == 6.0
+    with pytest.raises(SettingsError, match="HERALD_DISPATCHER_SESSION_TIMEOUT_S"):
+        DispatcherSettings.from_env({**base, "HERALD_DISPATCHER_SESSION_TIMEOUT_S": "5"})

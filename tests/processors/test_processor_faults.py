@@ -59,6 +59,10 @@ def _records() -> tuple[list[tuple[bytes, bytes]], set[str]]:
     return records, ids
 
 
+NOTICED_SOONER = {"HERALD_PROCESSOR_SESSION_TIMEOUT_S": "6"}
+"""For the tests that kill a worker: the group moves its partitions after 6 s, not 10 s."""
+
+
 @pytest.fixture
 def processor_env(topics: Topics, tmp_path: Path) -> dict[str, str]:
     return {
@@ -96,7 +100,7 @@ def test_kill_9_mid_stream_loses_nothing_and_invents_no_id(
 ) -> None:
     records, expected = _records()
     produce(kafka, topics.raw, records)
-    first = services("processors", processor_env)
+    first = services("processors", {**processor_env, **NOTICED_SOONER})
     reader = TopicReader(kafka, topics.domain)
     try:
         assert reader.read_until(lambda v: len(v) >= 300, timeout_s=60)
@@ -105,6 +109,7 @@ def test_kill_9_mid_stream_loses_nothing_and_invents_no_id(
             "processors",
             {
                 **processor_env,
+                **NOTICED_SOONER,
                 "HERALD_PROCESSOR_DATA_DIR": processor_env["HERALD_PROCESSOR_DATA_DIR"] + "-2",
             },
         )
@@ -132,11 +137,12 @@ def test_a_worker_leaving_its_group_loses_nothing(
     """Two workers share the partitions; one leaves (stopped, or killed and noticed after the
     session timeout) and the other takes its partitions over, tables included."""
     records, expected = _records()
-    services("processors", processor_env)
+    services("processors", {**processor_env, **NOTICED_SOONER})
     leaving = services(
         "processors",
         {
             **processor_env,
+            **NOTICED_SOONER,
             "HERALD_PROCESSOR_DATA_DIR": processor_env["HERALD_PROCESSOR_DATA_DIR"] + "-2",
         },
     )

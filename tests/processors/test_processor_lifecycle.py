@@ -240,6 +240,8 @@ def test_a_worker_left_recovering_restarts_itself_then_processes_once_kafka_answ
         [domain] = consume(bootstrap, topics.domain, count=1, timeout_s=120)
         assert json.loads(domain.value or b"")["type"] == "dev.herald.rollout.completed"
         wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=60)
+        # Stopped while its broker still answers (after it, the stop would wait out its timeout).
+        assert processor.stop() == 0
     finally:
         if frozen:
             os.kill(pid, signal.SIGCONT)

@@ -181,13 +181,13 @@ def test_a_quiet_namespace_survives_the_api_servers_own_compaction(
     tmp_path: Path,
 ) -> None:
     """The API server compacts every --etcd-compaction-interval (5 min by default) to the revision
-    it saw one interval before. Scaled down to an interval of 10 s and a watch timeout of 4 s (the
+    it saw one interval before. Scaled down to an interval of 6 s and a watch timeout of 2 s (the
     default 120 s against 5 min). The rest of the cluster is busy; the watched namespace is quiet.
     A quiet watch moves the position to the server's version asked before it began, so the
     position trails by one watch timeout, inside what the server keeps: no 410, no relist. (A
-    position that stood still since the list would be compacted away within 20 s.)"""
-    watch_timeout_s = 4
-    kube = start_real_kube(apiserver_args=["--etcd-compaction-interval=10s"])
+    position that stood still since the list would be compacted away within 12 s.)"""
+    watch_timeout_s = 2
+    kube = start_real_kube(apiserver_args=["--etcd-compaction-interval=6s"])
     with kube.admin() as api:
         client.CoreV1Api(api).create_namespace(
             client.V1Namespace(metadata=client.V1ObjectMeta(name="quiet"))
@@ -201,7 +201,7 @@ def test_a_quiet_namespace_survives_the_api_servers_own_compaction(
         namespace="quiet",
         env={"HERALD_WATCH_TIMEOUT_S": str(watch_timeout_s), "HERALD_LOG_FORMAT": "json"},
     )
-    deadline = time.monotonic() + 3 * 10 + 2  # past two compactions (the first compacts nothing)
+    deadline = time.monotonic() + 3 * 6 + 2  # past two compactions (the first compacts nothing)
     i = 0
     while time.monotonic() < deadline:
         create(kube, core_event("default", message=f"busy elsewhere {i}"))

@@ -24,7 +24,7 @@ from tests.realkube.kube import (
 )
 from tests.support import TopicReader, http_get
 
-QUIET = {"HERALD_WATCH_TIMEOUT_S": "8", "HERALD_READ_TIMEOUT_S": "3", "HERALD_LOG_FORMAT": "json"}
+QUIET = {"HERALD_WATCH_TIMEOUT_S": "5", "HERALD_READ_TIMEOUT_S": "3", "HERALD_LOG_FORMAT": "json"}
 """A watch timeout longer than the read timeout, as the defaults are (300 s and 90 s), scaled down."""
 
 
@@ -50,7 +50,7 @@ def test_a_quiet_cluster_stays_ready_with_no_failure_counted_or_logged(
         assert reader.read_until(lambda v: len(objects(v, namespace)) == 1, timeout_s=30)
         # Quiet for three watch timeouts: the real server sends nothing at all on such a watch,
         # not even bookmarks, until its timeout ends it.
-        deadline = time.monotonic() + 3 * 8 + 3
+        deadline = time.monotonic() + 3 * 5 + 3
         while time.monotonic() < deadline:
             status, body = http_get(port, "/readyz")
             assert status == 200, body
