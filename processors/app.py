@@ -6,7 +6,8 @@ handle is set aside on the dead-letter topic with the reason, counted, logged on
 moves on. Sends are not awaited one by one: Faust flushes the producer before it commits offsets,
 and a send that fails restarts the worker before that commit, so the committed offset is never past
 an event that was not written; a crash between sending and committing re-sends the same events with
-the same ids, which consumers absorb.
+the same ids, which consumers absorb. Nothing may leave the agent as an exception (`RecordHandler`):
+Faust acks the record an agent raised on and would commit past it.
 
 State lives in two Faust tables (changelogged, so it survives restarts and rebalances;
 co-partitioned with the raw topic, whose key is the involved object, so an Event's state lives where
@@ -26,6 +27,7 @@ from typing import Any
 
 import faust
 from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from prometheus_client import Counter, Gauge, Histogram
 
 from herald_contracts import (
@@ -37,6 +39,7 @@ from herald_contracts import (
 from processors.processing import process
 from processors.settings import ProcessorSettings
 from processors.stalls import StallGuard
+from processors.state import Keeper
 from processors.tables import build_tables, sweep_tables
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,9 @@ STALLS = Counter(
 
 STAGE = "processors"
 MAX_POLL_RECORDS = 1000
+KAFKA_FAILURES = (KafkaError, ProducerSendError, OSError, TimeoutError)
+"""What a send raises when Kafka, not the record, is at fault: Faust wraps aiokafka's errors in
+`ProducerSendError` (`faust.transport.drivers.aiokafka.Producer.send`)."""
 
 
 def build_app(
@@ -108,7 +114,74 @@ def build_app(
     keeper, tables = build_tables(app, settings, raw_partitions)
     sweep_tables(app, settings, keeper, tables)
 
-    async def dead_letter(message: Any, error: str, failure: Exception | None) -> None:
+    handler = RecordHandler(
+        app, settings, keeper, domain=domain, dead_letters=dead_letters, restart=restart
+    )
+
+    @app.agent(source, concurrency=1)
+    async def interpret_raw_events(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await handler.handle(event.message, event.value)
+
+    _guard_commits(app, settings, restart)
+    return app
+
+
+class RecordHandler:
+    """What the agent does with one raw record: `processors.processing.process` it, send its domain
+    events or its dead letter, count it. Kafka's failures restart the worker (`restart`)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: ProcessorSettings,
+        keeper: Keeper,
+        *,
+        domain: Any,
+        dead_letters: Any,
+        restart: Callable[[], None],
+    ) -> None:
+        self._app, self._settings, self._keeper = app, settings, keeper
+        self._domain, self._dead_letters, self._restart = domain, dead_letters, restart
+        self._warned: set[str] = set()
+
+    async def handle(self, message: Any, value: bytes | None) -> None:
+        """Never raises: Faust acks the record an agent raised on (the stream's iterator acks it
+        as it closes), its offset is committed, and the record would be neither processed nor set
+        aside. A send Kafka refused restarts the worker before that commit (the record is read
+        again); anything else sets the record aside."""
+        try:
+            await self._handle(message, value)
+        except KAFKA_FAILURES:
+            log.exception("a domain event was not handed to Kafka; restarting the worker")
+            self._restart()
+        except Exception as e:  # noqa: BLE001 - a bug on one record must not lose it
+            await self._dead_letter(message, f"the processor failed on this record: {e!r}", e)
+
+    async def _handle(self, message: Any, value: bytes | None) -> None:
+        processed = process(
+            value,
+            state=self._keeper,
+            partition=message.partition,
+            offset=message.offset,
+            # A record dated in the future must not keep its state alive past the retention.
+            at=min(message.timestamp, time.time()),
+            committed=self._committed(message.tp),
+            catalogue=self._settings.catalogue,
+        )
+        if processed.dead_letter is not None:
+            await self._dead_letter(message, processed.dead_letter, processed.failure)
+            return
+        for domain_event in processed.events:
+            await self._send(domain_event)
+            log.debug("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
+        if processed.events:
+            LATENCY.observe(max(0.0, time.time() - message.timestamp))
+        if processed.not_understood is not None:
+            self._not_understood(processed.not_understood, processed.events)
+        RECORDS.labels(processed.outcome).inc()
+
+    async def _dead_letter(self, message: Any, error: str, failure: Exception | None) -> None:
         log.warning(
             "dead-lettering %s[%d]@%d: %s",
             message.topic,
@@ -125,38 +198,40 @@ def build_app(
             error=error,
         )
         try:
-            await (await dead_letters.send(key=message.key, value=message.value, headers=headers))
-        except (KafkaError, OSError, TimeoutError):  # Kafka's failure, not the record's
-            # Left to Faust, the agent would crash and its supervisor would move past the record,
-            # which would then be neither processed nor set aside.
+            sent = await self._dead_letters.send(
+                key=message.key, value=message.value, headers=headers
+            )
+            await sent
+        except KAFKA_FAILURES:  # Kafka's failure, not the record's: read it again
             log.exception("a dead letter was not written; restarting the worker")
-            restart()
+            self._restart()
+            return
         RECORDS.labels("dead_lettered").inc()
 
-    def delivered(sent: asyncio.Future[Any]) -> None:
+    def _delivered(self, sent: asyncio.Future[Any]) -> None:
         if sent.cancelled() or sent.exception() is not None:
             # Faust flushes the producer before it commits offsets, and this callback runs as
-            # soon as the send fails, before that flush returns: restarting here means the
-            # offset of a record whose event was not written is never committed.
+            # soon as the send fails, before that flush returns (aiokafka resolves a batch's
+            # future, the flush's waiter, before its messages' futures, and each wakes by a
+            # callback in that order): restarting here means the offset of a record whose event
+            # was not written is never committed.
             log.error("a domain event was not written (%s); restarting the worker", sent)
-            restart()
+            self._restart()
 
-    async def send(domain_event: DomainEvent) -> None:
+    async def _send(self, domain_event: DomainEvent) -> None:
         # The content-type header makes the record structured mode for every CloudEvents SDK.
-        sent = await domain.send(
+        sent = await self._domain.send(
             key=domain_event.key.encode(),
             value=encode_domain_event(domain_event),
             headers=domain_record_headers(),
         )
-        sent.add_done_callback(delivered)
+        sent.add_done_callback(self._delivered)
         DOMAIN_EVENTS.labels(domain_event.type).inc()
 
-    warned: set[str] = set()
-
-    def not_understood(reason: str, events: tuple[DomainEvent, ...]) -> None:
+    def _not_understood(self, reason: str, events: tuple[DomainEvent, ...]) -> None:
         NOT_UNDERSTOOD.labels(reason).inc()
-        if reason not in warned:  # once per reason and process: the metric counts the rest
-            warned.add(reason)
+        if reason not in self._warned:  # once per reason and process: the metric counts the rest
+            self._warned.add(reason)
             log.warning(
                 "a %s message matched no known format (its domain event, if any, is flagged"
                 " source_message_understood: false): %r (next ones are only counted, in"
@@ -165,40 +240,11 @@ def build_app(
                 events[0].data.get("source_message") if events else None,
             )
 
-    def committed(tp: Any) -> int | None:
+    def _committed(self, tp: Any) -> int | None:
         # Faust keeps the committed offsets in private state; without them a timeline keeps its
         # last `timelines.KEEP` changes.
-        offset = getattr(app.consumer, "_committed_offset", {}).get(tp)
+        offset = getattr(self._app.consumer, "_committed_offset", {}).get(tp)
         return offset if isinstance(offset, int) else None
-
-    @app.agent(source, concurrency=1)
-    async def interpret_raw_events(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            processed = process(
-                event.value,
-                state=keeper,
-                partition=message.partition,
-                offset=message.offset,
-                # A record dated in the future must not keep its state alive past the retention.
-                at=min(message.timestamp, time.time()),
-                committed=committed(message.tp),
-                catalogue=settings.catalogue,
-            )
-            if processed.dead_letter is not None:
-                await dead_letter(message, processed.dead_letter, processed.failure)
-                continue
-            for domain_event in processed.events:
-                await send(domain_event)
-                log.debug("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
-            if processed.events:
-                LATENCY.observe(max(0.0, time.time() - message.timestamp))
-            if processed.not_understood is not None:
-                not_understood(processed.not_understood, processed.events)
-            RECORDS.labels(processed.outcome).inc()
-
-    _guard_commits(app, settings, restart)
-    return app
 
 
 def publish_status(
