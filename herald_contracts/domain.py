@@ -45,6 +45,15 @@ EVENT_TYPES: tuple[str, ...] = (
     "application.operation_started",
     "application.operation_completed",
     "application.resource_action",
+    "kubernetes.container_restarting",
+    "kubernetes.container_killed",
+    "kubernetes.image_pull_failed",
+    "kubernetes.job_completed",
+    "kubernetes.job_failed",
+    "kubernetes.hpa_rescaled",
+    "kubernetes.replica_set_scaled",
+    "kubernetes.node_not_ready",
+    "kubernetes.node_system_oom",
 )
 """Every catalogue name (the type without `EVENT_TYPE_PREFIX`), as subscriptions filter on them."""
 

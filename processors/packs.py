@@ -4,7 +4,8 @@ A pack is checked against `rule-pack.v1.schema.json` (published in `schemas/`), 
 schema cannot say: a pattern that does not compile, a group a field reads that the pattern lacks, a
 type a rule emits that the pack does not declare, a field the type does not have, a type prefix taken
 by another pack. Every refusal is a `PackError` naming the file, the rule and the reason. The built-in
-packs (`argo-rollouts`, `argo-cd`) are package data beside this module; users add a directory of
+packs (`argo-rollouts`, `argo-cd`, enabled by default; `kubernetes`, enabled by naming it) are package
+data beside this module; users add a directory of
 `*.yaml` packs. Loading happens once, at start (`processors.__main__`) or in the `rules` commands.
 """
 
@@ -27,8 +28,10 @@ from processors.rules import Effect, Rule, Source
 PACKS_DIR = Path(__file__).resolve().parent / "packs"
 SCHEMA_FILE = PACKS_DIR / "rule-pack.v1.schema.json"
 BUILTIN_PACKS: tuple[str, ...] = ("argo-rollouts", "argo-cd")
-"""The built-in packs by name (`processors/packs/<name>.yaml`), enabled by default."""
-RESERVED_PREFIXES = ("rollout.", "application.")
+"""The built-in packs enabled by default, by name (`processors/packs/<name>.yaml`)."""
+KNOWN_PACKS: tuple[str, ...] = (*BUILTIN_PACKS, "kubernetes")
+"""Every built-in pack, enabled by default or not: the names HERALD_PROCESSOR_RULE_PACKS takes."""
+RESERVED_PREFIXES = ("rollout.", "application.", "kubernetes.")
 """Type prefixes of the built-in packs: no user pack may declare them, enabled or not."""
 
 
@@ -87,9 +90,9 @@ def load_catalogue(
     """The catalogue of the named built-in packs and every pack in `directory`. PackError."""
     files = [builtin_path(name) for name in builtin]
     for name in builtin:
-        if name not in BUILTIN_PACKS:
+        if name not in KNOWN_PACKS:
             raise PackError(
-                name, None, f"no built-in pack of this name (known: {', '.join(BUILTIN_PACKS)})"
+                name, None, f"no built-in pack of this name (known: {', '.join(KNOWN_PACKS)})"
             )
     if directory is not None:
         if not directory.is_dir():
@@ -110,8 +113,14 @@ def read_pack(path: Path) -> Any:
 
 @functools.cache
 def builtin_catalogue() -> Catalogue:
-    """The default catalogue: every built-in pack."""
+    """The default catalogue: the built-in packs enabled by default."""
     return load_catalogue()
+
+
+@functools.cache
+def known_catalogue() -> Catalogue:
+    """Every built-in pack's rules, enabled by default or not (their types are published)."""
+    return load_catalogue(builtin=KNOWN_PACKS)
 
 
 def compile_packs(packs: Iterable[tuple[str, Any, bool]]) -> Catalogue:

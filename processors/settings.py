@@ -15,7 +15,13 @@ from pathlib import Path
 
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 from processors.catalogue import Catalogue
-from processors.packs import BUILTIN_PACKS, PackError, builtin_catalogue, load_catalogue
+from processors.packs import (
+    BUILTIN_PACKS,
+    KNOWN_PACKS,
+    PackError,
+    builtin_catalogue,
+    load_catalogue,
+)
 
 
 class SettingsError(ValueError):
@@ -74,7 +80,7 @@ class ProcessorSettings:
     """HERALD_METRICS_HOST."""
     rule_packs: tuple[str, ...] = BUILTIN_PACKS
     """HERALD_PROCESSOR_RULE_PACKS: the built-in rule packs enabled, comma-separated names
-    (`argo-rollouts,argo-cd`; `none` for none)."""
+    (`argo-rollouts,argo-cd`; `kubernetes` too when named; `none` for none)."""
     rule_dir: Path | None = None
     """HERALD_PROCESSOR_RULE_DIR: a directory of user rule packs (`*.yaml`), e.g. a mounted
     ConfigMap; unset: none."""
@@ -142,11 +148,11 @@ class ProcessorSettings:
         packs = tuple(
             p.strip() for p in packs_text.split(",") if p.strip() and packs_text != "none"
         )
-        unknown = [p for p in packs if p not in BUILTIN_PACKS]
+        unknown = [p for p in packs if p not in KNOWN_PACKS]
         if unknown:
             raise SettingsError(
                 f"HERALD_PROCESSOR_RULE_PACKS names no built-in pack {', '.join(unknown)}"
-                f" (built in: {', '.join(BUILTIN_PACKS)}; `none` for none)"
+                f" (built in: {', '.join(KNOWN_PACKS)}; `none` for none)"
             )
         rule_dir_text = text("HERALD_PROCESSOR_RULE_DIR", "")
         rule_dir = Path(rule_dir_text) if rule_dir_text else None
