@@ -163,7 +163,7 @@ def only(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 FORMATS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     # kubelet: a container's crash-loop back-off (kuberuntime_manager.go doBackOff)
     (
-        "1.26-1.37",
+        "1.37 (names since #113216)",
         kubelet(
             "BackOff",
             f"Back-off restarting failed container checkout in pod {POD_REF}",
@@ -179,7 +179,7 @@ FORMATS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
         {"container": "checkout"},
     ),
     (
-        "1.26 container only",
+        "#113216 (1.26) the container alone",
         kubelet(
             "BackOff",
             "Back-off restarting failed container migrate",
