@@ -53,6 +53,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "kubernetes.hpa_rescaled",
     "kubernetes.replica_set_scaled",
     "kubernetes.node_not_ready",
+    "kubernetes.node_oom_kill",
     "kubernetes.node_system_oom",
 )
 """Every catalogue name (the type without `EVENT_TYPE_PREFIX`), as subscriptions filter on them."""

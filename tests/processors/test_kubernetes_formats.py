@@ -482,6 +482,65 @@ FORMATS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
         "node_not_ready",
         {"node": None},
     ),
+    # node-problem-detector's kernel monitor: the kernel's OOM kill line (mm/oom_kill.c)
+    (
+        "npd, memory cgroup",
+        kube_event(
+            KUBELET_NODE,
+            "OOMKilling",
+            "Memory cgroup out of memory: Killed process 41234 (java) total-vm:4531200kB,"
+            " anon-rss:1048576kB, file-rss:20480kB, shmem-rss:0kB, UID:1000 pgtables:2400kB"
+            " oom_score_adj:-997",
+            component="kernel-monitor",
+            event_type="Warning",
+            host="worker-3",
+        ),
+        "node_oom_kill",
+        {"process": "java", "pid": 41234, "memory_cgroup": True},
+    ),
+    (
+        "npd, the Node",
+        kube_event(
+            KUBELET_NODE,
+            "OOMKilling",
+            "Out of memory: Killed process 812 (node exporter) total-vm:731000kB,"
+            " anon-rss:120000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:400kB"
+            " oom_score_adj:0",
+            component="kernel-monitor",
+            event_type="Warning",
+            host="worker-3",
+        ),
+        "node_oom_kill",
+        {"process": "node exporter", "pid": 812, "memory_cgroup": False},
+    ),
+    (
+        "npd, oom_kill_allocating_task",
+        kube_event(
+            KUBELET_NODE,
+            "OOMKilling",
+            "Out of memory (oom_kill_allocating_task): Killed process 77 (sh) total-vm:1000kB,"
+            " anon-rss:10kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:40kB oom_score_adj:0",
+            component="kernel-monitor",
+            event_type="Warning",
+            host="worker-3",
+        ),
+        "node_oom_kill",
+        {"process": "sh", "pid": 77, "memory_cgroup": False},
+    ),
+    (
+        "npd, older kernels",
+        kube_event(
+            KUBELET_NODE,
+            "OOMKilling",
+            "Killed process 41234 (java) total-vm:4531200kB, anon-rss:1048576kB,"
+            " file-rss:20480kB, shmem-rss:0kB",
+            component="kernel-monitor",
+            event_type="Warning",
+            host="worker-3",
+        ),
+        "node_oom_kill",
+        {"process": "java", "pid": 41234, "memory_cgroup": None},
+    ),
     # kubelet: a Node-level OOM kill (oom/oom_watcher_linux.go)
     (
         "1.37",
