@@ -52,8 +52,20 @@ EVENT_TYPES: tuple[str, ...] = (
     "flux.kustomization_failed",
     "flux.helmrelease_succeeded",
     "flux.helmrelease_failed",
+    "kubernetes.container_restarting",
+    "kubernetes.container_killed",
+    "kubernetes.image_pull_failed",
+    "kubernetes.job_completed",
+    "kubernetes.job_failed",
+    "kubernetes.hpa_rescaled",
+    "kubernetes.replica_set_scaled",
+    "kubernetes.node_not_ready",
+    "kubernetes.node_oom_kill",
+    "kubernetes.node_system_oom",
 )
-"""Every catalogue name (the type without `EVENT_TYPE_PREFIX`), as subscriptions filter on them."""
+"""Every built-in pack's catalogue names (the type without `EVENT_TYPE_PREFIX`), enabled by default
+or not: what subscriptions' type filters are checked against (a user's pack's types are not here,
+and are delivered all the same)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,10 @@ Converters of the Event (usable anywhere, also in `when_null` and a source's `fi
 
 - `const: <value>`: the value (any JSON);
 - `annotation: <key>`: the Event's annotation, null when absent, not a string or over `MAX_TEXT`;
-- `component: {<component>: <value>, ...}`: the value for the Event's emitting component, else null.
+- `component: {<component>: <value>, ...}`: the value for the Event's emitting component, else null;
+- `field_path: container`: the container the Event's `involvedObject.fieldPath` names
+  (`spec.containers{<name>}`, also `initContainers` and `ephemeralContainers`, as the kubelet
+  writes it), else null.
 
 `list` and `display_revisions` take `first: true` to give their first item (null for none).
 """
@@ -58,6 +61,7 @@ class Kind(enum.StrEnum):
     CONST = "const"
     ANNOTATION = "annotation"
     COMPONENT = "component"
+    FIELD_PATH = "field_path"
 
 
 OF_THE_MATCH = frozenset(
@@ -114,8 +118,16 @@ def compile_field(spec: Mapping[str, Any]) -> tuple[Converter, set[str]]:  # noq
         return (lambda _m, _e: argument), set()
     if kind is Kind.ANNOTATION:
         return (lambda _m, e: annotation(e, group)), set()
+    if kind is Kind.FIELD_PATH:
+        return _field_path(argument), set()
     values = dict(argument)
     return (lambda _m, e: values.get(view_event(e).component or "")), set()
+
+
+def _field_path(part: object) -> Converter:
+    if part != "container":
+        raise ValueError(f"`field_path` reads `container`, not {part!r}")
+    return lambda _m, e: field_path_container(e)
 
 
 def _group(found: re.Match[str] | None, group: str) -> str | None:
@@ -150,6 +162,20 @@ def annotation(event: Mapping[str, Any], key: str) -> str | None:
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     value = annotations.get(key) if isinstance(annotations, dict) else None
     return value if isinstance(value, str) and len(value) <= MAX_TEXT else None
+
+
+_CONTAINER_PATH = re.compile(r"spec\.(?:initC|ephemeralC|c)ontainers\{(?P<name>[^{}]+)\}")
+"""The kubelet's field path of a container (`pkg/kubelet/container/ref.go` `fieldPath`)."""
+
+
+def field_path_container(event: Mapping[str, Any]) -> str | None:
+    """The container named by the Event's `involvedObject.fieldPath`, else None."""
+    involved = event.get("involvedObject")
+    path = involved.get("fieldPath") if isinstance(involved, dict) else None
+    if not isinstance(path, str) or len(path) > MAX_TEXT:
+        return None
+    found = _CONTAINER_PATH.fullmatch(path)
+    return found["name"] if found is not None else None
 
 
 _RESOLVED = re.compile(r"(?P<target>.*?) \((?P<resolved>[^(),\s]+)\)")

@@ -4,8 +4,9 @@ A pack is checked against `rule-pack.v1.schema.json` (published in `schemas/`), 
 schema cannot say: a pattern that does not compile, a group a field reads that the pattern lacks, a
 type a rule emits that the pack does not declare, a field the type does not have, a type prefix taken
 by another pack. Every refusal is a `PackError` naming the file, the rule and the reason. The built-in
-packs (`argo-rollouts`, `argo-cd`, `flux`) are package data beside this module, the first two enabled by
-default; users add a directory of `*.yaml` packs. Loading happens once, at start (`processors.__main__`) or in the `rules` commands.
+packs (`argo-rollouts`, `argo-cd`, enabled by default; `kubernetes` and `flux`, enabled by naming them)
+are package data beside this module; users add a directory of `*.yaml` packs. Loading happens once,
+at start (`processors.__main__`) or in the `rules` commands.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from processors.rules import Effect, Rule, Source
 
 PACKS_DIR = Path(__file__).resolve().parent / "packs"
 SCHEMA_FILE = PACKS_DIR / "rule-pack.v1.schema.json"
-BUILTIN_PACKS: tuple[str, ...] = ("argo-rollouts", "argo-cd", "flux")
+BUILTIN_PACKS: tuple[str, ...] = ("argo-rollouts", "argo-cd", "kubernetes", "flux")
 """The built-in packs by name (`processors/packs/<name>.yaml`): each can be enabled by name."""
 DEFAULT_PACKS: tuple[str, ...] = ("argo-rollouts", "argo-cd")
 """The built-in packs enabled when HERALD_PROCESSOR_RULE_PACKS is unset."""
-RESERVED_PREFIXES = ("rollout.", "application.", "flux.")
+RESERVED_PREFIXES = ("rollout.", "application.", "kubernetes.", "flux.")
 """Type prefixes of the built-in packs: no user pack may declare them, enabled or not."""
 
 
@@ -114,6 +115,12 @@ def read_pack(path: Path) -> Any:
 def builtin_catalogue() -> Catalogue:
     """The default catalogue: the built-in packs enabled by default (`DEFAULT_PACKS`)."""
     return load_catalogue()
+
+
+@functools.cache
+def known_catalogue() -> Catalogue:
+    """Every built-in pack's rules, enabled by default or not (their types are published)."""
+    return load_catalogue(builtin=BUILTIN_PACKS)
 
 
 def compile_packs(packs: Iterable[tuple[str, Any, bool]]) -> Catalogue:

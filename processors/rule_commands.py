@@ -14,7 +14,8 @@ write the schemas they derive. Reads files, prints; connects to nothing.
   `OUT/data/<type>.v1.schema.json` for every type (the built-in packs' and DIR's),
   `OUT/rule-pack.v1.schema.json`, and with `--envelope` the domain event envelope knowing every type.
 
-`--packs` names the built-in packs enabled (default: every one), as HERALD_PROCESSOR_RULE_PACKS.
+`--packs` names the built-in packs enabled (default: those enabled by default), as
+HERALD_PROCESSOR_RULE_PACKS.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def main(argv: list[str], *, out: TextIO = sys.stdout) -> int:
     parser.add_argument(
         "--packs",
         default=",".join(BUILTIN_PACKS),
-        help="built-in packs enabled, comma-separated, or 'none' (default: all)",
+        help="built-in packs enabled, comma-separated, or 'none' (default: those enabled by default)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="validate a directory of packs, list their types")

@@ -80,7 +80,8 @@ class ProcessorSettings:
     """HERALD_METRICS_HOST."""
     rule_packs: tuple[str, ...] = DEFAULT_PACKS
     """HERALD_PROCESSOR_RULE_PACKS: the built-in rule packs enabled, comma-separated names of
-    `BUILTIN_PACKS` (default `argo-rollouts,argo-cd`; `flux` by name; `none` for none)."""
+    `BUILTIN_PACKS` (default `argo-rollouts,argo-cd`; `kubernetes` and `flux` by name; `none` for
+    none)."""
     rule_dir: Path | None = None
     """HERALD_PROCESSOR_RULE_DIR: a directory of user rule packs (`*.yaml`), e.g. a mounted
     ConfigMap; unset: none."""

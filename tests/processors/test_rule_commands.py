@@ -11,9 +11,8 @@ import jsonschema
 from referencing import Resource
 
 from herald_contracts import EVENT_TYPES
-from processors.catalogue import Catalogue
 from processors.interpreting import interpret
-from processors.packs import BUILTIN_PACKS, SCHEMA_FILE, load_catalogue
+from processors.packs import BUILTIN_PACKS, SCHEMA_FILE, known_catalogue, load_catalogue
 from processors.schemas import data_schemas, with_types
 from tests.processors.test_rule_packs import FLAGGER_PACK, flagger_event, record
 from tests.support import rollout_event, schema_registry
@@ -32,13 +31,8 @@ def rules(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def every_built_in_pack() -> Catalogue:
-    """Every built-in pack, enabled by default or by name: each publishes its types."""
-    return load_catalogue(builtin=BUILTIN_PACKS)
-
-
 def test_the_published_data_schemas_are_those_the_built_in_packs_derive() -> None:
-    derived = data_schemas(every_built_in_pack())
+    derived = data_schemas(known_catalogue())
     published = {
         p.relative_to(ROOT / "schemas").as_posix(): p.read_text()
         for p in (ROOT / "schemas" / "data").glob("*.v1.schema.json")
@@ -50,7 +44,7 @@ def test_the_published_data_schemas_are_those_the_built_in_packs_derive() -> Non
 
 def test_the_published_envelope_lists_the_types_the_built_in_packs_derive() -> None:
     published = json.loads((ROOT / "schemas" / "deploy-event.v1.schema.json").read_text())
-    assert with_types(published, every_built_in_pack()) == published
+    assert with_types(published, known_catalogue()) == published
 
 
 def test_the_published_rule_pack_schema_is_the_one_the_processor_validates_with() -> None:

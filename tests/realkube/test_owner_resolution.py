@@ -16,8 +16,11 @@ from kubernetes import client
 from collectors.kube import api_client
 from collectors.kubemeta import KubeMetadataSource
 from collectors.owners import Resource
+from herald_contracts import SCHEMA_BASE_URI, decode_raw_record
 from herald_dev.processes import ServiceProcess
 from herald_dev.realkube import RealKube
+from processors.interpreting import interpret
+from processors.packs import load_catalogue
 from tests.conftest import Topics
 from tests.realkube.kube import (
     core_event,
@@ -32,6 +35,7 @@ from tests.support import TopicReader, validate, wait_until
 TRACKING = "argocd.argoproj.io/tracking-id"
 INSTANCE = "app.kubernetes.io/instance"
 ROLLOUTS_CRD = "rollouts.argoproj.io"
+KUBERNETES = load_catalogue(builtin=("argo-rollouts", "argo-cd", "kubernetes"))
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -209,6 +213,20 @@ def test_an_event_about_a_pod_of_a_deployment_names_the_chain_the_workload_and_t
             "app.kubernetes.io/name": "checkout",
             "app.kubernetes.io/part-of": "shop",
         }
+        # The processor with the kubernetes pack enabled: the kubelet's back-off, as the collector
+        # published it, is a container restarting, naming the Deployment and its Application.
+        outcome = interpret(
+            decode_raw_record(json.dumps(record).encode()), last_n=None, catalogue=KUBERNETES
+        )
+        [domain_event] = outcome.events
+        assert domain_event.type == "dev.herald.kubernetes.container_restarting"
+        validate(domain_event.dataschema.removeprefix(SCHEMA_BASE_URI), domain_event.data)
+        assert domain_event.data["kind"] == "Pod"
+        assert domain_event.data["name"] == pod["metadata"]["name"]
+        assert domain_event.data["container"] == "checkout"
+        assert domain_event.data["source_message_understood"] is True
+        assert domain_event.data["workload"] == {"kind": "Deployment", "name": "checkout"}
+        assert domain_event.data["application"] == {"name": "checkout", "namespace": "shop"}
     assert collector.stop() == 0
 
 
