@@ -99,3 +99,21 @@ def test_the_processors_rule_packs_configmap_is_mounted_where_the_rule_dir_setti
     for key, text in (configmap.get("data") or {}).items():  # every pack shipped there loads
         (tmp_path / key).write_text(text)
     load_catalogue(directory=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["collectors.yaml", "processors.yaml", "dispatchers.yaml"])
+def test_no_configmap_or_secret_is_mounted_by_subpath(name: str) -> None:
+    """Kubernetes never updates a subPath mount, and the collector re-reads its cluster file."""
+    for container in _containers(name):
+        for mount in container.get("volumeMounts", []):
+            assert "subPath" not in mount, (name, mount)
+
+
+def test_the_collectors_cluster_file_is_read_from_its_mounted_configmap() -> None:
+    [container] = _containers("collectors.yaml")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "clusters"]
+    path = Path(env["HERALD_CLUSTERS_FILE"])
+    assert path.parent == Path(mount["mountPath"])
+    configmap = _documents("collectors.yaml")["ConfigMap"]
+    assert path.name in configmap["data"]
