@@ -38,7 +38,7 @@ from herald_contracts import (
 )
 from processors.processing import process
 from processors.settings import ProcessorSettings
-from processors.stalls import StallGuard
+from processors.stalls import StallGuard, skipped
 from processors.state import Keeper
 from processors.tables import build_tables, sweep_tables
 
@@ -65,6 +65,11 @@ LAG = Gauge(
     ["partition"],
 )
 
+SKIPS = Counter(
+    "herald_processor_skipped_records_total",
+    "Worker restarts because Faust handed the agent a raw record past ones it never handed over"
+    " (dropped while recovering, faust issue #596): they are read again after the restart.",
+)
 STALLS = Counter(
     "herald_processor_commit_stalls_total",
     "Worker restarts by the commit-stall guard: a raw partition with records waiting stopped"
@@ -144,6 +149,8 @@ class RecordHandler:
         self._app, self._settings, self._keeper = app, settings, keeper
         self._domain, self._dead_letters, self._restart = domain, dead_letters, restart
         self._warned: set[str] = set()
+        self._next: dict[Any, int] = {}
+        """Per raw partition, the offset after the last record handled."""
 
     async def handle(self, message: Any, value: bytes | None) -> None:
         """Never raises: Faust acks the record an agent raised on (the stream's iterator acks it
@@ -151,12 +158,41 @@ class RecordHandler:
         aside. A send Kafka refused restarts the worker before that commit (the record is read
         again); anything else sets the record aside."""
         try:
+            if await self._skipped(message):
+                return
             await self._handle(message, value)
+            self._next[message.tp] = message.offset + 1
         except KAFKA_FAILURES:
             log.exception("a domain event was not handed to Kafka; restarting the worker")
             self._restart()
         except Exception as e:  # noqa: BLE001 - a bug on one record must not lose it
             await self._dead_letter(message, f"the processor failed on this record: {e!r}", e)
+
+    async def _skipped(self, message: Any) -> bool:
+        """Whether records before this one were never handed to the agent (`stalls.skipped`):
+        then the worker restarts, before any commit, to read them from the committed offset."""
+        tp = message.tp
+        handled, committed = self._next.get(tp), self._committed(tp)
+        known = [x for x in (handled, committed) if x is not None]
+        expected = max(known) if known else None
+        if expected is not None and message.offset <= expected:
+            return False
+        starts = await self._app.consumer.earliest_offsets(tp)
+        hole = skipped(expected, message.offset, starts.get(tp))
+        if not hole:
+            return False
+        log.error(
+            "%s: record %d was handed to the agent before records %d-%d, which never were "
+            "(dropped by Faust while it recovered, faust issue #596); restarting the worker to "
+            "read them from the committed offset",
+            tp,
+            message.offset,
+            hole.start,
+            hole.stop - 1,
+        )
+        SKIPS.inc()
+        self._restart()
+        return True
 
     async def _handle(self, message: Any, value: bytes | None) -> None:
         processed = process(

@@ -69,3 +69,21 @@ class UnreadyGuard:
         if self._since is None:
             self._since = now
         return now - self._since >= self.after_s
+
+
+def skipped(expected: int | None, offset: int, log_start: int | None) -> range:
+    """The offsets of a raw partition the agent should have been handed before `offset` and was
+    not (empty when none): from `expected` (the offset after the last one it handled, or the
+    committed offset, whichever is higher; None when it has handled none and nothing is committed)
+    or the partition's first offset still held (`log_start`, None when unknown), whichever is
+    higher, up to `offset`.
+
+    Why: records Faust fetched while recovering its tables can be dropped before they reach the
+    agent (issue #596). Where the partition has a committed offset past its start, the hole stops
+    the commits and `StallGuard` restarts the worker; where it has none (a new group, or every
+    commit failed while Kafka was away), Faust's contiguous-run commit takes no committed offset
+    for "no hole" and commits past the records it dropped, and they are lost. A record beyond the
+    expected offset is that hole, unless retention deleted what lies between (`log_start`)."""
+    lower = [x for x in (expected, log_start) if x is not None]
+    start = max(lower) if lower else offset
+    return range(start, offset) if offset > start else range(0)

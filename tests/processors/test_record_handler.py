@@ -47,16 +47,33 @@ class Topic:
         return done
 
 
-def _handle(domain: Topic, dead_letters: Topic) -> list[str]:
-    restarts: list[str] = []
-    handler = RecordHandler(
-        SimpleNamespace(consumer=SimpleNamespace(_committed_offset={})),  # type: ignore[arg-type]
+class Consumer:
+    """Faust's consumer as the handler reads it: committed offsets, and each partition's start."""
+
+    def __init__(self, committed: int | None, log_start: int) -> None:
+        self._committed_offset = {} if committed is None else {"tp": committed}
+        self.log_start = log_start
+
+    async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
+        return dict.fromkeys(tps, self.log_start)
+
+
+def _handler(
+    domain: Topic, dead_letters: Topic, restarts: list[str], consumer: Consumer
+) -> RecordHandler:
+    return RecordHandler(
+        SimpleNamespace(consumer=consumer),  # type: ignore[arg-type]
         ProcessorSettings(kafka_bootstrap="127.0.0.1:1"),
         Keeper({}, {}, retention_s=86_400),
         domain=domain,
         dead_letters=dead_letters,
         restart=lambda: restarts.append("restart"),
     )
+
+
+def _handle(domain: Topic, dead_letters: Topic) -> list[str]:
+    restarts: list[str] = []
+    handler = _handler(domain, dead_letters, restarts, Consumer(committed=7, log_start=0))
     asyncio.run(handler.handle(MESSAGE, RECORD))
     return restarts
 
@@ -92,3 +109,37 @@ def test_a_dead_letter_kafka_refuses_restarts_the_worker() -> None:
     domain = Topic(fails=[ValueError("a bug")])
     dead_letters = Topic(fails=[ProducerSendError("Error while sending: NotLeaderForPartition")])
     assert _handle(domain, dead_letters) == ["restart"]
+
+
+def _at(offset: int) -> SimpleNamespace:
+    return SimpleNamespace(**{**vars(MESSAGE), "offset": offset})
+
+
+@pytest.mark.parametrize(
+    ("committed", "log_start", "offsets", "restarts", "sent"),
+    [
+        pytest.param(None, 0, [0, 1, 2], [], 1, id="a-new-group-from-the-start"),
+        pytest.param(None, 5, [5, 6], [], 1, id="a-new-group-after-retention"),
+        pytest.param(3, 5, [5], [], 1, id="committed-before-what-retention-kept"),
+        # Read again from before: the same event again, with the same id (`processors.timelines`).
+        pytest.param(4, 0, [4, 5, 2, 3, 4], [], 2, id="read-again-after-a-seek-back"),
+        pytest.param(None, 0, [18], ["restart"], 0, id="nothing-committed-and-records-dropped"),
+        pytest.param(4, 0, [9], ["restart"], 0, id="records-dropped-after-the-committed-one"),
+        pytest.param(4, 0, [4, 5, 8], ["restart"], 1, id="records-dropped-mid-stream"),
+    ],
+)
+def test_a_record_handed_over_past_ones_faust_never_handed_over_restarts_the_worker(
+    committed: int | None, log_start: int, offsets: list[int], restarts: list[str], sent: int
+) -> None:
+    """Faust can drop records it fetched while recovering (issue #596) and, with nothing committed
+    yet, commit past them: the agent must not handle a record beyond a hole."""
+    domain, dead_letters, restarted = Topic(), Topic(), []
+    handler = _handler(domain, dead_letters, restarted, Consumer(committed, log_start))
+
+    async def run() -> None:
+        for offset in offsets:
+            await handler.handle(_at(offset), RECORD)
+
+    asyncio.run(run())
+    assert restarted == restarts
+    assert len(domain.sent) == sent
