@@ -104,6 +104,10 @@ def decode_cloudevent(
     else:
         payload = load_json_object(value)
         body = value or b""
+    # JSON event format 1.0, 2.2: a null attribute is treated as unset (the body keeps it as sent).
+    payload = {name: v for name, v in payload.items() if v is not None}
+    if "data" in payload and "data_base64" in payload:
+        raise ContractError("a CloudEvent has 'data' or 'data_base64', not both (JSON format 3.1)")
     if payload.get("specversion") != SPEC_VERSION:
         raise ContractError(f"specversion must be {SPEC_VERSION!r}")
     for name in REQUIRED_ATTRIBUTES:

@@ -8,7 +8,7 @@ tested, never code in a pack. Converters of the match:
 - `string: <group>`: the group as matched (`""` stays `""`), null when the group took no part;
 - `text: <group>`: the group, null when absent or empty;
 - `int: <group>`: the group as an integer (at most `MAX_DIGITS` digits, else `FieldError`), null
-  when absent;
+  when absent; a group that holds no integer (ASCII digits) makes the rule not match after all;
 - `flag: <group>`: true when the group matched something, else false;
 - `list: <group>`, `separator: <text or null>`: the group split by the separator (null: by
   whitespace), each part stripped, empty parts dropped; an absent group is `[]`;
@@ -145,10 +145,19 @@ def _firsting(convert: Converter, *, first: bool) -> Converter:
     return first_item
 
 
+_DIGITS = re.compile(r"-?[0-9]+")
+"""An integer as Herald reads one: ASCII digits (Python's `\\d` and `int` take any script's)."""
+
+
 def integer(value: str | None, group: str) -> int | None:
+    """The group as an integer; NotThisRule when it holds no integer of ASCII digits (the pattern
+    was looser than the field: the rule does not match, and the reason's fallback flags the
+    event), FieldError when it has more than `MAX_DIGITS` digits."""
     if value is None:
         return None
-    if len(value) > MAX_DIGITS:
+    if _DIGITS.fullmatch(value) is None:
+        raise NotThisRule(f"{group}: {value[:40]!r} is not an integer")
+    if len(value.lstrip("-")) > MAX_DIGITS:
         raise FieldError(f"{group}: a number of {len(value)} digits (at most {MAX_DIGITS})")
     return int(value)
 
@@ -178,6 +187,8 @@ def field_path_container(event: Mapping[str, Any]) -> str | None:
     return found["name"] if found is not None else None
 
 
+MAX_PART_COMMAS = 16
+"""Most commas one source's display holds (a Helm constraint such as `>=1.0.0, <2.0.0`)."""
 _RESOLVED = re.compile(r"(?P<target>.*?) \((?P<resolved>[^(),\s]+)\)")
 """`<target> (<resolved>)`; the target may be empty (an empty `targetRevision`: ` (<sha>)`)."""
 _BARE = re.compile(r"[0-9A-Fa-f]{40}")
@@ -194,21 +205,34 @@ def display_revisions(display: str) -> list[tuple[str | None, str]] | None:
     `1.2.3 (1.2.3)`; OCI, 3.1+: `sha256:<hex>`), or a full sha given as the revision, shown bare;
     multi-source (2.11+) joins them with `,`, no space. A Helm constraint or a git ref can hold a
     comma itself (`>=1.0.0, <2.0.0 (1.9.3)`) but a resolved revision never does, so a part ends
-    where what follows reads as sources too, the shortest such part first."""
-    pieces = display.split(",")
+    where what follows reads as sources too, the shortest such part first. A part spans at most
+    `MAX_PART_COMMAS` commas of its own.
 
-    def parse(i: int) -> list[tuple[str | None, str]] | None:
-        if i == len(pieces):
-            return []
-        for j in range(i + 1, len(pieces) + 1):
+    Linear in the number of parts (each suffix is judged once, from the end), so no display, however
+    many sources it names or however it fails to read, holds the processor: trying every split
+    took time doubling with each part."""
+    pieces = display.split(",")
+    n = len(pieces)
+    # read[i]: how the pieces from i on read, as (the first source, where the rest starts); the
+    # end reads as nothing; None: they do not read as sources.
+    read: list[tuple[tuple[str | None, str], int] | None] = [None] * n
+    for i in range(n - 1, -1, -1):
+        for j in range(i + 1, min(n, i + MAX_PART_COMMAS + 1) + 1):
+            if j < n and read[j] is None:
+                continue
             found = _source(",".join(pieces[i:j]))
             if found is not None:
-                rest = parse(j)
-                if rest is not None:
-                    return [found, *rest]
-        return None
-
-    return parse(0)
+                read[i] = (found, j)
+                break
+    sources: list[tuple[str | None, str]] = []
+    i = 0
+    while i < n:
+        step = read[i]  # set only where the rest reads too
+        if step is None:
+            return None
+        sources.append(step[0])
+        i = step[1]
+    return sources
 
 
 def _source(part: str) -> tuple[str | None, str] | None:

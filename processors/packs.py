@@ -49,6 +49,8 @@ COMMON_FIELDS = frozenset(
         "source_event_resource_version",
         "source_message_aggregated",
         "source_message_understood",
+        "workload",
+        "application",
     }
 )
 """The data fields every domain event has (schemas/data/common.v1.schema.json): no pack redefines
@@ -189,6 +191,12 @@ def _types(file: str, document: Mapping[str, Any], prefix: str) -> dict[str, Typ
         common = sorted(COMMON_FIELDS & set(spec["fields"]))
         if common:
             raise PackError(file, None, f"type {name!r}: fields {common} are common fields")
+        for field, spec_field in spec["fields"].items():
+            mismatch = "when_null" in spec_field and _type_mismatch(
+                spec_field["when_null"], spec_field
+            )
+            if mismatch:
+                raise PackError(file, None, f"type {name!r}: field {field}: when_null {mismatch}")
         when_null = {
             field: _event_converter(file, None, spec_field["when_null"])
             for field, spec_field in spec["fields"].items()
@@ -259,8 +267,16 @@ def _rule(
         unknown = sorted(set(fields) - set(declared))
         if unknown:
             raise PackError(file, where, f"fields {unknown} are not fields of {emits}")
+        shadowed = sorted(set(source.field_specs) & set(declared))
+        if shadowed:
+            raise PackError(
+                file, where, f"fields {shadowed} of {emits} are also fields of its source"
+            )
         converters = dict.fromkeys(declared, _null)
         for name, spec in fields.items():
+            mismatch = _type_mismatch(spec, declared[name])
+            if mismatch:
+                raise PackError(file, where, f"field {name}: {mismatch}")
             convert, groups = _compiled(file, where, spec)
             missing = sorted(groups - set(pattern.groupindex))
             if missing:
@@ -291,4 +307,44 @@ def _rule(
 
 
 def _null(_found: object, _event: object) -> None:
+    return None
+
+
+def _gives(spec: Mapping[str, Any]) -> set[str]:
+    """The declared field types (`string`, `integer`, `boolean`, `list`) a converter can give
+    besides null."""
+    first = spec.get("first") is True
+    if "const" in spec or "component" in spec:
+        values = [spec["const"]] if "const" in spec else list(spec["component"].values())
+        return {_json_type(v) for v in values if v is not None}
+    if "int" in spec:
+        return {"integer"}
+    if "flag" in spec:
+        return {"boolean"}
+    if "list" in spec or "display_revisions" in spec:
+        return {"string"} if first else {"list"}
+    return {"string"}  # string, text, message, annotation, field_path
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, list):
+        return "list"
+    return "string" if isinstance(value, str) else type(value).__name__
+
+
+def _type_mismatch(spec: Mapping[str, Any], declared: Mapping[str, Any]) -> str | None:
+    """Why a converter cannot fill a field of the declared type, if it cannot: the events would
+    break their own published schema."""
+    wanted = declared.get("type")
+    given = _gives(spec)
+    wrong = sorted(given - {wanted})
+    if wrong:
+        return f"declared {wanted}, but its converter gives {', '.join(wrong)}"
+    enum = declared.get("enum")
+    if enum is not None and "const" in spec and spec["const"] not in enum:
+        return f"the constant {spec['const']!r} is not one of {enum}"
     return None
