@@ -126,7 +126,11 @@ def _test(catalogue: Catalogue, events: Path, out: TextIO) -> int:
             event = record.object
         else:
             cluster = str(event.pop("_cluster", "cluster"))
-            watch_type = WatchType(str(event.pop("_watch_type", "ADDED")))
+            try:
+                watch_type = WatchType(str(event.pop("_watch_type", "ADDED")))
+            except ValueError as e:
+                print(f"{where}: not an Event: _watch_type {e}", file=out)
+                continue
             record = RawRecord(
                 cluster=cluster, watch_type=watch_type, collected_at=_time(event), object=event
             )

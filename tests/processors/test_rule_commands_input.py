@@ -1,5 +1,5 @@
-"""Review of issue 12: `rules test` and the `int` converter on inputs a user will write. Each test
-fails on the code it was written against; see the review report."""
+"""`rules test` and the `int` converter on inputs a user will write (found by the review of issue
+12)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,10 @@ def test_an_int_field_whose_group_holds_no_number_is_not_a_bug_of_the_processor(
         collected_at="2026-11-30T09:00:00Z",
         object=_event('Created new CertificateRequest resource "web-abc"'),
     )
-    interpret(record, last_n=None, catalogue=catalogue)
+    outcome = interpret(record, last_n=None, catalogue=catalogue)
+    assert outcome.refused is None
+    [event] = outcome.events  # the reason's fallback: flagged, its fields null
+    assert (event.data["source_message_understood"], event.data["revision"]) == (False, None)
 
 
 def test_rules_test_reports_a_line_it_cannot_read_and_goes_on_to_the_next(tmp_path: Path) -> None:
