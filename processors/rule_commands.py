@@ -14,14 +14,15 @@ write the schemas they derive. Reads files, prints; connects to nothing.
   `OUT/data/<type>.v1.schema.json` for every type (the built-in packs' and DIR's),
   `OUT/rule-pack.v1.schema.json`, and with `--envelope` the domain event envelope knowing every type.
 
-`--packs` names the built-in packs enabled (default: those enabled by default), as
-HERALD_PROCESSOR_RULE_PACKS.
+`--packs` names the built-in packs enabled (default: those the processor enables,
+`HERALD_PROCESSOR_RULE_PACKS` else `argo-rollouts,argo-cd`; for `schemas`, every built-in pack).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,7 +44,14 @@ from processors.interpreting import (
     interpret,
     owner_kinds,
 )
-from processors.packs import BUILTIN_PACKS, SCHEMA_FILE, PackError, load_catalogue, pack_files
+from processors.packs import (
+    BUILTIN_PACKS,
+    DEFAULT_PACKS,
+    SCHEMA_FILE,
+    PackError,
+    load_catalogue,
+    pack_files,
+)
 from processors.schemas import data_schemas, with_types
 
 
@@ -52,8 +60,10 @@ def main(argv: list[str], *, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(prog="python -m processors rules")
     parser.add_argument(
         "--packs",
-        default=",".join(BUILTIN_PACKS),
-        help="built-in packs enabled, comma-separated, or 'none' (default: those enabled by default)",
+        default=None,
+        help="built-in packs enabled, comma-separated, or 'none' (default: as the processor,"
+        " HERALD_PROCESSOR_RULE_PACKS else argo-rollouts,argo-cd; for `schemas`, every built-in"
+        " pack, whose types are all published)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="validate a directory of packs, list their types")
@@ -70,7 +80,12 @@ def main(argv: list[str], *, out: TextIO = sys.stdout) -> int:
         help="the published deploy-event.v1.schema.json: also write it with every type's condition",
     )
     args = parser.parse_args(argv)
-    builtin = tuple(p.strip() for p in args.packs.split(",") if p.strip() and args.packs != "none")
+    packs = args.packs
+    if packs is None:
+        everything = args.command == "schemas"
+        packs = ",".join(BUILTIN_PACKS if everything else DEFAULT_PACKS)
+        packs = packs if everything else os.environ.get("HERALD_PROCESSOR_RULE_PACKS", packs)
+    builtin = tuple(p.strip() for p in packs.split(",") if p.strip() and packs != "none")
     try:
         catalogue = load_catalogue(builtin=builtin, directory=args.dir)
     except PackError as e:
