@@ -267,8 +267,8 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
             secrets=[_checked_secret(s) for s in args.secret],
             filter=SubscriptionFilter(
                 event_types=_checked_types(args.event_type),
-                sources=tuple(args.source),
-                subjects=tuple(args.subject),
+                sources=_checked_globs("--source", args.source),
+                subjects=_checked_globs("--subject", args.subject),
                 clusters=tuple(args.cluster),
                 namespaces=tuple(args.namespace),
                 names=tuple(args.name),
@@ -380,8 +380,8 @@ def _update(
 ) -> int:
     changes = {
         "event_types": _checked_types(args.event_type) if args.event_type else None,
-        "sources": args.source,
-        "subjects": args.subject,
+        "sources": args.source and _checked_globs("--source", args.source),
+        "subjects": args.subject and _checked_globs("--subject", args.subject),
         "clusters": args.cluster,
         "namespaces": args.namespace,
         "names": args.name,
@@ -429,6 +429,13 @@ def _checked_secret(secret: str) -> str:
     except SecretError as e:
         raise InputError(f"--secret: {e}") from e
     return secret
+
+
+def _checked_globs(option: str, patterns: Sequence[str]) -> tuple[str, ...]:
+    """An empty pattern matches nothing any event has: refused rather than a silent dead filter."""
+    if any(not p for p in patterns):
+        raise InputError(f"{option} must not be empty")
+    return tuple(patterns)
 
 
 def _checked_types(patterns: Sequence[str]) -> tuple[str, ...]:

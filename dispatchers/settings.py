@@ -10,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dispatchers.outcomes import DEFAULT_RETRY_SCHEDULE_S
 from dispatchers.sealing import Keyring, SealError
-from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC
+from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 
 
 class SettingsError(ValueError):
@@ -178,6 +178,8 @@ class DispatcherSettings:
             taken={
                 domain_topic: "HERALD_DOMAIN_TOPIC",
                 dead_letter_topic: "HERALD_DEAD_LETTER_TOPIC",
+                # Kubernetes Events, not CloudEvents: every record would be dead-lettered.
+                text("HERALD_RAW_TOPIC") or RAW_TOPIC: "HERALD_RAW_TOPIC",
             },
         )
         return cls(
@@ -242,7 +244,7 @@ def _topics(name: str, raw: str, *, taken: Mapping[str, str]) -> tuple[str, ...]
                 f" not {raw!r}"
             )
         if topic in taken:
-            raise SettingsError(f"{name}: {topic!r} is already {taken[topic]}")
+            raise SettingsError(f"{name}: {topic!r} is already {taken[topic]}'s topic")
         if topic in topics:
             raise SettingsError(f"{name} names {topic!r} twice")
         topics.append(topic)

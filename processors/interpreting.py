@@ -287,14 +287,28 @@ def _domain_event(
 
 
 def _ownership(record: RawRecord) -> JsonObject:
-    """`workload` and `application` as the collector resolved them (null when it did not)."""
+    """`workload` and `application` as the collector resolved them (null when it did not, or when
+    a name is longer than a Kubernetes name can be: an application's comes from an annotation or
+    a label anyone who writes the object chooses). `found_by` says whether Argo CD's tracking
+    annotation named the application, or only the `app.kubernetes.io/instance` label, which Helm
+    and other tools set too."""
     ownership = record.ownership
     workload = ownership.workload if ownership is not None else None
     app = ownership.application if ownership is not None else None
+    if workload is not None and not _fits(workload.kind, workload.name):
+        workload = None
+    if app is not None and not _fits(app.name, app.namespace or ""):
+        app = None
     return {
         "workload": None if workload is None else {"kind": workload.kind, "name": workload.name},
-        "application": None if app is None else {"name": app.name, "namespace": app.namespace},
+        "application": None
+        if app is None
+        else {"name": app.name, "namespace": app.namespace, "found_by": app.found_by},
     }
+
+
+def _fits(*names: str) -> bool:
+    return all(len(name) <= MAX_NAME for name in names)
 
 
 def _from_the_event(

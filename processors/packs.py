@@ -135,6 +135,8 @@ def compile_packs(packs: Iterable[tuple[str, Any, bool]]) -> Catalogue:
     for file, document, builtin in packs:
         _check_schema(file, document)
         pack = document["pack"]
+        if not builtin and pack in BUILTIN_PACKS:
+            raise PackError(file, None, f"pack {pack!r} is the name of a built-in pack")
         if pack in names:
             raise PackError(file, None, f"pack {pack!r} is also {names[pack]}")
         names[pack] = file

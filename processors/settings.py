@@ -146,15 +146,7 @@ class ProcessorSettings:
                 raise SettingsError(f"{name} must be at most 1000 (ms), not {raw!r}")
             numbers[name] = int(raw)
         packs_text = text("HERALD_PROCESSOR_RULE_PACKS", ",".join(DEFAULT_PACKS))
-        packs = tuple(
-            p.strip() for p in packs_text.split(",") if p.strip() and packs_text != "none"
-        )
-        unknown = [p for p in packs if p not in BUILTIN_PACKS]
-        if unknown:
-            raise SettingsError(
-                f"HERALD_PROCESSOR_RULE_PACKS names no built-in pack {', '.join(unknown)}"
-                f" (built in: {', '.join(BUILTIN_PACKS)}; `none` for none)"
-            )
+        packs = _rule_packs(packs_text)
         rule_dir_text = text("HERALD_PROCESSOR_RULE_DIR", "")
         rule_dir = Path(rule_dir_text) if rule_dir_text else None
         try:
@@ -190,3 +182,22 @@ class ProcessorSettings:
     @property
     def faust_broker(self) -> str:
         return ";".join(f"kafka://{host.strip()}" for host in self.kafka_bootstrap.split(","))
+
+
+def _rule_packs(text: str) -> tuple[str, ...]:
+    """HERALD_PROCESSOR_RULE_PACKS read: built-in pack names, each once; `none` for none."""
+    packs = tuple(p.strip() for p in text.split(",") if p.strip() and text != "none")
+    if not packs and text.strip() != "none":
+        raise SettingsError(
+            f"HERALD_PROCESSOR_RULE_PACKS names no pack ({text!r}): `none` for none"
+        )
+    twice = sorted({p for p in packs if packs.count(p) > 1})
+    if twice:
+        raise SettingsError(f"HERALD_PROCESSOR_RULE_PACKS names {', '.join(twice)} twice")
+    unknown = [p for p in packs if p not in BUILTIN_PACKS]
+    if unknown:
+        raise SettingsError(
+            f"HERALD_PROCESSOR_RULE_PACKS names no built-in pack {', '.join(unknown)}"
+            f" (built in: {', '.join(BUILTIN_PACKS)}; `none` for none)"
+        )
+    return packs

@@ -309,6 +309,21 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
         ),
         pytest.param(
             "processors",
+            {
+                "HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+                "HERALD_PROCESSOR_RULE_PACKS": "argo-cd,argo-cd",
+            },
+            "HERALD_PROCESSOR_RULE_PACKS",
+            id="processor-rule-pack-twice",
+        ),
+        pytest.param(
+            "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HERALD_PROCESSOR_RULE_PACKS": ","},
+            "HERALD_PROCESSOR_RULE_PACKS",
+            id="processor-rule-packs-naming-none-but-not-none",
+        ),
+        pytest.param(
+            "processors",
             {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HERALD_PROCESSOR_RULE_DIR": "/nonexistent"},
             "HERALD_PROCESSOR_RULE_DIR",
             id="processor-rule-dir-missing",
@@ -350,6 +365,7 @@ def test_dispatcher_extra_topics_are_read_in_order(raw: str, topics: tuple[str, 
         pytest.param("a,,b", id="empty-name"),
         pytest.param("a,a", id="twice"),
         pytest.param("herald.dead-letters.v1", id="the-dead-letter-topic"),
+        pytest.param("herald.kube-events.v1", id="the-raw-topic-of-kubernetes-events"),
         pytest.param("..", id="dots"),
     ],
 )

@@ -138,6 +138,8 @@ def test_every_list_and_show_prints_only_json_with_json(cli: Run, store: Store) 
             ("--url", "https://x.example/h", "--secret", SECRET, "--event-type", "rollout.done"),
             "matches no event type",
         ),
+        (("--url", "https://x.example/h", "--secret", SECRET, "--source", ""), "--source"),
+        (("--url", "https://x.example/h", "--secret", SECRET, "--subject", ""), "--subject"),
         (
             (
                 *("--url", "https://x.example/h", "--secret", SECRET),

@@ -756,7 +756,11 @@ def test_the_domain_event_names_the_workload_and_the_application_the_collector_r
     [domain_event] = interpret(raw, last_n=None, catalogue=CATALOGUE).events
     validate(domain_event.dataschema.removeprefix(SCHEMA_BASE_URI), domain_event.data)
     assert domain_event.data["workload"] == {"kind": "Deployment", "name": "checkout"}
-    assert domain_event.data["application"] == {"name": "checkout", "namespace": "argocd"}
+    assert domain_event.data["application"] == {
+        "name": "checkout",
+        "namespace": "argocd",
+        "found_by": "annotation",
+    }
 
 
 def test_the_pack_is_enabled_by_name_and_not_by_default() -> None:

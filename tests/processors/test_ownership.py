@@ -48,7 +48,11 @@ def test_a_rollout_managed_by_an_application_names_both() -> None:
         )
     )
     assert data["workload"] == {"kind": "Rollout", "name": "payments"}
-    assert data["application"] == {"name": "payments", "namespace": "billing"}
+    assert data["application"] == {
+        "name": "payments",
+        "namespace": "billing",
+        "found_by": "annotation",
+    }
 
 
 def test_an_application_found_by_its_label_has_no_namespace() -> None:
@@ -58,7 +62,7 @@ def test_an_application_found_by_its_label_has_no_namespace() -> None:
             application=AppRef(name="payments-prod", namespace=None, found_by="label"),
         )
     )
-    assert data["application"] == {"name": "payments-prod", "namespace": None}
+    assert data["application"] == {"name": "payments-prod", "namespace": None, "found_by": "label"}
 
 
 def test_a_record_without_ownership_gives_nulls() -> None:
@@ -69,3 +73,15 @@ def test_a_record_without_ownership_gives_nulls() -> None:
 def test_a_resolved_object_of_no_workload_and_no_application_gives_nulls() -> None:
     data = _data(Ownership())
     assert (data["workload"], data["application"]) == (None, None)
+
+
+def test_an_application_name_longer_than_a_kubernetes_name_is_not_carried() -> None:
+    """It comes from an annotation or a label whoever writes the object chooses."""
+    data = _data(
+        Ownership(
+            workload=ROLLOUT_REF,
+            application=AppRef(name="a" * 100_000, namespace=None, found_by="annotation"),
+        )
+    )
+    assert data["application"] is None
+    assert data["workload"] == {"kind": "Rollout", "name": "payments"}

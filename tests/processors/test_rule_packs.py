@@ -608,3 +608,12 @@ def test_an_int_too_long_to_carry_is_a_field_error() -> None:
 def test_display_revisions_that_do_not_read_as_sources_are_none() -> None:
     assert display_revisions("main") is None
     assert display_revisions("main (abc),") is None
+
+
+def test_a_users_pack_may_not_take_a_built_in_packs_name(tmp_path: Path) -> None:
+    """Else it would load while the built-in is off, then break the start once it is enabled."""
+    (tmp_path / "kubernetes.yaml").write_text(
+        FLAGGER_PACK.replace("pack: flagger", "pack: kubernetes")
+    )
+    with pytest.raises(PackError, match="built-in"):
+        load_catalogue(builtin=(), directory=tmp_path)

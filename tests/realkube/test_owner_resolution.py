@@ -226,7 +226,11 @@ def test_an_event_about_a_pod_of_a_deployment_names_the_chain_the_workload_and_t
         assert domain_event.data["container"] == "checkout"
         assert domain_event.data["source_message_understood"] is True
         assert domain_event.data["workload"] == {"kind": "Deployment", "name": "checkout"}
-        assert domain_event.data["application"] == {"name": "checkout", "namespace": "shop"}
+        assert domain_event.data["application"] == {
+            "name": "checkout",
+            "namespace": "shop",
+            "found_by": "annotation",
+        }
     assert collector.stop() == 0
 
 
@@ -310,7 +314,11 @@ def test_a_rollout_event_of_an_application_tracked_by_label_gives_a_domain_event
     [domain_event] = domain.values
     assert domain_event["type"] == "dev.herald.rollout.step_advanced"
     assert domain_event["data"]["workload"] == {"kind": "Rollout", "name": "payments"}
-    assert domain_event["data"]["application"] == {"name": "payments-prod", "namespace": None}
+    assert domain_event["data"]["application"] == {
+        "name": "payments-prod",
+        "namespace": None,
+        "found_by": "label",
+    }
     assert collector.stop() == 0
 
 
