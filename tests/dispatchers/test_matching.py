@@ -109,3 +109,24 @@ def test_an_event_without_subject_matches_only_an_open_subject_filter() -> None:
     )
     assert matches(SubscriptionFilter(subjects=("*",)), event)
     assert not matches(SubscriptionFilter(subjects=("a*",)), event)
+
+
+@pytest.mark.parametrize(
+    ("patterns", "wanted"),
+    [
+        pytest.param(("rollout.*",), False, id="a-short-name-of-a-herald-family"),
+        pytest.param(("rollout.completed",), False, id="the-same-short-name-exactly"),
+        pytest.param(("*",), True, id="star"),
+        pytest.param(("rollout.*", "*.completed"), True, id="another-pattern-of-the-filter"),
+    ],
+)
+def test_a_foreign_event_whose_type_looks_like_a_herald_short_name_is_not_herald_s(
+    patterns: tuple[str, ...], wanted: bool
+) -> None:
+    """`rollout.*` is how subscriptions ask for Herald's rollout events; another producer's
+    `rollout.completed` must not reach them."""
+    event = decode_cloudevent(
+        b'{"specversion":"1.0","id":"1","source":"/elsewhere","type":"rollout.completed"}',
+        key=None,
+    )
+    assert matches(SubscriptionFilter(event_types=patterns), event) is wanted
