@@ -86,6 +86,14 @@ def main() -> None:
         log.info("stopped before Kafka answered")
         return
     status.wait_for("the worker to start")
+    log.info(
+        "rule packs: %s (built in: %s; from %s: %s); %d types",
+        ", ".join(settings.catalogue.packs) or "none",
+        ", ".join(settings.rule_packs) or "none",
+        settings.rule_dir or "no directory",
+        ", ".join(p for p in settings.catalogue.packs if p not in settings.rule_packs) or "none",
+        len(settings.catalogue.types),
+    )
     app = build_app(settings, raw_partitions=partitions, restart=_restart_in_place)
     worker = faust.Worker(app, loglevel="INFO")
     loop = worker.loop

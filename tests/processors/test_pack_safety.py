@@ -122,3 +122,24 @@ def test_a_kubelet_failed_message_of_64_kib_is_matched_in_linear_time() -> None:
     started = time.monotonic()
     rule.pattern.fullmatch(message)
     assert time.monotonic() - started < 0.5
+
+
+ADVERSARIAL = {
+    "words": "pull image probe Killed process sync to main (abc), " * 1300,
+    "one letter": "a" * 65536,
+    "digits": "1" * 65536,
+    "lines": ("x" * 99 + "\n") * 655,
+    "commas": "a, " * 21845,
+    "parentheses": "(" * 32768 + ")" * 32768,
+}
+
+
+@pytest.mark.parametrize("text", list(ADVERSARIAL.values()), ids=list(ADVERSARIAL))
+def test_every_built_in_pattern_reads_64_kib_without_backtracking_for_long(text: str) -> None:
+    """A hang guard, not a speed measurement: a quadratic pattern takes seconds here."""
+    slowest = (0.0, "")
+    for rule in known_catalogue().rules:
+        started = time.monotonic()
+        rule.pattern.fullmatch(text)
+        slowest = max(slowest, (time.monotonic() - started, rule.name))
+    assert slowest[0] < 0.5, slowest
