@@ -25,7 +25,7 @@ from herald_contracts import (
     parse_time,
 )
 from herald_dev.processes import ServiceProcess
-from processors.packs import builtin_catalogue
+from processors.packs import load_catalogue
 from tests.conftest import Topics
 from tests.consumers import sdks
 from tests.consumers.sdks import read_with_java_sdk, read_with_python_sdk
@@ -141,9 +141,10 @@ def test_the_java_and_python_sdks_read_every_record_of_an_end_to_end_run(
     ours = [decode_domain_event(r.value, key=r.key) for r in records]
     by_id = {event.id: event for event in ours}
     assert len(by_id) == total
-    # Every type of the packs enabled by default (the kubernetes pack is not).
-    assert {event.catalogue_name for event in ours} == set(builtin_catalogue().types)
-    assert set(builtin_catalogue().types) <= set(EVENT_TYPES)
+    # Every type of the packs the processor enabled (the kubernetes pack's are not).
+    enabled = load_catalogue(builtin=("argo-rollouts", "argo-cd", "flux")).types
+    assert {event.catalogue_name for event in ours} == set(enabled)
+    assert set(enabled) <= set(EVENT_TYPES)
     in_order = sorted(zip(records, ours, strict=True), key=lambda r: (r[0].partition, r[0].offset))
 
     java = read_with_java_sdk(java_consumer, kafka, topics.domain)
