@@ -8,6 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from dispatchers.breaker import Breakers, State
 from dispatchers.http import HttpResult
+from dispatchers.intake import RefusalKind
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import DueDelivery
 
@@ -76,6 +77,22 @@ DEAD_LETTERS = Counter(
     " undeliverable (an id or key that cannot be sent or stored), refused_by_database.",
     ["kind"],
 )
+
+
+def _at_zero() -> None:
+    """Every label value known in advance starts as a 0 sample: a labelled counter has no series
+    until its first increment, so `increase()` would never see that first one (the first dead
+    letter or `gone` delivery after a restart would never alert)."""
+    for verdict in Verdict:
+        if verdict is not Verdict.RETRY:
+            DELIVERIES.labels(verdict.value)
+    for status_class in ("2xx", "3xx", "4xx", "5xx", "error"):
+        ATTEMPTS.labels(status_class)
+    for kind in RefusalKind:
+        DEAD_LETTERS.labels(kind.value)
+
+
+_at_zero()
 
 
 def observe_attempt(

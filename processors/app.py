@@ -70,6 +70,8 @@ SKIPS = Counter(
     "Worker restarts because Faust handed the agent a raw record past ones it never handed over"
     " (dropped while recovering, faust issue #596): they are read again after the restart.",
 )
+for _outcome in ("interpreted", "duplicate", "suppressed", "ignored", "dead_lettered"):
+    RECORDS.labels(_outcome)  # a 0 sample from the start: `increase()` then sees the first one
 STALLS = Counter(
     "herald_processor_commit_stalls_total",
     "Worker restarts by the commit-stall guard: a raw partition with records waiting stopped"

@@ -133,3 +133,39 @@ def test_no_collector_alert_fires_on_what_a_healthy_quiet_cluster_does() -> None
     assert threshold is not None
     silent_for = CollectorSettings(kafka_bootstrap="k:1").watch_read_timeout_s
     assert float(threshold.group(1)) + _seconds(unreachable["for"]) > silent_for
+
+
+@pytest.mark.parametrize(
+    ("metric", "label", "values"),
+    [
+        (
+            "herald_dispatcher_dead_letters_total",
+            "kind",
+            {"undecodable", "undeliverable", "refused_by_database"},
+        ),
+        ("herald_dispatcher_deliveries_total", "outcome", {"delivered", "failed", "gone"}),
+        ("herald_dispatcher_attempts_total", "status_class", {"2xx", "3xx", "4xx", "5xx", "error"}),
+        (
+            "herald_processor_records_total",
+            "outcome",
+            {"interpreted", "duplicate", "suppressed", "ignored", "dead_lettered"},
+        ),
+    ],
+)
+def test_counters_of_known_labels_have_a_series_from_the_start(
+    metric: str, label: str, values: set[str]
+) -> None:
+    """Without a 0 sample from the start, `increase()` never sees the first increment after a
+    restart: the first dead letter or `gone` delivery would never alert (issue 13)."""
+    from prometheus_client import REGISTRY
+
+    import dispatchers.metrics  # noqa: F401 - the services import them at start
+    import processors.app  # noqa: F401
+
+    seen = {
+        sample.labels.get(label)
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if sample.name == metric
+    }
+    assert values <= seen
