@@ -62,8 +62,9 @@ class ConsumedRecord:
 class RecordSource(Protocol):
     def poll_batch(self, *, max_records: int, timeout_s: float) -> list[ConsumedRecord]: ...
 
-    def commit(self) -> None:
-        """Commit the offsets of everything polled; CommitError if Kafka does not take it."""
+    def commit(self, records: Sequence[ConsumedRecord]) -> None:
+        """Commit, for each partition these records come from, the offset just past its last one
+        (they are handled); nothing else. CommitError if Kafka does not take it."""
         ...
 
     def rewind(self, records: Sequence[ConsumedRecord]) -> None:
@@ -156,6 +157,15 @@ class ConsumingLoop:
         if not records:
             self.problems.pop("offsets", None)  # nothing polled is left uncommitted
             return 0
+        try:
+            return self._handle(records)
+        except StoreError:
+            # Whichever call found the database away (the subscriptions' refresh or the batch's
+            # transaction), the batch is read again once it is back: nothing is committed past it.
+            self.source.rewind(records)
+            raise
+
+    def _handle(self, records: Sequence[ConsumedRecord]) -> int:
         subscriptions = self._current_subscriptions()
         admitted: list[tuple[ConsumedRecord, Row]] = []
         refused: list[tuple[ConsumedRecord, Refused]] = []
@@ -166,18 +176,14 @@ class ConsumingLoop:
                 admitted.append((record, (verdict.event, verdict.body, wanted)))
             else:
                 refused.append((record, verdict))
-        try:
-            created, unstorable = self._store(admitted)
-        except StoreError:
-            self.source.rewind(records)
-            raise
+        created, unstorable = self._store(admitted)
         for record, refusal in sorted(refused + unstorable, key=lambda r: _position(r[0])):
             self._set_aside_once(record, refusal)
         if self._set_aside and not self._acknowledged():
             self.source.rewind(records)  # stopping: read again (and absorbed) after a restart
             return created
         try:
-            self.source.commit()
+            self.source.commit(records)
         except CommitError as e:
             # Offsets not committed: the records are read again (stored ones are absorbed, those
             # set aside are skipped) and committed with a later batch.

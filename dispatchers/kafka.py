@@ -1,7 +1,11 @@
 """The dispatcher's Kafka adapters: the domain-topic consumer and the dead-letter producer.
 
-Offsets are never committed automatically: `commit` is called by the consuming loop only after the
-deliveries of everything it consumed are committed in Postgres and its dead letters acknowledged.
+Offsets are never committed automatically, nor stored automatically: `commit` is called by the
+consuming loop only after the deliveries of a batch are committed in Postgres and its dead letters
+acknowledged, and it commits the offsets just past that batch's records, not librdkafka's stored
+offsets. (librdkafka stores the offset of every record it hands over, and a `seek` back does not
+undo that: committing the stored offsets after a batch was read again from an earlier position
+would commit past records not handled yet.)
 
 A dead letter waits for Kafka as long as it takes (`message.timeout.ms` 0: librdkafka's default
 of 5 minutes would expire it while Kafka is away, and `flush` would then report nothing left to
@@ -42,6 +46,7 @@ class KafkaRecordSource:
                 "bootstrap.servers": bootstrap,
                 "group.id": group_id,
                 "enable.auto.commit": False,
+                "enable.auto.offset.store": False,  # `commit` names the offsets: see above
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": int(session_timeout_s * 1000),
@@ -71,13 +76,26 @@ class KafkaRecordSource:
             )
         return records
 
-    def commit(self) -> None:
+    def commit(self, records: Sequence[ConsumedRecord]) -> None:
+        after: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            after[key] = max(after.get(key, 0), record.offset + 1)
+        if not after:
+            return
+        offsets = [
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in after.items()
+        ]
         try:
-            self._consumer.commit(asynchronous=False)
+            committed = self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as e:
-            # "No offset stored" means nothing was consumed since the last commit: not an error.
-            if "NO_OFFSET" not in str(e):
-                raise CommitError(f"offset commit failed: {e}") from e
+            raise CommitError(f"offset commit failed: {e}") from e
+        refused = [tp for tp in committed or () if tp.error is not None]
+        if refused:
+            raise CommitError(
+                "offset commit failed: "
+                + "; ".join(f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in refused)
+            )
 
     def rewind(self, records: Sequence[ConsumedRecord]) -> None:
         first: dict[tuple[str, int], int] = {}

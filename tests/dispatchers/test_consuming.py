@@ -523,3 +523,34 @@ def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value_pointing_a
     assert dead.headers[DeadLetterHeader.SOURCE_TOPIC] == topics.domain.encode()
     assert b"not JSON" in dead.headers[DeadLetterHeader.ERROR]
     assert b"too large for the dead-letter topic" in dead.headers[DeadLetterHeader.ERROR]
+
+
+def _poll_until(source: KafkaRecordSource, count: int) -> list[ConsumedRecord]:
+    records: list[ConsumedRecord] = []
+    for _ in range(60):
+        records += source.poll_batch(max_records=count - len(records), timeout_s=0.5)
+        if len(records) >= count:
+            return records
+    raise AssertionError(f"fewer than {count} records polled: {len(records)}")
+
+
+def test_a_commit_names_the_offsets_of_the_records_handled_not_how_far_the_consumer_read(
+    kafka: str, topics: Topics
+) -> None:
+    # librdkafka would commit how far it handed records over (its stored offsets), which a seek
+    # back does not undo: a batch read again after the database went away would be committed past.
+    events = [_event(n) for n in range(6)]  # one key: one partition, in order
+    produce_domain_events(kafka, topics.domain, events)
+    group = f"g-{uuid.uuid4().hex}"
+    source = KafkaRecordSource(bootstrap=kafka, group_id=group, topic=topics.domain)
+    try:
+        records = _poll_until(source, 6)
+        source.commit(records[:2])
+        assert _committed(kafka, group, topics.domain) == 2
+        source.rewind(records[2:])
+        again = _poll_until(source, 4)
+        assert [r.offset for r in again] == [r.offset for r in records[2:]]
+        source.commit(again)
+        assert _committed(kafka, group, topics.domain) == 6
+    finally:
+        source.close()

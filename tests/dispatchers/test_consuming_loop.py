@@ -14,7 +14,7 @@ import pytest
 
 from dispatchers.consuming import CommitError, ConsumedRecord, ConsumingLoop, DeadLetterError
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.postgres import StoredBatch, Subscription, ValuesRefusedError
+from dispatchers.postgres import StoredBatch, StoreError, Subscription, ValuesRefusedError
 from herald_contracts import CloudEvent, encode_domain_event
 from herald_runtime.backoff import Backoff
 from tests.support import domain_event
@@ -45,11 +45,12 @@ class FakeSource:
         self.position += len(batch)
         return batch
 
-    def commit(self) -> None:
+    def commit(self, records: Sequence[ConsumedRecord]) -> None:
+        """As Kafka: the offset just past the last record named (not the consumer's position)."""
         if self.failing_commits:
             self.failing_commits -= 1
             raise CommitError("offset commit failed: REBALANCE_IN_PROGRESS")
-        self.committed = self.position
+        self.committed = max(r.offset for r in records) + 1
 
     def rewind(self, records: Sequence[ConsumedRecord]) -> None:
         self.position = min(r.offset for r in records)
@@ -85,13 +86,22 @@ class FakeStore:
     sources: dict[str, str] = field(default_factory=dict)
     """The source of each id stored."""
     transactions: int = 0
+    away_for: list[str] = field(default_factory=list)
+    """The next calls to fail as with the database away, by name ("subscriptions", "record_batch")."""
+
+    def _maybe_away(self, call: str) -> None:
+        if self.away_for and self.away_for[0] == call:
+            self.away_for.pop(0)
+            raise StoreError("terminating connection due to administrator command")
 
     def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]:
+        self._maybe_away("subscriptions")
         return [SUBSCRIPTION]
 
     def record_batch(
         self, batch: Sequence[tuple[CloudEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
     ) -> StoredBatch:
+        self._maybe_away("record_batch")
         self.transactions += 1
         if any(event.id in self.refused_ids for event, _, _ in batch):
             raise ValuesRefusedError("index row size 8016 exceeds btree version 4 maximum 2704")
@@ -209,4 +219,36 @@ def test_an_id_already_another_sources_is_set_aside_and_the_rest_stored() -> Non
     assert offset == 1
     assert "already the id of an event from another source ('https://a.example/')" in reason
     assert kinds == ["undeliverable"]
+    assert source.committed == 4
+
+
+@pytest.mark.parametrize("failing_call", ["subscriptions", "record_batch"])
+def test_a_batch_polled_while_the_database_is_away_is_read_again_and_stored_once_it_is_back(
+    failing_call: str,
+) -> None:
+    # Field fault (pipeline fault test, seed 741754): the subscriptions' refresh found Postgres
+    # stopped after a batch was polled; the batch was dropped without being read again, and the
+    # next batch's commit went past it.
+    events = [domain_event(n, event_id=f"e-{n}") for n in range(6)]
+    source = FakeSource(_records([encode_domain_event(e) for e in events]))
+    store = FakeStore(away_for=[failing_call])
+    loop = _loop(source, FakeSink(), store, [])
+    loop.subscriptions_refresh_s = 0.0  # refreshed before every batch
+    loop.max_batch = 3
+    with pytest.raises(StoreError):
+        loop.run_once(timeout_s=0)
+    assert source.committed == 0
+    assert loop.run_once(timeout_s=0) == 3
+    assert loop.run_once(timeout_s=0) == 3
+    assert store.events == [e.id for e in events]
+    assert source.committed == 6
+
+
+def test_a_commit_names_only_the_records_of_the_batch_handled() -> None:
+    source = FakeSource(_records([encode_domain_event(domain_event(n)) for n in range(5)]))
+    loop = _loop(source, FakeSink(), FakeStore(), [])
+    loop.max_batch = 2
+    loop.run_once(timeout_s=0)
+    assert source.committed == 2
+    loop.run_once(timeout_s=0)
     assert source.committed == 4
