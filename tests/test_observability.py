@@ -22,8 +22,8 @@ from collectors.settings import CollectorSettings
 SERVICES_METRICS = (collectors.metrics, processors.app, dispatchers.metrics)  # imported: registered
 
 ROOT = Path(__file__).resolve().parents[1]
-DASHBOARD = ROOT / "deploy" / "grafana" / "herald-dashboard.json"
-ALERTS = ROOT / "deploy" / "prometheus" / "herald-alerts.yaml"
+DASHBOARD = ROOT / "deploy" / "helm" / "herald" / "files" / "herald-dashboard.json"
+ALERTS = ROOT / "deploy" / "helm" / "herald" / "files" / "herald-alerts.yaml"
 METRIC = re.compile(r"\bherald_[a-z_]+\b")
 SELECTOR = re.compile(r"\b(herald_[a-z_]+)\{([^}]*)\}")
 BY = re.compile(r"\bby \(([^)]*)\)")
