@@ -6,7 +6,9 @@ CollectorError
 │   └── ExpiredError        410: the resourceVersion or continue token is too old; relist
 ├── PublishError            Kafka did not take a record now; the watch re-reads from its checkpoint
 │   └── RecordRefusedError  Kafka will never take this record (too large, not UTF-8): set it aside
-└── KafkaUnavailableError   Kafka cannot be reached (yet); wait for it with backoff, not a setting
+├── KafkaUnavailableError   Kafka cannot be reached (yet); wait for it with backoff, not a setting
+└── LeaseError              a Lease of the home cluster could not be read or written; next beat
+    └── LeaseConflictError  409 (or 404): someone else wrote that Lease first; it is not ours
 """
 
 
@@ -40,4 +42,14 @@ class RecordRefusedError(PublishError):
 
 
 class KafkaUnavailableError(CollectorError):
+    pass
+
+
+class LeaseError(CollectorError):
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LeaseConflictError(LeaseError):
     pass

@@ -68,6 +68,37 @@ CONFIG_ERRORS = Counter(
     "Cluster-file reloads refused because of an error (the previous configuration stays in force).",
 )
 CLUSTERS_WATCHED = Gauge("herald_collector_clusters_watched", "Clusters this replica watches now.")
+LEASES_HELD = Gauge(
+    "herald_collector_leases_held",
+    "1 per cluster whose Lease this replica holds now (absent: another replica's, or nobody's); "
+    "summed over the replicas, 1 per cluster.",
+    ["cluster"],
+)
+LEASE_MEMBERS = Gauge(
+    "herald_collector_lease_members",
+    "Collector replicas alive as this one counts them (membership Leases not expired), itself "
+    "included.",
+)
+LEASE_ERRORS = Counter(
+    "herald_collector_lease_errors_total",
+    "Lease reads and writes that failed, by cause (conflict: another replica wrote first; "
+    "http_<status>; connection).",
+    ["cause"],
+)
+_leases_held: set[str] = set()
+
+
+def publish_leases(*, held: set[str], members: int) -> None:
+    """The Leases this replica holds now: a cluster no longer held loses its sample."""
+    for cluster in _leases_held - held:
+        LEASES_HELD.remove(cluster)
+    for cluster in held:
+        LEASES_HELD.labels(cluster).set(1)
+    _leases_held.clear()
+    _leases_held.update(held)
+    LEASE_MEMBERS.set(members)
+
+
 DELIVERY_LATENCY = Histogram(
     "herald_collector_kafka_delivery_seconds",
     "Time from handing a record to the producer to the broker's acknowledgement.",

@@ -1,0 +1,235 @@
+"""Replicas sharing clusters through the Lease keeper, on the in-memory Lease store and a fake clock:
+each cluster is watched by one replica, a new replica gets its share, a dead or cut-off one's
+clusters move, and no cluster is ever watched twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from collectors.errors import LeaseError
+from collectors.leasekeeper import LeaseKeeper, LeaseTimings
+from collectors.leases import Lease, cluster_lease_name
+from collectors.leasestore import MemoryLeaseStore
+
+TIMINGS = LeaseTimings(duration_s=15, renew_deadline_s=10, retry_period_s=2)
+CLUSTERS = {f"c{i}" for i in range(5)}
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wall(self) -> datetime:
+        return datetime(2026, 11, 30, tzinfo=UTC) + timedelta(seconds=self.now)
+
+
+@dataclass
+class CutOff:
+    """One replica's view of the shared store, which can be cut off from it alone."""
+
+    store: MemoryLeaseStore
+    down: bool = False
+
+    def list(self) -> dict[str, Lease]:
+        if self.down:
+            raise LeaseError("list: API server unreachable")
+        return self.store.list()
+
+    def write(self, lease: Lease) -> Lease:
+        if self.down:
+            raise LeaseError("write: API server unreachable")
+        return self.store.write(lease)
+
+
+@dataclass
+class Replica:
+    """A keeper and what its main loop would run: the watches follow `owned` at once."""
+
+    keeper: LeaseKeeper
+    link: CutOff
+    running: frozenset[str] = frozenset()
+    alive: bool = True
+
+    def tick(self) -> None:
+        owned, view = self.keeper.owned()
+        self.running = owned
+        self.keeper.report(owned, view=view)
+
+
+@dataclass
+class World:
+    store: MemoryLeaseStore = field(default_factory=MemoryLeaseStore)
+    clock: Clock = field(default_factory=Clock)
+    replicas: dict[str, Replica] = field(default_factory=dict)
+
+    def start(self, name: str, clusters: set[str] = CLUSTERS) -> Replica:
+        link = CutOff(self.store)
+        keeper = LeaseKeeper(
+            link, holder=name, timings=TIMINGS, clock=self.clock, wall=self.clock.wall
+        )
+        keeper.want(clusters)
+        self.replicas[name] = Replica(keeper, link)
+        return self.replicas[name]
+
+    def run(self, seconds: float) -> None:
+        """Beat every 2 s and tick every 0.5 s, checking at every tick that no cluster runs on
+        two replicas."""
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            if self.clock.now % TIMINGS.retry_period_s == 0:
+                for replica in self.live():
+                    replica.keeper.beat()
+            for replica in self.live():
+                replica.tick()
+            self.assert_watched_at_most_once()
+            self.clock.now += 0.5
+
+    def live(self) -> list[Replica]:
+        return [r for r in self.replicas.values() if r.alive]
+
+    def assert_watched_at_most_once(self) -> None:
+        running = [c for r in self.live() for c in r.running]
+        assert len(running) == len(set(running)), {n: r.running for n, r in self.replicas.items()}
+
+    def watched(self) -> dict[str, set[str]]:
+        return {n: set(r.running) for n, r in self.replicas.items() if r.alive}
+
+    def holders(self) -> dict[str, str]:
+        return {
+            c: lease.holder
+            for c in CLUSTERS
+            if (lease := self.store.get(cluster_lease_name(c))) is not None
+        }
+
+
+def everything_once(world: World) -> bool:
+    running = [c for r in world.live() for c in r.running]
+    return sorted(running) == sorted(CLUSTERS)
+
+
+def test_one_replica_takes_every_cluster() -> None:
+    world = World()
+    world.start("a")
+    world.run(2)
+    assert world.watched() == {"a": CLUSTERS}
+    assert set(world.holders().values()) == {"a"}
+
+
+def test_a_new_replica_gets_its_share_without_any_cluster_watched_twice() -> None:
+    world = World()
+    world.start("a")
+    world.run(4)
+    world.start("b")
+    world.run(10)
+    watched = world.watched()
+    assert everything_once(world)
+    assert sorted(len(v) for v in watched.values()) == [2, 3]
+    assert world.holders() == {c: n for n, clusters in watched.items() for c in clusters}
+
+
+def test_a_dead_replicas_clusters_are_taken_over_once_its_leases_expire() -> None:
+    world = World()
+    world.start("a")
+    world.run(4)
+    world.start("b")
+    world.run(10)
+    world.replicas["b"].alive = False  # kill -9: nothing is released
+    world.run(TIMINGS.duration_s - 4)
+    assert len(world.watched()["a"]) < len(CLUSTERS)  # b's leases have not expired yet
+    world.run(8)
+    assert world.watched() == {"a": CLUSTERS}
+
+
+def test_a_stopping_replica_releases_its_leases_and_the_others_take_them_at_once() -> None:
+    world = World()
+    world.start("a")
+    world.run(4)
+    b = world.start("b")
+    world.run(10)
+    b.alive = False
+    b.running = frozenset()
+    b.keeper.release()
+    world.run(4)  # well within a lease duration
+    assert world.watched() == {"a": CLUSTERS}
+
+
+def test_a_replica_cut_off_from_the_leases_stops_its_watches_before_another_takes_them() -> None:
+    world = World()
+    world.start("a")
+    world.run(4)
+    b = world.start("b")
+    world.run(10)
+    theirs = set(b.running)
+    assert theirs
+    b.link.down = True
+    # It goes on ticking (its watches would run), cut off from the Leases only: at every tick
+    # `run` checks that a and b never watch one cluster together.
+    world.run(TIMINGS.renew_deadline_s + 1)
+    assert b.running == frozenset()
+    assert not b.keeper.health()[0]
+    world.run(10)
+    assert world.watched()["a"] == CLUSTERS
+
+
+def test_a_cluster_to_hand_over_is_not_released_while_its_watch_still_runs() -> None:
+    world = World()
+    a = world.start("a")
+    world.run(4)
+    stuck = sorted(CLUSTERS)[0]
+
+    def slow_tick() -> None:  # the main loop has not stopped `stuck` yet
+        owned, view = a.keeper.owned()
+        a.running = owned | {stuck}
+        a.keeper.report(a.running, view=view)
+
+    a.tick = slow_tick  # type: ignore[method-assign]
+    world.start("b")
+    for _ in range(20):
+        world.clock.now += 2
+        for replica in world.live():
+            replica.keeper.beat()
+            replica.tick()
+        assert world.holders()[stuck] == "a"  # renewed, never released under its watch
+
+
+def test_a_cluster_removed_from_the_file_stops_and_its_lease_is_released() -> None:
+    world = World()
+    a = world.start("a")
+    world.run(4)
+    a.keeper.want(CLUSTERS - {"c0"})
+    world.run(6)
+    assert world.watched() == {"a": CLUSTERS - {"c0"}}
+    assert world.holders()["c0"] == ""
+
+
+def test_a_lease_written_by_someone_else_ends_the_watch_at_the_next_beat() -> None:
+    world = World()
+    a = world.start("a")
+    world.run(4)
+    name = cluster_lease_name("c1")
+    taken = world.store.get(name)
+    assert taken is not None
+    world.store.write(replace(taken, holder="intruder"))
+    world.run(2.5)
+    assert "c1" not in a.running
+
+
+@pytest.mark.parametrize("down_for_s", [1, 12], ids=["blip", "outage"])
+def test_health_follows_whether_the_leases_can_be_renewed(down_for_s: float) -> None:
+    world = World()
+    a = world.start("a")
+    world.run(4)
+    assert a.keeper.health()[0]
+    world.store.down = True
+    world.run(down_for_s)
+    assert a.keeper.health()[0] is (down_for_s < TIMINGS.renew_deadline_s)
+    world.store.down = False
+    world.run(4)
+    assert a.keeper.health()[0]
+    assert world.watched() == {"a": CLUSTERS}
