@@ -3,9 +3,17 @@
 
 Run: loads and validates the settings, configures logging, creates the producer and the checkpoint
 store, serves metrics and health, waits for Kafka (checking the topics, `collectors.topics`) and reads
-the checkpoints, starts the supervisor on the clusters this replica owns, re-reads the cluster file
-every few seconds, writes moved checkpoints every second, and on SIGTERM or SIGINT stops the
-watches, flushes the producer, writes the last checkpoints and reports anything unsent.
+the checkpoints, starts the Lease keeper (`collectors.leasekeeper`, unless HERALD_LEASE_NAMESPACE is
+unset: then this one collector watches every cluster) and the supervisor on the clusters whose
+Leases this replica holds, re-reads the cluster file every few seconds, writes moved checkpoints
+every second, and on SIGTERM or SIGINT stops the watches, flushes the producer, writes the last
+checkpoints, reports anything unsent and releases its Leases.
+
+Readiness (/readyz) is Kafka answered at start, the Leases can be read and renewed, and no watch is
+still on its first attempt (for at most 10 s). Whether the clusters answer is not readiness: one
+unreachable cluster would otherwise hold back every rollout of the collectors; it shows in the
+metrics (`herald_collector_seconds_since_contact`, `herald_collector_watch_restarts_total`), the
+logs, the alerts, and in /readyz's body (`not_in_contact`).
 
 A Kafka that does not answer at start is waited for with backoff (logged; /healthz live, /readyz
 503 with the reason), never reported as a bad setting: under Kubernetes that would crash-loop the
@@ -40,6 +48,8 @@ from collectors.errors import KafkaUnavailableError, SettingsError
 from collectors.kafka import KafkaRecordSink, producer_config
 from collectors.kube import KubeEventSource, api_client
 from collectors.kubemeta import KubeMetadataSource
+from collectors.leasekeeper import LeaseKeeper, LeaseTimings
+from collectors.leasestore import KubeLeaseStore
 from collectors.ownerwatch import OwnerCaches, OwnerSettings
 from collectors.replay import replay
 from collectors.settings import WATCH_READ_MARGIN_S, CollectorSettings
@@ -100,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         producer, bootstrap=settings.kafka_bootstrap, topic=settings.checkpoint_topic
     )
     try:
-        _run(settings, sink, store, initial)
+        keeper = _keeper(settings)
+        _run(settings, sink, store, initial, keeper)
     except SettingsError as e:
         sys.exit(f"collector: bad setting: {e}")
 
@@ -111,6 +122,77 @@ def _load_clusters(settings: CollectorSettings) -> tuple[ClusterSpec, ...]:
         return (settings.single_cluster,)
     path = settings.clusters_file
     return parse_cluster_file(path.read_text(), source=str(path))
+
+
+def _keeper(settings: CollectorSettings) -> LeaseKeeper | None:
+    """The Lease keeper on the home cluster; None without HERALD_LEASE_NAMESPACE. SettingsError
+    when the home cluster's config cannot be loaded (no in-cluster config outside a pod)."""
+    if settings.lease_namespace is None:
+        return None
+    try:
+        api = api_client(kubeconfig=settings.lease_kubeconfig, context=None)
+    except SettingsError as e:
+        raise SettingsError(
+            f"HERALD_LEASE_NAMESPACE is set, so the Leases need the home cluster: {e} (set "
+            "HERALD_LEASE_KUBECONFIG outside a pod, or unset HERALD_LEASE_NAMESPACE for one "
+            "collector without Leases)"
+        ) from e
+    timings = LeaseTimings(
+        duration_s=settings.lease_duration_s,
+        renew_deadline_s=settings.lease_renew_deadline_s,
+        retry_period_s=settings.lease_retry_period_s,
+    )
+    store = KubeLeaseStore(
+        api,
+        namespace=settings.lease_namespace,
+        timeouts=(settings.connect_timeout_s, settings.lease_renew_deadline_s),
+    )
+    return LeaseKeeper(store, holder=settings.lease_holder, timings=timings)
+
+
+class _LeaseFollower:
+    """Each tick, with Leases: run the watches of the clusters whose Leases this replica holds,
+    and tell the keeper which still run (or whose last checkpoints are not in Kafka yet), so that
+    it releases only what has stopped and is checkpointed."""
+
+    def __init__(
+        self,
+        keeper: LeaseKeeper,
+        supervisor: Supervisor,
+        store: KafkaCheckpointStore,
+        sink: KafkaRecordSink,
+    ) -> None:
+        self._keeper = keeper
+        self._supervisor = supervisor
+        self._store = store
+        self._sink = sink
+        self._unflushed: set[str] = set()
+
+    def follow(self, specs: tuple[ClusterSpec, ...]) -> None:
+        owned, view = self._keeper.owned()
+        chosen = tuple(s for s in specs if s.enabled and s.name in owned)
+        before = set(self._supervisor.clusters)
+        new = {s.name for s in chosen} - before
+        if new:
+            # Another replica may have watched them until just now: start from its checkpoints.
+            try:
+                self._supervisor.merge_checkpoints(self._store.load(timeout_s=5))
+            except KafkaUnavailableError as e:
+                log.warning(
+                    "cannot read the checkpoints before starting %s (%s); trying again",
+                    ", ".join(sorted(new)),
+                    e,
+                )
+                chosen = tuple(s for s in chosen if s.name not in new)
+        self._supervisor.apply(chosen)
+        stopped = before - set(self._supervisor.clusters)
+        if stopped:
+            self._supervisor.save_checkpoints()
+            self._unflushed |= stopped
+        if self._unflushed and self._sink.flush(5 if stopped else 0) == 0:
+            self._unflushed.clear()
+        running = set(self._supervisor.clusters) | self._supervisor.unsaved_clusters()
+        self._keeper.report(running | self._unflushed, view=view)
 
 
 def _connect(settings: CollectorSettings) -> Any:
@@ -161,7 +243,8 @@ def _connect_owners(settings: CollectorSettings) -> ConnectOwners | None:
 
 class _Health:
     """What /healthz and /readyz read: the main loop's tick (no lock: a stuck loop cannot hold
-    one), the reason it is waiting for Kafka, if it is, and the supervisor once it runs."""
+    one), the reason it is waiting for Kafka, if it is, the Lease keeper, and the supervisor once
+    it runs."""
 
     def __init__(self, *, live_limit_s: float, contact_limit_s: float) -> None:
         self._live_limit_s = live_limit_s
@@ -169,6 +252,7 @@ class _Health:
         self.tick = time.monotonic()
         self.waiting_for: str | None = "starting"
         self.supervisor: Supervisor | None = None
+        self.keeper: LeaseKeeper | None = None
 
     def beat(self) -> None:
         self.tick = time.monotonic()
@@ -178,12 +262,22 @@ class _Health:
         return age < self._live_limit_s, {"loop_age_s": round(age, 1)}
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
-        supervisor, waiting_for = self.supervisor, self.waiting_for
+        supervisor, keeper, waiting_for = self.supervisor, self.keeper, self.waiting_for
         if supervisor is None:
             return False, {"waiting_for": waiting_for}
-        ages = supervisor.contact_ages(time.time())
-        stale = {k: v for k, v in ages.items() if v is None or v > self._contact_limit_s}
-        return not stale, {"clusters": supervisor.clusters, "not_in_contact": sorted(stale)}
+        now = time.time()
+        ages = supervisor.contact_ages(now)
+        stale = sorted(k for k, v in ages.items() if v is None or v > self._contact_limit_s)
+        starting = supervisor.starting(now)
+        details: dict[str, Any] = {
+            "clusters": supervisor.clusters,
+            "not_in_contact": stale,
+            "starting": starting,
+        }
+        leases_ok = True
+        if keeper is not None:
+            leases_ok, details["leases"] = keeper.health()
+        return leases_ok and not starting, details
 
 
 def _wait_for_kafka(
@@ -222,11 +316,54 @@ def _wait_for_kafka(
     return None
 
 
+def _supervisor(
+    settings: CollectorSettings,
+    sink: KafkaRecordSink,
+    store: KafkaCheckpointStore,
+    checkpoints: dict[str, Checkpoint],
+) -> Supervisor:
+    return Supervisor(
+        connect=_connect(settings),
+        sink=sink,
+        store=store,
+        checkpoints=checkpoints,
+        now=_now,
+        watch=WatchSettings(
+            page_size=settings.list_page_size,
+            watch_timeout_s=settings.watch_timeout_s,
+            backoff=Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s),
+            message_max_bytes=settings.event_message_max_bytes,
+        ),
+        connect_owners=_connect_owners(settings),
+    )
+
+
+def _start_leases(
+    settings: CollectorSettings,
+    keeper: LeaseKeeper,
+    specs: tuple[ClusterSpec, ...],
+    stop: threading.Event,
+) -> threading.Thread:
+    keeper.want(s.name for s in specs if s.enabled)
+    beats = threading.Thread(target=keeper.run, args=(stop,), name="leases", daemon=True)
+    beats.start()
+    log.info(
+        "collector %s publishing to %s; sharing %d clusters with the other replicas through "
+        "Leases in namespace %s",
+        keeper.holder,
+        settings.raw_topic,
+        sum(1 for s in specs if s.enabled),
+        settings.lease_namespace,
+    )
+    return beats
+
+
 def _run(
     settings: CollectorSettings,
     sink: KafkaRecordSink,
     store: KafkaCheckpointStore,
     initial: tuple[ClusterSpec, ...],
+    keeper: LeaseKeeper | None,
 ) -> None:
     stop = threading.Event()
 
@@ -254,39 +391,61 @@ def _run(
         target=sink.serve_reports, args=(stop,), name="delivery-reports", daemon=True
     )
     reports.start()
-    supervisor = Supervisor(
-        connect=_connect(settings),
-        sink=sink,
-        store=store,
-        checkpoints=checkpoints,
-        now=_now,
-        watch=WatchSettings(
-            page_size=settings.list_page_size,
-            watch_timeout_s=settings.watch_timeout_s,
-            backoff=Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s),
-            message_max_bytes=settings.event_message_max_bytes,
-        ),
-        replica_index=settings.replica_index,
-        replica_count=settings.replica_count,
-        connect_owners=_connect_owners(settings),
-    )
-    supervisor.apply(initial)
+    supervisor = _supervisor(settings, sink, store, checkpoints)
+    specs = initial
+    follower: _LeaseFollower | None = None
+    beats: threading.Thread | None = None
+    tick = settings.checkpoint_interval_s
+    if keeper is None:
+        supervisor.apply(specs)
+        log.info(
+            "collector publishing to %s; no Leases (HERALD_LEASE_NAMESPACE unset): watching %s",
+            settings.raw_topic,
+            ", ".join(supervisor.clusters) or "nothing",
+        )
+    else:
+        follower = _LeaseFollower(keeper, supervisor, store, sink)
+        beats = _start_leases(settings, keeper, specs, stop)
+        state.keeper = keeper
+        # Often enough that a watch stops well within the margin its Lease leaves.
+        tick = min(tick, settings.lease_retry_period_s / 2)
     state.supervisor = supervisor
-    log.info(
-        "collector replica %d/%d publishing to %s; watching %s",
-        settings.replica_index,
-        settings.replica_count,
-        settings.raw_topic,
-        ", ".join(supervisor.clusters) or "nothing",
-    )
     last_text = settings.clusters_file.read_text() if settings.clusters_file else None
     next_reload = time.monotonic() + settings.clusters_reload_s
-    while not stop.wait(settings.checkpoint_interval_s):
+    next_save = time.monotonic() + settings.checkpoint_interval_s
+    while not stop.wait(tick):
         state.beat()
-        supervisor.save_checkpoints()
+        if time.monotonic() >= next_save:
+            next_save = time.monotonic() + settings.checkpoint_interval_s
+            supervisor.save_checkpoints()
         if settings.clusters_file is not None and time.monotonic() >= next_reload:
             next_reload = time.monotonic() + settings.clusters_reload_s
-            last_text = _reload(settings.clusters_file, last_text, supervisor)
+            last_text, changed = _reload(settings.clusters_file, last_text)
+            if changed is not None:
+                specs = changed
+                _apply(specs, supervisor, keeper)
+        if follower is not None:
+            follower.follow(specs)
+    _stop(settings, supervisor, sink, keeper, beats)
+
+
+def _apply(
+    specs: tuple[ClusterSpec, ...], supervisor: Supervisor, keeper: LeaseKeeper | None
+) -> None:
+    """A new cluster file: without Leases, watch it all; with them, want its Leases."""
+    if keeper is None:
+        supervisor.apply(specs)
+    else:
+        keeper.want(s.name for s in specs if s.enabled)
+
+
+def _stop(
+    settings: CollectorSettings,
+    supervisor: Supervisor,
+    sink: KafkaRecordSink,
+    keeper: LeaseKeeper | None,
+    beats: threading.Thread | None,
+) -> None:
     supervisor.stop()
     unsent = sink.flush(10)
     supervisor.save_checkpoints()
@@ -295,10 +454,14 @@ def _run(
         log.error(
             "%d records were not acknowledged by Kafka at shutdown; they will be re-read", unsent
         )
+    if keeper is not None and beats is not None:
+        beats.join(timeout=settings.lease_renew_deadline_s)
+        keeper.release()  # after the last checkpoints: the replicas taking over read them
     log.info("collector stopped")
 
 
-def _reload(path: Path, last_text: str | None, supervisor: Supervisor) -> str | None:
+def _reload(path: Path, last_text: str | None) -> tuple[str | None, tuple[ClusterSpec, ...] | None]:
+    """The file's text now, and its clusters if it changed and parses (None otherwise)."""
     try:
         text = path.read_text()
     except OSError as e:
@@ -306,18 +469,17 @@ def _reload(path: Path, last_text: str | None, supervisor: Supervisor) -> str | 
         log.error(  # noqa: TRY400 - a user error, no traceback
             "cannot read the cluster file %s: %s; keeping the previous configuration", path, e
         )
-        return last_text
+        return last_text, None
     if text == last_text:
-        return last_text
+        return last_text, None
     try:
         specs = parse_cluster_file(text, source=str(path))
     except ConfigError as e:
         metrics.CONFIG_ERRORS.inc()
         log.error("%s; keeping the previous configuration", e)  # noqa: TRY400 - a user error, no traceback
-        return text  # reported once; a later edit is read again
+        return text, None  # reported once; a later edit is read again
     log.info("cluster file %s changed; applying it", path)
-    supervisor.apply(specs)
-    return text
+    return text, specs
 
 
 def _replay(

@@ -1,4 +1,4 @@
-"""The cluster file: which clusters a collector watches, and which replica watches which. Pure.
+"""The cluster file: which clusters the collectors watch. Pure.
 
     clusters:
       - name: prod-eu                  # required; unique; no '/', spaces or control characters
@@ -11,13 +11,12 @@
 
 Parsing returns the whole configuration or raises ConfigError naming the first problem, so a file with
 an error never half-applies: the supervisor keeps the previous good configuration in force.
-Replicas share the clusters by rendezvous hashing of the name over the replica count, so each cluster
-has exactly one replica and a change of the count moves as few clusters as possible.
+Which replica watches which cluster is not the file's business: the replicas share them through
+Leases (`collectors.leases`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,23 +136,3 @@ def _strings(value: Any, *, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{where} must be a list of non-empty strings")
     return tuple(value)
-
-
-def owner(cluster: str, *, replica_count: int) -> int:
-    """The replica (0-based) that watches `cluster`: rendezvous (highest random weight) hashing."""
-
-    def weight(replica: int) -> int:
-        return int.from_bytes(hashlib.sha256(f"{cluster}\0{replica}".encode()).digest()[:8], "big")
-
-    return max(range(replica_count), key=weight)
-
-
-def assigned(
-    specs: tuple[ClusterSpec, ...], *, replica_index: int, replica_count: int
-) -> tuple[ClusterSpec, ...]:
-    """The enabled clusters this replica watches."""
-    return tuple(
-        s
-        for s in specs
-        if s.enabled and owner(s.name, replica_count=replica_count) == replica_index
-    )

@@ -8,9 +8,11 @@ single cluster, from `HERALD_CLUSTER_NAME` and its companions.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from collectors.config import ClusterSpec, valid_cluster_name
 from collectors.errors import SettingsError
@@ -35,6 +37,8 @@ _LABEL_KEY = re.compile(
 )
 """A Kubernetes label key: an optional DNS subdomain prefix and `/`, then a name of at most 63."""
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (`.` and `..` aside)."""
 
@@ -56,10 +60,22 @@ class CollectorSettings:
     """HERALD_CHECKPOINT_INTERVAL_S: how often moved checkpoints are written."""
     clusters_reload_s: float = 5.0
     """HERALD_CLUSTERS_RELOAD_S: how often the cluster file is checked for changes."""
-    replica_index: int = 0
-    """HERALD_REPLICA_INDEX: this replica's index; default: the StatefulSet ordinal in HOSTNAME."""
-    replica_count: int = 1
-    """HERALD_REPLICA_COUNT: how many replicas share the clusters."""
+    lease_namespace: str | None = None
+    """HERALD_LEASE_NAMESPACE: where the replicas' Leases live, in the home cluster (the one the
+    collector runs in). Unset or empty: no Leases, this one collector watches every cluster (the
+    local and development mode; never run two like that on one cluster file)."""
+    lease_holder: str = ""
+    """HERALD_LEASE_HOLDER: this replica's identity in the Leases (the pod's name); default: the
+    host name. Unique per replica."""
+    lease_kubeconfig: Path | None = None
+    """HERALD_LEASE_KUBECONFIG: kubeconfig of the home cluster; unset: in-cluster config."""
+    lease_duration_s: int = 15
+    """HERALD_LEASE_DURATION_S: a Lease unchanged this long has expired and is taken over."""
+    lease_renew_deadline_s: float = 10.0
+    """HERALD_LEASE_RENEW_DEADLINE_S: a cluster's watch stops when its Lease was not renewed
+    within this; below HERALD_LEASE_DURATION_S, so it stops before anyone may take it over."""
+    lease_retry_period_s: float = 2.0
+    """HERALD_LEASE_RETRY_PERIOD_S: the beat: Leases are listed, renewed and taken this often."""
     list_page_size: int = 500
     """HERALD_LIST_PAGE_SIZE: items per page of a list."""
     watch_timeout_s: int = 120
@@ -142,8 +158,14 @@ class CollectorSettings:
             raise SettingsError(
                 f"HERALD_CLUSTERS_FILE names {clusters_file!r}, which is not a file"
             )
-        replica_count = int(reader.number("HERALD_REPLICA_COUNT", 1, minimum=1))
-        replica_index = _replica_index(reader, env.get("HOSTNAME", ""), replica_count)
+        for replaced in ("HERALD_REPLICA_COUNT", "HERALD_REPLICA_INDEX"):
+            if reader.text(replaced) is not None:
+                raise SettingsError(
+                    f"{replaced} is no longer used: replicas share the clusters through Leases "
+                    "(set HERALD_LEASE_NAMESPACE and HERALD_LEASE_HOLDER instead; see "
+                    "docs/collectors.md, Replicas)"
+                )
+        leases = _leases(reader, env)
         log_format = reader.text("HERALD_LOG_FORMAT") or "json"
         if log_format not in ("json", "text"):
             raise SettingsError(f"HERALD_LOG_FORMAT must be json or text, not {log_format!r}")
@@ -173,8 +195,7 @@ class CollectorSettings:
             checkpoint_topic=_topic(reader, "HERALD_CHECKPOINT_TOPIC", CHECKPOINT_TOPIC),
             checkpoint_interval_s=reader.number("HERALD_CHECKPOINT_INTERVAL_S", 1.0, minimum=0.05),
             clusters_reload_s=reader.number("HERALD_CLUSTERS_RELOAD_S", 5.0, minimum=0.1),
-            replica_index=replica_index,
-            replica_count=replica_count,
+            **leases,
             list_page_size=int(reader.number("HERALD_LIST_PAGE_SIZE", 500, minimum=1)),
             watch_timeout_s=int(reader.number("HERALD_WATCH_TIMEOUT_S", 120, minimum=1)),
             connect_timeout_s=reader.number("HERALD_CONNECT_TIMEOUT_S", 5.0, minimum=0.1),
@@ -302,21 +323,40 @@ def _single_cluster(reader: _Reader) -> ClusterSpec | None:
     )
 
 
-def _replica_index(reader: _Reader, hostname: str, count: int) -> int:
-    if reader.text("HERALD_REPLICA_INDEX") is not None:
-        index = int(reader.number("HERALD_REPLICA_INDEX", 0))
-    elif count == 1:
-        index = 0
-    else:
-        ordinal = re.search(r"-(\d+)$", hostname)
-        if ordinal is None:
+def _leases(reader: _Reader, env: Mapping[str, str]) -> dict[str, Any]:
+    namespace = reader.text("HERALD_LEASE_NAMESPACE")
+    kubeconfig = reader.text("HERALD_LEASE_KUBECONFIG")
+    if namespace is None:
+        if kubeconfig is not None:
             raise SettingsError(
-                "HERALD_REPLICA_INDEX is required when HERALD_REPLICA_COUNT > 1 and HOSTNAME "
-                f"({hostname!r}) has no StatefulSet ordinal"
+                "HERALD_LEASE_KUBECONFIG is set but HERALD_LEASE_NAMESPACE is not (no Leases "
+                "without a namespace)"
             )
-        index = int(ordinal.group(1))
-    if index >= count:
+        return {}
+    if len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace):
+        raise SettingsError(f"HERALD_LEASE_NAMESPACE must be a namespace name, not {namespace!r}")
+    if kubeconfig is not None and not Path(kubeconfig).is_file():
+        raise SettingsError(f"HERALD_LEASE_KUBECONFIG names {kubeconfig!r}, which is not a file")
+    holder = reader.text("HERALD_LEASE_HOLDER") or env.get("HOSTNAME", "").strip()
+    holder = holder or socket.gethostname()
+    if not holder or len(holder) > 253 or not holder.isprintable() or " " in holder:
         raise SettingsError(
-            f"HERALD_REPLICA_INDEX {index} must be below HERALD_REPLICA_COUNT {count}"
+            f"HERALD_LEASE_HOLDER must be a name without spaces (the pod's), not {holder!r}"
         )
-    return index
+    duration = int(reader.number("HERALD_LEASE_DURATION_S", 15, minimum=1, maximum=3600))
+    deadline = reader.number("HERALD_LEASE_RENEW_DEADLINE_S", 10.0, minimum=0.1)
+    retry = reader.number("HERALD_LEASE_RETRY_PERIOD_S", 2.0, minimum=0.05)
+    if not retry < deadline < duration:
+        raise SettingsError(
+            "HERALD_LEASE_RETRY_PERIOD_S < HERALD_LEASE_RENEW_DEADLINE_S < HERALD_LEASE_DURATION_S "
+            f"is required (a watch stops before its Lease may be taken over), not {retry} < "
+            f"{deadline} < {duration}"
+        )
+    return {
+        "lease_namespace": namespace,
+        "lease_holder": holder,
+        "lease_kubeconfig": Path(kubeconfig) if kubeconfig else None,
+        "lease_duration_s": duration,
+        "lease_renew_deadline_s": deadline,
+        "lease_retry_period_s": retry,
+    }

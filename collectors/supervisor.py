@@ -1,14 +1,16 @@
-"""Runs one watch per assigned cluster scope, and keeps that set in line with the cluster file.
+"""Runs one watch per cluster scope it is given, and keeps that set in line with what it is given.
 
-`apply` reconciles the running clusters with a configuration: clusters no longer assigned (removed,
-disabled, owned by another replica) are stopped cleanly, changed ones restarted, new ones started.
+`apply` reconciles the running clusters with a configuration (the enabled clusters of the cluster
+file whose Leases this replica holds, `collectors.leasekeeper`): clusters no longer given (removed,
+disabled, their Lease lost or handed over) are stopped cleanly, changed ones restarted, new ones
+started.
 Each scope runs in a thread of its own, so one cluster's failures (a wrong kubeconfig, an API
 server that is down) never hold up the others: that cluster retries with backoff and reports.
 A watch that fails in a way nobody foresaw (a bug) is logged with its traceback and restarted from
 its checkpoint with backoff, rather than ending that cluster's collection without a word.
 `save_checkpoints` writes every scope's checkpoint that moved since it was last written.
 
-What health reads (`clusters`, `contact_ages`) never waits on anything slow: stopping clusters
+What health reads (`clusters`, `contact_ages`, `starting`) never waits on anything slow: stopping clusters
 (joining their threads, up to `stop_timeout_s`, all at once) happens outside the lock those take,
 and writing a checkpoint never blocks: when the producer cannot take one now (its queue is full
 while Kafka is away), the checkpoint is kept and written on a later call.
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from collectors.checkpoints import Checkpoint, CheckpointStore, scope_key
-from collectors.config import ClusterSpec, assigned
+from collectors.config import ClusterSpec
 from collectors.errors import PublishError, SettingsError
 from collectors.metrics import CLUSTERS_WATCHED, LAGS, ScopeMetrics
 from collectors.progress import Progress
@@ -59,6 +61,23 @@ ConnectOwners = Callable[[ClusterSpec, str | None, threading.Event], Owners]
 """Build the owner caches of one scope, stopping with the event; SettingsError if it cannot."""
 
 
+FIRST_ATTEMPT_LIMIT_S = 10.0
+"""How long a scope's first attempt (its first list) may hold readiness back at most."""
+
+
+class _ScopeState(ScopeMetrics):
+    """A scope's metrics, and whether its first attempt ended (an answer, or a failure)."""
+
+    def __init__(self, cluster: str, scope: str) -> None:
+        super().__init__(cluster, scope)
+        self.started = time.time()
+        self.failed = False
+
+    def restarted(self, cause: str) -> None:
+        self.failed = True
+        super().restarted(cause)
+
+
 @dataclass(frozen=True)
 class WatchSettings:
     page_size: int = 500
@@ -82,7 +101,7 @@ class _ClusterRun:
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     scopes: dict[str, _Scope] = field(default_factory=dict)
-    metrics: dict[str, ScopeMetrics] = field(default_factory=dict)
+    metrics: dict[str, _ScopeState] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -96,8 +115,6 @@ class Supervisor:
         checkpoints: dict[str, Checkpoint],
         now: Callable[[], str],
         watch: WatchSettings,
-        replica_index: int = 0,
-        replica_count: int = 1,
         stop_timeout_s: float = 15,
         connect_owners: ConnectOwners | None = None,
     ) -> None:
@@ -114,11 +131,9 @@ class Supervisor:
         self._save_failing = False
         self._now = now
         self._watch = watch
-        self._replica_index = replica_index
-        self._replica_count = replica_count
         self._stop_timeout_s = stop_timeout_s
         self._runs: dict[str, _ClusterRun] = {}
-        self._metrics: dict[str, ScopeMetrics] = {}
+        self._metrics: dict[str, _ScopeState] = {}
         self._lock = threading.Lock()
         """Guards `_runs` and `_metrics`; never held while waiting for anything."""
 
@@ -128,19 +143,14 @@ class Supervisor:
             return sorted(self._runs)
 
     def apply(self, specs: tuple[ClusterSpec, ...]) -> None:
-        desired = {
-            s.name: s
-            for s in assigned(
-                specs, replica_index=self._replica_index, replica_count=self._replica_count
-            )
-        }
+        desired = {s.name: s for s in specs if s.enabled}
         with self._lock:
             stopping = [run for name, run in self._runs.items() if desired.get(name) != run.spec]
             for run in stopping:
                 log.info(
                     "cluster %s: stopping (%s)",
                     run.spec.name,
-                    "changed" if run.spec.name in desired else "no longer assigned",
+                    "changed" if run.spec.name in desired else "no longer this replica's",
                 )
                 del self._runs[run.spec.name]
             CLUSTERS_WATCHED.set(len(self._runs))
@@ -211,10 +221,47 @@ class Supervisor:
                     ages[scope_key(run.spec.name, namespace)] = None if last is None else now - last
         return ages
 
+    def starting(self, now: float) -> list[str]:
+        """The running scopes still on their first attempt (no answer from their API server and
+        no failure yet), for at most FIRST_ATTEMPT_LIMIT_S: what /readyz waits for at start."""
+        with self._lock:
+            states = list(self._metrics.items())
+        return sorted(
+            key
+            for key, state in states
+            if state.last_contact is None
+            and not state.failed
+            and now - state.started < FIRST_ATTEMPT_LIMIT_S
+        )
+
+    def merge_checkpoints(self, loaded: dict[str, Checkpoint]) -> None:
+        """Checkpoints read from Kafka again (before taking clusters over from another replica):
+        they replace what this replica knew of every scope it does not run now."""
+        with self._lock:
+            running = {
+                scope_key(run.spec.name, namespace)
+                for run in self._runs.values()
+                for namespace in run.spec.scopes
+            }
+        with self._checkpoints_lock:
+            for key, checkpoint in loaded.items():
+                if key not in running:
+                    self._checkpoints[key] = checkpoint
+                    self._saved[key] = checkpoint.resource_version
+
+    def unsaved_clusters(self) -> set[str]:
+        """Clusters with a checkpoint not yet handed to the producer."""
+        with self._checkpoints_lock:
+            return {
+                key.partition("/")[0]
+                for key, checkpoint in self._checkpoints.items()
+                if self._saved.get(key) != checkpoint.resource_version
+            }
+
     def _start_run(self, spec: ClusterSpec) -> _ClusterRun:
         run = _ClusterRun(spec)
         for namespace in spec.scopes:
-            metrics = ScopeMetrics(spec.name, namespace or "*")
+            metrics = _ScopeState(spec.name, namespace or "*")
             self._metrics[scope_key(spec.name, namespace)] = metrics
             run.metrics[scope_key(spec.name, namespace)] = metrics
             LAGS.add(metrics)
@@ -256,7 +303,7 @@ class Supervisor:
                         del self._metrics[key]
                         LAGS.remove(metrics)
 
-    def _run_scope(self, run: _ClusterRun, namespace: str | None, metrics: ScopeMetrics) -> None:
+    def _run_scope(self, run: _ClusterRun, namespace: str | None, metrics: _ScopeState) -> None:
         spec = run.spec
         key = scope_key(spec.name, namespace)
         failures = 0

@@ -3,6 +3,8 @@ Events until its server-side timeout ends it) must end cleanly and leave the col
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from collectors.errors import SettingsError
@@ -70,5 +72,72 @@ def test_the_selected_owner_labels_are_read_as_given(value: str, labels: set[str
     ],
 )
 def test_bad_owner_settings_are_refused_naming_them(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        CollectorSettings.from_env({**BASE, **env})
+
+
+def test_without_a_lease_namespace_one_collector_watches_every_cluster() -> None:
+    settings = CollectorSettings.from_env(BASE)
+    assert settings.lease_namespace is None
+    assert (
+        CollectorSettings.from_env({**BASE, "HERALD_LEASE_NAMESPACE": " "}).lease_namespace is None
+    )
+
+
+def test_lease_settings_default_to_client_gos_timings_and_the_host_name(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "home.kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    env = {
+        **BASE,
+        "HERALD_LEASE_NAMESPACE": "herald",
+        "HERALD_LEASE_KUBECONFIG": str(kubeconfig),
+        "HOSTNAME": "herald-collector-7d9f-x2k4q",
+    }
+    settings = CollectorSettings.from_env(env)
+    assert (settings.lease_namespace, settings.lease_holder) == (
+        "herald",
+        "herald-collector-7d9f-x2k4q",
+    )
+    assert settings.lease_kubeconfig == kubeconfig
+    assert (
+        settings.lease_duration_s,
+        settings.lease_renew_deadline_s,
+        settings.lease_retry_period_s,
+    ) == (15, 10.0, 2.0)
+    named = CollectorSettings.from_env({**env, "HERALD_LEASE_HOLDER": "pod-a"})
+    assert named.lease_holder == "pod-a"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        pytest.param({"HERALD_REPLICA_INDEX": "0"}, "HERALD_REPLICA_INDEX", id="replica-index"),
+        pytest.param({"HERALD_REPLICA_COUNT": "2"}, "HERALD_REPLICA_COUNT", id="replica-count"),
+        pytest.param(
+            {"HERALD_LEASE_KUBECONFIG": "/etc/hosts"},
+            "HERALD_LEASE_NAMESPACE",
+            id="lease-kubeconfig-without-namespace",
+        ),
+        pytest.param(
+            {"HERALD_LEASE_NAMESPACE": "Herald_NS"}, "HERALD_LEASE_NAMESPACE", id="bad-namespace"
+        ),
+        pytest.param(
+            {"HERALD_LEASE_NAMESPACE": "herald", "HERALD_LEASE_HOLDER": "pod a"},
+            "HERALD_LEASE_HOLDER",
+            id="holder-with-a-space",
+        ),
+        pytest.param(
+            {"HERALD_LEASE_NAMESPACE": "herald", "HERALD_LEASE_RETRY_PERIOD_S": "10"},
+            "HERALD_LEASE_RETRY_PERIOD_S",
+            id="retry-not-below-the-renew-deadline",
+        ),
+        pytest.param(
+            {"HERALD_LEASE_NAMESPACE": "herald", "HERALD_LEASE_DURATION_S": "0"},
+            "HERALD_LEASE_DURATION_S",
+            id="zero-duration",
+        ),
+    ],
+)
+def test_bad_lease_settings_are_refused_naming_them(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         CollectorSettings.from_env({**BASE, **env})
