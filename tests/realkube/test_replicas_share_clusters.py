@@ -1,0 +1,279 @@
+"""Collector replicas sharing clusters through Leases on a real kube-apiserver (`kubectl scale`).
+
+Two `python -m collectors` processes, each with the collector's own RBAC identity, hold their
+Leases in a namespace of the real server (Role: get, list, watch, create, update on leases, and
+nothing more), and watch four "clusters" that are that same server under four names. Starting the
+second replica is `kubectl scale --replicas=2`; killing it (-9) is a node lost. What is watched by
+whom is read from the Lease objects, from each replica's metrics (`herald_collector_leases_held`)
+and /readyz (`clusters`: the watches running), every 0.1 s, and from what reaches the raw topic.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
+
+from collectors.leases import cluster_lease_name
+from herald_dev.infra import free_port
+from herald_dev.processes import ServiceProcess
+from herald_dev.realkube import COLLECTOR_MANIFEST, RealKube
+from tests.conftest import Topics
+from tests.realkube.kube import FAST, EventWriter, core_event, create, new_namespace
+from tests.support import TopicReader, http_get, wait_until
+
+CLUSTERS = ("alpha", "beta", "Gamma_Prod.eu", "delta")
+DURATION_S, RENEW_DEADLINE_S, RETRY_PERIOD_S = 3, 2.0, 0.5
+MARGIN_S = DURATION_S - RENEW_DEADLINE_S
+"""The longest two replicas could both watch a cluster: a replica that cannot renew stops its
+watch by the renew deadline, and another takes the Lease over after the whole duration."""
+
+
+def _grant_leases(kube: RealKube, namespace: str) -> None:
+    """What docs/collectors.md says the collector needs, in the Lease namespace, and no more."""
+    account = next(
+        d
+        for d in yaml.safe_load_all(COLLECTOR_MANIFEST.read_text())
+        if d and d["kind"] == "ServiceAccount"
+    )
+    with kube.admin() as api:
+        rbac = client.RbacAuthorizationV1Api(api)
+        rbac.create_namespaced_role(
+            namespace,
+            {
+                "metadata": {"name": "herald-collector-leases"},
+                "rules": [
+                    {
+                        "apiGroups": ["coordination.k8s.io"],
+                        "resources": ["leases"],
+                        "verbs": ["get", "list", "watch", "create", "update"],
+                    }
+                ],
+            },
+        )
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": "herald-collector-leases"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "herald-collector-leases",
+                },
+                "subjects": [
+                    {
+                        "kind": "ServiceAccount",
+                        "name": account["metadata"]["name"],
+                        "namespace": account["metadata"]["namespace"],
+                    }
+                ],
+            },
+        )
+
+
+def _holders(kube: RealKube, namespace: str) -> dict[str, str]:
+    with kube.admin() as api:
+        leases = client.CoordinationV1Api(api).list_namespaced_lease(namespace)
+    by_name = {lease.metadata.name: lease.spec.holder_identity or "" for lease in leases.items}
+    return {c: by_name.get(cluster_lease_name(c), "") for c in CLUSTERS}
+
+
+def _running(port: int) -> set[str] | None:
+    """The clusters whose watches run in that replica; None if it does not answer."""
+    try:
+        _, body = http_get(port, "/readyz")
+        return set(json.loads(body)["clusters"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _leases_held(port: int) -> set[str]:
+    _, text = http_get(port, "/metrics")
+    return {
+        sample.labels["cluster"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "herald_collector_leases_held" and sample.value == 1
+    }
+
+
+@dataclass
+class Overlaps:
+    """Samples every replica's running watches until stopped; the longest time any cluster ran
+    on two replicas at once."""
+
+    ports: dict[str, int]
+    longest_s: float = 0.0
+    _since: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Overlaps:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            counts: dict[str, int] = {}
+            for port in list(self.ports.values()):
+                for cluster in _running(port) or set():
+                    counts[cluster] = counts.get(cluster, 0) + 1
+            for cluster in CLUSTERS:
+                if counts.get(cluster, 0) > 1:
+                    start = self._since.setdefault(cluster, now)
+                    self.longest_s = max(self.longest_s, now - start)
+                else:
+                    self._since.pop(cluster, None)
+
+
+@pytest.fixture
+def lease_namespace(real_kube: RealKube) -> str:
+    namespace = new_namespace(real_kube)
+    _grant_leases(real_kube, namespace)
+    return namespace
+
+
+@pytest.fixture
+def start_replica(
+    real_kube: RealKube,
+    namespace: str,
+    lease_namespace: str,
+    topics: Topics,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> Callable[[str], tuple[ServiceProcess, int]]:
+    kubeconfig = real_kube.collector_kubeconfig(tmp_path / "collector.kubeconfig")
+    cluster_file = tmp_path / "clusters.yaml"
+    cluster_file.write_text(
+        json.dumps(
+            {
+                "clusters": [
+                    {"name": name, "kubeconfig": str(kubeconfig), "namespaces": [namespace]}
+                    for name in CLUSTERS
+                ]
+            }
+        )
+    )
+
+    def start(holder: str) -> tuple[ServiceProcess, int]:
+        port = free_port()
+        replica = services(
+            "collectors",
+            {
+                **FAST,
+                **topics.env(),
+                "HERALD_CLUSTERS_FILE": str(cluster_file),
+                "HERALD_METRICS_PORT": str(port),
+                "HERALD_OWNER_RESOLUTION": "false",
+                "HERALD_LEASE_NAMESPACE": lease_namespace,
+                "HERALD_LEASE_HOLDER": holder,
+                "HERALD_LEASE_KUBECONFIG": str(kubeconfig),
+                "HERALD_LEASE_DURATION_S": str(DURATION_S),
+                "HERALD_LEASE_RENEW_DEADLINE_S": str(RENEW_DEADLINE_S),
+                "HERALD_LEASE_RETRY_PERIOD_S": str(RETRY_PERIOD_S),
+            },
+        )
+        return replica, port
+
+    return start
+
+
+def _records_of(values: list[dict[str, Any]], uids: set[str]) -> list[tuple[str, str]]:
+    return [
+        (v["cluster"], v["object"]["metadata"]["uid"])
+        for v in values
+        if v["object"]["metadata"]["uid"] in uids
+    ]
+
+
+@pytest.mark.timeout(240)
+def test_scaling_the_collectors_keeps_every_cluster_watched_exactly_once(
+    real_kube: RealKube,
+    namespace: str,
+    lease_namespace: str,
+    start_replica: Callable[[str], tuple[ServiceProcess, int]],
+    topics: Topics,
+    kafka: str,
+) -> None:
+    everything = set(CLUSTERS)
+    a, a_port = start_replica("collector-a")
+
+    def alone_on_everything() -> bool:
+        return (
+            _running(a_port) == everything
+            and _leases_held(a_port) == everything
+            and set(_holders(real_kube, lease_namespace).values()) == {"collector-a"}
+        )
+
+    assert wait_until(alone_on_everything, timeout_s=60), a.log_tail()
+    ports = {"a": a_port}
+    reader = TopicReader(kafka, topics.raw)
+    with (
+        Overlaps(ports) as overlaps,
+        EventWriter(real_kube, namespace, prefix="scale", interval_s=0.1) as writer,
+    ):
+        # kubectl scale --replicas=2
+        b, b_port = start_replica("collector-b")
+        ports["b"] = b_port
+
+        def split_once() -> bool:
+            on_a, on_b = _running(a_port), _running(b_port)
+            if on_a is None or on_b is None or on_a & on_b or on_a | on_b != everything:
+                return False
+            holders = _holders(real_kube, lease_namespace)
+            return (
+                len(on_a) == len(on_b) == 2
+                and _leases_held(a_port) == on_a
+                and _leases_held(b_port) == on_b
+                and {c for c, h in holders.items() if h == "collector-a"} == on_a
+                and {c for c, h in holders.items() if h == "collector-b"} == on_b
+            )
+
+        assert wait_until(split_once, timeout_s=60), b.log_tail()
+
+        # Watched exactly once, as the raw topic shows: one record per cluster for a new Event.
+        marker = create(real_kube, core_event(namespace, name=f"marker-{uuid.uuid4().hex[:8]}"))
+        uid = {marker["metadata"]["uid"]}
+        assert reader.read_until(lambda v: len(_records_of(v, uid)) >= len(CLUSTERS), timeout_s=30)
+        reader.read_until(lambda v: False, timeout_s=2)  # anything more would be a duplicate
+        assert sorted(_records_of(reader.values, uid)) == sorted(
+            (c, marker["metadata"]["uid"]) for c in CLUSTERS
+        )
+
+        # A node lost: b is killed, its Leases expire, a takes everything back.
+        b.kill()
+        del ports["b"]
+        killed = time.monotonic()
+        assert wait_until(alone_on_everything, timeout_s=DURATION_S + 30), a.log_tail()
+        # Not before b's Leases expired: unchanged for the duration since b last renewed them.
+        assert time.monotonic() - killed >= DURATION_S - RETRY_PERIOD_S
+        written = writer.count
+        wait_until(lambda: writer.count >= written + 5, timeout_s=10)  # a few more through a
+        created = writer.stop()
+    try:
+        assert overlaps.longest_s <= MARGIN_S, overlaps.longest_s
+        # Nothing lost across both hand-overs: every Event reached the topic from every cluster.
+        wanted = {(c, e["metadata"]["uid"]) for e in created for c in CLUSTERS}
+        uids = {e["metadata"]["uid"] for e in created}
+        assert reader.read_until(lambda v: wanted <= set(_records_of(v, uids)), timeout_s=60), len(
+            wanted - set(_records_of(reader.values, uids))
+        )
+    finally:
+        reader.close()
