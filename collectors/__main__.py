@@ -170,29 +170,37 @@ class _LeaseFollower:
 
     def follow(self, specs: tuple[ClusterSpec, ...]) -> None:
         owned, view = self._keeper.owned()
-        chosen = tuple(s for s in specs if s.enabled and s.name in owned)
         before = set(self._supervisor.clusters)
-        new = {s.name for s in chosen} - before
-        if new:
+        # What is no longer this replica's stops first, before anything that may take a while.
+        self._supervisor.apply(self._chosen(specs, owned & before))
+        if owned - before:
             # Another replica may have watched them until just now: start from its checkpoints.
             try:
                 self._supervisor.merge_checkpoints(self._store.load(timeout_s=5))
             except KafkaUnavailableError as e:
                 log.warning(
                     "cannot read the checkpoints before starting %s (%s); trying again",
-                    ", ".join(sorted(new)),
+                    ", ".join(sorted(owned - before)),
                     e,
                 )
-                chosen = tuple(s for s in chosen if s.name not in new)
-        self._supervisor.apply(chosen)
+            else:
+                owned, view = self._keeper.owned()  # again: reading them took a moment
+                self._supervisor.apply(self._chosen(specs, owned))
         stopped = before - set(self._supervisor.clusters)
         if stopped:
+            # Their last checkpoints in Kafka before their Leases go: the next holder reads them.
             self._supervisor.save_checkpoints()
             self._unflushed |= stopped
         if self._unflushed and self._sink.flush(5 if stopped else 0) == 0:
             self._unflushed.clear()
         running = set(self._supervisor.clusters) | self._supervisor.unsaved_clusters()
         self._keeper.report(running | self._unflushed, view=view)
+
+    @staticmethod
+    def _chosen(
+        specs: tuple[ClusterSpec, ...], names: set[str] | frozenset[str]
+    ) -> tuple[ClusterSpec, ...]:
+        return tuple(s for s in specs if s.enabled and s.name in names)
 
 
 def _connect(settings: CollectorSettings) -> Any:

@@ -147,7 +147,9 @@ class LeaseKeeper:
         except LeaseError as e:
             self._failed("list", e)
             return
-        self._seen = observe(self._seen, leases, started)
+        # Seen once the answer is here (as client-go does): never earlier than the change was made.
+        listed = self._clock()
+        self._seen = observe(self._seen, leases, listed)
         with self._lock:
             clusters = self._clusters
             for cluster in list(self._valid_until):
@@ -160,7 +162,7 @@ class LeaseKeeper:
             clusters=clusters,
             leases=leases,
             seen=self._seen,
-            clock=started,
+            clock=listed,
             wall=self._wall(),
             duration_s=self._timings.duration_s,
             stopped=stopped,
@@ -233,7 +235,7 @@ class LeaseKeeper:
         except LeaseError as e:
             self._failed(f"{action.value} {lease.name}", e)
             return False
-        self._seen[written.name] = (written.version, sent)
+        self._seen[written.name] = (written.version, self._clock())
         if cluster is None:
             return True
         with self._lock:

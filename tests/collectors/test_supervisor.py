@@ -16,7 +16,7 @@ from collectors.checkpoints import Checkpoint
 from collectors.config import ClusterSpec
 from collectors.errors import PublishError
 from collectors.metrics import WATCH_RESTARTS
-from collectors.supervisor import Supervisor, WatchSettings
+from collectors.supervisor import FIRST_ATTEMPT_LIMIT_S, Supervisor, WatchSettings
 from collectors.watching import EventPage, WatchEvent
 from herald_runtime.backoff import Backoff
 from tests.collectors.test_watching import Collected
@@ -149,3 +149,44 @@ def test_a_watch_that_fails_unexpectedly_is_restarted_and_goes_on(
     assert source.watching.wait(10)
     assert source.lists == 3
     wait_until(lambda: WATCH_RESTARTS.labels("c", "unexpected_error")._value.get() == before + 2)
+
+
+def test_readiness_waits_for_each_watchs_first_attempt_only(release: threading.Event) -> None:
+    sources = {"up/*": StuckSource(release), "down/*": StuckSource(release, fail_first_lists=99)}
+    supervisor = _supervisor(sources, FakeStore())
+    supervisor.apply((_spec("up"), _spec("down")))
+    assert wait_until(lambda: supervisor.starting(time.time()) == [], timeout_s=10)
+    assert supervisor.clusters == ["down", "up"]  # the one failing still runs, and retries
+
+
+def test_a_watch_silent_at_its_first_attempt_holds_readiness_back_for_a_bounded_time(
+    release: threading.Event,
+) -> None:
+    @dataclass
+    class Silent(StuckSource):
+        def list_page(self, *, limit: int, continue_token: str | None) -> EventPage:
+            self.release.wait(30)
+            return EventPage([], self.list_rv, None)
+
+    supervisor = _supervisor({"slow/*": Silent(release)}, FakeStore())
+    supervisor.apply((_spec("slow"),))
+    assert supervisor.starting(time.time()) == ["slow/*"]
+    assert supervisor.starting(time.time() + FIRST_ATTEMPT_LIMIT_S) == []
+
+
+def test_checkpoints_read_again_replace_those_of_scopes_not_running_only(
+    release: threading.Event,
+) -> None:
+    store = FakeStore()
+    supervisor = _supervisor({"mine/*": StuckSource(release, list_rv="7")}, store)
+    supervisor.apply((_spec("mine"),))
+    assert wait_until(lambda: supervisor.save_checkpoints() or store.saved, timeout_s=10)
+    supervisor.merge_checkpoints(
+        {"mine/*": Checkpoint("1", "https://fake"), "theirs/*": Checkpoint("42", "https://x")}
+    )
+    assert supervisor.unsaved_clusters() == set()  # read from Kafka: nothing to write back
+    release.set()
+    supervisor.apply(())
+    supervisor.merge_checkpoints({"mine/*": Checkpoint("8", "https://fake")})
+    assert supervisor.save_checkpoints() == 0
+    assert store.saved == [("mine/*", "7")]
