@@ -137,9 +137,9 @@ class CollectorSettings:
 
     @property
     def contact_limit_s(self) -> float:
-        """/readyz: the longest a watch may go without an answer from its API server. A healthy
-        quiet watch hears nothing until the server ends it; then a request may take up to the
-        read timeout."""
+        """/readyz's `not_in_contact` (it does not decide readiness): the longest a watch may go
+        without an answer from its API server. A healthy quiet watch hears nothing until the
+        server ends it; then a request may take up to the read timeout."""
         return self.watch_read_timeout_s + self.read_timeout_s
 
     @classmethod
