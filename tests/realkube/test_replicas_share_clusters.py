@@ -3,7 +3,8 @@
 Two `python -m collectors` processes, each with the collector's own RBAC identity, hold their
 Leases in a namespace of the real server (Role: get, list, watch, create, update on leases, and
 nothing more), and watch four "clusters" that are that same server under four names. Starting the
-second replica is `kubectl scale --replicas=2`; killing it (-9) is a node lost. What is watched by
+second replica is `kubectl scale --replicas=2`; killing it (-9) is a node lost; a third one started
+and stopped (SIGTERM) is a scale up and down. What is watched by
 whom is read from the Lease objects, from each replica's metrics (`herald_collector_leases_held`)
 and /readyz (`clusters`: the watches running), every 0.1 s, and from what reaches the raw topic.
 """
@@ -264,6 +265,18 @@ def test_scaling_the_collectors_keeps_every_cluster_watched_exactly_once(
         assert wait_until(alone_on_everything, timeout_s=DURATION_S + 30), a.log_tail()
         # Not before b's Leases expired: unchanged for the duration since b last renewed them.
         assert time.monotonic() - killed >= DURATION_S - RETRY_PERIOD_S
+        # Scaled up again, then down (SIGTERM): c releases its Leases, a takes them at once.
+        c, c_port = start_replica("collector-c")
+        ports["c"] = c_port
+        assert wait_until(
+            lambda: _leases_held(c_port) and _running(c_port) == _leases_held(c_port),
+            timeout_s=60,
+        ), c.log_tail()
+        assert c.stop() == 0
+        del ports["c"]
+        stopped = time.monotonic()
+        assert wait_until(alone_on_everything, timeout_s=30), a.log_tail()
+        assert time.monotonic() - stopped < DURATION_S  # released: no waiting for expiry
         written = writer.count
         wait_until(lambda: writer.count >= written + 5, timeout_s=10)  # a few more through a
         created = writer.stop()
