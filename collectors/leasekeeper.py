@@ -93,6 +93,7 @@ class LeaseKeeper:
         """The enabled clusters of the cluster file."""
         with self._lock:
             self._clusters = frozenset(clusters)
+            metrics.CLUSTERS_CONFIGURED.set(len(self._clusters))
 
     def owned(self) -> tuple[frozenset[str], int]:
         """The clusters whose watches may run now, and the number of this view (for `report`)."""

@@ -79,6 +79,11 @@ LEASE_MEMBERS = Gauge(
     "Collector replicas alive as this one counts them (membership Leases not expired), itself "
     "included.",
 )
+CLUSTERS_CONFIGURED = Gauge(
+    "herald_collector_clusters_configured",
+    "Enabled clusters in the cluster file, as this replica read it: with Leases, "
+    "sum(herald_collector_leases_held) falls short of it while a cluster is watched by nobody.",
+)
 LEASE_ERRORS = Counter(
     "herald_collector_lease_errors_total",
     "Lease reads and writes that failed, by cause (conflict: another replica wrote first; "

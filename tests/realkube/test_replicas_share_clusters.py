@@ -30,7 +30,7 @@ from herald_dev.infra import free_port
 from herald_dev.processes import ServiceProcess
 from herald_dev.realkube import COLLECTOR_MANIFEST, RealKube
 from tests.conftest import Topics
-from tests.realkube.kube import FAST, EventWriter, core_event, create, new_namespace
+from tests.realkube.kube import FAST, EventWriter, core_event, create, metric, new_namespace
 from tests.support import TopicReader, http_get, wait_until
 
 CLUSTERS = ("alpha", "beta", "Gamma_Prod.eu", "delta")
@@ -224,6 +224,8 @@ def test_scaling_the_collectors_keeps_every_cluster_watched_exactly_once(
         )
 
     assert wait_until(alone_on_everything, timeout_s=60), a.log_tail()
+    assert metric(a_port, "herald_collector_clusters_configured") == len(CLUSTERS)
+    assert metric(a_port, "herald_collector_lease_members") == 1
     ports = {"a": a_port}
     reader = TopicReader(kafka, topics.raw)
     with (
@@ -241,6 +243,7 @@ def test_scaling_the_collectors_keeps_every_cluster_watched_exactly_once(
             holders = _holders(real_kube, lease_namespace)
             return (
                 len(on_a) == len(on_b) == 2
+                and metric(a_port, "herald_collector_lease_members") == 2
                 and _leases_held(a_port) == on_a
                 and _leases_held(b_port) == on_b
                 and {c for c, h in holders.items() if h == "collector-a"} == on_a
