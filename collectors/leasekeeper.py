@@ -169,6 +169,8 @@ class LeaseKeeper:
             stopped=stopped,
         )
         with self._lock:
+            # A cluster dropped again later is asked anew: an old report must not release it.
+            self._asked = {c: v for c, v in self._asked.items() if c in decided.drop}
             for cluster in decided.drop - self._drop:
                 self._asked.setdefault(cluster, self._views)
                 log.info(

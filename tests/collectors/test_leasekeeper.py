@@ -11,7 +11,7 @@ import pytest
 
 from collectors.errors import LeaseError
 from collectors.leasekeeper import LeaseKeeper, LeaseTimings
-from collectors.leases import Lease, cluster_lease_name
+from collectors.leases import Lease, LeaseKind, cluster_lease_name
 from collectors.leasestore import MemoryLeaseStore
 
 TIMINGS = LeaseTimings(duration_s=15, renew_deadline_s=10, retry_period_s=2)
@@ -233,3 +233,40 @@ def test_health_follows_whether_the_leases_can_be_renewed(down_for_s: float) -> 
     world.run(4)
     assert a.keeper.health()[0]
     assert world.watched() == {"a": CLUSTERS}
+
+
+def test_a_cluster_handed_over_again_waits_for_a_new_report_before_its_release() -> None:
+    """A cluster to hand over, kept after all (a replica left meanwhile), then to hand over again:
+    a report made in between (the cluster not started again yet: its checkpoints being read) must
+    not release it under a watch about to start; only a report made after the second drop can."""
+    world = World()
+    a = world.start("a", {"x", "y"})
+    world.run(4)
+
+    def member(holder: str, *, live: bool) -> None:
+        name = f"herald-collector-member-{holder}"
+        lease = world.store.get(name) or Lease(
+            name=name, kind=LeaseKind.MEMBER, subject=holder, duration_s=15
+        )
+        world.store.write(replace(lease, holder=holder if live else ""))
+
+    def holder(cluster: str) -> str:
+        lease = world.store.get(cluster_lease_name(cluster))
+        return "" if lease is None else lease.holder
+
+    member("b", live=True)
+    a.keeper.beat()  # share 1: one cluster to hand over, no report yet
+    (dropped,) = {"x", "y"} - a.keeper.owned()[0]
+    member("b", live=False)
+    a.keeper.beat()  # share 2 again: kept after all
+    owned, view = a.keeper.owned()
+    assert dropped in owned
+    a.keeper.report(owned - {dropped}, view=view)  # not started again yet
+    member("b", live=True)
+    a.keeper.beat()  # to hand over again
+    assert holder(dropped) == "a"  # renewed, not released on the old report
+    owned, view = a.keeper.owned()
+    assert dropped not in owned
+    a.keeper.report(owned, view=view)
+    a.keeper.beat()
+    assert holder(dropped) == ""
