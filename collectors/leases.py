@@ -127,14 +127,8 @@ def observe(
     observed: dict[str, tuple[str | None, float]] = {}
     for name, lease in leases.items():
         before = seen.get(name)
-        observed[name] = (
-            before
-            if before is not None and before[0] == lease.version
-            else (
-                lease.version,
-                clock,
-            )
-        )
+        unchanged = before is not None and before[0] == lease.version
+        observed[name] = before if before is not None and unchanged else (lease.version, clock)
     return observed
 
 
