@@ -10,9 +10,9 @@ A watch that fails in a way nobody foresaw (a bug) is logged with its traceback 
 its checkpoint with backoff, rather than ending that cluster's collection without a word.
 `save_checkpoints` writes every scope's checkpoint that moved since it was last written.
 
-What health reads (`clusters`, `contact_ages`, `starting`) never waits on anything slow: stopping clusters
-(joining their threads, up to `stop_timeout_s`, all at once) happens outside the lock those take,
-and writing a checkpoint never blocks: when the producer cannot take one now (its queue is full
+What health reads (`clusters`, `contact_ages`, `starting`) never waits on anything slow: stopping
+clusters (joining their threads, up to `stop_timeout_s`, all at once) happens outside the lock those
+take, and writing a checkpoint never blocks: when the producer cannot take one now (its queue is full
 while Kafka is away), the checkpoint is kept and written on a later call.
 """
 
@@ -150,7 +150,9 @@ class Supervisor:
                 log.info(
                     "cluster %s: stopping (%s)",
                     run.spec.name,
-                    "changed" if run.spec.name in desired else "no longer this replica's",
+                    "changed"
+                    if run.spec.name in desired
+                    else "removed, disabled, or its Lease not held",
                 )
                 del self._runs[run.spec.name]
             CLUSTERS_WATCHED.set(len(self._runs))
