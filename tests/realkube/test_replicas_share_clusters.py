@@ -89,6 +89,13 @@ def _holders(kube: RealKube, namespace: str) -> dict[str, str]:
     return {c: by_name.get(cluster_lease_name(c), "") for c in CLUSTERS}
 
 
+def _lease(kube: RealKube, namespace: str, cluster: str) -> Any:
+    with kube.admin() as api:
+        return client.CoordinationV1Api(api).read_namespaced_lease(
+            cluster_lease_name(cluster), namespace
+        )
+
+
 def _running(port: int) -> set[str] | None:
     """The clusters whose watches run in that replica; None if it does not answer."""
     try:
@@ -251,6 +258,22 @@ def test_scaling_the_collectors_keeps_every_cluster_watched_exactly_once(
             )
 
         assert wait_until(split_once, timeout_s=60), b.log_tail()
+        on_b = _running(b_port) or set()
+        for cluster in on_b:
+            # Handed over with its checkpoint: b resumed where a stopped, it did not relist
+            # (a listed it once, when it started with no checkpoint at all).
+            assert (
+                metric(a_port, "herald_collector_relists_total", cluster=cluster, cause="start")
+                == 1
+            )
+            assert (
+                metric(b_port, "herald_collector_relists_total", cluster=cluster, cause="start")
+                == 0
+            )
+            lease = _lease(real_kube, lease_namespace, cluster)
+            assert lease.spec.lease_duration_seconds == DURATION_S
+            assert lease.spec.lease_transitions >= 1  # a, then nobody (released), then b
+            assert lease.spec.renew_time >= lease.spec.acquire_time
 
         # Watched exactly once, as the raw topic shows: one record per cluster for a new Event.
         marker = create(real_kube, core_event(namespace, name=f"marker-{uuid.uuid4().hex[:8]}"))
