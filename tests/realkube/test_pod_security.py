@@ -1,33 +1,30 @@
-"""The shipped pod templates against the real API server's Pod Security admission: every pod of
-`deploy/kubernetes/` is admitted into a namespace that enforces the `restricted` profile (the one
-clusters that take security seriously run, and what the Pod Security Standards recommend for
-applications). Admission is the API server's own (`PodSecurity`, on by default), not a check of
-ours: a pod it refuses comes back 403 with the rules it violates."""
+"""The chart's pod templates against the real API server's Pod Security admission: every pod that
+`helm template` renders from `deploy/helm/herald` (its Deployments and hook Jobs, default values)
+is admitted into a namespace that enforces the `restricted` profile (the one clusters that take
+security seriously run, and what the Pod Security Standards recommend for applications). Admission
+is the API server's own (`PodSecurity`, on by default), not a check of ours: a pod it refuses comes
+back 403 with the rules it violates."""
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
+from herald_dev.helm import component, default_objects, the_one
 from herald_dev.realkube import RealKube
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 WORKLOADS = ("Deployment", "StatefulSet", "Job", "DaemonSet", "CronJob")
 
 
 def _pod_templates() -> list[tuple[str, dict[str, Any]]]:
-    templates = []
-    for path in sorted(DEPLOY.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") in WORKLOADS:
-                name = f"{path.name}:{document['kind']}/{document['metadata']['name']}"
-                templates.append((name, document["spec"]["template"]))
-    return templates
+    return [
+        (f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"])
+        for d in default_objects()
+        if d["kind"] in WORKLOADS
+    ]
 
 
 TEMPLATES = _pod_templates()
@@ -46,8 +43,9 @@ def restricted(real_kube: RealKube) -> str:
     return name
 
 
-def test_the_manifests_have_pod_templates_to_check() -> None:
-    assert len(TEMPLATES) >= 4, TEMPLATES  # collectors, processors, dispatchers, the migration
+def test_the_chart_has_pod_templates_to_check() -> None:
+    # collectors, processors, dispatchers, the migration and the topics Jobs
+    assert len(TEMPLATES) == 5, TEMPLATES
 
 
 @pytest.mark.parametrize(("where", "template"), TEMPLATES, ids=[t[0] for t in TEMPLATES])
@@ -74,7 +72,7 @@ def test_every_pod_template_is_admitted_under_the_restricted_pod_security_profil
 def test_only_the_collector_mounts_an_api_token(where: str, template: dict[str, Any]) -> None:
     """Only the collector talks to an API server; a token mounted elsewhere is only a risk."""
     spec = template["spec"]
-    if where.startswith("collectors.yaml"):
+    if where.startswith("Deployment/") and component(template) == "collector":
         assert spec.get("automountServiceAccountToken", True) is not False
         assert spec.get("serviceAccountName") == "herald-collector"
     else:
@@ -82,6 +80,5 @@ def test_only_the_collector_mounts_an_api_token(where: str, template: dict[str, 
 
 
 def test_the_collectors_role_only_lists_and_watches() -> None:
-    documents = list(yaml.safe_load_all((DEPLOY / "collectors.yaml").read_text()))
-    [role] = [d for d in documents if d and d["kind"] == "ClusterRole"]
+    role = the_one(default_objects(), "ClusterRole", "collector")
     assert {verb for rule in role["rules"] for verb in rule["verbs"]} == {"list", "watch"}
