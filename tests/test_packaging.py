@@ -1,5 +1,5 @@
 """What is shipped: the wheel holds every module of the services, and the container recipe copies
-every package and is the image the manifests run."""
+every package and is the image the Helm chart runs."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from herald_dev.helm import CHART, default_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("herald_contracts", "herald_runtime", "collectors", "processors", "dispatchers")
@@ -77,11 +79,19 @@ def test_the_container_python_satisfies_the_project() -> None:
     assert all((int(major), int(minor)) >= minimum for major, minor in versions)
 
 
-def test_the_manifests_run_the_image_of_this_version() -> None:
+def test_the_chart_runs_the_image_of_this_version_as_its_user() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == _project()["version"]
     image = f"herald:{_project()['version']}"
-    for manifest in (ROOT / "deploy" / "kubernetes").glob("*.yaml"):
-        for document in yaml.safe_load_all(manifest.read_text()):
-            pod = (document or {}).get("spec", {}).get("template", {}).get("spec", {})
-            for container in pod.get("containers", []):
-                assert container["image"] == image, (manifest.name, container["name"])
-                assert pod["securityContext"]["runAsUser"] == 10001  # the image's user
+    user = re.search(r"^USER (\d+)$", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert user
+    pods = [
+        d["spec"]["template"]["spec"]
+        for d in default_objects()
+        if d["kind"] in ("Deployment", "Job")
+    ]
+    assert pods
+    for pod in pods:
+        for container in pod["containers"]:
+            assert container["image"] == image, container["name"]
+        assert pod["securityContext"]["runAsUser"] == int(user[1])  # the image's user
