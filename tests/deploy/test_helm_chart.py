@@ -310,17 +310,36 @@ def test_the_topics_exist_before_the_migration_runs(defaults: Objects) -> None:
 
 def test_the_topics_job_ensures_the_topics_the_services_use(everything: Objects) -> None:
     [container] = the_one(everything, "Job", "topics")["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python", "-m", "herald_runtime.topics", "ensure"]
+    assert container["command"] == [
+        "python",
+        "-m",
+        "herald_runtime.topics",
+        "ensure",
+        "--processor-topics",
+    ]
     env = {name: entry["value"] for name, entry in _env(container).items()}
     assert env["HERALD_TOPIC_PARTITIONS"] == "12"
     assert env["HERALD_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert env["HERALD_TOPIC_MIN_INSYNC_REPLICAS"] == "2"
+    assert env["HERALD_RAW_RETENTION_MS"] == "-1"
+    assert env["HERALD_DOMAIN_RETENTION_MS"] == "604800000"  # numbers as integers, not 6.048e+08
     for service in SERVICES:
         [used] = the_one(everything, "Deployment", service)["spec"]["template"]["spec"][
             "containers"
         ]
         for name, entry in _env(used).items():
-            if name.endswith("_TOPIC") or name == "HERALD_KAFKA_BOOTSTRAP":
+            if name.endswith("_TOPIC") or name in (
+                "HERALD_KAFKA_BOOTSTRAP",
+                "HERALD_KAFKA_MESSAGE_MAX_BYTES",  # the raw topic takes the collector's largest
+                "HERALD_PROCESSOR_APP_ID",
+                "HERALD_PROCESSOR_REPLICATION_FACTOR",
+            ):
                 assert env[name] == entry["value"], (service, name)
+
+
+def test_a_min_insync_above_the_replication_fails_naming_both() -> None:
+    with pytest.raises(HelmError, match=r"topics\.minInsyncReplicas .* topics\.replicationFactor"):
+        render(set_values=["topics.minInsyncReplicas=4", "topics.replicationFactor=3"])
 
 
 def test_the_topics_job_can_be_turned_off() -> None:
@@ -474,19 +493,49 @@ def test_the_dashboard_configmap_is_the_dashboard_file_for_grafanas_sidecar(
 
 def test_the_strimzi_topics_are_the_topics_the_services_use(everything: Objects) -> None:
     topics = [d for d in everything if d["kind"] == "KafkaTopic"]
-    values = yaml.safe_load(EVERYTHING.read_text())
     for topic in topics:
         assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2"
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "herald-kafka"
-        assert set(topic["spec"]) <= {"topicName", "partitions", "replicas", "config"}
+        assert topic["metadata"]["name"] == topic["spec"]["topicName"]  # a valid resource name
+        assert set(topic["spec"]) == {"topicName", "partitions", "replicas", "config"}
         assert topic["spec"]["replicas"] == 3
+        assert topic["spec"]["config"]["min.insync.replicas"] == 2
     by_name = {t["spec"]["topicName"]: t["spec"] for t in topics}
-    checkpoint = by_name.pop("herald.collector-checkpoints.v1")
-    assert checkpoint["partitions"] == 1
-    assert checkpoint["config"] == {"cleanup.policy": "compact"}
     assert sorted(by_name) == sorted(
-        ["herald.kube-events.v1", "herald.deploy-events.v1", "herald.dead-letters.v1"]
+        [
+            "herald.kube-events.v1",
+            "herald.deploy-events.v1",
+            "herald.dead-letters.v1",
+            "herald.collector-checkpoints.v1",
+        ]
     )
-    for spec in by_name.values():
-        assert spec["partitions"] == values["topics"]["partitions"]
-        assert spec["config"] == values["topics"]["strimzi"]["config"]
+    raw, domain = by_name["herald.kube-events.v1"], by_name["herald.deploy-events.v1"]
+    assert raw["partitions"] == domain["partitions"] == 12
+    assert raw["config"]["retention.ms"] == -1
+    assert raw["config"]["max.message.bytes"] == 2_000_000  # the collector's largest record
+    assert domain["config"]["retention.ms"] == 604_800_000
+    checkpoints = by_name["herald.collector-checkpoints.v1"]
+    assert checkpoints["partitions"] == 1
+    assert checkpoints["config"]["cleanup.policy"] == "compact"
+    assert by_name["herald.dead-letters.v1"]["partitions"] == 1
+
+
+def test_the_topics_follow_the_topics_commands_plan(rendered: Objects) -> None:
+    """The Job's env is what `python -m herald_runtime.topics` accepts, and the KafkaTopics are what
+    its `strimzi` command prints for that env."""
+    plan = pytest.importorskip(
+        "herald_runtime.topics.plan", reason="the topics command is written beside the chart"
+    )
+    from herald_runtime.topics import strimzi  # type: ignore[attr-defined]
+
+    [container] = the_one(rendered, "Job", "topics")["spec"]["template"]["spec"]["containers"]
+    settings = plan.TopicSettings.from_env({e["name"]: e["value"] for e in container["env"]})
+    wanted = {
+        spec.name: strimzi.resource(spec, cluster="c", namespace=None)["spec"]
+        for spec in plan.herald_topics(settings)
+    }
+    rendered_topics = {
+        d["spec"]["topicName"]: d["spec"] for d in rendered if d["kind"] == "KafkaTopic"
+    }
+    if rendered_topics:
+        assert rendered_topics == wanted

@@ -102,11 +102,16 @@ priorityClassName: {{ . }}
 {{- end }}
 {{- end }}
 
-{{/* Env entries from a name: value map (a service's `env`), sorted by name. */}}
+{{/* Env entries from a name: value map (a service's `env`), sorted by name. YAML numbers reach
+templates as floats: a whole one is written as an integer (2000000, not 2e+06). */}}
 {{- define "herald.extraEnv" -}}
 {{- range $name, $value := . }}
 - name: {{ $name }}
+  {{- if and (kindIs "float64" $value) (eq $value (float64 (int64 $value))) }}
+  value: {{ int64 $value | quote }}
+  {{- else }}
   value: {{ $value | toString | quote }}
+  {{- end }}
 {{- end }}
 {{- end }}
 
@@ -151,4 +156,20 @@ readinessProbe:
 {{- end }}
 {{- end }}
 {{- toJson $out }}
+{{- end }}
+
+{{/* The collector's largest record (HERALD_KAFKA_MESSAGE_MAX_BYTES, its default 1000000): the raw
+topic must take it. */}}
+{{- define "herald.messageMaxBytes" -}}
+{{- index .Values.collector.env "HERALD_KAFKA_MESSAGE_MAX_BYTES" | default 1000000 | int64 }}
+{{- end }}
+
+{{/* Checks across values that the schema cannot express. */}}
+{{- define "herald.checks" -}}
+{{- $t := .Values.topics }}
+{{- if and $t.replicationFactor $t.minInsyncReplicas }}
+{{- if gt (int64 $t.minInsyncReplicas) (int64 $t.replicationFactor) }}
+{{- fail (printf "topics.minInsyncReplicas (%d) must be at most topics.replicationFactor (%d): no write would succeed" (int64 $t.minInsyncReplicas) (int64 $t.replicationFactor)) }}
+{{- end }}
+{{- end }}
 {{- end }}
