@@ -526,7 +526,7 @@ def test_the_topics_follow_the_topics_commands_plan(rendered: Objects) -> None:
     plan = pytest.importorskip(
         "herald_runtime.topics.plan", reason="the topics command is written beside the chart"
     )
-    from herald_runtime.topics import strimzi  # type: ignore[attr-defined]
+    from herald_runtime.topics import strimzi
 
     [container] = the_one(rendered, "Job", "topics")["spec"]["template"]["spec"]["containers"]
     settings = plan.TopicSettings.from_env({e["name"]: e["value"] for e in container["env"]})
