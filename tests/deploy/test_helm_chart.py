@@ -145,6 +145,8 @@ def test_every_workload_selects_its_own_pods_and_nothing_else(rendered: Objects)
         selector = deployment["spec"]["selector"]["matchLabels"]
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= labels.items()
+        # A selector is immutable: nothing in it may change from one release to the next.
+        assert not selector.keys() & {"helm.sh/chart", "app.kubernetes.io/version"}
         for other in deployments:
             if other is not deployment:
                 other_labels = other["spec"]["template"]["metadata"]["labels"]
