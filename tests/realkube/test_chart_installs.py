@@ -58,23 +58,34 @@ def _values_args(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("values", list(VALUES))
-def test_the_chart_installs_and_upgrades_on_a_real_api_server(
-    admin_kubeconfig: Path, release: tuple[str, str], values: str
+def test_the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server(
+    real_kube: RealKube, admin_kubeconfig: Path, release: tuple[str, str], values: str
 ) -> None:
     name, namespace = release
-    common = ["--kubeconfig", str(admin_kubeconfig), "--namespace", namespace, "--no-hooks"]
+    common = ["--kubeconfig", str(admin_kubeconfig), "--namespace", namespace]
     installed = helm(
-        "install", name, str(CHART), "--create-namespace", *common, *_values_args(values)
-    )
-    assert installed.returncode == 0, installed.stderr
-    assert "Herald 0.1.0 is installed" in installed.stdout  # NOTES.txt rendered
-    upgraded = helm(
-        "upgrade", name, str(CHART), *common, *_values_args(values), "--set", "image.tag=0.1.1"
-    )
-    assert upgraded.returncode == 0, upgraded.stderr
-    manifest = helm("get", "manifest", name, "--kubeconfig", str(admin_kubeconfig), "-n", namespace)
-    assert "herald:0.1.1" in manifest.stdout
-    assert "herald:0.1.0" not in manifest.stdout
+        "install", name, str(CHART), "--create-namespace", "--no-hooks", *common,
+        *_values_args(values),
+    )  # fmt: skip
+    try:
+        assert installed.returncode == 0, installed.stderr
+        assert "Herald 0.1.0 is installed" in installed.stdout  # NOTES.txt rendered
+        upgraded = helm(
+            "upgrade", name, str(CHART), "--no-hooks", *common, *_values_args(values),
+            "--set", "image.tag=0.1.1",
+        )  # fmt: skip
+        assert upgraded.returncode == 0, upgraded.stderr
+        manifest = helm("get", "manifest", name, *common)
+        assert "herald:0.1.1" in manifest.stdout
+        assert "herald:0.1.0" not in manifest.stdout
+    finally:
+        # Its ClusterRole and binding would otherwise stay on the tier's shared server, beside
+        # the collector's own (tests elsewhere find that binding by name).
+        uninstalled = helm("uninstall", name, "--no-hooks", *common)
+    assert uninstalled.returncode == 0, uninstalled.stderr
+    with real_kube.admin() as api:
+        left = client.RbacAuthorizationV1Api(api).list_cluster_role_binding().items
+    assert not [b for b in left if b.metadata.name.startswith(f"{name}-")]
 
 
 @pytest.mark.parametrize("values", list(VALUES))
