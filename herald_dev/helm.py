@@ -40,7 +40,7 @@ def helm_binary(env: Mapping[str, str] | None = None) -> Path:
     built = cache / "herald" / "bin" / "helm"
     if built.is_file() and os.access(built, os.X_OK):
         return built
-    if found := shutil.which("helm"):
+    if found := shutil.which("helm", path=env.get("PATH")):
         return Path(found)
     raise HelmError(f"no helm at {built} nor on PATH: run `make setup` (deploy/local/setup.sh)")
 
@@ -95,8 +95,8 @@ def component(document: Mapping[str, Any]) -> str | None:
 def the_one(
     objects: Sequence[Mapping[str, Any]], kind: str, of: str | None = None
 ) -> dict[str, Any]:
-    """The single object of `kind` (of component `of`, when given); HelmError if not exactly one."""
+    """The single object of `kind` (of component `of`, when given); LookupError if not exactly one."""
     found = [d for d in objects if d["kind"] == kind and (of is None or component(d) == of)]
     if len(found) != 1:
-        raise HelmError(f"{len(found)} objects of kind {kind} for component {of}, not 1")
+        raise LookupError(f"{len(found)} objects of kind {kind} for component {of}, not 1")
     return dict(found[0])
