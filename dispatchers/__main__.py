@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         if not running or settings.kafka_bootstrap is None:
             sys.exit(
                 run_admin(
-                    args, store, print, secret_grace=timedelta(seconds=settings.secret_grace_s)
+                    args,
+                    store,
+                    print,
+                    secret_grace=timedelta(seconds=settings.secret_grace_s),
+                    address_policy=settings.address_policy,
                 )
             )
         serve(settings, store, bootstrap=settings.kafka_bootstrap)
@@ -191,7 +195,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         read_timeout_s=settings.read_timeout_s,
         total_timeout_s=settings.total_timeout_s,
         user_agent="Herald-Webhooks/0.1",
-        allow_private=settings.allow_private_networks,
+        policy=settings.address_policy,
     )
     breakers = Breakers(
         BreakerPolicy(

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from dispatchers.addresses import SETTING as ALLOWED_PRIVATE_SETTING
+from dispatchers.addresses import AddressPolicy, PolicyError
 from dispatchers.outcomes import DEFAULT_RETRY_SCHEDULE_S
 from dispatchers.sealing import Keyring, SealError
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
@@ -62,7 +64,14 @@ class DispatcherSettings:
     """HERALD_RETRY_AFTER_MAX_S: the latest a `Retry-After` may push the next try."""
     allow_private_networks: bool = False
     """HERALD_ALLOW_PRIVATE_NETWORKS: deliver to loopback and private addresses too (true/false).
-    Off by default; the local demo and the tests turn it on. Cloud metadata addresses stay refused."""
+    Off by default; the local demo and the tests turn it on. Metadata and link-local addresses stay
+    refused."""
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
+    """HERALD_DISPATCHER_ALLOWED_PRIVATE_NETWORKS: comma-separated CIDRs (`10.42.0.0/16`,
+    `127.0.0.1/32`) and host names (`hooks.team.svc.cluster.local`, `*.svc.cluster.local`) whose
+    receivers may be on private networks (`dispatchers.addresses` says what no entry opens).
+    HERALD_ALLOW_PRIVATE_NETWORKS=true is held here too (every private network); setting both is
+    a bad setting."""
     breaker_window_s: float = 300.0
     """HERALD_BREAKER_WINDOW_S: the circuit breaker judges the attempts of this recent period."""
     breaker_min_attempts: int = 10
@@ -149,6 +158,9 @@ class DispatcherSettings:
             raise SettingsError(
                 f"HERALD_ALLOW_PRIVATE_NETWORKS must be true or false, not {flag_text!r}"
             )
+        address_policy = _address_policy(
+            env.get(ALLOWED_PRIVATE_SETTING, ""), all_private=flag_text in ("true", "1", "yes")
+        )
         ratio = number("HERALD_BREAKER_FAILURE_RATIO", 0.7, minimum=0.01)
         if ratio > 1:
             raise SettingsError(f"HERALD_BREAKER_FAILURE_RATIO must be at most 1, not {ratio}")
@@ -187,6 +199,7 @@ class DispatcherSettings:
             retry_after_min_s=retry_after[0],
             retry_after_max_s=retry_after[1],
             allow_private_networks=flag_text in ("true", "1", "yes"),
+            address_policy=address_policy,
             breaker_window_s=number("HERALD_BREAKER_WINDOW_S", 300.0, minimum=1),
             breaker_min_attempts=int(number("HERALD_BREAKER_MIN_ATTEMPTS", 10, minimum=1)),
             breaker_failure_ratio=ratio,
@@ -249,6 +262,19 @@ def _topics(name: str, raw: str, *, taken: Mapping[str, str]) -> tuple[str, ...]
             raise SettingsError(f"{name} names {topic!r} twice")
         topics.append(topic)
     return tuple(topics)
+
+
+def _address_policy(raw: str, *, all_private: bool) -> AddressPolicy:
+    try:
+        policy = AddressPolicy.parse(raw, all_private=all_private)
+    except PolicyError as e:
+        raise SettingsError(f"{ALLOWED_PRIVATE_SETTING}: {e}") from e
+    if all_private and (policy.networks or policy.hosts):
+        raise SettingsError(
+            f"{ALLOWED_PRIVATE_SETTING} lists receivers, but HERALD_ALLOW_PRIVATE_NETWORKS=true"
+            " already allows every private network: set one of the two"
+        )
+    return policy
 
 
 def _check_database_url(url: str) -> None:
