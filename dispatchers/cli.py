@@ -28,7 +28,8 @@
 
 TIME is ISO 8601 (`2026-08-20T09:00:00Z`; without a zone it is UTC). With `--json`, list and show
 print JSON only. Secrets are never printed in full. Bad input gets a message naming it, exit code 2,
-and changes nothing; an unknown id, exit code 1. Only `secrets reseal` opens stored secrets: every
+and changes nothing (also a `--url` that can never be delivered to: `dispatchers.addresses`, with the
+dispatchers' own address policy); an unknown id, exit code 1. Only `secrets reseal` opens stored secrets: every
 other command works without the key a secret is sealed with (`show` says which key it is), and
 reseal exits 2 naming it.
 """
