@@ -106,6 +106,7 @@ def _topics_ready(
     stop: threading.Event,
     backoff: Backoff,
     *,
+    bootstrap: str,
     source: KafkaRecordSource,
     state: dict[str, str],
 ) -> bool:
@@ -117,7 +118,7 @@ def _topics_ready(
             beats.beat(name)
 
     if not wait_for_topics(
-        bootstrap=settings.kafka_bootstrap or "",
+        bootstrap=bootstrap,
         topics=(settings.domain_topic, settings.dead_letter_topic),
         waiting=lambda reason: state.update(state=reason),
         beat=beat_all,
@@ -216,7 +217,9 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     if not (
-        _topics_ready(settings, beats, stop, backoff, source=source, state=topics)
+        _topics_ready(
+            settings, beats, stop, backoff, bootstrap=bootstrap, source=source, state=topics
+        )
         and _database_ready(settings, store, beats, stop, backoff, source=source)
     ):
         return

@@ -39,13 +39,41 @@ def wait_for_topics(
     `waiting(reason)` is called after every ask that finds them not all there, `beat()` before
     every ask (each takes at most `ASK_TIMEOUT_S`)."""
     admin = admin_client(bootstrap)
-    backoff = backoff or Backoff(base_s=0.5, cap_s=10.0)
+
+    def ask() -> dict[str, tuple[int, int]]:
+        return topic_partitions(admin, topics, bootstrap=bootstrap, timeout_s=ASK_TIMEOUT_S)
+
+    return wait_with(
+        ask,
+        bootstrap=bootstrap,
+        topics=topics,
+        waiting=waiting,
+        beat=beat,
+        stop=stop,
+        backoff=backoff or Backoff(base_s=0.5, cap_s=10.0),
+        rand=rand,
+    )
+
+
+def wait_with(
+    ask: Callable[[], dict[str, tuple[int, int]]],
+    *,
+    bootstrap: str,
+    topics: Sequence[str],
+    waiting: Callable[[str], None],
+    beat: Callable[[], None],
+    stop: threading.Event,
+    backoff: Backoff,
+    rand: Callable[[], float],
+) -> dict[str, int] | None:
+    """`wait_for_topics` with the question to Kafka passed in: `ask()` gives (partitions, replicas)
+    of the topics that exist, or raises TopicsError."""
     failures = 0
     said = ""
     while not stop.is_set():
         beat()
         try:
-            found = topic_partitions(admin, topics, bootstrap=bootstrap, timeout_s=ASK_TIMEOUT_S)
+            found = ask()
         except TopicsError as e:
             reason = str(e)
         else:
