@@ -64,8 +64,12 @@ class Outcome:
 
     @property
     def left(self) -> tuple[str, ...]:
-        """What stays as it should not be (fixed by hand)."""
-        return () if self.created else tuple(d.describe() for d in self.found.unfixable)
+        """What stays as it should not be (fixed by hand, or by a later run)."""
+        if self.created:
+            return ()
+        if self.found.missing:  # created by someone else, not in the metadata yet
+            return ("created meanwhile by someone else, and not reported yet: run again",)
+        return tuple(d.describe() for d in self.found.unfixable)
 
     @property
     def ok(self) -> bool:

@@ -344,3 +344,14 @@ def test_strimzi_leaves_replicas_to_the_broker_when_none_is_set() -> None:
     [raw, *_] = yaml.safe_load_all(strimzi.render(herald_topics(TopicSettings()), cluster="c"))
     assert "replicas" not in raw["spec"]
     assert "namespace" not in raw["metadata"]
+
+
+def test_a_topic_created_meanwhile_by_someone_else_and_not_yet_reported_is_not_ok() -> None:
+    class LateBroker(MemoryBroker):
+        def create(self, spec: TopicSpec) -> bool:
+            return False  # it exists already, yet the metadata does not show it
+
+    settings = TopicSettings.from_env({})
+    outcomes = ensure(LateBroker(), herald_topics(settings))
+    assert not any(o.ok for o in outcomes)
+    assert "run again" in outcomes[0].describe()
