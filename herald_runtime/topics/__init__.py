@@ -1,8 +1,8 @@
 """Herald's Kafka topics: which ones, with what partitions and configuration, and the command that
 creates or checks them (`python -m herald_runtime.topics {ensure,check,strimzi}`, see `__main__`).
 
-- `plan`: the topics Herald's settings call for, and how a topic as a broker reports it differs
-  from that (pure).
+- `plan`: the topics Herald's settings call for (pure).
+- `drift`: how a topic as a broker reports it differs from that (pure).
 - `ensuring`: create what is missing, set the configs that drift, report what cannot be fixed;
   against a `Broker` (the Kafka adapter in `kafka`, an in-memory one in `memory`).
 - `strimzi`: the same plan as Strimzi `KafkaTopic` resources (pure).

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from herald_runtime.topics.plan import Judgement, Observed, TopicSpec, judge
+from herald_runtime.topics.drift import Judgement, Observed, judge
+from herald_runtime.topics.plan import TopicSpec
 
 
 class TopicsError(Exception):

@@ -23,8 +23,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from herald_runtime.topics.drift import Observed
 from herald_runtime.topics.ensuring import BrokerRefusedError, BrokerUnavailableError
-from herald_runtime.topics.plan import Observed, TopicSpec
+from herald_runtime.topics.plan import TopicSpec
 
 _REFUSALS = frozenset(
     {

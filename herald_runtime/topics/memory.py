@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from herald_runtime.topics.plan import Observed, TopicSpec
+from herald_runtime.topics.drift import Observed
+from herald_runtime.topics.plan import TopicSpec
 
 BROKER_DEFAULTS = {"cleanup.policy": "delete", "retention.ms": "604800000"}
 """What a topic created without a config reports (a broker's defaults, abridged)."""

@@ -10,19 +10,18 @@ import yaml
 
 from herald_runtime.topics import strimzi
 from herald_runtime.topics.__main__ import run
+from herald_runtime.topics.drift import Observed, judge
 from herald_runtime.topics.ensuring import check, ensure
 from herald_runtime.topics.memory import MemoryBroker
 from herald_runtime.topics.plan import (
     DAY_MS,
     ENSURE_COMMAND,
-    Observed,
     Role,
     TopicSettings,
     TopicSettingsError,
     TopicSpec,
     Wanted,
     herald_topics,
-    judge,
     missing_message,
     processor_topics,
 )
