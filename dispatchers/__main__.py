@@ -22,7 +22,7 @@ from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.cli import parser, run_admin
 from dispatchers.consuming import ConsumingLoop
 from dispatchers.http import HttpResult, HttpSender
-from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource
+from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource, wait_for_topics
 from dispatchers.outcomes import Outcome, RetryAfterBounds
 from dispatchers.postgres import DueDelivery, Store, StoreError
 from dispatchers.sealing import SealError
@@ -104,6 +104,37 @@ def _database_ready(
     return waited
 
 
+def _topics_ready(
+    settings: DispatcherSettings,
+    beats: Heartbeats,
+    stop: threading.Event,
+    backoff: Backoff,
+    *,
+    bootstrap: str,
+    source: KafkaRecordSource,
+    state: dict[str, str],
+) -> bool:
+    """Wait until the domain and dead-letter topics exist (`state["state"]` says why not, for
+    /readyz, then "ok"); False, the consumer closed, if stopped first."""
+
+    def beat_all() -> None:  # waiting is not being stuck, for the loops not started yet
+        for name in beats.names:
+            beats.beat(name)
+
+    if not wait_for_topics(
+        bootstrap=bootstrap,
+        topics=(settings.domain_topic, settings.dead_letter_topic),
+        waiting=lambda reason: state.update(state=reason),
+        beat=beat_all,
+        stop=stop,
+        backoff=backoff,
+    ):
+        source.close()
+        return False
+    state["state"] = "ok"
+    return True
+
+
 def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
     """Every stored secret must open with the keyring, or the dispatcher does not start. Raises
     StoreError while the database is unreachable."""
@@ -165,6 +196,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
 
     started = threading.Event()  # the database answered and the stored secrets open
     unopened = UnopenedSubscriptions()
+    topics = {"state": "not checked yet"}  # "ok" once the domain and dead-letter topics exist
 
     def ready() -> tuple[bool, dict[str, object]]:
         ok, details = live()
@@ -172,10 +204,11 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         database = store.last_error or ("ok" if started.is_set() else "not reached yet")
         # Subscriptions whose secrets do not open are named, not a reason to be unready: the
         # others are delivered, and a restart would not start (the key is missing).
-        return ok and database == "ok" and not kafka, {
+        return ok and database == "ok" and not kafka and topics["state"] == "ok", {
             **details,
             "database": database,
             "kafka": "; ".join(kafka.values()) or "ok",
+            "topics": topics["state"],
             "secrets": unopened.describe(),
         }
 
@@ -187,7 +220,12 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    if not _database_ready(settings, store, beats, stop, backoff, source=source):
+    if not (
+        _topics_ready(
+            settings, beats, stop, backoff, bootstrap=bootstrap, source=source, state=topics
+        )
+        and _database_ready(settings, store, beats, stop, backoff, source=source)
+    ):
         return
     started.set()
     sender = HttpSender(

@@ -5,7 +5,9 @@ Loads and validates settings (a bad one stops it here, named), takes SIGTERM and
 thread of their own (`herald_runtime.watchdog.SignalStop`: a stop always ends within
 HERALD_PROCESSOR_STOP_TIMEOUT_S), serves /metrics, /healthz and /readyz from the start, starts the
 watchdog thread (`processors.liveness`), waits for Kafka to tell the raw topic's partition count
-(the tables are co-partitioned with it), then runs a Faust worker for the app. Nothing the health
+(the tables are co-partitioned with it) and for its domain and dead-letter topics to exist (unready
+meanwhile, naming the command that creates them: `processors.kafka`), then runs a Faust worker for
+the app. Nothing the health
 endpoint or the watchdog reads comes from Faust's objects: see `processors.liveness` for why.
 """
 
@@ -78,6 +80,7 @@ def main() -> None:
     partitions = wait_for_raw_partitions(
         bootstrap=settings.kafka_bootstrap,
         topic=settings.raw_topic,
+        also=(settings.domain_topic, settings.dead_letter_topic),
         waiting=status.wait_for,
         beat=beats.beater(MAIN),
         stop=stopping,
