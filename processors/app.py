@@ -37,6 +37,7 @@ from herald_contracts import (
     encode_domain_event,
 )
 from herald_runtime.metrics import replace_series, start_at_zero
+from processors.catalogue import Catalogue
 from processors.processing import process
 from processors.settings import ProcessorSettings
 from processors.stalls import StallGuard, skipped
@@ -88,10 +89,19 @@ KAFKA_FAILURES = (KafkaError, ProducerSendError, OSError, TimeoutError)
 `ProducerSendError` (`faust.transport.drivers.aiokafka.Producer.send`)."""
 
 
+def count_from_zero(catalogue: Catalogue) -> None:
+    """Every reason the enabled packs may find not understood (each reason's fallback, and rows
+    flagged `understood: false`) has its counter at 0: the first message in a new wording after a
+    start then alerts (`HeraldArgoMessagesNotUnderstood`)."""
+    rules = (*catalogue.rules, *catalogue.fallbacks)
+    start_at_zero(NOT_UNDERSTOOD, reason=sorted({r.reason for r in rules if not r.understood}))
+
+
 def build_app(
     settings: ProcessorSettings, *, raw_partitions: int, restart: Callable[[], None]
 ) -> faust.App:
     """The Faust app. `restart` starts the worker over (the stall guard's remedy)."""
+    count_from_zero(settings.catalogue)
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,

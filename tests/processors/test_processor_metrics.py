@@ -1,19 +1,21 @@
-"""The processor's consumer lag counts the raw partitions assigned to this worker now: after a
-rebalance the partitions that moved away are no longer reported here, so the sum over workers (the
-dashboard's, the lag alert's) counts each partition once."""
+"""The processor's metrics: the consumer lag counts the raw partitions assigned to this worker now
+(after a rebalance the partitions that moved away are no longer reported here, so the sum over
+workers, the dashboard's and the lag alert's, counts each partition once); the messages not
+understood are counted from 0 for every reason the enabled packs may not understand."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
 from prometheus_client import REGISTRY
 
-from processors.app import _guard_commits
+from processors.app import _guard_commits, build_app
 from processors.settings import ProcessorSettings
 
 SETTINGS = ProcessorSettings(kafka_bootstrap="127.0.0.1:1")  # never connected to
@@ -89,3 +91,17 @@ def test_partitions_moved_away_by_a_rebalance_are_no_longer_reported() -> None:
     consumer.assigned = set()  # and then all of them
     app.tick()
     assert _lags() == {}
+
+
+def test_reasons_the_packs_may_not_understand_are_counted_from_zero(tmp_path: Path) -> None:
+    """The first message in a new wording after a start must reach `increase()`: its counter
+    has a 0 sample before it (issue 13)."""
+    settings = ProcessorSettings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
+    build_app(settings, raw_partitions=6, restart=lambda: None)
+    counted = {
+        sample.labels["reason"]: sample.value
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if sample.name == "herald_processor_messages_not_understood_total"
+    }
+    assert {"RolloutAborted", "RolloutStepCompleted", "OperationCompleted"} <= set(counted)
