@@ -150,6 +150,22 @@ def _kind(expr: str) -> str:
     return "count"
 
 
+@pytest.mark.parametrize(
+    ("expr", "kind"),
+    [
+        ("histogram_quantile(0.99, sum by (le) (rate(herald_x_seconds_bucket[5m])))", "seconds"),
+        ("sum(rate(herald_x_total[$__rate_interval]))", "per second"),
+        ("sum(increase(herald_x_total[1h]))", "count"),
+        ("max(herald_dispatcher_oldest_due_seconds)", "seconds"),
+        ("max by (cluster) (herald_collector_seconds_since_contact)", "seconds"),
+        ("count(min(herald_collector_last_contact_timestamp_seconds) == 0)", "count"),
+        ("sum(herald_collector_clusters_watched)", "count"),
+    ],
+)
+def test_what_a_query_gives_is_told_by_its_functions_and_metric_names(expr: str, kind: str) -> None:
+    assert _kind(expr) == kind
+
+
 @pytest.mark.parametrize("panel", _panels(), ids=lambda p: p["title"])
 def test_panel_units_rule(panel: dict[str, Any]) -> None:
     """A valid unit on every panel that plots numbers, and one that fits every query of it."""
