@@ -12,13 +12,14 @@ librdkafka's once a client is given `"logger": <a logging.Logger>` in its config
 - `text`: `time level logger message key=value ...`, the same fields, the traceback on the lines
   after.
 
-`RepeatFilter` lets a message through at most once per interval (`REPEAT_INTERVAL_S`) for the same
-logger, level, message template and bound fields; the next one through after the interval says how
-many were held back (`suppressed`), and those still held back when logging shuts down are reported
-then. librdkafka logs every message with one template (`"%s [%s] %s"`: facility, client, text): its
-key is the facility and the text with its numbers blanked ("after 0ms" and "after 1ms" are the same
-message). Herald's own per-item messages that share a template (`subscription %s disabled`) are held
-back too within an interval unless what tells them apart is bound as a field: bind it.
+`RepeatFilter` lets the same message through at most once per interval (`REPEAT_INTERVAL_S`): the
+same logger, level and bound fields, and the same text once its numbers are blanked ("Connect to
+127.0.0.1:1 failed (after 0ms)" and "(after 12ms)" are one message, as are "trying again in 0.4s" and
+"in 3.1s"). The next one through after the interval says how many were held back (`suppressed`);
+those still held back when logging shuts down are summed up then. Why the text and not the template
+(`record.msg`): librdkafka logs every message with one template (`"%s [%s] %s"`: facility, client,
+text), and Herald's per-item messages share theirs (`set aside Event %s: %s`): keyed on the template,
+the second bad Event of an interval would go unsaid.
 
 What it does not: decide what to log (the services do), or configure anything at import time (each
 composition root calls `configure` once its settings are read).
@@ -38,8 +39,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-REPEAT_INTERVAL_S = 30.0
-"""The same message (logger, level, template, bound fields) is written at most once per this."""
+REPEAT_INTERVAL_S = 10.0
+"""The same message (`repeat_key`) is written at most once per this many seconds: a flood becomes a
+line every 10 s, and a loop retrying with backoff still shows it is alive."""
 
 LIBRDKAFKA_TEMPLATE = "%s [%s] %s"
 """The template confluent-kafka logs every librdkafka message with: facility, client name, text."""
@@ -120,14 +122,16 @@ class TextFormatter(logging.Formatter):
 
 
 def repeat_key(record: logging.LogRecord) -> tuple[Any, ...]:
-    """What makes two records "the same message" for `RepeatFilter`: logger, level, template and
-    bound fields (for librdkafka's records: the facility and the text, numbers blanked)."""
-    template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+    """What makes two records "the same message" for `RepeatFilter`: logger, level, bound fields,
+    and the text with its numbers blanked (for librdkafka's records, the client name left out:
+    every client of a process says the same)."""
     args = record.args
-    if template == LIBRDKAFKA_TEMPLATE and isinstance(args, tuple) and len(args) == 3:
-        template = f"{args[0]} {_DIGITS.sub('#', str(args[2]))}"
+    if record.msg == LIBRDKAFKA_TEMPLATE and isinstance(args, tuple) and len(args) == 3:
+        text = f"{args[0]} {args[2]}"
+    else:
+        text = record.getMessage()
     fields = tuple((k, str(v)) for k, v in bound_fields(record).items())
-    return (record.name, record.levelno, template, fields)
+    return (record.name, record.levelno, _DIGITS.sub("#", text), fields)
 
 
 @dataclass

@@ -145,28 +145,33 @@ def _record(
 
 def test_a_repeated_message_passes_once_per_interval_then_says_how_many_were_held_back() -> None:
     clock = _Clock()
-    repeats = RepeatFilter(30, clock=clock)
-    passed = [repeats.filter(_record("waiting for Kafka: %s", n)) for n in range(100)]
+    repeats = RepeatFilter(10, clock=clock)
+    waiting = "waiting for Kafka: %s does not answer; trying again in %.1fs"
+    passed = [repeats.filter(_record(waiting, "k:1", n / 10)) for n in range(100)]
     assert passed == [True] + [False] * 99
-    clock.now += 29.9
-    assert not repeats.filter(_record("waiting for Kafka: %s", "again"))
+    clock.now += 9.9
+    assert not repeats.filter(_record(waiting, "k:1", 30.0))
     clock.now += 0.2
-    after = _record("waiting for Kafka: %s", "later")
+    after = _record(waiting, "k:1", 30.0)
     assert repeats.filter(after)
     assert after.suppressed == 100  # type: ignore[attr-defined]
-    assert after.getMessage().startswith(
-        "waiting for Kafka: later (100 similar messages suppressed"
+    assert after.getMessage() == (
+        "waiting for Kafka: k:1 does not answer; trying again in 30.0s"
+        " (100 similar messages suppressed in the 10s before)"
     )
     assert repeats.held_back() == []
 
 
-def test_messages_differing_in_template_level_logger_or_bound_fields_are_not_held_back() -> None:
-    repeats = RepeatFilter(30, clock=_Clock())
+def test_messages_differing_in_text_level_logger_or_bound_fields_are_not_held_back() -> None:
+    repeats = RepeatFilter(10, clock=_Clock())
     assert repeats.filter(_record("watch failed: %s", 1, cluster="a"))
     assert repeats.filter(_record("watch failed: %s", 1, cluster="b"))
     assert repeats.filter(_record("watch failed: %s", 1, name="tests.other", cluster="a"))
     assert repeats.filter(_record("relisting %s", 1, cluster="a"))
     assert not repeats.filter(_record("watch failed: %s", 2, cluster="a"))
+    # Per-item messages sharing a template are each said: what tells them apart is in the text.
+    assert repeats.filter(_record("set aside Event %s: %s", "ns/a (uid-a)", "no reason"))
+    assert repeats.filter(_record("set aside Event %s: %s", "ns/b (uid-b)", "no reason"))
 
 
 def _librdkafka(facility: str, text: str) -> logging.LogRecord:
@@ -179,6 +184,9 @@ def test_librdkafka_messages_are_the_same_when_only_their_numbers_differ() -> No
         repeat_key(_librdkafka("FAIL", f"{refused} (after 12ms in state CONNECT)"))
     )
     assert repeat_key(_librdkafka("FAIL", refused)) != repeat_key(_librdkafka("ERROR", refused))
+    other_client = _librdkafka("FAIL", refused)
+    other_client.args = ("FAIL", "rdkafka#producer-2", refused)
+    assert repeat_key(other_client) == repeat_key(_librdkafka("FAIL", refused))
     assert repeat_key(_librdkafka("FAIL", refused)) != repeat_key(
         _librdkafka("FAIL", "Failed to resolve 'kafka:9092'")
     )
