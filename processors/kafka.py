@@ -59,8 +59,9 @@ def wait_for_raw_partitions(
     admin = AdminClient(
         {
             "bootstrap.servers": bootstrap,
-            # librdkafka would print every refused connection; the reason is logged below.
-            "log_level": 0,
+            # librdkafka's logs through `logging` (its repeats held back: `herald_runtime.logs`),
+            # written when the client is polled, below.
+            "logger": log,  # type: ignore[dict-item]
         }
     )
     backoff = Backoff(base_s=BACKOFF_BASE_S, cap_s=BACKOFF_MAX_S)
@@ -72,6 +73,7 @@ def wait_for_raw_partitions(
         except KafkaUnavailableError as e:
             failures += 1
             pause = backoff.delay(failures, rand=random.random())  # noqa: S311 - jitter, not a secret
+            admin.poll(0)  # librdkafka's logs of the failed ask: why, when it says more
             log.warning("waiting for Kafka: %s; asking again in %.1fs", e, pause)
             waiting(str(e))
         stop.wait(pause)
