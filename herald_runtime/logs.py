@@ -121,6 +121,15 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message; a template its arguments do not fit is left to the formatter (which
+    reports it through `Handler.handleError`) instead of raising at the caller of `log.info`."""
+    try:
+        return record.getMessage()
+    except (TypeError, ValueError, KeyError):
+        return str(record.msg)
+
+
 def repeat_key(record: logging.LogRecord) -> tuple[Any, ...]:
     """What makes two records "the same message" for `RepeatFilter`: logger, level, bound fields,
     and the text with its numbers blanked (for librdkafka's records, the client name left out:
@@ -129,7 +138,7 @@ def repeat_key(record: logging.LogRecord) -> tuple[Any, ...]:
     if record.msg == LIBRDKAFKA_TEMPLATE and isinstance(args, tuple) and len(args) == 3:
         text = f"{args[0]} {args[2]}"
     else:
-        text = record.getMessage()
+        text = _message(record)
     fields = tuple((k, str(v)) for k, v in bound_fields(record).items())
     return (record.name, record.levelno, _DIGITS.sub("#", text), fields)
 
@@ -172,7 +181,7 @@ class RepeatFilter(logging.Filter):
             self._windows[key] = _Window(started=now, held_back=0, record=record)
         if window is not None and window.held_back:
             record.msg = (
-                f"{record.getMessage()} ({window.held_back} similar messages suppressed"
+                f"{_message(record)} ({window.held_back} similar messages suppressed"
                 f" in the {now - window.started:.0f}s before)"
             )
             record.args = None

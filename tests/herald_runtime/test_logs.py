@@ -174,6 +174,12 @@ def test_messages_differing_in_text_level_logger_or_bound_fields_are_not_held_ba
     assert repeats.filter(_record("set aside Event %s: %s", "ns/b (uid-b)", "no reason"))
 
 
+def test_a_record_whose_arguments_do_not_fit_its_template_does_not_raise_at_the_caller() -> None:
+    repeats = RepeatFilter(10, clock=_Clock())
+    assert repeats.filter(_record("%d records", "many"))
+    assert not repeats.filter(_record("%d records", "more"))
+
+
 def _librdkafka(facility: str, text: str) -> logging.LogRecord:
     return _record(LIBRDKAFKA_TEMPLATE, facility, "rdkafka#consumer-1", text, name="x.librdkafka")
 
