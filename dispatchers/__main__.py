@@ -27,11 +27,12 @@ from dispatchers.outcomes import Outcome, RetryAfterBounds
 from dispatchers.postgres import DueDelivery, Store, StoreError
 from dispatchers.sealing import SealError
 from dispatchers.sending import SendingLoop
-from dispatchers.settings import DispatcherSettings, SettingsError
+from dispatchers.settings import DispatcherSettings
 from dispatchers.unopened import UnopenedSubscriptions
-from herald_runtime import health
+from herald_runtime import health, logs, setting_names
 from herald_runtime.backoff import Backoff
 from herald_runtime.heartbeats import Heartbeats
+from herald_runtime.settings import report, stop_on_bad_settings, warn_unknown_names
 
 log = logging.getLogger("dispatchers")
 
@@ -42,15 +43,10 @@ def _now() -> datetime:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    try:
+    with stop_on_bad_settings("dispatcher"):
         settings = DispatcherSettings.from_env(os.environ)
-    except SettingsError as e:
-        sys.exit(f"dispatcher: bad setting: {e}")
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    warn_unknown_names(os.environ, reads=setting_names.DISPATCHER, log=log)
     running = args.command in (None, "run")
     if running and not settings.kafka_bootstrap:
         sys.exit(
@@ -155,6 +151,24 @@ def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
         )
 
 
+def _serve_health(
+    settings: DispatcherSettings,
+    *,
+    live: health.Check,
+    ready: health.Check,
+    source: KafkaRecordSource,
+) -> None:
+    """Serve /metrics, /healthz and /readyz unless HERALD_METRICS_PORT is 0; an address that
+    cannot be listened on stops the dispatcher naming the setting (the consumer closed first)."""
+    if not settings.metrics_port:
+        return
+    try:
+        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
+    except health.BindError as e:
+        source.close()
+        sys.exit(report("dispatcher", e))
+
+
 CONSUMER_TURN_LIMIT_S = 120.0
 """A consuming turn (poll, store, commit) taking longer than this means the loop is stuck."""
 
@@ -212,8 +226,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
             "secrets": unopened.describe(),
         }
 
-    if settings.metrics_port:
-        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
+    _serve_health(settings, live=live, ready=ready, source=source)
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
         stop.set()

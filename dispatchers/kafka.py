@@ -75,6 +75,7 @@ class KafkaRecordSource:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": int(session_timeout_s * 1000),
+                "logger": log,  # librdkafka's logs through `logging`, written as it is polled
             }
         )
         self._consumer.subscribe([topic, *extra_topics])
@@ -179,6 +180,7 @@ class KafkaDeadLetters:
                 "acks": "all",
                 "partitioner": "murmur2_random",
                 "message.timeout.ms": 0,  # never expire: see the module docstring
+                "logger": log,  # librdkafka's logs through `logging`, written as it is polled
             }
         )
         self._refused: list[tuple[ConsumedRecord, str, KafkaError]] = []
