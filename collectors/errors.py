@@ -9,13 +9,15 @@ CollectorError
 └── KafkaUnavailableError   Kafka cannot be reached (yet); wait for it with backoff, not a setting
 """
 
+from herald_runtime.settings import SettingsError as RuntimeSettingsError
+
 
 class CollectorError(Exception):
     pass
 
 
-class SettingsError(CollectorError):
-    pass
+class SettingsError(CollectorError, RuntimeSettingsError):
+    """Also a `herald_runtime.settings.SettingsError`: one or more bad settings, each named."""
 
 
 class KubeError(CollectorError):

@@ -15,19 +15,9 @@ from herald_dev.helm import component, default_objects, the_one
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_DOC = ROOT / "docs/settings.md"
 DOCUMENTED_ELSEWHERE = frozenset(
-    {
-        # Read by code written beside the chart, documented in docs/settings.md with it: the
-        # collectors' Lease sharing and `python -m herald_runtime.topics ensure`. Drop each name
-        # from here once its row is in docs/settings.md.
-        "HERALD_LEASE_NAMESPACE",
-        "HERALD_LEASE_HOLDER",
-        "HERALD_TOPIC_PARTITIONS",
-        "HERALD_TOPIC_REPLICATION_FACTOR",
-        "HERALD_TOPIC_MIN_INSYNC_REPLICAS",
-        "HERALD_RAW_RETENTION_MS",
-        "HERALD_DOMAIN_RETENTION_MS",
-        "HERALD_DEAD_LETTER_RETENTION_MS",
-    }
+    # Read by the collectors' Lease sharing, written beside the chart and documented with it in
+    # docs/settings.md. Drop each name from here once its row is there.
+    {"HERALD_LEASE_NAMESPACE", "HERALD_LEASE_HOLDER"}
 )
 
 

@@ -3,6 +3,7 @@
 #   - the PostgreSQL server binaries (Debian's package), if missing, without starting a system cluster;
 #   - a virtualenv at .venv with Herald and its dev tools (re-installed when pyproject.toml changes);
 #   - the Kafka broker jars from Maven Central, cached under .cache/kafka-libs;
+#   - promtool (Debian's 'prometheus' package), if missing, for the tests of the alert rules;
 #   - Helm v3, built from the Go module proxy into ${XDG_CACHE_HOME:-~/.cache}/herald/bin, if missing.
 # Needs python3 (>= 3.11), Java 17, Maven and Go.
 set -euo pipefail
@@ -24,6 +25,24 @@ if ! have_postgres; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
+# promtool, which the tests of the alert rules run: taken out of Debian's 'prometheus' package into
+# a cache outside the clone (shared by every clone on the machine); no Prometheus server is installed
+# or started. herald_dev.tools.promtool() looks on the PATH, then there.
+promtool_dir=${XDG_CACHE_HOME:-$HOME/.cache}/herald/bin
+if ! command -v promtool >/dev/null && [ ! -x "$promtool_dir/promtool" ]; then
+  echo "setup: fetching promtool (Debian's prometheus package) ..." >&2
+  deb_dir=$(mktemp -d) && chmod 755 "$deb_dir"  # apt's _apt user writes the download there
+  if ! (cd "$deb_dir" && apt-get download -qq prometheus 2>/dev/null); then
+    [ "$(id -u)" = 0 ] || { echo "setup: cannot download Debian's prometheus package" >&2; exit 1; }
+    apt-get update -qq
+    (cd "$deb_dir" && apt-get download -qq prometheus)
+  fi
+  dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/root"
+  mkdir -p "$promtool_dir"
+  install -m 0755 "$deb_dir/root/usr/bin/promtool" "$promtool_dir/promtool"
+  rm -rf "$deb_dir"
+fi
+
 for tool in java mvn; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is needed (Java 17 and Maven)" >&2; exit 1; }
 done

@@ -35,6 +35,8 @@ from herald_dev.helm import (
     render,
     the_one,
 )
+from herald_runtime.topics import strimzi
+from herald_runtime.topics.plan import TopicSettings, herald_topics
 from processors.settings import ProcessorSettings
 
 EVERYTHING = CHART / "ci" / "everything-values.yaml"
@@ -525,16 +527,11 @@ def test_the_strimzi_topics_are_the_topics_the_services_use(everything: Objects)
 def test_the_topics_follow_the_topics_commands_plan(rendered: Objects) -> None:
     """The Job's env is what `python -m herald_runtime.topics` accepts, and the KafkaTopics are what
     its `strimzi` command prints for that env."""
-    plan = pytest.importorskip(
-        "herald_runtime.topics.plan", reason="the topics command is written beside the chart"
-    )
-    from herald_runtime.topics import strimzi
-
     [container] = the_one(rendered, "Job", "topics")["spec"]["template"]["spec"]["containers"]
-    settings = plan.TopicSettings.from_env({e["name"]: e["value"] for e in container["env"]})
+    settings = TopicSettings.from_env({e["name"]: e["value"] for e in container["env"]})
     wanted = {
         spec.name: strimzi.resource(spec, cluster="c", namespace=None)["spec"]
-        for spec in plan.herald_topics(settings)
+        for spec in herald_topics(settings)
     }
     rendered_topics = {
         d["spec"]["topicName"]: d["spec"] for d in rendered if d["kind"] == "KafkaTopic"
