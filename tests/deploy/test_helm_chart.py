@@ -35,6 +35,7 @@ from herald_dev.helm import (
     render,
     the_one,
 )
+from herald_runtime import setting_names
 from herald_runtime.topics import strimzi
 from herald_runtime.topics.plan import TopicSettings, herald_topics
 from processors.settings import ProcessorSettings
@@ -393,6 +394,27 @@ def test_the_services_accept_the_env_the_chart_gives_them(
 
     dispatcher = DispatcherSettings.from_env(_resolved_env(container("dispatcher")))
     assert dispatcher.database_url.startswith("postgresql://")
+
+
+READ_BESIDE_THE_CHART = frozenset({"HERALD_LEASE_NAMESPACE", "HERALD_LEASE_HOLDER"})
+"""Read by the collectors' Lease sharing, written beside the chart; registered in
+herald_runtime.setting_names with it. Drop each name from here once it is."""
+
+
+def test_every_variable_set_is_one_its_program_reads(rendered: Objects) -> None:
+    """A name the program does not read is warned about at its start as unknown (and is useless)."""
+    reads = {
+        "collector": setting_names.COLLECTOR | READ_BESIDE_THE_CHART,
+        "processor": setting_names.PROCESSOR,
+        "dispatcher": setting_names.DISPATCHER,
+        "migrate": setting_names.DISPATCHER,
+        "topics": setting_names.TOPICS_COMMAND,
+    }
+    for document in rendered:
+        if document["kind"] in ("Deployment", "Job"):
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                unread = _env(container).keys() - reads[component(document) or ""]
+                assert not unread, (document["metadata"]["name"], unread)
 
 
 # -- networking, disruptions, metrics ----------------------------------------------------------------
