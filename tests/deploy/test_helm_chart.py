@@ -96,6 +96,7 @@ def test_helm_lint_passes(values: Path | None) -> None:
     [
         pytest.param("kafka.bootstrap=kafka", "/kafka/bootstrap", id="bootstrap-without-port"),
         pytest.param("logFormat=xml", "/logFormat", id="log-format"),
+        pytest.param("logLevel=loud", "/logLevel", id="log-level"),
         pytest.param("collector.replicas=-1", "/collector/replicas", id="negative-replicas"),
         pytest.param("topics.raw=has space", "/topics/raw", id="topic-name"),
         pytest.param("dispatcher.database.url=postgres://u:p@db/h", "'url'", id="plain-db-url"),
