@@ -41,7 +41,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from collectors import logs, metrics
+from collectors import metrics
 from collectors.checkpoints import Checkpoint, KafkaCheckpointStore
 from collectors.config import ClusterSpec, ConfigError, parse_cluster_file
 from collectors.errors import KafkaUnavailableError, SettingsError
@@ -55,8 +55,9 @@ from collectors.replay import replay
 from collectors.settings import WATCH_READ_MARGIN_S, CollectorSettings
 from collectors.supervisor import ConnectOwners, Supervisor, WatchSettings
 from collectors.topics import check_topics
-from herald_runtime import health
+from herald_runtime import health, logs, setting_names
 from herald_runtime.backoff import Backoff
+from herald_runtime.settings import stop_on_bad_settings, warn_unknown_names
 
 log = logging.getLogger("collectors")
 
@@ -77,11 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     replaying.add_argument("file", type=Path, help="JSON lines, one core/v1 Event each")
     replaying.add_argument("--cluster", help="cluster name for lines without '_cluster'")
     args = parser.parse_args(argv)
-    try:
+    with stop_on_bad_settings("collector"):
         settings = CollectorSettings.from_env(os.environ, need_clusters=args.command != "replay")
-    except SettingsError as e:
-        sys.exit(f"collector: bad setting: {e}")
-    logs.configure(settings.log_format)
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    warn_unknown_names(os.environ, reads=setting_names.COLLECTOR, log=log)
     producer = Producer(
         {
             **producer_config(
@@ -109,11 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     store = KafkaCheckpointStore(
         producer, bootstrap=settings.kafka_bootstrap, topic=settings.checkpoint_topic
     )
-    try:
-        keeper = _keeper(settings)
+    with stop_on_bad_settings("collector"):  # the topics' checks, the health endpoint's address
+        keeper = _keeper(settings)  # the home cluster's config, when there are Leases
         _run(settings, sink, store, initial, keeper)
-    except SettingsError as e:
-        sys.exit(f"collector: bad setting: {e}")
 
 
 def _load_clusters(settings: CollectorSettings) -> tuple[ClusterSpec, ...]:

@@ -11,13 +11,15 @@ CollectorError
     └── LeaseConflictError  409 (or 404): someone else wrote that Lease first; it is not ours
 """
 
+from herald_runtime.settings import SettingsError as RuntimeSettingsError
+
 
 class CollectorError(Exception):
     pass
 
 
-class SettingsError(CollectorError):
-    pass
+class SettingsError(CollectorError, RuntimeSettingsError):
+    """Also a `herald_runtime.settings.SettingsError`: one or more bad settings, each named."""
 
 
 class KubeError(CollectorError):

@@ -1,8 +1,12 @@
 """Prometheus metrics of a collector, labelled by cluster (and scope where a cluster has several).
 
-Counters and the delivery histogram are updated as things happen. The lags are computed when
-Prometheus scrapes, from timestamps the watches keep: seconds since the last successful contact
-with the API server, since the last bookmark, and from the newest Event's own time to now.
+Counters and the delivery histogram are updated as things happen; the counters whose label values
+are known start at 0 for each cluster as soon as its watch is set up (`count_from_zero`), so that
+the first expired relist or set-aside Event after a restart is seen by `increase()`. The lags are
+computed when Prometheus scrapes, from timestamps the watches keep: seconds since the last
+successful contact with the API server, since the last bookmark, and from the newest Event's own
+time to now; the time of the last contact is exported too, 0 for a scope never reached since the
+start (a wrong kubeconfig), which has no seconds since contact.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from herald_contracts import RawRecord, parse_time, view_event
+from herald_contracts import RawRecord, WatchType, parse_time, view_event
+from herald_runtime.metrics import start_at_zero
 
 EVENTS_RECEIVED = Counter(
     "herald_collector_events_received_total",
@@ -144,6 +149,22 @@ OWNER_RESOLUTIONS = Counter(
 )
 
 
+RELIST_CAUSES = ("start", "expired", "server_behind")
+DROP_REASONS = ("filtered", "already_published")
+SET_ASIDE_REASONS = ("not_an_event", "too_large", "not_utf8")
+
+
+def count_from_zero(cluster: str) -> None:
+    """Give a cluster's counters of known label values a 0 sample (idempotent). Watch restarts,
+    publish errors and the owner caches' counters are left out: their causes are open-ended
+    (`http_<status>`, Kafka's error names) and no alert counts their first occurrence."""
+    start_at_zero(RELISTS, cluster=[cluster], cause=RELIST_CAUSES)
+    start_at_zero(EVENTS_DROPPED, cluster=[cluster], reason=DROP_REASONS)
+    start_at_zero(EVENTS_SET_ASIDE, cluster=[cluster], reason=SET_ASIDE_REASONS)
+    start_at_zero(EVENTS_PUBLISHED, cluster=[cluster], watch_type=[t.value for t in WatchType])
+    start_at_zero(MESSAGES_SHORTENED, cluster=[cluster])
+
+
 class OwnerMetrics:
     """The `OwnerObserver` of one scope's owner caches."""
 
@@ -168,9 +189,12 @@ class OwnerMetrics:
 
 
 class ScopeMetrics:
-    """The `WatchObserver` of one watch scope, and the sink's delivery observer for its records."""
+    """The `WatchObserver` of one watch scope, and the sink's delivery observer for its records.
+    Every watch of a cluster, started from the cluster file or on a reload, is observed by one, so
+    its creation is where the cluster's counters start at 0."""
 
     def __init__(self, cluster: str, scope: str) -> None:
+        count_from_zero(cluster)
         self.cluster = cluster
         self.scope = scope
         self._lock = threading.Lock()
@@ -252,6 +276,13 @@ class LagCollector(Collector):
                 "Now minus the time of the newest Event published.",
                 labels=["cluster", "scope"],
             ),
+            "last_contact": GaugeMetricFamily(
+                "herald_collector_last_contact_timestamp_seconds",
+                "Unix time of the last successful answer from the API server; 0 while the scope has"
+                " not been reached since the collector started (a wrong kubeconfig, a cluster"
+                " unreachable from the start).",
+                labels=["cluster", "scope"],
+            ),
         }
         with self._lock:
             scopes = list(self._scopes.values())
@@ -264,6 +295,7 @@ class LagCollector(Collector):
             ):
                 if stamp is not None:
                     families[name].add_metric(labels, max(0.0, now - stamp))
+            families["last_contact"].add_metric(labels, m.last_contact or 0.0)
         yield from families.values()
 
 

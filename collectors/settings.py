@@ -1,6 +1,7 @@
 """The collector's settings: read once from the environment (prefix `HERALD_`), validated at start.
 
 Every setting is documented in docs/settings.md. Nothing below `__main__` reads the environment.
+Read with `herald_runtime.settings.EnvReader`: every bad setting is reported at once.
 The clusters come from a cluster file (`HERALD_CLUSTERS_FILE`, see `collectors.config`), or, for a
 single cluster, from `HERALD_CLUSTER_NAME` and its companions.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from collectors.config import ClusterSpec, valid_cluster_name
 from collectors.errors import SettingsError
 from herald_contracts import RAW_TOPIC
+from herald_runtime.logs import LogFormat, LogLevel
+from herald_runtime.settings import EnvReader
 
 CHECKPOINT_TOPIC = "herald.collector-checkpoints.v1"
 
@@ -111,8 +114,10 @@ class CollectorSettings:
     """HERALD_METRICS_PORT: /metrics, /healthz and /readyz; 0 disables."""
     metrics_host: str = "127.0.0.1"
     """HERALD_METRICS_HOST."""
-    log_format: str = "json"
-    """HERALD_LOG_FORMAT: json (one object per line) or text."""
+    log_format: LogFormat = LogFormat.JSON
+    """HERALD_LOG_FORMAT: json (one object per line) or text (`herald_runtime.logs`)."""
+    log_level: LogLevel = LogLevel.INFO
+    """HERALD_LOG_LEVEL: debug, info, warning or error."""
     owner_resolution: bool = True
     """HERALD_OWNER_RESOLUTION: true (default) or false: resolve each Event's owners (workload,
     Argo CD application) from metadata-only list/watch caches of the owning kinds."""
@@ -144,31 +149,38 @@ class CollectorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, need_clusters: bool = True) -> CollectorSettings:
-        reader = _Reader(env)
-        bootstrap = _bootstrap(reader.text("HERALD_KAFKA_BOOTSTRAP"))
+        """Read and check every setting; SettingsError listing each bad one."""
+        reader = EnvReader(env, error_type=SettingsError)
+        bootstrap = reader.parsed("HERALD_KAFKA_BOOTSTRAP", _bootstrap, "")
+        if not bootstrap:
+            reader.required("HERALD_KAFKA_BOOTSTRAP")
         clusters_file = reader.text("HERALD_CLUSTERS_FILE")
         single = _single_cluster(reader)
-        if clusters_file is not None and single is not None:
-            raise SettingsError("set HERALD_CLUSTERS_FILE or HERALD_CLUSTER_NAME, not both")
-        if need_clusters and clusters_file is None and single is None:
-            raise SettingsError(
-                "HERALD_CLUSTERS_FILE (or HERALD_CLUSTER_NAME for one cluster) is required"
+        if clusters_file is not None and reader.text("HERALD_CLUSTER_NAME") is not None:
+            reader.problem(
+                "set HERALD_CLUSTERS_FILE or HERALD_CLUSTER_NAME, not both",
+                "HERALD_CLUSTERS_FILE",
+                "HERALD_CLUSTER_NAME",
+            )
+        if need_clusters and clusters_file is None and reader.text("HERALD_CLUSTER_NAME") is None:
+            reader.problem(
+                "HERALD_CLUSTERS_FILE (or HERALD_CLUSTER_NAME for one cluster) is required",
+                "HERALD_CLUSTERS_FILE",
             )
         if clusters_file is not None and not Path(clusters_file).is_file():
-            raise SettingsError(
-                f"HERALD_CLUSTERS_FILE names {clusters_file!r}, which is not a file"
+            reader.problem(
+                f"HERALD_CLUSTERS_FILE names {clusters_file!r}, which is not a file",
+                "HERALD_CLUSTERS_FILE",
             )
         for replaced in ("HERALD_REPLICA_COUNT", "HERALD_REPLICA_INDEX"):
             if reader.text(replaced) is not None:
-                raise SettingsError(
+                reader.problem(
                     f"{replaced} is no longer used: replicas share the clusters through Leases "
                     "(set HERALD_LEASE_NAMESPACE and HERALD_LEASE_HOLDER instead; see "
-                    "docs/collectors.md, Replicas)"
+                    "docs/collectors.md, Replicas and Leases)",
+                    replaced,
                 )
         leases = _leases(reader, env)
-        log_format = reader.text("HERALD_LOG_FORMAT") or "json"
-        if log_format not in ("json", "text"):
-            raise SettingsError(f"HERALD_LOG_FORMAT must be json or text, not {log_format!r}")
         kafka_message_max_bytes = int(
             reader.number(
                 "HERALD_KAFKA_MESSAGE_MAX_BYTES",
@@ -181,18 +193,21 @@ class CollectorSettings:
             reader.number("HERALD_EVENT_MESSAGE_MAX_BYTES", 65_536, minimum=1024)
         )
         if event_message_max_bytes > kafka_message_max_bytes - MESSAGE_HEADROOM_BYTES:
-            raise SettingsError(
+            reader.problem(
                 f"HERALD_EVENT_MESSAGE_MAX_BYTES ({event_message_max_bytes}) must leave "
                 f"{MESSAGE_HEADROOM_BYTES} bytes of the producer's message.max.bytes "
                 f"(HERALD_KAFKA_MESSAGE_MAX_BYTES, {kafka_message_max_bytes}) for the rest of the "
-                f"Event: at most {kafka_message_max_bytes - MESSAGE_HEADROOM_BYTES}"
+                f"Event: at most {kafka_message_max_bytes - MESSAGE_HEADROOM_BYTES}",
+                "HERALD_EVENT_MESSAGE_MAX_BYTES",
             )
-        return cls(
+        settings = cls(
             kafka_bootstrap=bootstrap,
             clusters_file=Path(clusters_file) if clusters_file else None,
-            single_cluster=single,
-            raw_topic=_topic(reader, "HERALD_RAW_TOPIC", RAW_TOPIC),
-            checkpoint_topic=_topic(reader, "HERALD_CHECKPOINT_TOPIC", CHECKPOINT_TOPIC),
+            single_cluster=single if clusters_file is None else None,
+            raw_topic=reader.parsed("HERALD_RAW_TOPIC", _topic("HERALD_RAW_TOPIC"), RAW_TOPIC),
+            checkpoint_topic=reader.parsed(
+                "HERALD_CHECKPOINT_TOPIC", _topic("HERALD_CHECKPOINT_TOPIC"), CHECKPOINT_TOPIC
+            ),
             checkpoint_interval_s=reader.number("HERALD_CHECKPOINT_INTERVAL_S", 1.0, minimum=0.05),
             clusters_reload_s=reader.number("HERALD_CLUSTERS_RELOAD_S", 5.0, minimum=0.1),
             **leases,
@@ -215,50 +230,27 @@ class CollectorSettings:
             event_message_max_bytes=event_message_max_bytes,
             metrics_port=int(reader.number("HERALD_METRICS_PORT", 9101, minimum=0, maximum=65535)),
             metrics_host=reader.text("HERALD_METRICS_HOST") or "127.0.0.1",
-            log_format=log_format,
-            owner_resolution=_flag(reader, "HERALD_OWNER_RESOLUTION", default=True),
-            owner_labels=_label_keys(reader.text("HERALD_OWNER_LABELS"), env),
-            owner_instance_label=_label_key(
-                reader.text("HERALD_OWNER_INSTANCE_LABEL") or "app.kubernetes.io/instance",
+            log_format=reader.choice("HERALD_LOG_FORMAT", LogFormat, LogFormat.JSON),
+            log_level=reader.choice("HERALD_LOG_LEVEL", LogLevel, LogLevel.INFO),
+            owner_resolution=reader.boolean("HERALD_OWNER_RESOLUTION", True),
+            owner_labels=_label_keys(reader, env),
+            owner_instance_label=reader.parsed(
                 "HERALD_OWNER_INSTANCE_LABEL",
+                _label_key("HERALD_OWNER_INSTANCE_LABEL"),
+                "app.kubernetes.io/instance",
             ),
             owner_cache_max_objects=int(
                 reader.number("HERALD_OWNER_CACHE_MAX_OBJECTS", 200_000, minimum=1)
             ),
             owner_sync_timeout_s=reader.number("HERALD_OWNER_SYNC_TIMEOUT_S", 30.0, minimum=0),
         )
+        reader.done()
+        return settings
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def text(self, name: str) -> str | None:
-        return self._env.get(name, "").strip() or None
-
-    def number(
-        self, name: str, default: float, *, minimum: float = 0, maximum: float | None = None
-    ) -> float:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError as e:
-            raise SettingsError(f"{name} must be a number, not {raw!r}") from e
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = (
-                f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            )
-            raise SettingsError(f"{name} must be {bound}, not {raw!r}")
-        return value
-
-
-def _bootstrap(text: str | None) -> str:
+def _bootstrap(text: str) -> str:
     """`host:port[,host:port...]` (an optional `scheme://` each, as librdkafka allows). Whether the
     brokers answer is not a setting: the collector waits for them."""
-    if text is None:
-        raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
     for address in text.split(","):
         host, _, port = address.strip().rpartition("://")[2].rpartition(":")
         if not host or any(c.isspace() for c in host) or not port.isdecimal():
@@ -270,50 +262,56 @@ def _bootstrap(text: str | None) -> str:
     return text
 
 
-def _flag(reader: _Reader, name: str, *, default: bool) -> bool:
-    raw = reader.text(name)
-    if raw is None:
-        return default
-    if raw.lower() not in ("true", "false"):
-        raise SettingsError(f"{name} must be true or false, not {raw!r}")
-    return raw.lower() == "true"
-
-
-def _label_keys(text: str | None, env: Mapping[str, str]) -> frozenset[str]:
+def _label_keys(reader: EnvReader, env: Mapping[str, str]) -> frozenset[str]:
     """HERALD_OWNER_LABELS: unset is the default; set but empty is none."""
     if "HERALD_OWNER_LABELS" not in env:
         return DEFAULT_OWNER_LABELS
-    keys = [k.strip() for k in (text or "").split(",") if k.strip()]
-    return frozenset(_label_key(key, "HERALD_OWNER_LABELS") for key in keys)
+    name = "HERALD_OWNER_LABELS"
+    keys = set()
+    for key in (k.strip() for k in (reader.text(name) or "").split(",")):
+        if key:
+            try:
+                keys.add(_label_key(name)(key))
+            except SettingsError as e:
+                reader.problem(str(e), name)
+    return frozenset(keys)
 
 
-def _label_key(key: str, name: str) -> str:
-    if len(key) > 253 + 1 + 63 or not _LABEL_KEY.fullmatch(key):
-        raise SettingsError(f"{name}: {key!r} is not a Kubernetes label key")
-    return key
+def _label_key(name: str) -> Callable[[str], str]:
+    def parse(key: str) -> str:
+        if len(key) > 253 + 1 + 63 or not _LABEL_KEY.fullmatch(key):
+            raise SettingsError(f"{name}: {key!r} is not a Kubernetes label key")
+        return key
+
+    return parse
 
 
-def _topic(reader: _Reader, name: str, default: str) -> str:
-    topic = reader.text(name) or default
-    if not _TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
-        raise SettingsError(
-            f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-'; at most 249), "
-            f"not {topic!r}"
-        )
-    return topic
+def _topic(name: str) -> Callable[[str], str]:
+    def parse(topic: str) -> str:
+        if not _TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+            raise SettingsError(
+                f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-'; at most 249), "
+                f"not {topic!r}"
+            )
+        return topic
+
+    return parse
 
 
-def _single_cluster(reader: _Reader) -> ClusterSpec | None:
+def _single_cluster(reader: EnvReader) -> ClusterSpec | None:
     name = reader.text("HERALD_CLUSTER_NAME")
     if name is None:
         return None
     if not valid_cluster_name(name):
-        raise SettingsError(
-            f"HERALD_CLUSTER_NAME {name!r} must not contain '/', spaces or control characters"
+        reader.problem(
+            f"HERALD_CLUSTER_NAME {name!r} must not contain '/', spaces or control characters",
+            "HERALD_CLUSTER_NAME",
         )
     kubeconfig = reader.text("HERALD_KUBECONFIG")
     if kubeconfig is not None and not Path(kubeconfig).is_file():
-        raise SettingsError(f"HERALD_KUBECONFIG names {kubeconfig!r}, which is not a file")
+        reader.problem(
+            f"HERALD_KUBECONFIG names {kubeconfig!r}, which is not a file", "HERALD_KUBECONFIG"
+        )
     namespace = reader.text("HERALD_WATCH_NAMESPACE")
     return ClusterSpec(
         name=name,
@@ -323,34 +321,48 @@ def _single_cluster(reader: _Reader) -> ClusterSpec | None:
     )
 
 
-def _leases(reader: _Reader, env: Mapping[str, str]) -> dict[str, Any]:
+def _leases(reader: EnvReader, env: Mapping[str, str]) -> dict[str, Any]:
     namespace = reader.text("HERALD_LEASE_NAMESPACE")
     kubeconfig = reader.text("HERALD_LEASE_KUBECONFIG")
     if namespace is None:
         if kubeconfig is not None:
-            raise SettingsError(
+            reader.problem(
                 "HERALD_LEASE_KUBECONFIG is set but HERALD_LEASE_NAMESPACE is not (no Leases "
-                "without a namespace)"
+                "without a namespace)",
+                "HERALD_LEASE_KUBECONFIG",
             )
         return {}
     if len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace):
-        raise SettingsError(f"HERALD_LEASE_NAMESPACE must be a namespace name, not {namespace!r}")
+        reader.problem(
+            f"HERALD_LEASE_NAMESPACE must be a namespace name, not {namespace!r}",
+            "HERALD_LEASE_NAMESPACE",
+        )
     if kubeconfig is not None and not Path(kubeconfig).is_file():
-        raise SettingsError(f"HERALD_LEASE_KUBECONFIG names {kubeconfig!r}, which is not a file")
+        reader.problem(
+            f"HERALD_LEASE_KUBECONFIG names {kubeconfig!r}, which is not a file",
+            "HERALD_LEASE_KUBECONFIG",
+        )
     holder = reader.text("HERALD_LEASE_HOLDER") or env.get("HOSTNAME", "").strip()
     holder = holder or socket.gethostname()
     if not holder or len(holder) > 253 or not holder.isprintable() or " " in holder:
-        raise SettingsError(
-            f"HERALD_LEASE_HOLDER must be a name without spaces (the pod's), not {holder!r}"
+        reader.problem(
+            f"HERALD_LEASE_HOLDER must be a name without spaces (the pod's), not {holder!r}",
+            "HERALD_LEASE_HOLDER",
         )
-    duration = int(reader.number("HERALD_LEASE_DURATION_S", 15, minimum=1, maximum=3600))
+    duration = reader.integer("HERALD_LEASE_DURATION_S", 15, minimum=1, maximum=3600)
     deadline = reader.number("HERALD_LEASE_RENEW_DEADLINE_S", 10.0, minimum=0.1)
     retry = reader.number("HERALD_LEASE_RETRY_PERIOD_S", 2.0, minimum=0.05)
-    if not retry < deadline < duration:
-        raise SettingsError(
+    timings = (
+        "HERALD_LEASE_RETRY_PERIOD_S",
+        "HERALD_LEASE_RENEW_DEADLINE_S",
+        "HERALD_LEASE_DURATION_S",
+    )
+    if not retry < deadline < duration and reader.fine(*timings):
+        reader.problem(
             "HERALD_LEASE_RETRY_PERIOD_S < HERALD_LEASE_RENEW_DEADLINE_S < HERALD_LEASE_DURATION_S "
-            f"is required (a watch stops before its Lease may be taken over), not {retry} < "
-            f"{deadline} < {duration}"
+            f"is required (a watch stops before its Lease may be taken over), not {retry:g} < "
+            f"{deadline:g} < {duration}",
+            *timings,
         )
     return {
         "lease_namespace": namespace,

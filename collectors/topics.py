@@ -11,7 +11,9 @@ checkpoint topic that is not compacted (old checkpoints would be deleted, and a 
 would relist everything), a raw topic whose `max.message.bytes` is below the producer's
 (`HERALD_KAFKA_MESSAGE_MAX_BYTES`: the broker would refuse whole batches of good records), or a
 broker that refuses the collector's access. A raw topic that does not exist yet is waited for: topics
-are often created by a job or an operator at the same time as the collector is deployed.
+are often created by a job or an operator at the same time as the collector is deployed; the wait
+(logged, and on /readyz) names the command that creates them (`herald_runtime.topics`, whose plan
+also creates the checkpoint topic as this module would).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from collectors.errors import KafkaUnavailableError, SettingsError
+from herald_runtime.topics.plan import missing_message
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,9 @@ def check_topics(
     except KafkaException as e:
         raise _translated(e, f"Kafka at {bootstrap} does not answer") from e
     if raw_topic not in topics:
-        raise KafkaUnavailableError(f"HERALD_RAW_TOPIC {raw_topic!r} does not exist (yet)")
+        raise KafkaUnavailableError(
+            f"HERALD_RAW_TOPIC: {missing_message([raw_topic], bootstrap=bootstrap)}"
+        )
     if checkpoint_topic not in topics:
         _create_checkpoint_topic(admin, checkpoint_topic, timeout_s=timeout_s)
     configs = _configs(admin, (raw_topic, checkpoint_topic), timeout_s=timeout_s)

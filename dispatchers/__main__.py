@@ -22,16 +22,17 @@ from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.cli import parser, run_admin
 from dispatchers.consuming import ConsumingLoop
 from dispatchers.http import HttpResult, HttpSender
-from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource
+from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource, wait_for_topics
 from dispatchers.outcomes import Outcome, RetryAfterBounds
 from dispatchers.postgres import DueDelivery, Store, StoreError
 from dispatchers.sealing import SealError
 from dispatchers.sending import SendingLoop
-from dispatchers.settings import DispatcherSettings, SettingsError
+from dispatchers.settings import DispatcherSettings
 from dispatchers.unopened import UnopenedSubscriptions
-from herald_runtime import health
+from herald_runtime import health, logs, setting_names
 from herald_runtime.backoff import Backoff
 from herald_runtime.heartbeats import Heartbeats
+from herald_runtime.settings import report, stop_on_bad_settings, warn_unknown_names
 
 log = logging.getLogger("dispatchers")
 
@@ -42,15 +43,10 @@ def _now() -> datetime:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    try:
+    with stop_on_bad_settings("dispatcher"):
         settings = DispatcherSettings.from_env(os.environ)
-    except SettingsError as e:
-        sys.exit(f"dispatcher: bad setting: {e}")
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    warn_unknown_names(os.environ, reads=setting_names.DISPATCHER, log=log)
     running = args.command in (None, "run")
     if running and not settings.kafka_bootstrap:
         sys.exit(
@@ -70,7 +66,11 @@ def main(argv: list[str] | None = None) -> None:
         if not running or settings.kafka_bootstrap is None:
             sys.exit(
                 run_admin(
-                    args, store, print, secret_grace=timedelta(seconds=settings.secret_grace_s)
+                    args,
+                    store,
+                    print,
+                    secret_grace=timedelta(seconds=settings.secret_grace_s),
+                    address_policy=settings.address_policy,
                 )
             )
         serve(settings, store, bootstrap=settings.kafka_bootstrap)
@@ -100,6 +100,37 @@ def _database_ready(
     return waited
 
 
+def _topics_ready(
+    settings: DispatcherSettings,
+    beats: Heartbeats,
+    stop: threading.Event,
+    backoff: Backoff,
+    *,
+    bootstrap: str,
+    source: KafkaRecordSource,
+    state: dict[str, str],
+) -> bool:
+    """Wait until the domain and dead-letter topics exist (`state["state"]` says why not, for
+    /readyz, then "ok"); False, the consumer closed, if stopped first."""
+
+    def beat_all() -> None:  # waiting is not being stuck, for the loops not started yet
+        for name in beats.names:
+            beats.beat(name)
+
+    if not wait_for_topics(
+        bootstrap=bootstrap,
+        topics=(settings.domain_topic, settings.dead_letter_topic),
+        waiting=lambda reason: state.update(state=reason),
+        beat=beat_all,
+        stop=stop,
+        backoff=backoff,
+    ):
+        source.close()
+        return False
+    state["state"] = "ok"
+    return True
+
+
 def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
     """Every stored secret must open with the keyring, or the dispatcher does not start. Raises
     StoreError while the database is unreachable."""
@@ -118,6 +149,24 @@ def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
             "%d webhook secrets are stored unsealed: run `python -m dispatchers secrets reseal`",
             unsealed,
         )
+
+
+def _serve_health(
+    settings: DispatcherSettings,
+    *,
+    live: health.Check,
+    ready: health.Check,
+    source: KafkaRecordSource,
+) -> None:
+    """Serve /metrics, /healthz and /readyz unless HERALD_METRICS_PORT is 0; an address that
+    cannot be listened on stops the dispatcher naming the setting (the consumer closed first)."""
+    if not settings.metrics_port:
+        return
+    try:
+        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
+    except health.BindError as e:
+        source.close()
+        sys.exit(report("dispatcher", e))
 
 
 CONSUMER_TURN_LIMIT_S = 120.0
@@ -161,6 +210,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
 
     started = threading.Event()  # the database answered and the stored secrets open
     unopened = UnopenedSubscriptions()
+    topics = {"state": "not checked yet"}  # "ok" once the domain and dead-letter topics exist
 
     def ready() -> tuple[bool, dict[str, object]]:
         ok, details = live()
@@ -168,22 +218,27 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         database = store.last_error or ("ok" if started.is_set() else "not reached yet")
         # Subscriptions whose secrets do not open are named, not a reason to be unready: the
         # others are delivered, and a restart would not start (the key is missing).
-        return ok and database == "ok" and not kafka, {
+        return ok and database == "ok" and not kafka and topics["state"] == "ok", {
             **details,
             "database": database,
             "kafka": "; ".join(kafka.values()) or "ok",
+            "topics": topics["state"],
             "secrets": unopened.describe(),
         }
 
-    if settings.metrics_port:
-        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
+    _serve_health(settings, live=live, ready=ready, source=source)
 
     def shutdown(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    if not _database_ready(settings, store, beats, stop, backoff, source=source):
+    if not (
+        _topics_ready(
+            settings, beats, stop, backoff, bootstrap=bootstrap, source=source, state=topics
+        )
+        and _database_ready(settings, store, beats, stop, backoff, source=source)
+    ):
         return
     started.set()
     sender = HttpSender(
@@ -191,7 +246,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         read_timeout_s=settings.read_timeout_s,
         total_timeout_s=settings.total_timeout_s,
         user_agent="Herald-Webhooks/0.1",
-        allow_private=settings.allow_private_networks,
+        policy=settings.address_policy,
     )
     breakers = Breakers(
         BreakerPolicy(

@@ -28,7 +28,8 @@
 
 TIME is ISO 8601 (`2026-08-20T09:00:00Z`; without a zone it is UTC). With `--json`, list and show
 print JSON only. Secrets are never printed in full. Bad input gets a message naming it, exit code 2,
-and changes nothing; an unknown id, exit code 1. Only `secrets reseal` opens stored secrets: every
+and changes nothing (also a `--url` that can never be delivered to: `dispatchers.addresses`, with the
+dispatchers' own address policy); an unknown id, exit code 1. Only `secrets reseal` opens stored secrets: every
 other command works without the key a secret is sealed with (`show` says which key it is), and
 reseal exits 2 naming it.
 """
@@ -44,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from dispatchers.addresses import UrlError, check_url
+from dispatchers.addresses import STRICT, AddressPolicy, UrlError, check_target
 from dispatchers.custom_headers import HeaderError, parse_headers, redact_value
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store, StoreError, Subscription
@@ -226,12 +227,22 @@ def run_admin(
     err: Callable[[str], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     secret_grace: timedelta = timedelta(days=1),
+    address_policy: AddressPolicy = STRICT,
 ) -> int:
     """Run a management command (anything but `run`); return the exit code. Results go to `out`,
-    errors to `err` (standard error by default), so `--json` output stays JSON."""
+    errors to `err` (standard error by default), so `--json` output stays JSON. A URL is judged
+    by `address_policy` (the dispatchers' own, read from the same settings)."""
     complain = err or _stderr
     try:
-        return _run(args, store, out, complain, now=now(), secret_grace=secret_grace)
+        return _run(
+            args,
+            store,
+            out,
+            complain,
+            now=now(),
+            secret_grace=secret_grace,
+            policy=address_policy,
+        )
     except InputError as e:
         complain(f"error: {e}")
         return 2
@@ -255,6 +266,7 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
     *,
     now: datetime,
     secret_grace: timedelta,
+    policy: AddressPolicy,
 ) -> int:
     command = (args.command, getattr(args, "action", None))
     if command == ("migrate", None):
@@ -263,7 +275,7 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
         return 0
     if command == ("subscriptions", "create"):
         subscription_id = store.create_subscription(
-            url=_checked_url(args.url),
+            url=_checked_url(args.url, policy),
             secrets=[_checked_secret(s) for s in args.secret],
             filter=SubscriptionFilter(
                 event_types=_checked_types(args.event_type),
@@ -290,7 +302,7 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
         _show(_subscription_view(subscription), as_json=args.json, out=out)
         return 0
     if command == ("subscriptions", "update"):
-        return _update(args, store, out, err, now=now)
+        return _update(args, store, out, err, now=now, policy=policy)
     if command in (("subscriptions", "disable"), ("subscriptions", "enable")):
         enabled = args.action == "enable"
         reason = None if enabled else args.reason
@@ -377,6 +389,7 @@ def _update(
     err: Callable[[str], None],
     *,
     now: datetime,
+    policy: AddressPolicy,
 ) -> int:
     changes = {
         "event_types": _checked_types(args.event_type) if args.event_type else None,
@@ -389,7 +402,7 @@ def _update(
         "rate_limit_per_s": args.rate_limit,
         "headers": () if args.no_headers else _checked_headers(args.header),
     }
-    url = _checked_url(args.url) if args.url is not None else None
+    url = _checked_url(args.url, policy) if args.url is not None else None
     if url is None and not args.no_rate_limit and all(v is None for v in changes.values()):
         raise InputError(
             "nothing to update: give --url, --event-type, --source, --subject, --cluster,"
@@ -416,9 +429,11 @@ def _checked_headers(texts: list[str] | None) -> tuple[tuple[str, str], ...] | N
         raise InputError(f"--header: {e}") from e
 
 
-def _checked_url(url: str) -> str:
+def _checked_url(url: str, policy: AddressPolicy) -> str:
+    """What can be told from the URL alone; a host name is judged at each attempt, when it is
+    resolved (what it resolves to here, or now, need not be what it resolves to there, later)."""
     try:
-        return check_url(url)
+        return check_target(url, policy)
     except UrlError as e:
         raise InputError(f"--url: {e}") from e
 

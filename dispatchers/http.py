@@ -2,9 +2,15 @@
 and the address connected to is the address checked (`dispatchers.addresses`).
 
 The check lives in urllib3's connection classes: a connection resolves the host itself, refuses the
-addresses `addresses.refusal` names, and connects to one it accepted, so nothing resolves the name
-again between the check and the connection (DNS rebinding cannot slip through). TLS still verifies
-the certificate against the host name of the URL.
+addresses the `AddressPolicy` refuses (judging each against the URL's host name, for the listed
+hosts), and connects to one it accepted, so nothing resolves the name again between the check and
+the connection (DNS rebinding cannot slip through). TLS still verifies the certificate against the
+host name of the URL.
+
+A refusal by policy is not a network error: when every address the name resolves to is refused (or
+the URL itself can never be delivered to), the result says so in `refused`, which the retry policy
+reads as final (`dispatchers.outcomes`). A name with an accepted address that does not answer is a
+network error, retried.
 
 An attempt has a total deadline besides the connect and read timeouts (which bound each wait, not
 the whole): a watchdog thread shuts the socket of an attempt still running at its deadline, which
@@ -32,7 +38,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-from dispatchers.addresses import UrlError, check_url, refusal
+from dispatchers.addresses import STRICT, AddressPolicy, UrlError, check_url
 
 MAX_BODY_BYTES = 4096
 
@@ -44,6 +50,9 @@ class HttpResult:
     body: str | None
     error: str | None
     duration_ms: int
+    refused: str | None = None
+    """Why the policy refused the URL or every address of its host: no request was made, and
+    none ever will be (set with `error`)."""
 
 
 class _Attempt:
@@ -53,6 +62,7 @@ class _Attempt:
         self.deadline = deadline
         self.connection: Any = None
         self.cut_off = False
+        self.refused: str | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -102,7 +112,7 @@ class _Watchdog:
 class _CheckedConnect:
     """Mixed into urllib3's connections: resolve, refuse, connect to an accepted address."""
 
-    allow_private: ClassVar[bool] = False
+    policy: ClassVar[AddressPolicy] = STRICT
     host: str
     port: int
     timeout: Any
@@ -119,7 +129,7 @@ class _CheckedConnect:
         last_error: OSError | None = None
         for family, kind, proto, _, address in infos:
             ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])  # no IPv6 zone
-            reason = refusal(ip, allow_private=self.allow_private)
+            reason = self.policy.refusal(ip, host=self.host)
             if reason is not None:
                 refused.append(f"{ip} is {reason}")
                 continue
@@ -141,7 +151,10 @@ class _CheckedConnect:
                 continue
             return sock
         if refused and last_error is None:
-            raise self._failure(f"refused to connect to {self.host}: " + "; ".join(refused))
+            message = f"refused to connect to {self.host}: " + "; ".join(refused)
+            if attempt is not None:
+                attempt.refused = message
+            raise self._failure(message)
         raise self._failure(f"cannot connect to {self.host}: {last_error}")
 
     def request(self, *args: Any, **kwargs: Any) -> None:
@@ -158,14 +171,12 @@ def _seconds(timeout: Any) -> float | None:
     return timeout if isinstance(timeout, int | float) else None
 
 
-def _adapter(*, allow_private: bool) -> HTTPAdapter:
+def _adapter(*, policy: AddressPolicy) -> HTTPAdapter:
     checked_http = type(
-        "CheckedHTTPConnection", (_CheckedConnect, HTTPConnection), {"allow_private": allow_private}
+        "CheckedHTTPConnection", (_CheckedConnect, HTTPConnection), {"policy": policy}
     )
     checked_https = type(
-        "CheckedHTTPSConnection",
-        (_CheckedConnect, HTTPSConnection),
-        {"allow_private": allow_private},
+        "CheckedHTTPSConnection", (_CheckedConnect, HTTPSConnection), {"policy": policy}
     )
     http_pool = type("CheckedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": checked_http})
     https_pool = type("CheckedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": checked_https})
@@ -183,13 +194,13 @@ class HttpSender:
         read_timeout_s: float,
         total_timeout_s: float,
         user_agent: str,
-        allow_private: bool = False,
+        policy: AddressPolicy = STRICT,
     ) -> None:
         self._timeouts = (connect_timeout_s, read_timeout_s)
         self._total_timeout_s = total_timeout_s
         self._watchdog = _Watchdog()
         self._user_agent = user_agent
-        self._allow_private = allow_private
+        self._policy = policy
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -197,7 +208,7 @@ class HttpSender:
         if session is None:
             session = requests.Session()
             session.trust_env = False  # no proxies or .netrc from the environment
-            adapter = _adapter(allow_private=self._allow_private)
+            adapter = _adapter(policy=self._policy)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = self._user_agent
@@ -210,7 +221,11 @@ class HttpSender:
         _current.attempt = attempt
         self._watchdog.watch(attempt)
         try:
-            check_url(url)
+            try:
+                check_url(url)
+            except UrlError as e:
+                attempt.refused = f"the URL can never be delivered to: {e}"
+                raise
             with self._session().post(
                 url,
                 data=body,
@@ -245,8 +260,11 @@ class HttpSender:
                 status_code=None,
                 headers=None,
                 body=None,
-                error=f"{type(e).__name__}: {e}",
+                error=f"RefusedByPolicy: {attempt.refused}"
+                if attempt.refused
+                else f"{type(e).__name__}: {e}",
                 duration_ms=_elapsed_ms(started),
+                refused=attempt.refused,
             )
         finally:
             self._watchdog.forget(attempt)

@@ -13,19 +13,44 @@ send: the offsets were committed and the record was lost). A dead letter Kafka r
 is missing, or not writable) is sent again at the next flush, so the loop keeps waiting and says
 why; one too large for the dead-letter topic is sent without its value, its headers still pointing
 at the record in its source topic.
+
+At start, `wait_for_topics` waits until the domain and dead-letter topics exist: unready meanwhile,
+saying which are missing and the command that creates them (`herald_runtime.topics.waiting`).
+(A consumer subscribed to a missing topic waits without a word, and a dead letter could not be
+written.)
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from dispatchers.consuming import CommitError, ConsumedRecord, ConsumeError, DeadLetterError
 from herald_contracts import dead_letter_headers
+from herald_runtime.backoff import Backoff
+from herald_runtime.topics import waiting as topic_waiting
 
 log = logging.getLogger(__name__)
+
+
+def wait_for_topics(
+    *,
+    bootstrap: str,
+    topics: Sequence[str],
+    waiting: Callable[[str], None],
+    beat: Callable[[], None],
+    stop: threading.Event,
+    backoff: Backoff,
+) -> bool:
+    """True once every one of `topics` exists; False if `stop` is set first. `waiting(reason)` is
+    told why after every ask that finds one missing (or no broker), `beat()` before every ask."""
+    found = topic_waiting.wait_for_topics(
+        bootstrap=bootstrap, topics=topics, waiting=waiting, beat=beat, stop=stop, backoff=backoff
+    )
+    return found is not None
 
 
 class KafkaRecordSource:
@@ -50,6 +75,7 @@ class KafkaRecordSource:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": int(session_timeout_s * 1000),
+                "logger": log,  # librdkafka's logs through `logging`, written as it is polled
             }
         )
         self._consumer.subscribe([topic, *extra_topics])
@@ -154,6 +180,7 @@ class KafkaDeadLetters:
                 "acks": "all",
                 "partitioner": "murmur2_random",
                 "message.timeout.ms": 0,  # never expire: see the module docstring
+                "logger": log,  # librdkafka's logs through `logging`, written as it is polled
             }
         )
         self._refused: list[tuple[ConsumedRecord, str, KafkaError]] = []

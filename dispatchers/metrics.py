@@ -11,6 +11,7 @@ from dispatchers.http import HttpResult
 from dispatchers.intake import RefusalKind
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import DueDelivery
+from herald_runtime.metrics import replace_series, start_at_zero
 
 DELIVERIES = Counter(
     "herald_dispatcher_deliveries_total",
@@ -58,9 +59,8 @@ CONSUMER_LAG = Gauge(
 
 
 def observe_lag(lags: dict[int, int]) -> None:
-    CONSUMER_LAG.clear()  # partitions move between dispatchers
-    for partition, lag in lags.items():
-        CONSUMER_LAG.labels(str(partition)).set(lag)
+    # Partitions move between dispatchers: those that left are no longer reported.
+    replace_series(CONSUMER_LAG, {str(partition): lag for partition, lag in lags.items()})
 
 
 LATE_ATTEMPTS = Counter(
@@ -79,20 +79,10 @@ DEAD_LETTERS = Counter(
 )
 
 
-def _at_zero() -> None:
-    """Every label value known in advance starts as a 0 sample: a labelled counter has no series
-    until its first increment, so `increase()` would never see that first one (the first dead
-    letter or `gone` delivery after a restart would never alert)."""
-    for verdict in Verdict:
-        if verdict is not Verdict.RETRY:
-            DELIVERIES.labels(verdict.value)
-    for status_class in ("2xx", "3xx", "4xx", "5xx", "error"):
-        ATTEMPTS.labels(status_class)
-    for kind in RefusalKind:
-        DEAD_LETTERS.labels(kind.value)
-
-
-_at_zero()
+# A 0 sample from the start: the first dead letter or `gone` delivery after a restart alerts.
+start_at_zero(DELIVERIES, outcome=[v.value for v in Verdict if v is not Verdict.RETRY])
+start_at_zero(ATTEMPTS, status_class=("2xx", "3xx", "4xx", "5xx", "error"))
+start_at_zero(DEAD_LETTERS, kind=[kind.value for kind in RefusalKind])
 
 
 def observe_attempt(
@@ -118,6 +108,4 @@ def observe_state(stats: dict[str, float], breakers: Breakers) -> None:
 
 
 def observe_unopened(by_key: dict[str, int]) -> None:
-    UNOPENED.clear()  # a key no subscription waits for any more goes
-    for key, count in by_key.items():
-        UNOPENED.labels(key).set(count)
+    replace_series(UNOPENED, dict(by_key))  # a key no subscription waits for any more goes

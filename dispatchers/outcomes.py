@@ -7,6 +7,11 @@ inputs always give the same decision.
 `Retry-After` on a 429 or a 503 is honoured within bounds: the next try is at the time the receiver
 asked for, but never sooner than `retry_after_min_s` and never later than `retry_after_max_s` from
 now (a receiver cannot park a delivery for days, nor make us hammer it). It still counts as a try.
+
+A request the address policy refused (`dispatchers.addresses`: the receiver's address is one a
+webhook may not be sent to) fails at once, whatever try it was: trying again would be refused again,
+and only an operator can change that (the policy's settings, or the URL). The HTTP edge tells it
+apart from a network error (`HttpResult.refused`), not the error's text.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ class Verdict(enum.StrEnum):
     FAILED = "failed"
     GONE = "gone"
     """410 Gone: the receiver asks to be unsubscribed; the subscription is disabled."""
+    REFUSED = "refused"
+    """Refused by the address policy: failed at once, not retried (recorded as failed)."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,13 @@ def decide(
     jitter_draw: float,
     retry_after: str | None = None,
     retry_after_bounds: RetryAfterBounds = RetryAfterBounds(),
+    refused: bool = False,
 ) -> Outcome:
     """`attempt_number` counts from 1 within the current round of tries; `jitter_draw` is uniform
-    in [0, 1); status None = no answer; `retry_after` is the header's value, if any."""
+    in [0, 1); status None = no answer; `retry_after` is the header's value, if any; `refused`:
+    the address policy refused the request (no answer, and never one)."""
+    if refused:
+        return Outcome(Verdict.REFUSED)
     if status_code is not None and 200 <= status_code < 300:
         return Outcome(Verdict.DELIVERED)
     if status_code == 410:

@@ -41,6 +41,7 @@ _STATUS = {
     Verdict.RETRY: "retrying",
     Verdict.FAILED: "failed",
     Verdict.GONE: "failed",
+    Verdict.REFUSED: "failed",
 }
 _OPEN = ("pending", "retrying")
 

@@ -1,4 +1,6 @@
-"""The dispatcher's settings: read once from the environment (prefix `HERALD_`), validated at start."""
+"""The dispatcher's settings: read once from the environment (prefix `HERALD_`), validated at start.
+
+Read with `herald_runtime.settings.EnvReader`: every bad setting is reported at once."""
 
 from __future__ import annotations
 
@@ -8,13 +10,18 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from dispatchers.addresses import SETTING as ALLOWED_PRIVATE_SETTING
+from dispatchers.addresses import AddressPolicy, PolicyError
 from dispatchers.outcomes import DEFAULT_RETRY_SCHEDULE_S
 from dispatchers.sealing import Keyring, SealError
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
+from herald_runtime.logs import LogFormat, LogLevel
+from herald_runtime.settings import EnvReader
+from herald_runtime.settings import SettingsError as RuntimeSettingsError
 
 
-class SettingsError(ValueError):
-    """A bad setting; the service stops at start and names it."""
+class SettingsError(RuntimeSettingsError):
+    """One or more bad settings; the service stops at start and names each."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,14 @@ class DispatcherSettings:
     """HERALD_RETRY_AFTER_MAX_S: the latest a `Retry-After` may push the next try."""
     allow_private_networks: bool = False
     """HERALD_ALLOW_PRIVATE_NETWORKS: deliver to loopback and private addresses too (true/false).
-    Off by default; the local demo and the tests turn it on. Cloud metadata addresses stay refused."""
+    Off by default; the local demo and the tests turn it on. Metadata and link-local addresses stay
+    refused."""
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
+    """HERALD_DISPATCHER_ALLOWED_PRIVATE_NETWORKS: comma-separated CIDRs (`10.42.0.0/16`,
+    `127.0.0.1/32`) and host names (`hooks.team.svc.cluster.local`, `*.svc.cluster.local`) whose
+    receivers may be on private networks (`dispatchers.addresses` says what no entry opens).
+    HERALD_ALLOW_PRIVATE_NETWORKS=true is held here too (every private network); setting both is
+    a bad setting."""
     breaker_window_s: float = 300.0
     """HERALD_BREAKER_WINDOW_S: the circuit breaker judges the attempts of this recent period."""
     breaker_min_attempts: int = 10
@@ -108,85 +122,97 @@ class DispatcherSettings:
     """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
     """HERALD_METRICS_HOST."""
+    log_format: LogFormat = LogFormat.JSON
+    """HERALD_LOG_FORMAT: json (one object per line) or text (`herald_runtime.logs`)."""
+    log_level: LogLevel = LogLevel.INFO
+    """HERALD_LOG_LEVEL: debug, info, warning or error."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DispatcherSettings:
-        def text(name: str) -> str | None:
-            return env.get(name, "").strip() or None
+        """Read and check every setting; SettingsError listing each bad one."""
+        reader = EnvReader(env, error_type=SettingsError)
+        text, number, problem = reader.text, reader.number, reader.problem
 
-        def number(name: str, default: float, *, minimum: float = 0) -> float:
-            raw = text(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError as e:
-                raise SettingsError(f"{name} must be a number, not {raw!r}") from e
-            if value < minimum:
-                raise SettingsError(f"{name} must be at least {minimum}, not {raw!r}")
-            return value
-
-        database_url = text("HERALD_DATABASE_URL")
-        if database_url is None:
-            raise SettingsError("HERALD_DATABASE_URL is required")
-        _check_database_url(database_url)
+        database_url = reader.required("HERALD_DATABASE_URL") or ""
+        if database_url:
+            reader.parsed("HERALD_DATABASE_URL", _check_database_url, None)
         schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
         raw_schedule = text("HERALD_RETRY_SCHEDULE_S")
         if raw_schedule is not None:
             try:
                 schedule = tuple(float(part) for part in raw_schedule.split(","))
-            except ValueError as e:
-                raise SettingsError(
-                    f"HERALD_RETRY_SCHEDULE_S must be comma-separated seconds, not {raw_schedule!r}"
-                ) from e
+            except ValueError:
+                problem(
+                    f"HERALD_RETRY_SCHEDULE_S must be comma-separated seconds, not {raw_schedule!r}",
+                    "HERALD_RETRY_SCHEDULE_S",
+                )
             if any(s < 0 for s in schedule):
-                raise SettingsError("HERALD_RETRY_SCHEDULE_S must not hold negative delays")
+                problem(
+                    "HERALD_RETRY_SCHEDULE_S must not hold negative delays",
+                    "HERALD_RETRY_SCHEDULE_S",
+                )
         jitter = number("HERALD_RETRY_JITTER", 0.2)
         if jitter >= 1:
-            raise SettingsError(f"HERALD_RETRY_JITTER must be below 1, not {jitter}")
+            problem(f"HERALD_RETRY_JITTER must be below 1, not {jitter}", "HERALD_RETRY_JITTER")
         flag_text = (text("HERALD_ALLOW_PRIVATE_NETWORKS") or "false").lower()
         if flag_text not in ("true", "false", "1", "0", "yes", "no"):
-            raise SettingsError(
-                f"HERALD_ALLOW_PRIVATE_NETWORKS must be true or false, not {flag_text!r}"
+            problem(
+                f"HERALD_ALLOW_PRIVATE_NETWORKS must be true or false, not {flag_text!r}",
+                "HERALD_ALLOW_PRIVATE_NETWORKS",
             )
-        ratio = number("HERALD_BREAKER_FAILURE_RATIO", 0.7, minimum=0.01)
-        if ratio > 1:
-            raise SettingsError(f"HERALD_BREAKER_FAILURE_RATIO must be at most 1, not {ratio}")
+        address_policy = AddressPolicy()
+        try:
+            address_policy = _address_policy(
+                env.get(ALLOWED_PRIVATE_SETTING, ""), all_private=flag_text in ("true", "1", "yes")
+            )
+        except SettingsError as e:
+            problem(str(e), ALLOWED_PRIVATE_SETTING)
+        ratio = number("HERALD_BREAKER_FAILURE_RATIO", 0.7, minimum=0.01, maximum=1)
         retry_after = (
             number("HERALD_RETRY_AFTER_MIN_S", 1.0),
             number("HERALD_RETRY_AFTER_MAX_S", 3600.0, minimum=1),
         )
         if retry_after[0] > retry_after[1]:
-            raise SettingsError("HERALD_RETRY_AFTER_MIN_S must not exceed HERALD_RETRY_AFTER_MAX_S")
+            problem(
+                "HERALD_RETRY_AFTER_MIN_S must not exceed HERALD_RETRY_AFTER_MAX_S",
+                "HERALD_RETRY_AFTER_MIN_S",
+            )
+        keyring = Keyring()
         try:
             keyring = Keyring.parse(env.get("HERALD_SECRETS_KEYS"))
         except SealError as e:
-            raise SettingsError(str(e)) from e
+            problem(str(e), "HERALD_SECRETS_KEYS")
         lease_s = number("HERALD_DISPATCHER_LEASE_S", 60.0, minimum=1)
         total_timeout_s = number("HERALD_HTTP_TOTAL_TIMEOUT_S", 30.0, minimum=0.1)
         if lease_s < 2 * total_timeout_s:
-            raise SettingsError(
+            problem(
                 f"HERALD_DISPATCHER_LEASE_S ({lease_s:g}) must be at least twice"
                 f" HERALD_HTTP_TOTAL_TIMEOUT_S ({total_timeout_s:g}): an attempt must end well"
-                " inside the lease of its claim, or another worker may send the same delivery"
+                " inside the lease of its claim, or another worker may send the same delivery",
+                "HERALD_DISPATCHER_LEASE_S",
             )
         domain_topic = text("HERALD_DOMAIN_TOPIC") or DOMAIN_TOPIC
         dead_letter_topic = text("HERALD_DEAD_LETTER_TOPIC") or DEAD_LETTER_TOPIC
-        extra_topics = _topics(
-            "HERALD_DISPATCHER_EXTRA_TOPICS",
-            env.get("HERALD_DISPATCHER_EXTRA_TOPICS", ""),
-            taken={
-                domain_topic: "HERALD_DOMAIN_TOPIC",
-                dead_letter_topic: "HERALD_DEAD_LETTER_TOPIC",
-                # Kubernetes Events, not CloudEvents: every record would be dead-lettered.
-                text("HERALD_RAW_TOPIC") or RAW_TOPIC: "HERALD_RAW_TOPIC",
-            },
-        )
-        return cls(
+        extra_topics: tuple[str, ...] = ()
+        try:
+            extra_topics = _topics(
+                "HERALD_DISPATCHER_EXTRA_TOPICS",
+                env.get("HERALD_DISPATCHER_EXTRA_TOPICS", ""),
+                taken={
+                    domain_topic: "HERALD_DOMAIN_TOPIC",
+                    dead_letter_topic: "HERALD_DEAD_LETTER_TOPIC",
+                    # Kubernetes Events, not CloudEvents: every record would be dead-lettered.
+                    text("HERALD_RAW_TOPIC") or RAW_TOPIC: "HERALD_RAW_TOPIC",
+                },
+            )
+        except SettingsError as e:
+            problem(str(e), "HERALD_DISPATCHER_EXTRA_TOPICS")
+        settings = cls(
             extra_topics=extra_topics,
             retry_after_min_s=retry_after[0],
             retry_after_max_s=retry_after[1],
             allow_private_networks=flag_text in ("true", "1", "yes"),
+            address_policy=address_policy,
             breaker_window_s=number("HERALD_BREAKER_WINDOW_S", 300.0, minimum=1),
             breaker_min_attempts=int(number("HERALD_BREAKER_MIN_ATTEMPTS", 10, minimum=1)),
             breaker_failure_ratio=ratio,
@@ -221,9 +247,13 @@ class DispatcherSettings:
             subscriptions_refresh_s=number("HERALD_SUBSCRIPTIONS_REFRESH_S", 2.0),
             backoff_base_s=number("HERALD_BACKOFF_BASE_S", 0.5, minimum=0.01),
             backoff_max_s=number("HERALD_BACKOFF_MAX_S", 30.0, minimum=0.01),
-            metrics_port=int(number("HERALD_METRICS_PORT", 9103)),
+            metrics_port=int(number("HERALD_METRICS_PORT", 9103, maximum=65535)),
             metrics_host=text("HERALD_METRICS_HOST") or "127.0.0.1",
+            log_format=reader.choice("HERALD_LOG_FORMAT", LogFormat, LogFormat.JSON),
+            log_level=reader.choice("HERALD_LOG_LEVEL", LogLevel, LogLevel.INFO),
         )
+        reader.done()
+        return settings
 
 
 _TOPIC_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -249,6 +279,19 @@ def _topics(name: str, raw: str, *, taken: Mapping[str, str]) -> tuple[str, ...]
             raise SettingsError(f"{name} names {topic!r} twice")
         topics.append(topic)
     return tuple(topics)
+
+
+def _address_policy(raw: str, *, all_private: bool) -> AddressPolicy:
+    try:
+        policy = AddressPolicy.parse(raw, all_private=all_private)
+    except PolicyError as e:
+        raise SettingsError(f"{ALLOWED_PRIVATE_SETTING}: {e}") from e
+    if all_private and (policy.networks or policy.hosts):
+        raise SettingsError(
+            f"{ALLOWED_PRIVATE_SETTING} lists receivers, but HERALD_ALLOW_PRIVATE_NETWORKS=true"
+            " already allows every private network: set one of the two"
+        )
+    return policy
 
 
 def _check_database_url(url: str) -> None:

@@ -1,6 +1,7 @@
 """Local infrastructure: a real Kafka broker (KRaft, from Maven Central jars) and a throwaway Postgres.
 
-    python -m herald_dev.infra up     start what is not running, create topics, migrate; print env
+    python -m herald_dev.infra up     start what is not running, create topics (as
+                                      `python -m herald_runtime.topics ensure`), migrate; print env
     python -m herald_dev.infra env    print the environment of what is running
     python -m herald_dev.infra down   stop, by pid, only what `up` started
 
@@ -27,31 +28,21 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psycopg
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
+
+from herald_runtime.topics.ensuring import TopicsError, ensure
+from herald_runtime.topics.kafka import KafkaBroker
+from herald_runtime.topics.plan import TopicSettings, TopicSettingsError, herald_topics
 
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_POM = REPO / "deploy" / "local" / "kafka" / "pom.xml"
 KAFKA_LIBS = REPO / ".cache" / "kafka-libs"
 KAFKA_JAR = "kafka_2.13-3.9.1.jar"
 DEFAULT_STATE_DIR = REPO / ".herald-local"
-
-TOPICS: dict[str, tuple[str, int, dict[str, str]]] = {
-    # setting: (default name, partitions, topic config)
-    "HERALD_RAW_TOPIC": ("herald.kube-events.v1", 6, {}),
-    "HERALD_DOMAIN_TOPIC": ("herald.deploy-events.v1", 6, {}),
-    "HERALD_DEAD_LETTER_TOPIC": ("herald.dead-letters.v1", 1, {}),
-    "HERALD_CHECKPOINT_TOPIC": (
-        "herald.collector-checkpoints.v1",
-        1,
-        {"cleanup.policy": "compact"},
-    ),
-}
-
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 """Brokers this process started, so that `down` reaps them (no zombie, no ResourceWarning)."""
@@ -267,26 +258,18 @@ def _wait_kafka_ready(bootstrap: str, *, timeout_s: float = 60) -> None:
 def create_topics(
     bootstrap: str, env: Mapping[str, str], *, partitions: int | None = None
 ) -> list[str]:
-    """Create Herald's topics (names from the env, defaults otherwise); existing ones are kept."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    wanted = [
-        NewTopic(
-            env.get(var) or name,
-            num_partitions=partitions or count,
-            replication_factor=1,
-            config=config,
-        )
-        for var, (name, count, config) in TOPICS.items()
-    ]
-    created = []
-    for topic, future in admin.create_topics(wanted, operation_timeout=30).items():
-        try:
-            future.result(timeout=30)
-            created.append(topic)
-        except KafkaException as e:
-            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    return created
+    """Ensure Herald's topics as `python -m herald_runtime.topics ensure` does (names and the
+    other topic settings from `env`, defaults otherwise; `partitions` overrides every topic's
+    count, for tests); return the names of those it created. Drift it cannot fix (fewer
+    partitions than wanted) is printed, not raised: tests reuse the default topics."""
+    specs = herald_topics(TopicSettings.from_env(env))
+    if partitions:
+        specs = tuple(replace(spec, partitions=partitions) for spec in specs)
+    outcomes = ensure(KafkaBroker(bootstrap, timeout_s=30), specs)
+    for outcome in outcomes:
+        if not outcome.ok:
+            print(f"topic {outcome.name}: {outcome.describe()}", file=sys.stderr)
+    return [outcome.name for outcome in outcomes if outcome.created]
 
 
 # -- Postgres -------------------------------------------------------------------------------------
@@ -497,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         else:
             state = load_state(args.state_dir)
-    except (InfraError, subprocess.CalledProcessError) as e:
+    except (InfraError, subprocess.CalledProcessError, TopicsError, TopicSettingsError) as e:
         sys.exit(f"infra: {e}")
     for key, value in state.env().items():
         print(f"export {key}={value}")

@@ -6,8 +6,9 @@
 test writes creates Events. The binaries come from `herald_dev.kubeassets`.
 
 What tests do with it: write Events through the admin client (`admin()`), give the collector the
-least-privilege identity of `deploy/kubernetes/collectors.yaml` (`collector_kubeconfig`: a token of
-that manifest's ServiceAccount, bound by that manifest's ClusterRole), and break it the ways a real
+least-privilege identity the Helm chart gives it (`collector_kubeconfig`: a token of the
+collector's ServiceAccount as `helm template` renders it from `deploy/helm/herald`, bound by the
+rendered ClusterRole, and by the Role on Leases in the release namespace), and break it the ways a real
 cluster breaks: `restart_apiserver` (TERM or KILL), `compact` (etcd compaction, so old
 resourceVersions expire), `wipe_etcd` (etcd restarted empty behind the same URL, as after a restore).
 
@@ -39,15 +40,13 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from herald_dev.helm import component, default_objects, the_one
 from herald_dev.infra import free_port
 from herald_dev.kubeassets import ensure_assets
 
 ADMIN_TOKEN = "herald-test-admin-token"  # noqa: S105 - a throwaway server on 127.0.0.1
 COLLECTOR_STATIC_TOKEN = "herald-test-collector-token"  # noqa: S105 - the same
-COLLECTOR_MANIFEST = (
-    Path(__file__).resolve().parents[1] / "deploy" / "kubernetes" / "collectors.yaml"
-)
-_RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+_RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 _COMPACTION_KEY = base64.b64encode(b"herald-test/compaction").decode()
 """Written before a compaction; outside `/registry`, so the API server never sees it."""
 
@@ -358,9 +357,9 @@ class RealKube:
         return client.ApiClient(configuration)
 
     def _apply_collector_rbac(self) -> None:
-        """Create what `deploy/kubernetes/collectors.yaml` grants the collector, verbatim."""
-        documents = [d for d in yaml.safe_load_all(COLLECTOR_MANIFEST.read_text()) if d]
-        wanted = [d for d in documents if d["kind"] in _RBAC_KINDS]
+        """Create what the chart grants the collector, verbatim: its ServiceAccount, ClusterRole,
+        Role and their bindings, as `helm template` renders them with the default values."""
+        wanted = _collector_rbac_objects()
         namespaces = {d["metadata"]["namespace"] for d in wanted if "namespace" in d["metadata"]}
         with self.admin() as api:
             core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
@@ -374,10 +373,14 @@ class RealKube:
                     _create(rbac.create_cluster_role, document)
                 elif kind == "ClusterRoleBinding":
                     _create(rbac.create_cluster_role_binding, document)
+                elif kind == "Role":
+                    _create(rbac.create_namespaced_role, document, namespace=namespace)
+                elif kind == "RoleBinding":
+                    _create(rbac.create_namespaced_role_binding, document, namespace=namespace)
 
     def collector_token(self, *, seconds: int = 86_400) -> str:
-        """A token of the collector's ServiceAccount from `deploy/kubernetes/collectors.yaml`,
-        issued by the server (TokenRequest)."""
+        """A token of the collector's ServiceAccount from the chart, issued by the server
+        (TokenRequest)."""
         namespace, name = _collector_account()
         with self.admin() as api:
             answer = client.CoreV1Api(api).create_namespaced_service_account_token(
@@ -407,10 +410,17 @@ class RealKube:
 
 
 def _collector_account() -> tuple[str, str]:
-    """(namespace, name) of the collector's ServiceAccount in deploy/kubernetes/collectors.yaml."""
-    documents = yaml.safe_load_all(COLLECTOR_MANIFEST.read_text())
-    account = next(d for d in documents if d and d["kind"] == "ServiceAccount")
-    return str(account["metadata"]["namespace"]), str(account["metadata"]["name"])
+    """(namespace, name) of the ServiceAccount the chart's collector Deployment runs as."""
+    deployment = the_one(default_objects(), "Deployment", "collector")
+    name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    return str(deployment["metadata"]["namespace"]), str(name)
+
+
+def _collector_rbac_objects() -> list[dict[str, Any]]:
+    """The chart's RBAC objects of the collector: those labelled its component."""
+    return [
+        d for d in default_objects() if d["kind"] in _RBAC_KINDS and component(d) == "collector"
+    ]
 
 
 def _create(call: Any, body: dict[str, Any], **kwargs: Any) -> None:

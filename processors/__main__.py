@@ -5,7 +5,9 @@ Loads and validates settings (a bad one stops it here, named), takes SIGTERM and
 thread of their own (`herald_runtime.watchdog.SignalStop`: a stop always ends within
 HERALD_PROCESSOR_STOP_TIMEOUT_S), serves /metrics, /healthz and /readyz from the start, starts the
 watchdog thread (`processors.liveness`), waits for Kafka to tell the raw topic's partition count
-(the tables are co-partitioned with it), then runs a Faust worker for the app. Nothing the health
+(the tables are co-partitioned with it) and for its domain and dead-letter topics to exist (unready
+meanwhile, naming the command that creates them: `processors.kafka`), then runs a Faust worker for
+the app. Nothing the health
 endpoint or the watchdog reads comes from Faust's objects: see `processors.liveness` for why.
 """
 
@@ -19,13 +21,14 @@ import threading
 
 import faust
 
-from herald_runtime import health
+from herald_runtime import health, logs, setting_names
 from herald_runtime.heartbeats import Heartbeats
+from herald_runtime.settings import stop_on_bad_settings, warn_unknown_names
 from herald_runtime.watchdog import SignalStop, Watchdog
 from processors.app import build_app, publish_status
 from processors.kafka import wait_for_raw_partitions
 from processors.liveness import MAIN, WorkerStatus, probes, stall
-from processors.settings import ProcessorSettings, SettingsError
+from processors.settings import ProcessorSettings
 from processors.stalls import UnreadyGuard
 
 log = logging.getLogger("processors")
@@ -48,20 +51,20 @@ def main() -> None:
         from processors.rule_commands import main as rules  # noqa: PLC0415 - only for this command
 
         sys.exit(rules(sys.argv[2:]))
-    try:
+    with stop_on_bad_settings("processor"):
         settings = ProcessorSettings.from_env(os.environ)
-    except SettingsError as e:
-        sys.exit(f"processor: bad setting: {e}")
     # Before any thread starts: the signals stay blocked in every thread but their own.
     signals = SignalStop(grace_s=settings.stop_timeout_s).install()
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s"
-    )
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    warn_unknown_names(os.environ, reads=setting_names.PROCESSOR, log=log)
     status = WorkerStatus()
     beats = Heartbeats({MAIN: settings.loop_stall_s})
     live, ready = probes(status, beats.stuck)
     if settings.metrics_port:
-        health.serve(host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready)
+        with stop_on_bad_settings("processor"):
+            health.serve(
+                host=settings.metrics_host, port=settings.metrics_port, live=live, ready=ready
+            )
     unready = UnreadyGuard(after_s=settings.recovery_stall_s)
 
     def restart(reason: str) -> None:
@@ -78,6 +81,7 @@ def main() -> None:
     partitions = wait_for_raw_partitions(
         bootstrap=settings.kafka_bootstrap,
         topic=settings.raw_topic,
+        also=(settings.domain_topic, settings.dead_letter_topic),
         waiting=status.wait_for,
         beat=beats.beater(MAIN),
         stop=stopping,
@@ -95,7 +99,11 @@ def main() -> None:
         len(settings.catalogue.types),
     )
     app = build_app(settings, raw_partitions=partitions, restart=_restart_in_place)
-    worker = faust.Worker(app, loglevel="INFO")
+    # Faust keeps the logging configured above (`override_logging`: no handler of its own, no
+    # stdout redirected into the logs) and prints nothing itself: `quiet` (no "OK ^"), no spinner
+    # (its `finish` writes terminal escapes even to a file); it logs "Ready" instead.
+    worker = faust.Worker(app, override_logging=False, quiet=True)
+    worker.spinner = None
     loop = worker.loop
     beat = beats.beater(MAIN)
 

@@ -36,6 +36,8 @@ from herald_contracts import (
     domain_record_headers,
     encode_domain_event,
 )
+from herald_runtime.metrics import replace_series, start_at_zero
+from processors.catalogue import Catalogue
 from processors.processing import process
 from processors.settings import ProcessorSettings
 from processors.stalls import StallGuard, skipped
@@ -61,7 +63,8 @@ LATENCY = Histogram(
 )
 LAG = Gauge(
     "herald_processor_consumer_lag",
-    "Raw records not yet committed, by partition (end offset minus committed offset).",
+    "Raw records not yet committed, by partition (end offset minus committed offset), of the"
+    " partitions assigned to this worker now.",
     ["partition"],
 )
 
@@ -70,8 +73,9 @@ SKIPS = Counter(
     "Worker restarts because Faust handed the agent a raw record past ones it never handed over"
     " (dropped while recovering, faust issue #596): they are read again after the restart.",
 )
-for _outcome in ("interpreted", "duplicate", "suppressed", "ignored", "dead_lettered"):
-    RECORDS.labels(_outcome)  # a 0 sample from the start: `increase()` then sees the first one
+start_at_zero(  # `increase()` then sees the first dead letter after a start
+    RECORDS, outcome=("interpreted", "duplicate", "suppressed", "ignored", "dead_lettered")
+)
 STALLS = Counter(
     "herald_processor_commit_stalls_total",
     "Worker restarts by the commit-stall guard: a raw partition with records waiting stopped"
@@ -85,10 +89,19 @@ KAFKA_FAILURES = (KafkaError, ProducerSendError, OSError, TimeoutError)
 `ProducerSendError` (`faust.transport.drivers.aiokafka.Producer.send`)."""
 
 
+def count_from_zero(catalogue: Catalogue) -> None:
+    """Every reason the enabled packs may find not understood (each reason's fallback, and rows
+    flagged `understood: false`) has its counter at 0: the first message in a new wording after a
+    start then alerts (`HeraldArgoMessagesNotUnderstood`)."""
+    rules = (*catalogue.rules, *catalogue.fallbacks)
+    start_at_zero(NOT_UNDERSTOOD, reason=sorted({r.reason for r in rules if not r.understood}))
+
+
 def build_app(
     settings: ProcessorSettings, *, raw_partitions: int, restart: Callable[[], None]
 ) -> faust.App:
     """The Faust app. `restart` starts the worker over (the stall guard's remedy)."""
+    count_from_zero(settings.catalogue)
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
@@ -307,6 +320,13 @@ def publish_status(
     loop.call_soon(tick)
 
 
+def observe_lag(lags: dict[int, int]) -> None:
+    """The lag of each raw partition assigned to this worker now. The series of a partition a
+    rebalance moved away go: left at their last value, they were summed with the new owner's by
+    the dashboard and the lag alert (9 series for 6 partitions)."""
+    replace_series(LAG, {str(partition): lag for partition, lag in lags.items()})
+
+
 def guard_interval_s(settings: ProcessorSettings) -> float:
     """How often the commit-stall guard looks."""
     return max(1.0, settings.commit_stall_s / 6)
@@ -329,6 +349,7 @@ def _guard_commits(
             return
         assigned = [tp for tp in consumer.assignment() if tp.topic == settings.raw_topic]
         if not assigned:
+            observe_lag({})
             return
         try:
             ends = await consumer.highwaters(*assigned)
@@ -337,9 +358,13 @@ def _guard_commits(
             return
         # Faust keeps the offsets it committed in private state.
         committed = consumer._committed_offset
-        for tp in assigned:
-            if ends.get(tp) is not None:
-                LAG.labels(str(tp.partition)).set(max(0, ends[tp] - (committed.get(tp) or 0)))
+        observe_lag(
+            {
+                tp.partition: max(0, ends[tp] - (committed.get(tp) or 0))
+                for tp in assigned
+                if ends.get(tp) is not None
+            }
+        )
         stalled = guard.check(
             {tp: (committed.get(tp), ends.get(tp)) for tp in assigned}, now=time.monotonic()
         )

@@ -9,11 +9,14 @@ does not exist yet, is not: the processor waits for them (`processors.kafka`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
+from herald_runtime.logs import LogFormat, LogLevel
+from herald_runtime.settings import EnvReader
+from herald_runtime.settings import SettingsError as RuntimeSettingsError
 from processors.catalogue import Catalogue
 from processors.packs import (
     BUILTIN_PACKS,
@@ -24,8 +27,8 @@ from processors.packs import (
 )
 
 
-class SettingsError(ValueError):
-    """A bad setting; the service stops at start and names it."""
+class SettingsError(RuntimeSettingsError):
+    """One or more bad settings; the service stops at start and names each."""
 
 
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -85,46 +88,34 @@ class ProcessorSettings:
     rule_dir: Path | None = None
     """HERALD_PROCESSOR_RULE_DIR: a directory of user rule packs (`*.yaml`), e.g. a mounted
     ConfigMap; unset: none."""
+    log_format: LogFormat = LogFormat.JSON
+    """HERALD_LOG_FORMAT: json (one object per line) or text (`herald_runtime.logs`)."""
+    log_level: LogLevel = LogLevel.INFO
+    """HERALD_LOG_LEVEL: debug, info, warning or error."""
     catalogue: Catalogue = field(default_factory=builtin_catalogue, compare=False, repr=False)
     """The rules of the enabled packs, loaded and checked when the settings are read."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ProcessorSettings:
-        def text(name: str, default: str) -> str:
-            return env.get(name, "").strip() or default
+        """Read and check every setting (the rule packs loaded); SettingsError listing each bad
+        one."""
+        reader = EnvReader(env, error_type=SettingsError)
 
-        bootstrap = text("HERALD_KAFKA_BOOTSTRAP", "")
+        def text(name: str, default: str) -> str:
+            return reader.text(name) or default
+
+        bootstrap = reader.parsed("HERALD_KAFKA_BOOTSTRAP", _bootstrap, "")
         if not bootstrap:
-            raise SettingsError("HERALD_KAFKA_BOOTSTRAP is required")
-        for address in bootstrap.split(","):
-            host, _, port_part = address.strip().rpartition(":")
-            if not host or not port_part.isdigit() or not 0 < int(port_part) <= 65535:
-                raise SettingsError(
-                    f"HERALD_KAFKA_BOOTSTRAP must be host:port[,host:port...], not {bootstrap!r}"
-                )
+            reader.required("HERALD_KAFKA_BOOTSTRAP")
         topics = {
-            name: text(name, default)
+            name: reader.parsed(name, _topic(name), default)
             for name, default in (
                 ("HERALD_RAW_TOPIC", RAW_TOPIC),
                 ("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),
                 ("HERALD_DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC),
             )
         }
-        for name, topic in topics.items():
-            if not _TOPIC.fullmatch(topic) or topic in (".", ".."):
-                raise SettingsError(
-                    f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-';"
-                    f" at most 249), not {topic!r}"
-                )
-        port_text = text("HERALD_METRICS_PORT", "9102")
-        try:
-            port = int(port_text)
-        except ValueError as e:
-            raise SettingsError(
-                f"HERALD_METRICS_PORT must be a port number, not {port_text!r}"
-            ) from e
-        if not 0 <= port <= 65535:
-            raise SettingsError(f"HERALD_METRICS_PORT must be 0..65535, not {port}")
+        port = reader.integer("HERALD_METRICS_PORT", 9102, minimum=0, maximum=65535)
         numbers = {}
         for name, default, minimum in (
             ("HERALD_PROCESSOR_REPLICATION_FACTOR", 1, 1),
@@ -135,28 +126,26 @@ class ProcessorSettings:
             ("HERALD_PROCESSOR_LOOP_STALL_S", 60, 10),
             ("HERALD_PROCESSOR_STOP_TIMEOUT_S", 20, 1),
             ("HERALD_PROCESSOR_SWEEP_INTERVAL_S", 60, 1),
-            ("HERALD_PROCESSOR_PRODUCER_LINGER_MS", 25, 0),
         ):
-            raw = text(name, str(default))
-            if not raw.isdigit() or int(raw) < minimum:
-                raise SettingsError(
-                    f"{name} must be a whole number of at least {minimum}, not {raw!r}"
-                )
-            if name == "HERALD_PROCESSOR_PRODUCER_LINGER_MS" and int(raw) > 1000:
-                raise SettingsError(f"{name} must be at most 1000 (ms), not {raw!r}")
-            numbers[name] = int(raw)
-        packs_text = text("HERALD_PROCESSOR_RULE_PACKS", ",".join(DEFAULT_PACKS))
-        packs = _rule_packs(packs_text)
+            numbers[name] = reader.integer(name, default, minimum=minimum)
+        numbers["HERALD_PROCESSOR_PRODUCER_LINGER_MS"] = reader.integer(
+            "HERALD_PROCESSOR_PRODUCER_LINGER_MS", 25, minimum=0, maximum=1000
+        )
+        packs = reader.parsed("HERALD_PROCESSOR_RULE_PACKS", _rule_packs, DEFAULT_PACKS)
         rule_dir_text = text("HERALD_PROCESSOR_RULE_DIR", "")
         rule_dir = Path(rule_dir_text) if rule_dir_text else None
-        try:
-            catalogue = load_catalogue(builtin=packs, directory=rule_dir)
-        except PackError as e:
-            setting = (
-                "HERALD_PROCESSOR_RULE_PACKS" if e.file in packs else "HERALD_PROCESSOR_RULE_DIR"
-            )
-            raise SettingsError(f"{setting}: a rule pack cannot be loaded: {e}") from e
-        return cls(
+        catalogue = builtin_catalogue()
+        if reader.fine("HERALD_PROCESSOR_RULE_PACKS"):
+            try:
+                catalogue = load_catalogue(builtin=packs, directory=rule_dir)
+            except PackError as e:
+                setting = (
+                    "HERALD_PROCESSOR_RULE_PACKS"
+                    if e.file in packs
+                    else "HERALD_PROCESSOR_RULE_DIR"
+                )
+                reader.problem(f"{setting}: a rule pack cannot be loaded: {e}", setting)
+        settings = cls(
             rule_packs=packs,
             rule_dir=rule_dir,
             catalogue=catalogue,
@@ -177,11 +166,37 @@ class ProcessorSettings:
             data_dir=Path(text("HERALD_PROCESSOR_DATA_DIR", "herald-processors-data")),
             metrics_port=port,
             metrics_host=text("HERALD_METRICS_HOST", "127.0.0.1"),
+            log_format=reader.choice("HERALD_LOG_FORMAT", LogFormat, LogFormat.JSON),
+            log_level=reader.choice("HERALD_LOG_LEVEL", LogLevel, LogLevel.INFO),
         )
+        reader.done()
+        return settings
 
     @property
     def faust_broker(self) -> str:
         return ";".join(f"kafka://{host.strip()}" for host in self.kafka_bootstrap.split(","))
+
+
+def _bootstrap(bootstrap: str) -> str:
+    for address in bootstrap.split(","):
+        host, _, port_part = address.strip().rpartition(":")
+        if not host or not port_part.isdigit() or not 0 < int(port_part) <= 65535:
+            raise SettingsError(
+                f"HERALD_KAFKA_BOOTSTRAP must be host:port[,host:port...], not {bootstrap!r}"
+            )
+    return bootstrap
+
+
+def _topic(name: str) -> Callable[[str], str]:
+    def parse(topic: str) -> str:
+        if not _TOPIC.fullmatch(topic) or topic in (".", ".."):
+            raise SettingsError(
+                f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-';"
+                f" at most 249), not {topic!r}"
+            )
+        return topic
+
+    return parse
 
 
 def _rule_packs(text: str) -> tuple[str, ...]:

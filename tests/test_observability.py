@@ -1,5 +1,7 @@
 """The Grafana dashboard and the Prometheus alert rules in deploy/ ask only for metrics and labels
-the services export, and the dashboard shows every metric."""
+the services export (or, for the scrape alerts, Prometheus' own `up`), and the dashboard shows every
+metric. tests/test_alerts.py runs the rules in promtool; tests/test_dashboard_lint.py lints the
+dashboard."""
 
 from __future__ import annotations
 
@@ -28,6 +30,13 @@ METRIC = re.compile(r"\bherald_[a-z_]+\b")
 SELECTOR = re.compile(r"\b(herald_[a-z_]+)\{([^}]*)\}")
 BY = re.compile(r"\bby \(([^)]*)\)")
 LEGEND_LABEL = re.compile(r"\{\{\s*\$?(?:labels\.)?(\w+)\s*\}\}")
+SCRAPE = re.compile(r"\bup\{([^}]*)\}")
+TARGET_LABELS = {"job", "instance"}
+"""The labels every scraped target has (Prometheus sets them); `up` has only those and what the
+scrape configuration adds."""
+FILTERED_TARGET_LABELS = TARGET_LABELS | {"namespace"}
+"""Labels of the scrape, not of the services, that queries may filter by: a ServiceMonitor or the
+usual pod relabelling adds `namespace` (docs/runbook.md#scrape-jobs-which-job-the-rules-assume)."""
 
 
 @cache
@@ -67,19 +76,24 @@ def _check_expression(expr: str) -> set[str]:
     """Assert the metrics and labels exist; return the labels the result is grouped by."""
     exported = _exported()
     used = set(METRIC.findall(expr))
-    assert used, expr
+    scraped = SCRAPE.findall(expr)
+    assert used or scraped, expr
+    for matchers in scraped:
+        assert re.fullmatch(r'job=~".*herald.*"', matchers.strip()), f"Herald's jobs only: {expr}"
     for name in used:
         assert name in exported, f"{name} is not exported (in {expr})"
     for name, matchers in SELECTOR.findall(expr):
         for matcher in filter(None, (m.strip() for m in matchers.split(","))):
             label = re.split(r"[=!~]", matcher, maxsplit=1)[0].strip()
-            assert label in exported[name], f"{name} has no label {label!r}"
+            assert label in exported[name] | FILTERED_TARGET_LABELS, f"{name} has no {label!r}"
     grouped: set[str] = set()
     for clause in BY.findall(expr):
         labels = {label.strip() for label in clause.split(",")}
         for label in labels:
             assert any(label in exported[n] for n in used), f"no metric has {label!r} in {expr}"
         grouped |= labels
+    if scraped and not BY.findall(expr) and "absent(" not in expr:
+        grouped |= TARGET_LABELS  # `up == 0` keeps the target's labels
     return grouped
 
 

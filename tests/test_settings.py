@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -391,3 +394,149 @@ def test_dispatcher_session_timeout_is_librdkafkas_unless_set_and_not_below_6_s(
     assert DispatcherSettings.from_env(given).session_timeout_s == 6.0
     with pytest.raises(SettingsError, match="HERALD_DISPATCHER_SESSION_TIMEOUT_S"):
         DispatcherSettings.from_env({**base, "HERALD_DISPATCHER_SESSION_TIMEOUT_S": "5"})
+
+
+def _start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        env={**BASE, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "env", "named"),
+    [
+        pytest.param(
+            "collectors",
+            {
+                "HERALD_KAFKA_BOOTSTRAP": "kafka",
+                "HERALD_CLUSTER_NAME": "a",
+                "HERALD_LIST_PAGE_SIZE": "many",
+                "HERALD_LOG_LEVEL": "loud",
+                "HERALD_OWNER_RESOLUTION": "yes",
+            },
+            [
+                "HERALD_KAFKA_BOOTSTRAP",
+                "HERALD_LIST_PAGE_SIZE",
+                "HERALD_LOG_LEVEL",
+                "HERALD_OWNER_RESOLUTION",
+            ],
+            id="collector",
+        ),
+        pytest.param(
+            "processors",
+            {
+                "HERALD_METRICS_PORT": "70000",
+                "HERALD_RAW_TOPIC": "kube events",
+                "HERALD_LOG_FORMAT": "xml",
+            },
+            [
+                "HERALD_KAFKA_BOOTSTRAP",
+                "HERALD_RAW_TOPIC",
+                "HERALD_METRICS_PORT",
+                "HERALD_LOG_FORMAT",
+            ],
+            id="processor",
+        ),
+        pytest.param(
+            "dispatchers",
+            {
+                "HERALD_RETRY_SCHEDULE_S": "0,5,soon",
+                "HERALD_BREAKER_FAILURE_RATIO": "2",
+                "HERALD_LOG_LEVEL": "verbose",
+            },
+            [
+                "HERALD_DATABASE_URL",
+                "HERALD_RETRY_SCHEDULE_S",
+                "HERALD_BREAKER_FAILURE_RATIO",
+                "HERALD_LOG_LEVEL",
+            ],
+            id="dispatcher",
+        ),
+    ],
+)
+def test_every_bad_setting_is_named_at_once_one_line_each(
+    module: str, env: dict[str, str], named: list[str]
+) -> None:
+    result = _start(module, env)
+    assert result.returncode == 1
+    header, *problems = result.stderr.splitlines()
+    assert header.endswith(f"{len(named)} bad settings:")
+    assert [p.split()[0].rstrip(":") for p in problems] == named
+    assert "Traceback" not in result.stderr
+
+
+SERVICES = [
+    pytest.param(
+        "collectors",
+        {"HERALD_CLUSTER_NAME": "a", "HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+        id="collector",
+    ),
+    pytest.param("processors", {"HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, id="processor"),
+    pytest.param(
+        "dispatchers",
+        {
+            "HERALD_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+            "HERALD_DATABASE_URL": "postgresql://herald@127.0.0.1:1/herald",
+        },
+        id="dispatcher",
+    ),
+]
+
+
+@pytest.fixture
+def port_in_use() -> Iterator[int]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+@pytest.mark.parametrize(("module", "env"), SERVICES)
+def test_a_metrics_port_in_use_stops_the_service_in_one_line_naming_the_setting(
+    module: str, env: dict[str, str], port_in_use: int
+) -> None:
+    result = _start(module, {**env, "HERALD_METRICS_PORT": str(port_in_use)})
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.endswith(
+        f"bad setting: HERALD_METRICS_PORT: cannot listen on 127.0.0.1:{port_in_use}: the port is"
+        " in use (another process listens there; choose another port, or 0 to turn the endpoint"
+        " off)"
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("module", "env"), SERVICES)
+def test_an_unknown_herald_name_is_warned_about_at_start_with_a_suggestion_in_the_log_format(
+    module: str, env: dict[str, str], port_in_use: int
+) -> None:
+    """The service is stopped right after the warning by a port in use; names another Herald
+    service reads (HERALD_DATABASE_URL on a collector) are not warned about."""
+    result = _start(
+        module,
+        {
+            "HERALD_DATABASE_URL": "postgresql://herald@127.0.0.1:1/herald",
+            "HERALD_DISPATCHER_WORKERS": "2",
+            **env,
+            "HERALD_METRICS_PORT": str(port_in_use),
+            "HERALD_LOG_LEVLE": "debug",
+            "HERALD_LOG_FORMAT": "json",
+        },
+    )
+    warnings = [
+        json.loads(line)
+        for line in result.stderr.splitlines()
+        if line.startswith("{") and "unknown settings" in line
+    ]
+    assert [(w["level"], w["message"], w["unknown_settings"]) for w in warnings] == [
+        (
+            "warning",
+            "unknown settings, ignored: HERALD_LOG_LEVLE (did you mean HERALD_LOG_LEVEL?)",
+            "HERALD_LOG_LEVLE",
+        )
+    ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from dispatchers.addresses import STRICT, AddressPolicy
 from dispatchers.cli import parser, run_admin
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import AttemptRecord, DueDelivery, Store
@@ -25,8 +28,9 @@ NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
 
 
 class Run:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, policy: AddressPolicy = STRICT) -> None:
         self.store = store
+        self.policy = policy
 
     def __call__(self, *argv: str) -> tuple[int, str, str]:
         out: list[str] = []
@@ -39,6 +43,7 @@ class Run:
             err=err.append,
             now=lambda: NOW,
             secret_grace=timedelta(hours=24),
+            address_policy=self.policy,
         )
         return code, "\n".join(out), "\n".join(err)
 
@@ -633,3 +638,74 @@ def _attempt(store: Store, due: DueDelivery, *, status: int, verdict: Verdict) -
         Outcome(verdict),
         now=NOW,
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        pytest.param("http://169.254.169.254/latest/meta-data/", "cloud metadata", id="metadata"),
+        pytest.param("http://[fd00:ec2::254]/", "cloud metadata", id="metadata-ipv6"),
+        pytest.param("http://metadata.google.internal/", "cloud metadata", id="metadata-name"),
+        pytest.param("http://0.0.0.0:9103/", "unspecified", id="unspecified"),
+        pytest.param("http://127.0.0.1:9103/h", "loopback", id="loopback-unlisted"),
+        pytest.param("http://localhost:9103/h", "loopback", id="localhost-unlisted"),
+        pytest.param(
+            "http://10.9.0.1/h", "HERALD_DISPATCHER_ALLOWED_PRIVATE_NETWORKS", id="private"
+        ),
+    ],
+)
+def test_create_and_update_refuse_a_url_the_policy_never_delivers_to_naming_why(
+    store: Store, database_url: str, url: str, reason: str
+) -> None:
+    cli = Run(store, AddressPolicy.parse("10.42.0.0/16, *.svc.cluster.local"))
+    code, out, err = cli("subscriptions", "create", "--url", url, "--secret", SECRET)
+    assert (code, out) == (2, "")
+    assert "--url" in err
+    assert reason in err
+    assert _count(database_url, "subscriptions") == 0
+    ident = _create(cli)
+    before = store.subscription(uuid.UUID(ident))
+    code, out, err = cli("subscriptions", "update", ident, "--url", url)
+    assert (code, out) == (2, "")
+    assert reason in err
+    assert store.subscription(uuid.UUID(ident)) == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://10.42.3.4:8080/h", id="in-a-listed-cidr"),
+        pytest.param("http://hooks.team.svc.cluster.local/h", id="a-name-judged-when-resolved"),
+    ],
+)
+def test_create_accepts_a_private_receiver_the_policy_allows(store: Store, url: str) -> None:
+    cli = Run(store, AddressPolicy.parse("10.42.0.0/16, *.svc.cluster.local"))
+    code, out, err = cli("subscriptions", "create", "--url", url, "--secret", SECRET)
+    assert code == 0, err
+    found = store.subscription(uuid.UUID(out))
+    assert found is not None
+    assert found.url == url
+
+
+def test_the_command_line_reads_the_dispatchers_policy_from_the_settings(
+    infra_env: dict[str, str], database_url: str
+) -> None:
+    def create(url: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *(sys.executable, "-m", "dispatchers", "subscriptions", "create"),
+                *("--url", url, "--secret", SECRET),
+            ],
+            env={**infra_env, "HERALD_DATABASE_URL": database_url, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    refused = create("http://10.42.0.7/h")
+    assert refused.returncode == 2
+    assert "HERALD_DISPATCHER_ALLOWED_PRIVATE_NETWORKS" in refused.stderr
+    listed = create("http://10.42.0.7/h", HERALD_DISPATCHER_ALLOWED_PRIVATE_NETWORKS="10.42.0.0/16")
+    assert listed.returncode == 0, listed.stderr
+    assert _count(database_url, "subscriptions") == 1

@@ -55,6 +55,7 @@ def _env(topics: Topics, kafka: str, database_url: str) -> dict[str, str]:
         "HERALD_HTTP_TOTAL_TIMEOUT_S": "2",
         "HERALD_RETRY_SCHEDULE_S": "0,1,1,1,1,1,1,1,1,1,1,1",
         "HERALD_RETRY_JITTER": "0",
+        "HERALD_LOG_FORMAT": "text",  # the assertions read the log as text (JSON escapes quotes)
     }
 
 

@@ -35,6 +35,24 @@ def test_410_gone_asks_to_unsubscribe() -> None:
     assert _decide(410, 1).verdict is Verdict.GONE
 
 
+@pytest.mark.parametrize("attempt", [1, 3, len(DEFAULT_RETRY_SCHEDULE_S)])
+def test_a_request_refused_by_the_address_policy_fails_at_once_at_any_try(attempt: int) -> None:
+    outcome = decide(
+        status_code=None,
+        attempt_number=attempt,
+        now=NOW,
+        schedule_s=DEFAULT_RETRY_SCHEDULE_S,
+        jitter=0.2,
+        jitter_draw=0.5,
+        refused=True,
+    )
+    assert outcome == Outcome(Verdict.REFUSED)
+
+
+def test_a_network_error_is_not_a_refusal() -> None:
+    assert _decide(None, 1).verdict is Verdict.RETRY
+
+
 @pytest.mark.parametrize("status", [None, 301, 400, 404, 429, 500, 503])
 def test_everything_else_is_retried_on_the_schedule(status: int | None) -> None:
     assert _decide(status, 1) == Outcome(Verdict.RETRY, retry_at=NOW + timedelta(seconds=5))

@@ -20,12 +20,15 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
+from dispatchers import metrics
+from dispatchers.addresses import AddressPolicy
 from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.http import HttpSender
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.outcomes import RetryAfterBounds
-from dispatchers.postgres import Store
+from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict
+from dispatchers.postgres import DueDelivery, Store
 from dispatchers.sending import SendingLoop
 from herald_contracts import encode_domain_event
 from herald_dev.receiver import Receiver, Reply
@@ -34,6 +37,7 @@ from tests.support import WEBHOOK_SECRET, domain_event
 SECRET = WEBHOOK_SECRET
 NEW_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 SCHEDULE = (0, 5, 60)
+ALL_PRIVATE = AddressPolicy(all_private=True)  # the receivers listen on 127.0.0.1
 
 
 class FakeTime:
@@ -77,7 +81,7 @@ def _loop(
     store: Store,
     time_: FakeTime,
     *,
-    allow_private: bool = True,
+    policy: AddressPolicy = ALL_PRIVATE,
     read_timeout_s: float = 2.0,
     total_timeout_s: float = 10.0,
     breakers: Breakers | None = None,
@@ -89,7 +93,7 @@ def _loop(
             read_timeout_s=read_timeout_s,
             total_timeout_s=total_timeout_s,
             user_agent="test",
-            allow_private=allow_private,
+            policy=policy,
         ),
         now=time_.now,
         clock=time_.clock,
@@ -278,19 +282,78 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(
     assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [
+        pytest.param(AddressPolicy(), id="public-only"),
+        pytest.param(AddressPolicy.parse("10.0.0.0/8, localhost.example"), id="loopback-unlisted"),
+    ],
+)
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_a_url_that_resolves_to_a_private_address_is_refused_before_connecting(
-    host: str, store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+def test_a_delivery_refused_by_policy_fails_at_once_with_the_reason_and_is_never_retried(
+    host: str,
+    policy: AddressPolicy,
+    store: Store,
+    time_: FakeTime,
+    receivers: list[Receiver],
+    database_url: str,
 ) -> None:
     receiver = _receiver(receivers)
     url = receiver.url.replace("127.0.0.1", host)
     _deliver(store, _subscribe(store, url), time_)
-    _loop(store, time_, allow_private=False).run_once()
+    verdicts: list[Verdict] = []
+
+    def observe(delivery: DueDelivery, result: Any, outcome: Outcome) -> None:
+        verdicts.append(outcome.verdict)
+        metrics.observe_attempt(delivery, result, outcome, now=time_.now())
+
+    def refused_count() -> float:
+        found = REGISTRY.get_sample_value(
+            "herald_dispatcher_deliveries_total", {"outcome": "refused"}
+        )
+        return found or 0.0
+
+    before = refused_count()
+    loop = _loop(store, time_, policy=policy)
+    loop.on_attempt = observe
+    assert loop.run_once() == 1
+    time_.advance(10_000)
+    assert loop.run_once() == 0  # not retried: the schedule had two more tries
     assert receiver.received == []
+    assert verdicts == [Verdict.REFUSED]
+    assert refused_count() == before + 1
     [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
     assert code is None
     assert "refused to connect" in error
     assert "loopback" in error
+    [(status, count, last_error)] = _rows(
+        database_url, "SELECT status, attempt_count, last_error FROM deliveries"
+    )
+    assert (status, count) == ("failed", 1)
+    assert "loopback" in last_error
+
+
+def test_a_receiver_in_a_listed_cidr_gets_its_delivery(
+    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+) -> None:
+    receiver = _receiver(receivers)
+    _deliver(store, _subscribe(store, receiver.url), time_)
+    _loop(store, time_, policy=AddressPolicy.parse("127.0.0.1/32")).run_once()
+    assert len(receiver.received) == 1
+    assert _rows(database_url, "SELECT status FROM deliveries") == [("delivered",)]
+
+
+def test_a_stored_url_that_can_never_be_delivered_to_fails_at_once(
+    store: Store, time_: FakeTime, database_url: str
+) -> None:
+    """A URL stored before the check existed (or written to the table by hand)."""
+    _deliver(store, _subscribe(store, "ftp://hooks.example.com/h"), time_)
+    _loop(store, time_).run_once()
+    [(status, count, last_error)] = _rows(
+        database_url, "SELECT status, attempt_count, last_error FROM deliveries"
+    )
+    assert (status, count) == ("failed", 1)
+    assert "only http and https" in last_error
 
 
 def test_an_open_breaker_holds_a_failing_subscription_without_spending_tries_and_not_others(

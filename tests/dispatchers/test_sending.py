@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from dispatchers.addresses import AddressPolicy
 from dispatchers.http import HttpResult, HttpSender
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.postgres import Store, ValuesRefusedError
@@ -48,7 +49,7 @@ def _loop(store: Store) -> SendingLoop:
             read_timeout_s=2,
             total_timeout_s=10,
             user_agent="test",
-            allow_private=True,
+            policy=AddressPolicy(all_private=True),
         ),
         now=lambda: datetime.now(UTC),
         retry_schedule_s=(0, 5, 300),

@@ -1,7 +1,8 @@
 """Events name the workload and the Argo CD application of what they are about, resolved from the
 collector's metadata-only caches of the owning kinds, as the collector's least-privilege identity
-(the manifest's ClusterRole, applied verbatim) sees them. No controllers run in the tier: the owner
-objects are created through the API with the owner references their controllers would set."""
+(the Helm chart's ClusterRole as rendered, applied verbatim) sees them. No controllers run in the
+tier: the owner objects are created through the API with the owner references their controllers
+would set."""
 
 from __future__ import annotations
 

@@ -1,33 +1,32 @@
-"""The shipped pod templates against the real API server's Pod Security admission: every pod of
-`deploy/kubernetes/` is admitted into a namespace that enforces the `restricted` profile (the one
-clusters that take security seriously run, and what the Pod Security Standards recommend for
-applications). Admission is the API server's own (`PodSecurity`, on by default), not a check of
-ours: a pod it refuses comes back 403 with the rules it violates."""
+"""The chart's pod templates against the real API server's Pod Security admission: every pod that
+`helm template` renders from `deploy/helm/herald` (its Deployments and hook Jobs, with the default
+values and with every option on, `ci/everything-values.yaml`) is admitted into a namespace that enforces the `restricted` profile (the one clusters that take
+security seriously run, and what the Pod Security Standards recommend for applications). Admission
+is the API server's own (`PodSecurity`, on by default), not a check of ours: a pod it refuses comes
+back 403 with the rules it violates."""
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
+from herald_dev.helm import CHART, component, default_objects, render, the_one
 from herald_dev.realkube import RealKube
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 WORKLOADS = ("Deployment", "StatefulSet", "Job", "DaemonSet", "CronJob")
 
 
 def _pod_templates() -> list[tuple[str, dict[str, Any]]]:
-    templates = []
-    for path in sorted(DEPLOY.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") in WORKLOADS:
-                name = f"{path.name}:{document['kind']}/{document['metadata']['name']}"
-                templates.append((name, document["spec"]["template"]))
-    return templates
+    everything = render(values_files=[CHART / "ci" / "everything-values.yaml"])
+    return [
+        (f"{values}:{d['kind']}/{d['metadata']['name']}", d["spec"]["template"])
+        for values, objects in (("defaults", default_objects()), ("everything", everything))
+        for d in objects
+        if d["kind"] in WORKLOADS
+    ]
 
 
 TEMPLATES = _pod_templates()
@@ -43,11 +42,19 @@ def restricted(real_kube: RealKube) -> str:
     }
     with real_kube.admin() as api:
         client.CoreV1Api(api).create_namespace({"metadata": {"name": name, "labels": labels}})
+        try:  # the priority class ci/everything-values.yaml names: admission refuses an unknown one
+            client.SchedulingV1Api(api).create_priority_class(
+                {"metadata": {"name": "herald"}, "value": 1000}
+            )
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
     return name
 
 
-def test_the_manifests_have_pod_templates_to_check() -> None:
-    assert len(TEMPLATES) >= 4, TEMPLATES  # collectors, processors, dispatchers, the migration
+def test_the_chart_has_pod_templates_to_check() -> None:
+    # collectors, processors, dispatchers, the migration and the topics Jobs, for each values set
+    assert len(TEMPLATES) == 10, TEMPLATES
 
 
 @pytest.mark.parametrize(("where", "template"), TEMPLATES, ids=[t[0] for t in TEMPLATES])
@@ -74,7 +81,7 @@ def test_every_pod_template_is_admitted_under_the_restricted_pod_security_profil
 def test_only_the_collector_mounts_an_api_token(where: str, template: dict[str, Any]) -> None:
     """Only the collector talks to an API server; a token mounted elsewhere is only a risk."""
     spec = template["spec"]
-    if where.startswith("collectors.yaml"):
+    if ":Deployment/" in where and component(template) == "collector":
         assert spec.get("automountServiceAccountToken", True) is not False
         assert spec.get("serviceAccountName") == "herald-collector"
     else:
@@ -82,6 +89,5 @@ def test_only_the_collector_mounts_an_api_token(where: str, template: dict[str, 
 
 
 def test_the_collectors_role_only_lists_and_watches() -> None:
-    documents = list(yaml.safe_load_all((DEPLOY / "collectors.yaml").read_text()))
-    [role] = [d for d in documents if d and d["kind"] == "ClusterRole"]
+    role = the_one(default_objects(), "ClusterRole", "collector")
     assert {verb for rule in role["rules"] for verb in rule["verbs"]} == {"list", "watch"}

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.leases import cluster_lease_name
+from herald_dev.helm import default_objects, the_one
 from herald_dev.infra import free_port
 from herald_dev.processes import ServiceProcess
-from herald_dev.realkube import COLLECTOR_MANIFEST, RealKube
+from herald_dev.realkube import RealKube
 from tests.conftest import Topics
 from tests.realkube.kube import FAST, EventWriter, core_event, create, metric, new_namespace
 from tests.support import TopicReader, http_get, wait_until
@@ -41,12 +41,13 @@ watch by the renew deadline, and another takes the Lease over after the whole du
 
 
 def _grant_leases(kube: RealKube, namespace: str) -> None:
-    """What docs/collectors.md says the collector needs, in the Lease namespace, and no more."""
-    account = next(
-        d
-        for d in yaml.safe_load_all(COLLECTOR_MANIFEST.read_text())
-        if d and d["kind"] == "ServiceAccount"
-    )
+    """What docs/collectors.md says the collector needs, in the Lease namespace, and no more (the
+    chart grants the same in its release namespace: tests/realkube/test_chart_rbac.py)."""
+    deployment = the_one(default_objects(), "Deployment", "collector")
+    account = {
+        "name": deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        "namespace": deployment["metadata"]["namespace"],
+    }
     with kube.admin() as api:
         rbac = client.RbacAuthorizationV1Api(api)
         rbac.create_namespaced_role(
@@ -74,8 +75,8 @@ def _grant_leases(kube: RealKube, namespace: str) -> None:
                 "subjects": [
                     {
                         "kind": "ServiceAccount",
-                        "name": account["metadata"]["name"],
-                        "namespace": account["metadata"]["namespace"],
+                        "name": account["name"],
+                        "namespace": account["namespace"],
                     }
                 ],
             },
