@@ -33,7 +33,10 @@ def clusters(tmp_path: Path) -> Iterator[dict[str, tuple[FakeKube, Path]]]:
 
 
 def _start_collector(
-    services: Callable[..., ServiceProcess], topics: Topics, cluster_file: Path
+    services: Callable[..., ServiceProcess],
+    topics: Topics,
+    cluster_file: Path,
+    env: dict[str, str] | None = None,
 ) -> int:
     """`python -m collectors` on a cluster file; returns the port of its metrics and health."""
     port = infra.free_port()
@@ -44,6 +47,7 @@ def _start_collector(
             **FAST,
             "HERALD_CLUSTERS_FILE": str(cluster_file),
             "HERALD_METRICS_PORT": str(port),
+            **(env or {}),
         },
     )
     return port
@@ -147,7 +151,8 @@ def test_unreachable_and_misconfigured_clusters_show_in_the_metrics_and_the_coll
         "ADDED",
         rollout_event("ScalingReplicaSet", "Scaled up ReplicaSet x (revision 2) from 0 to 1"),
     )
-    port = _start_collector(services, topics, cluster_file)
+    # The Event watch of a cluster that is down starts once its owner caches gave up waiting.
+    port = _start_collector(services, topics, cluster_file, {"HERALD_OWNER_SYNC_TIMEOUT_S": "1"})
     reader = TopicReader(kafka, topics.raw)
     try:
         assert reader.read_until(lambda v: len(v) >= 8, timeout_s=30)
