@@ -14,11 +14,6 @@ from herald_dev.helm import component, default_objects, the_one
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_DOC = ROOT / "docs/settings.md"
-DOCUMENTED_ELSEWHERE = frozenset(
-    # Read by the collectors' Lease sharing, written beside the chart and documented with it in
-    # docs/settings.md. Drop each name from here once its row is there.
-    {"HERALD_LEASE_NAMESPACE", "HERALD_LEASE_HOLDER"}
-)
 
 
 def _containers(of: str) -> list[dict[str, Any]]:
@@ -38,7 +33,7 @@ def test_every_variable_set_is_a_documented_setting(of: str) -> None:
     for container in containers:
         for variable in container["env"]:
             name = variable["name"]
-            assert f"`{name}`" in documented or name in DOCUMENTED_ELSEWHERE, name
+            assert f"`{name}`" in documented, name
 
 
 @pytest.mark.parametrize(

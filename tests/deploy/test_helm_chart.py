@@ -397,15 +397,10 @@ def test_the_services_accept_the_env_the_chart_gives_them(
     assert dispatcher.database_url.startswith("postgresql://")
 
 
-READ_BESIDE_THE_CHART = frozenset({"HERALD_LEASE_NAMESPACE", "HERALD_LEASE_HOLDER"})
-"""Read by the collectors' Lease sharing, written beside the chart; registered in
-herald_runtime.setting_names with it. Drop each name from here once it is."""
-
-
 def test_every_variable_set_is_one_its_program_reads(rendered: Objects) -> None:
     """A name the program does not read is warned about at its start as unknown (and is useless)."""
     reads = {
-        "collector": setting_names.COLLECTOR | READ_BESIDE_THE_CHART,
+        "collector": setting_names.COLLECTOR,
         "processor": setting_names.PROCESSOR,
         "dispatcher": setting_names.DISPATCHER,
         "migrate": setting_names.DISPATCHER,
