@@ -19,7 +19,7 @@ from collectors.config import ClusterSpec, valid_cluster_name
 from collectors.errors import SettingsError
 from herald_contracts import RAW_TOPIC
 from herald_runtime.logs import LogFormat, LogLevel
-from herald_runtime.settings import EnvReader
+from herald_runtime.settings import EnvReader, kafka_topic
 
 CHECKPOINT_TOPIC = "herald.collector-checkpoints.v1"
 
@@ -42,7 +42,6 @@ _LABEL_KEY = re.compile(
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """Kafka's rule for topic names (`.` and `..` aside)."""
 
 
@@ -204,9 +203,9 @@ class CollectorSettings:
             kafka_bootstrap=bootstrap,
             clusters_file=Path(clusters_file) if clusters_file else None,
             single_cluster=single if clusters_file is None else None,
-            raw_topic=reader.parsed("HERALD_RAW_TOPIC", _topic("HERALD_RAW_TOPIC"), RAW_TOPIC),
+            raw_topic=reader.parsed("HERALD_RAW_TOPIC", kafka_topic, RAW_TOPIC),
             checkpoint_topic=reader.parsed(
-                "HERALD_CHECKPOINT_TOPIC", _topic("HERALD_CHECKPOINT_TOPIC"), CHECKPOINT_TOPIC
+                "HERALD_CHECKPOINT_TOPIC", kafka_topic, CHECKPOINT_TOPIC
             ),
             checkpoint_interval_s=reader.number("HERALD_CHECKPOINT_INTERVAL_S", 1.0, minimum=0.05),
             clusters_reload_s=reader.number("HERALD_CLUSTERS_RELOAD_S", 5.0, minimum=0.1),
@@ -282,18 +281,6 @@ def _label_key(name: str) -> Callable[[str], str]:
         if len(key) > 253 + 1 + 63 or not _LABEL_KEY.fullmatch(key):
             raise SettingsError(f"{name}: {key!r} is not a Kubernetes label key")
         return key
-
-    return parse
-
-
-def _topic(name: str) -> Callable[[str], str]:
-    def parse(topic: str) -> str:
-        if not _TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
-            raise SettingsError(
-                f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-'; at most 249), "
-                f"not {topic!r}"
-            )
-        return topic
 
     return parse
 

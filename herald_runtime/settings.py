@@ -23,6 +23,7 @@ import difflib
 import enum
 import logging
 import math
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import NoReturn, TypeVar
@@ -47,6 +48,22 @@ class SettingsError(ValueError):
 
     def __str__(self) -> str:
         return "; ".join(self.problems)
+
+
+KAFKA_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+"""Kafka's rule for topic names (`org.apache.kafka.common.internals.Topic.validate`): letters,
+digits, '.', '_' and '-', at most 249 characters, and neither "." nor ".."."""
+
+
+def kafka_topic(value: str) -> str:
+    """`value` if it is a name Kafka takes for a topic; ValueError saying the rule otherwise (for
+    `EnvReader.parsed`, which names the setting)."""
+    if not KAFKA_TOPIC_NAME.fullmatch(value) or value in (".", ".."):
+        raise ValueError(
+            "must be a Kafka topic name (letters, digits, '.', '_', '-'; at most 249),"
+            f" not {value!r}"
+        )
+    return value
 
 
 def report(service: str, error: SettingsError) -> str:

@@ -8,14 +8,13 @@ does not exist yet, is not: the processor waits for them (`processors.kafka`).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 from herald_runtime.logs import LogFormat, LogLevel
-from herald_runtime.settings import EnvReader
+from herald_runtime.settings import EnvReader, kafka_topic
 from herald_runtime.settings import SettingsError as RuntimeSettingsError
 from processors.catalogue import Catalogue
 from processors.packs import (
@@ -31,7 +30,6 @@ class SettingsError(RuntimeSettingsError):
     """One or more bad settings; the service stops at start and names each."""
 
 
-_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 """Kafka's own rule for topic names."""
 
 
@@ -108,7 +106,7 @@ class ProcessorSettings:
         if not bootstrap:
             reader.required("HERALD_KAFKA_BOOTSTRAP")
         topics = {
-            name: reader.parsed(name, _topic(name), default)
+            name: reader.parsed(name, kafka_topic, default)
             for name, default in (
                 ("HERALD_RAW_TOPIC", RAW_TOPIC),
                 ("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),
@@ -185,18 +183,6 @@ def _bootstrap(bootstrap: str) -> str:
                 f"HERALD_KAFKA_BOOTSTRAP must be host:port[,host:port...], not {bootstrap!r}"
             )
     return bootstrap
-
-
-def _topic(name: str) -> Callable[[str], str]:
-    def parse(topic: str) -> str:
-        if not _TOPIC.fullmatch(topic) or topic in (".", ".."):
-            raise SettingsError(
-                f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-';"
-                f" at most 249), not {topic!r}"
-            )
-        return topic
-
-    return parse
 
 
 def _rule_packs(text: str) -> tuple[str, ...]:

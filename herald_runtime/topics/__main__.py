@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from herald_runtime.backoff import Backoff
+from herald_runtime.settings import report
 from herald_runtime.topics import strimzi
 from herald_runtime.topics.ensuring import (
     Broker,
@@ -86,7 +87,7 @@ def run(
     try:
         settings = TopicSettings.from_env(env)
     except TopicSettingsError as e:
-        err(f"topics: bad setting: {e}")
+        err(report("topics", e))
         return BAD_SETTING
     specs = list(herald_topics(settings))
     if args.processor_topics:

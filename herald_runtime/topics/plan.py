@@ -1,5 +1,6 @@
 """Which topics Herald needs, with what partitions, replication and configuration, derived from
-the settings. Pure: no Kafka, no env reading beyond the mapping handed to `TopicSettings.from_env`.
+the settings. Pure: no Kafka, no env reading beyond the mapping handed to `TopicSettings.from_env`
+(read as every service reads its settings: `herald_runtime.settings.EnvReader`).
 
 How a topic as a broker reports it is judged against its spec: `herald_runtime.topics.drift`.
 
@@ -17,11 +18,11 @@ not fix; more than wanted is fine.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
+from herald_runtime.settings import EnvReader, SettingsError, kafka_topic
 
 ENSURE_COMMAND = "python -m herald_runtime.topics ensure"
 """The command that creates Herald's topics; every service waiting for a topic names it."""
@@ -39,11 +40,8 @@ KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
-_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-"""Kafka's own rule for topic names."""
 
-
-class TopicSettingsError(ValueError):
+class TopicSettingsError(SettingsError):
     """A bad setting: the message names it. The command exits 2."""
 
 
@@ -113,75 +111,57 @@ class TopicSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TopicSettings:
-        """Raises TopicSettingsError naming the first bad variable."""
-
-        def text(name: str, default: str) -> str:
-            return env.get(name, "").strip() or default
+        """Raises TopicSettingsError naming every bad variable (`herald_runtime.settings`)."""
+        reader = EnvReader(env, error_type=TopicSettingsError)
 
         def topic(name: str, default: str) -> str:
-            value = text(name, default)
-            if not _TOPIC_NAME.fullmatch(value) or value in (".", ".."):
-                raise TopicSettingsError(
-                    f"{name} must be a Kafka topic name (letters, digits, '.', '_', '-';"
-                    f" at most 249), not {value!r}"
-                )
-            return value
+            return reader.parsed(name, kafka_topic, default)
 
-        def number(name: str, default: int | None, *, minimum: int) -> int | None:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                value = minimum - 1
-            if value < minimum:
-                raise TopicSettingsError(
-                    f"{name} must be a whole number of at least {minimum}, not {raw!r}"
-                )
-            return value
+        def optional_count(name: str) -> int | None:
+            """Unset: the broker's own value."""
+            return None if reader.text(name) is None else reader.integer(name, 1, minimum=1)
 
         def retention(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            if raw == "-1":
-                return -1
-            if not raw.isdigit() or int(raw) < HOUR_MS:
-                raise TopicSettingsError(
-                    f"{name} must be -1 (for ever) or at least {HOUR_MS} (ms, an hour), not {raw!r}"
-                )
-            return int(raw)
+            return reader.parsed(name, _retention_ms, default)
 
-        replication = number("HERALD_TOPIC_REPLICATION_FACTOR", None, minimum=1)
-        min_insync = number("HERALD_TOPIC_MIN_INSYNC_REPLICAS", None, minimum=1)
+        replication = optional_count("HERALD_TOPIC_REPLICATION_FACTOR")
+        min_insync = optional_count("HERALD_TOPIC_MIN_INSYNC_REPLICAS")
         if replication is not None and min_insync is not None and min_insync > replication:
-            raise TopicSettingsError(
+            reader.problem(
                 f"HERALD_TOPIC_MIN_INSYNC_REPLICAS ({min_insync}) must be at most"
-                f" HERALD_TOPIC_REPLICATION_FACTOR ({replication}): no write would succeed"
+                f" HERALD_TOPIC_REPLICATION_FACTOR ({replication}): no write would succeed",
+                "HERALD_TOPIC_MIN_INSYNC_REPLICAS",
             )
-        message_max = number("HERALD_KAFKA_MESSAGE_MAX_BYTES", 1_000_000, minimum=1024)
-        if message_max is not None and message_max > 1_000_000_000:
-            raise TopicSettingsError(
-                f"HERALD_KAFKA_MESSAGE_MAX_BYTES must be at most 1000000000, not {message_max}"
-            )
-        return cls(
+        settings = cls(
             raw_topic=topic("HERALD_RAW_TOPIC", RAW_TOPIC),
             domain_topic=topic("HERALD_DOMAIN_TOPIC", DOMAIN_TOPIC),
             dead_letter_topic=topic("HERALD_DEAD_LETTER_TOPIC", DEAD_LETTER_TOPIC),
             checkpoint_topic=topic("HERALD_CHECKPOINT_TOPIC", CHECKPOINT_TOPIC),
-            partitions=number("HERALD_TOPIC_PARTITIONS", 6, minimum=1) or 6,
+            partitions=reader.integer("HERALD_TOPIC_PARTITIONS", 6, minimum=1),
             replication_factor=replication,
             min_insync_replicas=min_insync,
             raw_retention_ms=retention("HERALD_RAW_RETENTION_MS", 3 * DAY_MS),
             domain_retention_ms=retention("HERALD_DOMAIN_RETENTION_MS", 7 * DAY_MS),
             dead_letter_retention_ms=retention("HERALD_DEAD_LETTER_RETENTION_MS", 30 * DAY_MS),
-            message_max_bytes=message_max or 1_000_000,
+            message_max_bytes=reader.integer(
+                "HERALD_KAFKA_MESSAGE_MAX_BYTES", 1_000_000, minimum=1024, maximum=1_000_000_000
+            ),
             processor_app_id=topic("HERALD_PROCESSOR_APP_ID", PROCESSOR_APP_ID),
-            processor_replication_factor=(
-                number("HERALD_PROCESSOR_REPLICATION_FACTOR", 1, minimum=1) or 1
+            processor_replication_factor=reader.integer(
+                "HERALD_PROCESSOR_REPLICATION_FACTOR", 1, minimum=1
             ),
         )
+        reader.done()
+        return settings
+
+
+def _retention_ms(raw: str) -> int:
+    """-1 (kept for ever) or at least an hour, in milliseconds; ValueError otherwise."""
+    if raw == "-1":
+        return -1
+    if not raw.isdigit() or int(raw) < HOUR_MS:
+        raise ValueError(f"must be -1 (for ever) or at least {HOUR_MS} (ms, an hour), not {raw!r}")
+    return int(raw)
 
 
 def herald_topics(settings: TopicSettings) -> tuple[TopicSpec, ...]:

@@ -354,3 +354,14 @@ def test_a_topic_created_meanwhile_by_someone_else_and_not_yet_reported_is_not_o
     outcomes = ensure(LateBroker(), herald_topics(settings))
     assert not any(o.ok for o in outcomes)
     assert "run again" in outcomes[0].describe()
+
+
+def test_every_bad_topic_setting_is_reported_at_once() -> None:
+    with pytest.raises(TopicSettingsError) as raised:
+        TopicSettings.from_env(
+            {"HERALD_RAW_TOPIC": "no spaces", "HERALD_DOMAIN_RETENTION_MS": "5", "X": "y"}
+        )
+    assert [p.split(":")[0].split(" ")[0] for p in raised.value.problems] == [
+        "HERALD_RAW_TOPIC",
+        "HERALD_DOMAIN_RETENTION_MS",
+    ]
