@@ -5,6 +5,8 @@ fresh topics, databases and simulated clusters per test."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -152,3 +154,31 @@ def services(tmp_path: Path, infra_env: dict[str, str]) -> Iterator[Callable[...
         process.stop()
     for process in started:
         print(f"--- {process.module} log ({process.log_path}):\n{process.log_tail(60)}")
+
+
+def topics_not_created(suffix: str) -> Topics:
+    """Unique topic names no test has created: for services started before their topics."""
+    return Topics(
+        raw=f"notyet.{suffix}.raw",
+        domain=f"notyet.{suffix}.domain",
+        dead_letters=f"notyet.{suffix}.dead",
+        checkpoints=f"notyet.{suffix}.checkpoints",
+    )
+
+
+def ensure_topics(kafka: str, topics: Topics, *, partitions: int = 3) -> None:
+    """What an operator runs: the command a service waiting for its topics names."""
+    result = subprocess.run(
+        [sys.executable, "-m", "herald_runtime.topics", "ensure"],
+        env={
+            **os.environ,
+            **topics.env(),
+            "HERALD_KAFKA_BOOTSTRAP": kafka,
+            "HERALD_TOPIC_PARTITIONS": str(partitions),
+        },
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

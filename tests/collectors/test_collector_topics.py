@@ -4,9 +4,6 @@ command that creates it; publishing by itself once it exists."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +14,7 @@ from herald_dev import infra
 from herald_dev.fakekube import FakeKube
 from herald_dev.processes import ServiceProcess
 from herald_runtime.topics.plan import ENSURE_COMMAND
-from tests.conftest import Topics
+from tests.conftest import ensure_topics, topics_not_created
 from tests.support import consume, http_get, rollout_event, wait_until
 
 pytestmark = pytest.mark.integration
@@ -31,12 +28,7 @@ def test_a_collector_started_before_its_raw_topic_waits_unready_naming_the_comma
     services: Callable[..., ServiceProcess],
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
-    topics = Topics(
-        raw=f"notyet.{suffix}.raw",
-        domain=f"notyet.{suffix}.domain",
-        dead_letters=f"notyet.{suffix}.dead",
-        checkpoints=f"notyet.{suffix}.checkpoints",
-    )
+    topics = topics_not_created(suffix)
     fake_kube.apply("ADDED", rollout_event("RolloutCompleted", "Rollout completed update"))
     port = infra.free_port()
     collector = services(
@@ -56,15 +48,7 @@ def test_a_collector_started_before_its_raw_topic_waits_unready_naming_the_comma
     reason = wait_until(lambda: ENSURE_COMMAND in waiting_for() and waiting_for())
     assert topics.raw in reason
 
-    result = subprocess.run(
-        [sys.executable, "-m", "herald_runtime.topics", "ensure"],
-        env={**os.environ, **topics.env(), "HERALD_KAFKA_BOOTSTRAP": kafka},
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    ensure_topics(kafka, topics)
     assert len(consume(kafka, topics.raw, count=1, timeout_s=60)) == 1
     wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=60)
     assert collector.stop() == 0

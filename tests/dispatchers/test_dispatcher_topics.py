@@ -4,9 +4,6 @@ topics and the command that creates them; ready by itself once they exist, and d
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 
@@ -18,7 +15,7 @@ from herald_dev import infra
 from herald_dev.processes import ServiceProcess
 from herald_dev.receiver import Receiver
 from herald_runtime.topics.plan import ENSURE_COMMAND
-from tests.conftest import Topics
+from tests.conftest import ensure_topics, topics_not_created
 from tests.support import (
     WEBHOOK_SECRET,
     domain_event,
@@ -35,12 +32,7 @@ def test_a_dispatcher_started_before_its_topics_waits_unready_naming_the_command
     kafka: str, database_url: str, store: Store, services: Callable[..., ServiceProcess]
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
-    topics = Topics(
-        raw=f"notyet.{suffix}.raw",
-        domain=f"notyet.{suffix}.domain",
-        dead_letters=f"notyet.{suffix}.dead",
-        checkpoints=f"notyet.{suffix}.checkpoints",
-    )
+    topics = topics_not_created(suffix)
     port = infra.free_port()
     dispatcher = services(
         "dispatchers",
@@ -63,15 +55,7 @@ def test_a_dispatcher_started_before_its_topics_waits_unready_naming_the_command
     assert http_get(port, "/healthz")[0] == 200
     wait_until(lambda: ENSURE_COMMAND in dispatcher.log_tail(50))
 
-    result = subprocess.run(
-        [sys.executable, "-m", "herald_runtime.topics", "ensure"],
-        env={**os.environ, **topics.env(), "HERALD_KAFKA_BOOTSTRAP": kafka},
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    ensure_topics(kafka, topics)
     wait_until(lambda: http_get(port, "/readyz")[0] == 200, timeout_s=60)
     assert json.loads(http_get(port, "/readyz")[1])["topics"] == "ok"
 

@@ -4,9 +4,6 @@ and goes on by itself once they exist; the topics plan knows the changelog topic
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +15,7 @@ from herald_dev.processes import ServiceProcess
 from herald_runtime.topics.plan import ENSURE_COMMAND, Role, TopicSettings, processor_topics
 from processors.app import build_app
 from processors.settings import ProcessorSettings
-from tests.conftest import Topics
+from tests.conftest import ensure_topics, topics_not_created
 from tests.support import http_get, wait_until
 
 
@@ -32,32 +29,13 @@ def test_the_topics_plan_names_the_changelogs_of_the_processors_tables() -> None
     assert built == sorted(s.name for s in planned if s.role is Role.CHANGELOG)
 
 
-def ensure_topics(kafka: str, topics: Topics) -> None:
-    """What an operator runs: the command the waiting service names."""
-    env = {**os.environ, **topics.env(), "HERALD_KAFKA_BOOTSTRAP": kafka}
-    result = subprocess.run(
-        [sys.executable, "-m", "herald_runtime.topics", "ensure"],
-        env={**env, "HERALD_TOPIC_PARTITIONS": "3"},
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 @pytest.mark.integration
 @pytest.mark.timeout(240)
 def test_a_processor_started_before_its_topics_waits_unready_naming_the_command_then_runs(
     kafka: str, services: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
-    topics = Topics(
-        raw=f"notyet.{suffix}.raw",
-        domain=f"notyet.{suffix}.domain",
-        dead_letters=f"notyet.{suffix}.dead",
-        checkpoints=f"notyet.{suffix}.checkpoints",
-    )
+    topics = topics_not_created(suffix)
     port = infra.free_port()
     processor = services(
         "processors",
