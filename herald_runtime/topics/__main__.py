@@ -25,7 +25,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from herald_runtime.backoff import Backoff
 from herald_runtime.settings import report
@@ -66,6 +66,14 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--cluster", help="strimzi: the Kafka cluster (strimzi.io/cluster label)")
     parser.add_argument("--namespace", help="strimzi: the namespace of the KafkaTopic resources")
     parser.add_argument(
+        "--unfixable",
+        choices=("fail", "warn"),
+        default="fail",
+        help="ensure: what drift it may not fix (fewer partitions or replicas than wanted) does:"
+        " fail (exit 1, the default) or warn (said on stderr, exit 0: a deployment hook must not"
+        " wait for a decision only a person can make)",
+    )
+    parser.add_argument(
         "--wait-s",
         type=float,
         default=60.0,
@@ -74,15 +82,24 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
+REQUEST_TIMEOUT_S = 15.0
+"""The longest one request to Kafka may take."""
+
+
+class BrokerFactory(Protocol):
+    def __call__(self, bootstrap: str, *, timeout_s: float) -> Broker: ...
+
+
 def run(
     argv: Sequence[str] | None,
     env: Mapping[str, str],
     *,
-    broker: Callable[[str], Broker],
+    broker: BrokerFactory,
     out: Callable[[str], None] = print,
     err: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
 ) -> int:
-    """The command, with its effects passed in (`broker(bootstrap)` makes the Kafka adapter)."""
+    """The command, with its effects passed in (`broker(bootstrap, timeout_s=)` makes the Kafka
+    adapter)."""
     args = parser().parse_args(argv)
     try:
         settings = TopicSettings.from_env(env)
@@ -102,7 +119,15 @@ def run(
     if not bootstrap:
         err("topics: bad setting: HERALD_KAFKA_BOOTSTRAP is required")
         return BAD_SETTING
-    return _against(args.command, broker(bootstrap), specs, wait_s=args.wait_s, out=out, err=err)
+    # One request may take at most what is left of the wait (and 15 s): `--wait-s 1` is about 1 s.
+    kafka = broker(bootstrap, timeout_s=min(REQUEST_TIMEOUT_S, max(1.0, args.wait_s)))
+    code = _against(args.command, kafka, specs, wait_s=args.wait_s, out=out, err=err)
+    if code == DRIFT and args.command == "ensure" and args.unfixable == "warn":
+        err(
+            "topics: drift left that only a person should fix (see above); not failing (--unfixable warn)"
+        )
+        return OK
+    return code
 
 
 def _against(

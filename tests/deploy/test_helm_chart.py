@@ -321,6 +321,8 @@ def test_the_topics_job_ensures_the_topics_the_services_use(everything: Objects)
         "-m",
         "herald_runtime.topics",
         "ensure",
+        "--unfixable",
+        "warn",
         "--processor-topics",
     ]
     env = {name: entry["value"] for name, entry in _env(container).items()}

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import pytest
 import yaml
@@ -11,7 +12,7 @@ import yaml
 from herald_runtime.topics import strimzi
 from herald_runtime.topics.__main__ import run
 from herald_runtime.topics.drift import Observed, judge
-from herald_runtime.topics.ensuring import check, ensure
+from herald_runtime.topics.ensuring import BrokerUnavailableError, check, ensure
 from herald_runtime.topics.memory import MemoryBroker
 from herald_runtime.topics.plan import (
     DAY_MS,
@@ -260,7 +261,9 @@ def _run(
 ) -> tuple[int, list[str], list[str]]:
     out: list[str] = []
     err: list[str] = []
-    code = run(argv, env, broker=lambda bootstrap: broker, out=out.append, err=err.append)
+    code = run(
+        argv, env, broker=lambda bootstrap, timeout_s: broker, out=out.append, err=err.append
+    )
     return code, out, err
 
 
@@ -365,3 +368,35 @@ def test_every_bad_topic_setting_is_reported_at_once() -> None:
         "HERALD_RAW_TOPIC",
         "HERALD_DOMAIN_RETENTION_MS",
     ]
+
+
+def test_ensure_with_unfixable_warn_says_the_drift_and_exits_0_for_a_deployment_hook() -> None:
+    broker = MemoryBroker(topics={"herald.deploy-events.v1": Observed(1, 1, {})})
+    code, out, err = _run(["ensure", "--unfixable", "warn"], BOOTSTRAP, broker)
+    assert code == 0
+    assert any("drift not fixed" in line and "partition" in line for line in out)
+    assert any("--unfixable warn" in line for line in err)
+    assert _run(["check"], BOOTSTRAP, broker)[0] == 1  # still drift: check says so
+
+
+@dataclass
+class _Unanswered(MemoryBroker):
+    asked: int = 0
+
+    def observe(self, names: Sequence[str]) -> dict[str, Observed]:
+        self.asked += 1
+        raise BrokerUnavailableError("Kafka at 127.0.0.1:9 does not answer")
+
+
+def test_a_short_wait_bounds_each_request_and_gives_up_after_it() -> None:
+    broker = _Unanswered()
+    timeouts: list[float] = []
+
+    def factory(bootstrap: str, *, timeout_s: float) -> MemoryBroker:
+        timeouts.append(timeout_s)
+        return broker
+
+    code = run(["check", "--wait-s", "1"], BOOTSTRAP, broker=factory, out=print, err=print)
+    assert code == 3
+    assert timeouts == [1.0]  # not the 15 s of one request: the whole wait is about 1 s
+    assert broker.asked == 1  # the pause after it would pass the deadline: no second ask
