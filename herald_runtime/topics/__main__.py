@@ -27,8 +27,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
+from herald_runtime import setting_names
 from herald_runtime.backoff import Backoff
-from herald_runtime.settings import report
+from herald_runtime.settings import describe_unknown, report, unknown_names
 from herald_runtime.topics import strimzi
 from herald_runtime.topics.ensuring import (
     Broker,
@@ -101,6 +102,9 @@ def run(
     """The command, with its effects passed in (`broker(bootstrap, timeout_s=)` makes the Kafka
     adapter)."""
     args = parser().parse_args(argv)
+    unknown = unknown_names(env, known=setting_names.KNOWN, reads=setting_names.TOPICS_COMMAND)
+    if unknown:
+        err(f"topics: unknown settings, ignored: {describe_unknown(unknown)}")
     try:
         settings = TopicSettings.from_env(env)
     except TopicSettingsError as e:
