@@ -19,7 +19,7 @@ from collectors.config import ClusterSpec, valid_cluster_name
 from collectors.errors import SettingsError
 from herald_contracts import RAW_TOPIC
 from herald_runtime.logs import LogFormat, LogLevel
-from herald_runtime.settings import EnvReader, kafka_topic
+from herald_runtime.settings import EnvReader, kafka_bootstrap, kafka_topic
 
 CHECKPOINT_TOPIC = "herald.collector-checkpoints.v1"
 
@@ -150,7 +150,7 @@ class CollectorSettings:
     def from_env(cls, env: Mapping[str, str], *, need_clusters: bool = True) -> CollectorSettings:
         """Read and check every setting; SettingsError listing each bad one."""
         reader = EnvReader(env, error_type=SettingsError)
-        bootstrap = reader.parsed("HERALD_KAFKA_BOOTSTRAP", _bootstrap, "")
+        bootstrap = reader.parsed("HERALD_KAFKA_BOOTSTRAP", kafka_bootstrap, "")
         if not bootstrap:
             reader.required("HERALD_KAFKA_BOOTSTRAP")
         clusters_file = reader.text("HERALD_CLUSTERS_FILE")
@@ -245,20 +245,6 @@ class CollectorSettings:
         )
         reader.done()
         return settings
-
-
-def _bootstrap(text: str) -> str:
-    """`host:port[,host:port...]` (an optional `scheme://` each, as librdkafka allows). Whether the
-    brokers answer is not a setting: the collector waits for them."""
-    for address in text.split(","):
-        host, _, port = address.strip().rpartition("://")[2].rpartition(":")
-        if not host or any(c.isspace() for c in host) or not port.isdecimal():
-            raise SettingsError(
-                f"HERALD_KAFKA_BOOTSTRAP must be host:port[,host:port...], not {text!r}"
-            )
-        if not 0 < int(port) < 65536:
-            raise SettingsError(f"HERALD_KAFKA_BOOTSTRAP has port {port} out of range in {text!r}")
-    return text
 
 
 def _label_keys(reader: EnvReader, env: Mapping[str, str]) -> frozenset[str]:

@@ -16,7 +16,7 @@ from dispatchers.outcomes import DEFAULT_RETRY_SCHEDULE_S
 from dispatchers.sealing import Keyring, SealError
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 from herald_runtime.logs import LogFormat, LogLevel
-from herald_runtime.settings import EnvReader
+from herald_runtime.settings import EnvReader, kafka_bootstrap
 from herald_runtime.settings import SettingsError as RuntimeSettingsError
 
 
@@ -229,7 +229,7 @@ class DispatcherSettings:
             cleanup_interval_s=number("HERALD_CLEANUP_INTERVAL_S", 600.0, minimum=1),
             cleanup_batch=int(number("HERALD_CLEANUP_BATCH", 500, minimum=1)),
             database_url=database_url,
-            kafka_bootstrap=text("HERALD_KAFKA_BOOTSTRAP"),
+            kafka_bootstrap=reader.parsed("HERALD_KAFKA_BOOTSTRAP", kafka_bootstrap, None),
             domain_topic=domain_topic,
             dead_letter_topic=dead_letter_topic,
             group_id=text("HERALD_DISPATCHER_GROUP_ID") or "herald-dispatchers",

@@ -66,6 +66,18 @@ def kafka_topic(value: str) -> str:
     return value
 
 
+def kafka_bootstrap(value: str) -> str:
+    """`value` if it is `host:port[,host:port...]` (an optional `scheme://` each, as librdkafka
+    allows); ValueError otherwise. Whether the brokers answer is not a setting: services wait."""
+    for address in value.split(","):
+        host, _, port = address.strip().rpartition("://")[2].rpartition(":")
+        if not host or any(c.isspace() for c in host) or not port.isdecimal():
+            raise ValueError(f"must be host:port[,host:port...], not {value!r}")
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"has port {port} out of range in {value!r}")
+    return value
+
+
 def report(service: str, error: SettingsError) -> str:
     """The one message a service stops with: `collector: bad setting: X must be ...` for one
     problem; for several, a header line then one indented line per problem."""

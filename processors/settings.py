@@ -14,7 +14,7 @@ from pathlib import Path
 
 from herald_contracts import DEAD_LETTER_TOPIC, DOMAIN_TOPIC, RAW_TOPIC
 from herald_runtime.logs import LogFormat, LogLevel
-from herald_runtime.settings import EnvReader, kafka_topic
+from herald_runtime.settings import EnvReader, kafka_bootstrap, kafka_topic
 from herald_runtime.settings import SettingsError as RuntimeSettingsError
 from processors.catalogue import Catalogue
 from processors.packs import (
@@ -102,7 +102,7 @@ class ProcessorSettings:
         def text(name: str, default: str) -> str:
             return reader.text(name) or default
 
-        bootstrap = reader.parsed("HERALD_KAFKA_BOOTSTRAP", _bootstrap, "")
+        bootstrap = reader.parsed("HERALD_KAFKA_BOOTSTRAP", kafka_bootstrap, "")
         if not bootstrap:
             reader.required("HERALD_KAFKA_BOOTSTRAP")
         topics = {
@@ -173,16 +173,6 @@ class ProcessorSettings:
     @property
     def faust_broker(self) -> str:
         return ";".join(f"kafka://{host.strip()}" for host in self.kafka_bootstrap.split(","))
-
-
-def _bootstrap(bootstrap: str) -> str:
-    for address in bootstrap.split(","):
-        host, _, port_part = address.strip().rpartition(":")
-        if not host or not port_part.isdigit() or not 0 < int(port_part) <= 65535:
-            raise SettingsError(
-                f"HERALD_KAFKA_BOOTSTRAP must be host:port[,host:port...], not {bootstrap!r}"
-            )
-    return bootstrap
 
 
 def _rule_packs(text: str) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from dispatchers.settings import DispatcherSettings, SettingsError
+from processors.settings import ProcessorSettings
+from processors.settings import SettingsError as ProcessorSettingsError
 
 BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
 
@@ -385,6 +387,17 @@ def test_dispatcher_extra_topics_refused(raw: str) -> None:
     env = {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_DISPATCHER_EXTRA_TOPICS": raw}
     with pytest.raises(SettingsError, match="HERALD_DISPATCHER_EXTRA_TOPICS"):
         DispatcherSettings.from_env(env)
+
+
+@pytest.mark.parametrize("bootstrap", ["kafka", "kafka:90x", "k:9092,k2"])
+def test_a_dispatcher_refuses_a_kafka_address_without_a_port_as_the_other_services_do(
+    bootstrap: str,
+) -> None:
+    env = {"HERALD_DATABASE_URL": "postgresql://x", "HERALD_KAFKA_BOOTSTRAP": bootstrap}
+    with pytest.raises(SettingsError, match=r"HERALD_KAFKA_BOOTSTRAP.*host:port"):
+        DispatcherSettings.from_env(env)
+    with pytest.raises(ProcessorSettingsError, match=r"HERALD_KAFKA_BOOTSTRAP.*host:port"):
+        ProcessorSettings.from_env({"HERALD_KAFKA_BOOTSTRAP": bootstrap})
 
 
 def test_dispatcher_session_timeout_is_librdkafkas_unless_set_and_not_below_6_s() -> None:
