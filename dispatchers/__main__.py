@@ -215,7 +215,13 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     def ready() -> tuple[bool, dict[str, object]]:
         ok, details = live()
         kafka = dict(consuming.problems)
-        database = store.last_error or ("ok" if started.is_set() else "not reached yet")
+        database = store.last_error or (
+            "ok"
+            if started.is_set()
+            else "not asked yet: the topics first"
+            if topics["state"] != "ok"
+            else "not reached yet"
+        )
         # Subscriptions whose secrets do not open are named, not a reason to be unready: the
         # others are delivered, and a restart would not start (the key is missing).
         return ok and database == "ok" and not kafka and topics["state"] == "ok", {

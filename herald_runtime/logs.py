@@ -107,7 +107,10 @@ def _text_value(value: Any) -> str:
 
 class TextFormatter(logging.Formatter):
     """`time level logger message key=value...`: the JSON entry's fields, for a terminal. A value
-    with spaces, quotes or `=` is quoted (JSON string rules)."""
+    with spaces, quotes or `=` is quoted (JSON string rules). A record that spans lines (a message
+    with line breaks, such as Faust's recovery tables; a traceback) continues on lines indented by
+    four spaces: every record starts at the left margin with its time, and a line that starts with
+    a space belongs to the record above."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{_time(record)} {record.levelname.lower()} {record.name} {record.getMessage()}"
@@ -118,7 +121,10 @@ class TextFormatter(logging.Formatter):
             line = f"{line}\n{self.formatException(record.exc_info)}"
         if record.stack_info:
             line = f"{line}\n{self.formatStack(record.stack_info)}"
-        return line
+        return line.replace("\n", "\n" + _CONTINUATION)
+
+
+_CONTINUATION = "    "
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -52,6 +52,8 @@ def test_a_dispatcher_started_before_its_topics_waits_unready_naming_the_command
     reason = wait_until(lambda: ENSURE_COMMAND in unready_topics() and unready_topics())
     assert topics.domain in reason
     assert topics.dead_letters in reason
+    # The database is up, but not asked yet: /readyz must not say it cannot be reached.
+    assert json.loads(http_get(port, "/readyz")[1])["database"].startswith("not asked yet")
     assert http_get(port, "/healthz")[0] == 200
     wait_until(lambda: ENSURE_COMMAND in dispatcher.log_tail(50))
 

@@ -91,6 +91,23 @@ def test_text_carries_the_same_bound_fields_as_key_value(
     assert rest == 'warning tests.text watch failed cluster="prod eu" namespace=apps'
 
 
+def test_in_text_every_record_starts_at_the_margin_and_its_further_lines_are_indented(
+    configured: Callable[..., io.StringIO],
+) -> None:
+    stream = configured(log_format=LogFormat.TEXT, level=LogLevel.INFO)
+    log = logging.getLogger("tests.text")
+    log.info("Recovery:\n+ table +\n| a   |")  # as Faust's recovery tables
+    try:
+        _fail()
+    except RuntimeError:
+        log.exception("failed")
+    lines = stream.getvalue().splitlines()
+    starts = [line for line in lines if not line.startswith(" ")]
+    assert [RFC3339_UTC.match(line) is not None for line in starts] == [True, True]
+    assert "    + table +" in lines
+    assert any(line.startswith("    ") and "RuntimeError: boom" in line for line in lines)
+
+
 @pytest.mark.parametrize(
     ("level", "written"),
     [
