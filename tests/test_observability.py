@@ -35,8 +35,9 @@ TARGET_LABELS = {"job", "instance"}
 """The labels every scraped target has (Prometheus sets them); `up` has only those and what the
 scrape configuration adds."""
 FILTERED_TARGET_LABELS = TARGET_LABELS | {"namespace"}
-"""Labels of the scrape, not of the services, that queries may filter by: a ServiceMonitor or the
-usual pod relabelling adds `namespace` (docs/runbook.md#scrape-jobs-which-job-the-rules-assume)."""
+"""Labels of the scrape, not of the services, that queries may filter and group by (the alerts judge
+each release, i.e. namespace, and each scrape job apart): a ServiceMonitor or the usual pod
+relabelling adds `namespace` (docs/runbook.md#scrape-jobs-which-job-the-rules-assume)."""
 
 
 @cache
@@ -90,7 +91,9 @@ def _check_expression(expr: str) -> set[str]:
     for clause in BY.findall(expr):
         labels = {label.strip() for label in clause.split(",")}
         for label in labels:
-            assert any(label in exported[n] for n in used), f"no metric has {label!r} in {expr}"
+            assert label in FILTERED_TARGET_LABELS or any(label in exported[n] for n in used), (
+                f"no metric has {label!r} in {expr}"
+            )
         grouped |= labels
     if scraped and not BY.findall(expr) and "absent(" not in expr:
         grouped |= TARGET_LABELS  # `up == 0` keeps the target's labels
