@@ -80,7 +80,9 @@ def _check_expression(expr: str) -> set[str]:
     scraped = SCRAPE.findall(expr)
     assert used or scraped, expr
     for matchers in scraped:
-        assert re.fullmatch(r'job=~".*herald.*"', matchers.strip()), f"Herald's jobs only: {expr}"
+        assert re.fullmatch(r'job=~?"herald-[^"]+"', matchers.strip()), (
+            f"Herald's jobs only: {expr}"
+        )
     for name in used:
         assert name in exported, f"{name} is not exported (in {expr})"
     for name, matchers in SELECTOR.findall(expr):

@@ -130,6 +130,17 @@ readinessProbe:
   periodSeconds: 10
 {{- end }}
 
+{{/* The pod annotations a Prometheus that discovers pods by annotation scrapes: only without the
+ServiceMonitor, which scrapes the same pods through their Service (both would scrape each pod twice,
+under two jobs). (list $ metricsPort) */}}
+{{- define "herald.scrapeAnnotations" -}}
+{{- $root := index . 0 }}
+{{- if not $root.Values.metrics.serviceMonitor.enabled -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ index . 1 | quote }}
+{{- end }}
+{{- end }}
+
 {{/* Every pod gets a writable /tmp, the root filesystem being read-only. */}}
 {{- define "herald.tmpMount" -}}
 - {name: tmp, mountPath: /tmp}
