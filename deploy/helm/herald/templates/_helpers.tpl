@@ -178,6 +178,9 @@ topic must take it. */}}
 {{/* Checks across values that the schema cannot express. */}}
 {{- define "herald.checks" -}}
 {{- $t := .Values.topics }}
+{{- if and $t.strimzi.enabled $t.job.enabled }}
+{{- fail "topics.strimzi.enabled and topics.job.enabled are both true: Strimzi's topic operator and the topics Job would both manage the topics; set topics.job.enabled=false with Strimzi" }}
+{{- end }}
 {{- if and $t.replicationFactor $t.minInsyncReplicas }}
 {{- if gt (int64 $t.minInsyncReplicas) (int64 $t.replicationFactor) }}
 {{- fail (printf "topics.minInsyncReplicas (%d) must be at most topics.replicationFactor (%d): no write would succeed" (int64 $t.minInsyncReplicas) (int64 $t.replicationFactor)) }}
