@@ -34,10 +34,11 @@ SCRAPE = re.compile(r"\bup\{([^}]*)\}")
 TARGET_LABELS = {"job", "instance"}
 """The labels every scraped target has (Prometheus sets them); `up` has only those and what the
 scrape configuration adds."""
-FILTERED_TARGET_LABELS = TARGET_LABELS | {"namespace"}
+FILTERED_TARGET_LABELS = TARGET_LABELS | {"namespace", "release"}
 """Labels of the scrape, not of the services, that queries may filter and group by (the alerts judge
-each release, i.e. namespace, and each scrape job apart): a ServiceMonitor or the usual pod
-relabelling adds `namespace` (docs/runbook.md#scrape-jobs-which-job-the-rules-assume)."""
+each release and each scrape job apart): a ServiceMonitor or the usual pod relabelling adds
+`namespace`, and the chart's ServiceMonitor and the runbook's relabelling `release`
+(docs/runbook.md#scrape-jobs-which-job-the-rules-assume)."""
 
 
 @cache

@@ -97,9 +97,10 @@ def test_the_servicemonitor_gives_every_release_the_jobs_the_rules_match() -> No
             for k, v in rendered["metadata"]["labels"].items()
         }
         default_job = {"job": rendered["metadata"]["name"]}  # what the operator sets first
-        job = _relabel(endpoint["relabelings"], meta | default_job)["job"]
-        assert job == f"herald-{service}"
-        _the_rules_take(job, service)
+        relabelled = _relabel(endpoint["relabelings"], meta | default_job)
+        assert relabelled["job"] == f"herald-{service}"
+        assert relabelled["release"] == LONG_RELEASE  # what tells releases in one namespace apart
+        _the_rules_take(relabelled["job"], service)
 
 
 def _runbook_relabel_configs() -> list[dict[str, Any]]:
@@ -121,9 +122,14 @@ def test_the_runbooks_relabelling_gives_the_annotated_pods_the_jobs_the_rules_ma
         meta |= {"__meta_kubernetes_namespace": "payments", "job": "kubernetes-pods"}
         relabelled = _relabel(_runbook_relabel_configs(), meta)
         assert relabelled["job"] == f"herald-{service}"
+        assert relabelled["release"] == LONG_RELEASE
         assert relabelled["namespace"] == "payments"
         _the_rules_take(relabelled["job"], service)
-    other = {"__meta_kubernetes_pod_label_app_kubernetes_io_component": "collector"}
-    assert _relabel(_runbook_relabel_configs(), other | {"job": "kubernetes-pods"})["job"] == (
-        "kubernetes-pods"
-    )  # not part of Herald: left alone
+    other = {
+        "__meta_kubernetes_pod_label_app_kubernetes_io_component": "collector",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_instance": "someone-else",
+        "job": "kubernetes-pods",
+    }
+    relabelled = _relabel(_runbook_relabel_configs(), other)  # not part of Herald: left alone
+    assert relabelled["job"] == "kubernetes-pods"
+    assert "release" not in relabelled
