@@ -34,9 +34,11 @@ SCRAPE = re.compile(r"\bup\{([^}]*)\}")
 TARGET_LABELS = {"job", "instance"}
 """The labels every scraped target has (Prometheus sets them); `up` has only those and what the
 scrape configuration adds."""
-FILTERED_TARGET_LABELS = TARGET_LABELS | {"namespace"}
-"""Labels of the scrape, not of the services, that queries may filter by: a ServiceMonitor or the
-usual pod relabelling adds `namespace` (docs/runbook.md#scrape-jobs-which-job-the-rules-assume)."""
+FILTERED_TARGET_LABELS = TARGET_LABELS | {"namespace", "release"}
+"""Labels of the scrape, not of the services, that queries may filter and group by (the alerts judge
+each release and each scrape job apart): a ServiceMonitor or the usual pod relabelling adds
+`namespace`, and the chart's ServiceMonitor and the runbook's relabelling `release`
+(docs/runbook.md#scrape-jobs-which-job-the-rules-assume)."""
 
 
 @cache
@@ -79,7 +81,9 @@ def _check_expression(expr: str) -> set[str]:
     scraped = SCRAPE.findall(expr)
     assert used or scraped, expr
     for matchers in scraped:
-        assert re.fullmatch(r'job=~".*herald.*"', matchers.strip()), f"Herald's jobs only: {expr}"
+        assert re.fullmatch(r'job=~?"herald-[^"]+"', matchers.strip()), (
+            f"Herald's jobs only: {expr}"
+        )
     for name in used:
         assert name in exported, f"{name} is not exported (in {expr})"
     for name, matchers in SELECTOR.findall(expr):
@@ -90,7 +94,9 @@ def _check_expression(expr: str) -> set[str]:
     for clause in BY.findall(expr):
         labels = {label.strip() for label in clause.split(",")}
         for label in labels:
-            assert any(label in exported[n] for n in used), f"no metric has {label!r} in {expr}"
+            assert label in FILTERED_TARGET_LABELS or any(label in exported[n] for n in used), (
+                f"no metric has {label!r} in {expr}"
+            )
         grouped |= labels
     if scraped and not BY.findall(expr) and "absent(" not in expr:
         grouped |= TARGET_LABELS  # `up == 0` keeps the target's labels

@@ -41,6 +41,7 @@ from herald_runtime.topics.plan import TopicSettings, herald_topics
 from processors.settings import ProcessorSettings
 
 EVERYTHING = CHART / "ci" / "everything-values.yaml"
+VALUES = CHART / "values.yaml"
 SERVICES = ("collector", "processor", "dispatcher")
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KafkaTopic"}
 Objects = tuple[dict[str, Any], ...]
@@ -54,6 +55,17 @@ def defaults() -> Objects:
 @pytest.fixture(scope="module")
 def everything() -> Objects:
     return tuple(render(values_files=[EVERYTHING]))
+
+
+@pytest.fixture(scope="module")
+def everything_with_the_job() -> Objects:
+    """Every option, with the topics Job making the topics instead of Strimzi (not both)."""
+    return tuple(
+        render(
+            values_files=[EVERYTHING],
+            set_values=["topics.strimzi.enabled=false", "topics.job.enabled=true"],
+        )
+    )
 
 
 @pytest.fixture(scope="module", params=["defaults", "everything"])
@@ -108,6 +120,12 @@ def test_helm_lint_passes(values: Path | None) -> None:
             "topics.strimzi.enabled=true", "/topics/strimzi/cluster", id="strimzi-cluster"
         ),
         pytest.param("collector.env.HERALD_REPLICA_COUNT=2", "HERALD_REPLICA_COUNT", id="count"),
+        pytest.param(
+            "dispatcher.env.HERALD_KAFKA_BOOTSTRAP=other:9092",
+            "HERALD_KAFKA_BOOTSTRAP",
+            id="env-bootstrap",
+        ),
+        pytest.param("processor.env.HERALD_RAW_TOPIC=other", "HERALD_RAW_TOPIC", id="env-topic"),
     ],
 )
 def test_a_bad_value_fails_lint_and_template_naming_it(assignment: str, named: str) -> None:
@@ -314,7 +332,10 @@ def test_the_topics_exist_before_the_migration_runs(defaults: Objects) -> None:
     assert weight("topics") < weight("migrate")
 
 
-def test_the_topics_job_ensures_the_topics_the_services_use(everything: Objects) -> None:
+def test_the_topics_job_ensures_the_topics_the_services_use(
+    everything_with_the_job: Objects,
+) -> None:
+    everything = everything_with_the_job
     [container] = the_one(everything, "Job", "topics")["spec"]["template"]["spec"]["containers"]
     assert container["command"] == [
         "python",
@@ -348,6 +369,38 @@ def test_the_topics_job_ensures_the_topics_the_services_use(everything: Objects)
 def test_a_min_insync_above_the_replication_fails_naming_both() -> None:
     with pytest.raises(HelmError, match=r"topics\.minInsyncReplicas .* topics\.replicationFactor"):
         render(set_values=["topics.minInsyncReplicas=4", "topics.replicationFactor=3"])
+
+
+def test_strimzi_and_the_topics_job_together_fail_naming_both() -> None:
+    """Both would manage the same topics: Strimzi's operator reverts what the Job corrects."""
+    with pytest.raises(HelmError, match=r"topics\.strimzi\.enabled and topics\.job\.enabled"):
+        render(set_values=["topics.strimzi.enabled=true", "topics.strimzi.cluster=kafka"])
+    objects = render(
+        set_values=[
+            "topics.strimzi.enabled=true",
+            "topics.strimzi.cluster=kafka",
+            "topics.job.enabled=false",
+        ]
+    )
+    assert [d for d in objects if d["kind"] == "KafkaTopic"]
+    assert not [d for d in objects if d["kind"] == "Job" and component(d) == "topics"]
+
+
+def test_every_variable_the_chart_sets_is_refused_in_a_services_env(rendered: Objects) -> None:
+    """A name in `env` the chart also sets would make two entries, the services' differing from the
+    topics Job's. HERALD_KAFKA_MESSAGE_MAX_BYTES is the one the chart reads from `collector.env`."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    refused = set(schema["definitions"]["env"]["propertyNames"]["not"]["enum"])
+    given = {"HERALD_KAFKA_MESSAGE_MAX_BYTES"}  # the env maps' names, in either values set
+    for values in (yaml.safe_load(EVERYTHING.read_text()), yaml.safe_load(VALUES.read_text())):
+        for service in SERVICES:
+            given |= set(values[service].get("env") or {})
+    for document in rendered:
+        if document["kind"] in ("Deployment", "Job"):
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                set_by_chart = _env(container).keys() - given
+                assert set_by_chart <= refused, (document["metadata"]["name"], set_by_chart)
+    assert not given & refused
 
 
 def test_the_topics_job_can_be_turned_off() -> None:
@@ -544,17 +597,23 @@ def test_the_strimzi_topics_are_the_topics_the_services_use(everything: Objects)
     assert by_name["herald.dead-letters.v1"]["partitions"] == 1
 
 
-def test_the_topics_follow_the_topics_commands_plan(rendered: Objects) -> None:
+def test_the_topics_follow_the_topics_commands_plan(
+    defaults: Objects, everything: Objects, everything_with_the_job: Objects
+) -> None:
     """The Job's env is what `python -m herald_runtime.topics` accepts, and the KafkaTopics are what
-    its `strimzi` command prints for that env."""
-    [container] = the_one(rendered, "Job", "topics")["spec"]["template"]["spec"]["containers"]
-    settings = TopicSettings.from_env({e["name"]: e["value"] for e in container["env"]})
-    wanted = {
-        spec.name: strimzi.resource(spec, cluster="c", namespace=None)["spec"]
-        for spec in herald_topics(settings)
-    }
-    rendered_topics = {
-        d["spec"]["topicName"]: d["spec"] for d in rendered if d["kind"] == "KafkaTopic"
-    }
-    if rendered_topics:
-        assert rendered_topics == wanted
+    its `strimzi` command prints for that env (the same values rendered with the Job instead)."""
+    for with_the_job, with_strimzi in ((defaults, defaults), (everything_with_the_job, everything)):
+        job = the_one(with_the_job, "Job", "topics")
+        [container] = job["spec"]["template"]["spec"]["containers"]
+        settings = TopicSettings.from_env({e["name"]: e["value"] for e in container["env"]})
+        wanted = {
+            spec.name: strimzi.resource(spec, cluster="c", namespace=None)["spec"]
+            for spec in herald_topics(settings)
+        }
+        rendered_topics = {
+            d["spec"]["topicName"]: d["spec"] for d in with_strimzi if d["kind"] == "KafkaTopic"
+        }
+        if with_strimzi is everything:
+            assert rendered_topics == wanted
+        else:
+            assert not rendered_topics

@@ -21,6 +21,7 @@ WITHOUT_CRDS = [
     "metrics.serviceMonitor.enabled=false",
     "metrics.prometheusRule.enabled=false",
     "topics.strimzi.enabled=false",
+    "topics.job.enabled=true",  # what makes the topics without Strimzi
 ]
 VALUES = {
     "defaults": ([], []),

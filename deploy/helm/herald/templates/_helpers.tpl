@@ -130,6 +130,17 @@ readinessProbe:
   periodSeconds: 10
 {{- end }}
 
+{{/* The pod annotations a Prometheus that discovers pods by annotation scrapes: only without the
+ServiceMonitor, which scrapes the same pods through their Service (both would scrape each pod twice,
+under two jobs). (list $ metricsPort) */}}
+{{- define "herald.scrapeAnnotations" -}}
+{{- $root := index . 0 }}
+{{- if not $root.Values.metrics.serviceMonitor.enabled -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ index . 1 | quote }}
+{{- end }}
+{{- end }}
+
 {{/* Every pod gets a writable /tmp, the root filesystem being read-only. */}}
 {{- define "herald.tmpMount" -}}
 - {name: tmp, mountPath: /tmp}
@@ -167,6 +178,9 @@ topic must take it. */}}
 {{/* Checks across values that the schema cannot express. */}}
 {{- define "herald.checks" -}}
 {{- $t := .Values.topics }}
+{{- if and $t.strimzi.enabled $t.job.enabled }}
+{{- fail "topics.strimzi.enabled and topics.job.enabled are both true: Strimzi's topic operator and the topics Job would both manage the topics; set topics.job.enabled=false with Strimzi" }}
+{{- end }}
 {{- if and $t.replicationFactor $t.minInsyncReplicas }}
 {{- if gt (int64 $t.minInsyncReplicas) (int64 $t.replicationFactor) }}
 {{- fail (printf "topics.minInsyncReplicas (%d) must be at most topics.replicationFactor (%d): no write would succeed" (int64 $t.minInsyncReplicas) (int64 $t.replicationFactor)) }}
