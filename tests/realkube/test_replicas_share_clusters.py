@@ -24,6 +24,7 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from collectors.leases import DEFAULT_GROUP as GROUP
 from collectors.leases import cluster_lease_name
 from herald_dev.helm import default_objects, the_one
 from herald_dev.infra import free_port
@@ -87,13 +88,13 @@ def _holders(kube: RealKube, namespace: str) -> dict[str, str]:
     with kube.admin() as api:
         leases = client.CoordinationV1Api(api).list_namespaced_lease(namespace)
     by_name = {lease.metadata.name: lease.spec.holder_identity or "" for lease in leases.items}
-    return {c: by_name.get(cluster_lease_name(c), "") for c in CLUSTERS}
+    return {c: by_name.get(cluster_lease_name(GROUP, c), "") for c in CLUSTERS}
 
 
 def _lease(kube: RealKube, namespace: str, cluster: str) -> Any:
     with kube.admin() as api:
         return client.CoordinationV1Api(api).read_namespaced_lease(
-            cluster_lease_name(cluster), namespace
+            cluster_lease_name(GROUP, cluster), namespace
         )
 
 
