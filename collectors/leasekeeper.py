@@ -94,6 +94,7 @@ class LeaseKeeper:
         self._share = 0
         self._seen: dict[str, tuple[str | None, float]] = {}
         self._failing = False
+        self._delete_failing = False
 
     # -- the main loop's side ---------------------------------------------------------------
 
@@ -203,8 +204,8 @@ class LeaseKeeper:
         failed = False
         for write in decided.writes:
             failed |= not self._write(write.action, write.lease)
-        for lease in decided.deletes:
-            failed |= not self._delete(lease, "nobody has renewed it for long")
+        for lease in decided.deletes:  # housekeeping: its failures are no failed beat
+            self._delete(lease, "nobody has renewed it for long")
         with self._lock:
             if not failed:
                 self._last_ok = started
@@ -279,17 +280,24 @@ class LeaseKeeper:
                 self._valid_until[cluster] = sent + self._timings.renew_deadline_s
         return True
 
-    def _delete(self, lease: Lease, why: str) -> bool:
+    def _delete(self, lease: Lease, why: str) -> None:
+        """Delete a Lease at the version seen; a failure is logged (once until one succeeds) and
+        counted, and tried again at the next beat."""
         try:
             self._store.delete(lease)
         except LeaseConflictError:
-            return True  # renewed or deleted meanwhile: nothing to do
+            return  # renewed or deleted meanwhile: nothing to do
         except LeaseError as e:
-            self._failed(f"delete {lease.name}", e)
-            return False
+            metrics.LEASE_ERRORS.labels(
+                "connection" if e.status is None else f"http_{e.status}"
+            ).inc()
+            if not self._delete_failing:
+                log.warning("cannot delete Lease %s (%s); trying again every beat", lease.name, e)
+                self._delete_failing = True
+            return
+        self._delete_failing = False
         self._seen.pop(lease.name, None)
         log.info("Lease %s deleted: %s", lease.name, why)
-        return True
 
     def _lost(self, cluster: str, why: str) -> None:
         """Under the lock."""

@@ -75,8 +75,15 @@ class World:
     clock: Clock = field(default_factory=Clock)
     replicas: dict[str, Replica] = field(default_factory=dict)
 
-    def start(self, name: str, clusters: set[str] = CLUSTERS, *, group: str = GROUP) -> Replica:
-        link = CutOff(self.store.in_group(group))
+    def start(
+        self,
+        name: str,
+        clusters: set[str] = CLUSTERS,
+        *,
+        group: str = GROUP,
+        link_type: type[CutOff] = CutOff,
+    ) -> Replica:
+        link = link_type(self.store.in_group(group))
         keeper = LeaseKeeper(
             link,
             holder=name,
@@ -341,3 +348,23 @@ def test_a_stale_lease_renewed_meanwhile_is_not_deleted() -> None:
     with pytest.raises(LeaseConflictError):
         store.delete(lease)
     assert store.get("x") == renewed
+
+
+def test_a_refused_clean_up_leaves_the_replica_healthy_and_its_clusters_watched() -> None:
+    """Deleting stale Leases is housekeeping: a Role without `delete` (403) is logged and counted,
+    never a reason to report the Leases machinery broken."""
+
+    @dataclass
+    class NoDelete(CutOff):
+        def delete(self, lease: Lease) -> None:
+            raise LeaseError("delete: 403 Forbidden", status=403)
+
+    world = World()
+    world.start("a")
+    world.run(4)
+    world.replicas["a"].alive = False  # killed: its membership Lease stays behind
+    b = world.start("b", link_type=NoDelete)
+    world.run(12 * TIMINGS.duration_s)
+    assert member_lease_name(GROUP, "a") in world.store.names()  # not deleted: refused
+    assert b.keeper.health()[0]
+    assert world.watched() == {"b": CLUSTERS}
