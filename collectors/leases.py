@@ -49,8 +49,14 @@ GROUP_LABEL = "herald.dev/collector-lease"
 """Label on every Lease a collector writes: its group; the adapter lists by `GROUP_LABEL=<group>`."""
 KIND_LABEL = "herald.dev/collector-lease-kind"
 """Label on every Lease a collector writes: `cluster` or `member`."""
-MAX_GROUP = 40
-"""A group is a DNS-1123 label of at most this many characters: room is left for the subject."""
+MAX_GROUP = 63
+"""A group is a DNS-1123 label (and a label value): at most 63 characters; a Lease name it leaves
+too little room in is shortened with a hash (`lease_name`)."""
+LEGACY_KINDS = frozenset({"cluster", "member"})
+"""Before groups, the label `herald.dev/collector-lease` held the kind, and the names were those of
+the default group: replicas of the default group read such Leases as theirs (and relabel them when
+they write them), so a release upgraded from then shares with its old pods and never finds its
+Lease names taken by objects it does not list. No group may be named like a kind."""
 STALE_DURATIONS = 10
 """A Lease of another replica (or of a cluster no longer in the file) seen unchanged for this many
 lease durations is deleted."""
@@ -67,7 +73,11 @@ _GROUP = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 def valid_group(group: str) -> bool:
     """A DNS-1123 label of at most MAX_GROUP characters (also a valid label value)."""
-    return len(group) <= MAX_GROUP and _GROUP.fullmatch(group) is not None
+    return (
+        len(group) <= MAX_GROUP
+        and _GROUP.fullmatch(group) is not None
+        and group not in LEGACY_KINDS
+    )
 
 
 class LeaseKind(enum.StrEnum):
@@ -128,13 +138,13 @@ Seen = Mapping[str, tuple[str | None, float]]
 
 def lease_name(prefix: str, subject: str) -> str:
     """`prefix + subject` as a DNS-1123 label (lowercase letters, digits and '-', at most 63).
-    A subject that does not fit as it is gets a short hash of itself appended, so that two
-    subjects never share a name ("Prod" and "prod", or long names with a common beginning)."""
+    A name that does not fit as it is gets a short hash of itself appended, so that two subjects
+    (or two groups) never share a name ("Prod" and "prod", or long names with a common beginning)."""
     plain = prefix + subject
     cleaned = _NOT_DNS.sub("-", plain.lower()).strip("-")
     if cleaned == plain and len(cleaned) <= _MAX_NAME:
         return cleaned
-    digest = hashlib.sha256(subject.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(plain.encode()).hexdigest()[:8]
     return f"{cleaned[: _MAX_NAME - len(digest) - 1].rstrip('-')}-{digest}"
 
 

@@ -30,6 +30,7 @@ from collectors.leases import (
     DEFAULT_GROUP,
     GROUP_LABEL,
     KIND_LABEL,
+    LEGACY_KINDS,
     SUBJECT_ANNOTATION,
     Lease,
     LeaseKind,
@@ -67,13 +68,13 @@ class KubeLeaseStore:
         body = self._call(
             self._api.list_namespaced_lease,
             self._namespace,
-            label_selector=f"{GROUP_LABEL}={self._group}",
+            label_selector=_selector(self._group),
             operation="list",
         )
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise LeaseError(f"unreadable lease list: {str(body)[:200]}")
-        leases = (_from_json(item) for item in items)
+        leases = (_from_json(item, self._group) for item in items)
         return {lease.name: lease for lease in leases if lease is not None}
 
     def write(self, lease: Lease) -> Lease:
@@ -90,7 +91,7 @@ class KubeLeaseStore:
                 body,
                 operation="update",
             )
-        written = _from_json(answer)
+        written = _from_json(answer, self._group)
         if written is None:
             raise LeaseError(f"unreadable lease: {str(answer)[:200]}")
         return written
@@ -222,17 +223,23 @@ def _to_json(lease: Lease, group: str) -> dict[str, Any]:
     }
 
 
-def _from_json(item: Any) -> Lease | None:
-    """A Lease the collectors wrote; None for anything else (another label value, no name)."""
+def _selector(group: str) -> str:
+    """This group's Leases; for the default group, those written before groups too."""
+    if group == DEFAULT_GROUP:
+        return f"{GROUP_LABEL} in ({','.join([group, *sorted(LEGACY_KINDS)])})"
+    return f"{GROUP_LABEL}={group}"
+
+
+def _from_json(item: Any, group: str) -> Lease | None:
+    """A Lease of this group; None for anything else (another group, no name)."""
     if not isinstance(item, dict):
         return None
     metadata = item.get("metadata") or {}
     spec = item.get("spec") or {}
     if not isinstance(metadata, dict) or not isinstance(spec, dict):
         return None
-    try:
-        kind = LeaseKind((metadata.get("labels") or {}).get(KIND_LABEL, ""))
-    except ValueError:
+    kind = _kind(metadata.get("labels"), group)
+    if kind is None:
         return None
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
@@ -248,6 +255,23 @@ def _from_json(item: Any) -> Lease | None:
         transitions=_int(spec.get("leaseTransitions")),
         version=str(metadata.get("resourceVersion") or "") or None,
     )
+
+
+def _kind(labels: Any, group: str) -> LeaseKind | None:
+    """The kind of a Lease of this group, from its labels; None if it is not one."""
+    if not isinstance(labels, dict):
+        return None
+    label = labels.get(GROUP_LABEL)
+    if label == group:
+        value = labels.get(KIND_LABEL, "")
+    elif group == DEFAULT_GROUP and label in LEGACY_KINDS:
+        value = label  # written before groups: the label held the kind
+    else:
+        return None
+    try:
+        return LeaseKind(value)
+    except ValueError:
+        return None
 
 
 def _int(value: Any) -> int:

@@ -265,8 +265,10 @@ def test_lease_names_are_dns_labels(cluster: str, expected: str | None) -> None:
     [
         ("herald-collector", True),
         ("prod-herald-collector", True),
-        ("x" * 40, True),
-        ("x" * 41, False),
+        ("x" * 63, True),
+        ("x" * 64, False),
+        ("cluster", False),
+        ("member", False),
         ("Herald", False),
         ("herald-", False),
         ("-herald", False),
@@ -281,6 +283,9 @@ def test_a_group_is_a_short_dns_label(group: str, valid: bool) -> None:
 def test_two_groups_never_share_a_lease_name() -> None:
     assert cluster_lease_name("a", "prod") != cluster_lease_name("b", "prod")
     assert member_lease_name("a", "pod-1") != member_lease_name("b", "pod-1")
+    long = "x" * 60
+    assert cluster_lease_name(long + "-a", "prod") != cluster_lease_name(long + "-b", "prod")
+    assert len(cluster_lease_name(long + "-a", "prod")) <= 63
 
 
 def test_clusters_whose_names_clean_up_alike_get_different_leases() -> None:

@@ -130,7 +130,7 @@ def test_lease_settings_default_to_client_gos_timings_and_the_host_name(tmp_path
             id="group-not-a-dns-label",
         ),
         pytest.param(
-            {"HERALD_LEASE_NAMESPACE": "herald", "HERALD_LEASE_GROUP": "x" * 41},
+            {"HERALD_LEASE_NAMESPACE": "herald", "HERALD_LEASE_GROUP": "x" * 64},
             "HERALD_LEASE_GROUP",
             id="group-too-long",
         ),

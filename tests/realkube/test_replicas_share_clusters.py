@@ -356,3 +356,32 @@ def test_two_lease_groups_in_one_namespace_each_watch_every_cluster(
         )
 
     assert wait_until(both_on_everything, timeout_s=60), [p.log_tail() for p, _ in started.values()]
+
+
+@pytest.mark.timeout(120)
+def test_the_default_group_takes_over_leases_written_before_groups(
+    real_kube: RealKube,
+    lease_namespace: str,
+    start_replica: Callable[..., tuple[ServiceProcess, int]],
+) -> None:
+    """A release named `herald` upgraded from before Lease groups: its old pods' Leases have the
+    same names, labelled with the kind alone. The new replica reads them as its group's (it does
+    not find its names taken by objects it cannot list), takes the released one, and relabels it."""
+    released = cluster_lease_name(GROUP, CLUSTERS[0])
+    with real_kube.admin() as api:
+        client.CoordinationV1Api(api).create_namespaced_lease(
+            lease_namespace,
+            {
+                "metadata": {
+                    "name": released,
+                    "labels": {"herald.dev/collector-lease": "cluster"},
+                    "annotations": {"herald.dev/subject": CLUSTERS[0]},
+                },
+                "spec": {"leaseDurationSeconds": 1},
+            },
+        )
+    a, a_port = start_replica("collector-a")
+    assert wait_until(lambda: _running(a_port) == set(CLUSTERS), timeout_s=60), a.log_tail()
+    lease = _lease(real_kube, lease_namespace, CLUSTERS[0])
+    assert lease.spec.holder_identity == "collector-a"
+    assert lease.metadata.labels["herald.dev/collector-lease"] == GROUP
