@@ -143,9 +143,12 @@ def _keeper(settings: CollectorSettings) -> LeaseKeeper | None:
     store = KubeLeaseStore(
         api,
         namespace=settings.lease_namespace,
+        group=settings.lease_group,
         timeouts=(settings.connect_timeout_s, settings.lease_renew_deadline_s),
     )
-    return LeaseKeeper(store, holder=settings.lease_holder, timings=timings)
+    return LeaseKeeper(
+        store, holder=settings.lease_holder, group=settings.lease_group, timings=timings
+    )
 
 
 class _LeaseFollower:
@@ -327,6 +330,7 @@ def _supervisor(
     sink: KafkaRecordSink,
     store: KafkaCheckpointStore,
     checkpoints: dict[str, Checkpoint],
+    keeper: LeaseKeeper | None,
 ) -> Supervisor:
     return Supervisor(
         connect=_connect(settings),
@@ -341,6 +345,7 @@ def _supervisor(
             message_max_bytes=settings.event_message_max_bytes,
         ),
         connect_owners=_connect_owners(settings),
+        holds=(lambda _cluster: True) if keeper is None else keeper.holds,
     )
 
 
@@ -348,20 +353,24 @@ def _start_leases(
     settings: CollectorSettings,
     keeper: LeaseKeeper,
     specs: tuple[ClusterSpec, ...],
-    stop: threading.Event,
-) -> threading.Thread:
+) -> tuple[threading.Thread, threading.Event]:
+    """The beat, in a thread of its own, with the event that stops it: it goes on until the
+    watches have stopped and their checkpoints are written (`_stop`), so that their Leases stay
+    valid until then."""
     keeper.want(s.name for s in specs if s.enabled)
+    stop = threading.Event()
     beats = threading.Thread(target=keeper.run, args=(stop,), name="leases", daemon=True)
     beats.start()
     log.info(
         "collector %s publishing to %s; sharing %d clusters with the other replicas through "
-        "Leases in namespace %s",
+        "Leases %s-* in namespace %s",
         keeper.holder,
         settings.raw_topic,
         sum(1 for s in specs if s.enabled),
+        keeper.group,
         settings.lease_namespace,
     )
-    return beats
+    return beats, stop
 
 
 def _run(
@@ -397,10 +406,10 @@ def _run(
         target=sink.serve_reports, args=(stop,), name="delivery-reports", daemon=True
     )
     reports.start()
-    supervisor = _supervisor(settings, sink, store, checkpoints)
+    supervisor = _supervisor(settings, sink, store, checkpoints, keeper)
     specs = initial
     follower: _LeaseFollower | None = None
-    beats: threading.Thread | None = None
+    beats: tuple[threading.Thread, threading.Event] | None = None
     tick = settings.checkpoint_interval_s
     if keeper is None:
         supervisor.apply(specs)
@@ -411,7 +420,7 @@ def _run(
         )
     else:
         follower = _LeaseFollower(keeper, supervisor, store, sink)
-        beats = _start_leases(settings, keeper, specs, stop)
+        beats = _start_leases(settings, keeper, specs)
         state.keeper = keeper
         # Often enough that a watch stops well within the margin its Lease leaves.
         tick = min(tick, settings.lease_retry_period_s / 2)
@@ -450,7 +459,7 @@ def _stop(
     supervisor: Supervisor,
     sink: KafkaRecordSink,
     keeper: LeaseKeeper | None,
-    beats: threading.Thread | None,
+    beats: tuple[threading.Thread, threading.Event] | None,
 ) -> None:
     supervisor.stop()
     unsent = sink.flush(10)
@@ -461,7 +470,9 @@ def _stop(
             "%d records were not acknowledged by Kafka at shutdown; they will be re-read", unsent
         )
     if keeper is not None and beats is not None:
-        beats.join(timeout=settings.lease_renew_deadline_s)
+        thread, stop_beats = beats
+        stop_beats.set()
+        thread.join(timeout=settings.lease_renew_deadline_s)
         keeper.release()  # after the last checkpoints: the replicas taking over read them
     log.info("collector stopped")
 

@@ -8,6 +8,10 @@ write was sent. Another replica takes a Lease over only once it has seen it unch
 lease duration (`HERALD_LEASE_DURATION_S`), counted from *after* that write reached the server: a
 replica that cannot renew stops its watch at least `duration - deadline` before anyone else may
 start one. A 409 on a write, or a list showing another holder, ends the right at once.
+`holds(cluster)` answers the same question for one cluster at the moment it is asked, by this
+replica's own clock: the supervisor asks it before publishing each record and before writing each
+checkpoint, so a replica that was paused (SIGSTOP, a frozen VM) past its renew deadline publishes
+nothing more for that cluster, however late its beat notices.
 
 Handing a cluster over is done in order: the plan marks it to drop (its Lease is still renewed);
 the main loop, which asks `owned()` every tick, stops its watch and writes its checkpoint, then
@@ -32,11 +36,13 @@ from typing import Any
 from collectors import metrics
 from collectors.errors import LeaseConflictError, LeaseError
 from collectors.leases import (
+    DEFAULT_GROUP,
     Action,
     Lease,
     LeaseKind,
     cluster_lease_name,
     observe,
+    own_member,
     plan,
     release_all,
 )
@@ -60,6 +66,7 @@ class LeaseKeeper:
         store: LeaseStore,
         *,
         holder: str,
+        group: str = DEFAULT_GROUP,
         timings: LeaseTimings,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -68,6 +75,7 @@ class LeaseKeeper:
         `health` from any."""
         self._store = store
         self.holder = holder
+        self.group = group
         self._timings = timings
         self._clock = clock
         self._wall = wall
@@ -86,6 +94,7 @@ class LeaseKeeper:
         self._share = 0
         self._seen: dict[str, tuple[str | None, float]] = {}
         self._failing = False
+        self._delete_failing = False
 
     # -- the main loop's side ---------------------------------------------------------------
 
@@ -106,6 +115,12 @@ class LeaseKeeper:
                 if until > now and cluster not in self._drop and cluster in self._clusters
             )
             return owned, self._views
+
+    def holds(self, cluster: str) -> bool:
+        """This replica's Lease on the cluster is valid now, by its own clock: last renewed (the
+        write sent) less than the renew deadline ago, and not lost since."""
+        with self._lock:
+            return self._valid_until.get(cluster, float("-inf")) > self._clock()
 
     def report(self, running: Iterable[str], *, view: int) -> None:
         """What runs (or has checkpoints not yet written) after applying the view `view`."""
@@ -154,12 +169,13 @@ class LeaseKeeper:
         with self._lock:
             clusters = self._clusters
             for cluster in list(self._valid_until):
-                lease = leases.get(cluster_lease_name(cluster))
+                lease = leases.get(cluster_lease_name(self.group, cluster))
                 if lease is None or lease.holder != self.holder:
                     self._lost(cluster, "it is held by " + (lease.holder if lease else "nobody"))
             stopped = self._stopped_predicate()
         decided = plan(
             me=self.holder,
+            group=self.group,
             clusters=clusters,
             leases=leases,
             seen=self._seen,
@@ -188,6 +204,8 @@ class LeaseKeeper:
         failed = False
         for write in decided.writes:
             failed |= not self._write(write.action, write.lease)
+        for lease in decided.deletes:  # housekeeping: its failures are no failed beat
+            self._delete(lease, "nobody has renewed it for long")
         with self._lock:
             if not failed:
                 self._last_ok = started
@@ -198,7 +216,8 @@ class LeaseKeeper:
 
     def release(self) -> None:
         """On a graceful stop, after the watches stopped and their checkpoints were written:
-        release every Lease this replica holds, so that the others take them at once."""
+        release every cluster Lease this replica holds, so that the others take them at once, and
+        delete its membership Lease (pod names are unique: nobody would ever renew it again)."""
         with self._lock:
             self._valid_until.clear()
             self._clusters = frozenset()
@@ -210,6 +229,9 @@ class LeaseKeeper:
             return
         for write in release_all(me=self.holder, leases=leases, wall=self._wall()):
             self._write(write.action, write.lease)
+        member = own_member(me=self.holder, group=self.group, leases=leases)
+        if member is not None:
+            self._delete(member, "this replica stops")
 
     # -- internals --------------------------------------------------------------------------
 
@@ -257,6 +279,25 @@ class LeaseKeeper:
                     )
                 self._valid_until[cluster] = sent + self._timings.renew_deadline_s
         return True
+
+    def _delete(self, lease: Lease, why: str) -> None:
+        """Delete a Lease at the version seen; a failure is logged (once until one succeeds) and
+        counted, and tried again at the next beat."""
+        try:
+            self._store.delete(lease)
+        except LeaseConflictError:
+            return  # renewed or deleted meanwhile: nothing to do
+        except LeaseError as e:
+            metrics.LEASE_ERRORS.labels(
+                "connection" if e.status is None else f"http_{e.status}"
+            ).inc()
+            if not self._delete_failing:
+                log.warning("cannot delete Lease %s (%s); trying again every beat", lease.name, e)
+                self._delete_failing = True
+            return
+        self._delete_failing = False
+        self._seen.pop(lease.name, None)
+        log.info("Lease %s deleted: %s", lease.name, why)
 
     def _lost(self, cluster: str, why: str) -> None:
         """Under the lock."""

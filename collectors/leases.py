@@ -1,11 +1,11 @@
 """Which cluster Leases a collector replica acquires, renews and releases: pure.
 
 Collector replicas share the clusters of the cluster file through coordination.k8s.io/v1 Leases in
-their home cluster, one per cluster (`herald-collector-<cluster>`), as Kubernetes controllers elect
+their home cluster, one per cluster (`<group>-<cluster>`), as Kubernetes controllers elect
 a leader: the holder renews its Lease every retry period; a Lease that has not changed for its
 `leaseDurationSeconds` has expired and may be taken over; every write names the resourceVersion it
 read, so of two replicas reaching for one Lease only one wins (the other gets 409 Conflict).
-Each replica also holds a membership Lease of its own (`herald-collector-member-<holder>`),
+Each replica also holds a membership Lease of its own (`<group>-member-<holder>`),
 renewed on the same beat: the live replicas are the members whose Lease has not expired, and each
 replica aims at its fair share, ceil(clusters / live replicas). One that holds more (a replica was
 added: `kubectl scale`) stops the surplus clusters' watches, writes their checkpoints, and
@@ -18,6 +18,17 @@ Lease's resourceVersion change, not by the `renewTime` written in it, so clocks 
 between nodes cannot make a live Lease look expired. A replica that has just started therefore
 waits a whole lease duration before taking over a Lease it finds held (a Lease released on a
 graceful stop, with its holder cleared, is free at once).
+
+The Lease group (`HERALD_LEASE_GROUP`, the chart's collector name) prefixes every Lease name and is
+the value of the label the Leases are listed by: replicas of one group (one Deployment) share the
+clusters among themselves, and never count, take or delete another group's Leases, even in the
+same namespace.
+
+Leases nobody renews any more are deleted, so that they do not pile up (pod names are unique, so
+every rollout leaves membership Leases behind): a replica deletes its own membership Lease when it
+stops gracefully, and deletes a membership Lease of another, or the Lease of a cluster no longer in
+its cluster file, once it has seen it unchanged for STALE_DURATIONS lease durations, naming the
+resourceVersion it saw (a renewal meanwhile wins: the delete is refused).
 
 What this module does not do: talk to the API server (`collectors.leasestore`), keep time, or run
 the beat and say which watches may run (`collectors.leasekeeper`).
@@ -33,10 +44,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-CLUSTER_PREFIX = "herald-collector-"
-MEMBER_PREFIX = "herald-collector-member-"
-KIND_LABEL = "herald.dev/collector-lease"
-"""Label on every Lease a collector writes: `cluster` or `member`; the adapter lists by it."""
+DEFAULT_GROUP = "herald-collector"
+GROUP_LABEL = "herald.dev/collector-lease"
+"""Label on every Lease a collector writes: its group; the adapter lists by `GROUP_LABEL=<group>`."""
+KIND_LABEL = "herald.dev/collector-lease-kind"
+"""Label on every Lease a collector writes: `cluster` or `member`."""
+MAX_GROUP = 63
+"""A group is a DNS-1123 label (and a label value): at most 63 characters; a Lease name it leaves
+too little room in is shortened with a hash (`lease_name`)."""
+LEGACY_KINDS = frozenset({"cluster", "member"})
+"""Before groups, the label `herald.dev/collector-lease` held the kind, and the names were those of
+the default group: replicas of the default group read such Leases as theirs (and relabel them when
+they write them), so a release upgraded from then shares with its old pods and never finds its
+Lease names taken by objects it does not list. No group may be named like a kind."""
+STALE_DURATIONS = 10
+"""A Lease of another replica (or of a cluster no longer in the file) seen unchanged for this many
+lease durations is deleted."""
 SUBJECT_ANNOTATION = "herald.dev/subject"
 """Annotation naming what the Lease is for, unabridged: the cluster's name, or the member's holder
 identity (a Lease's name may have been shortened or lowercased)."""
@@ -45,6 +68,16 @@ RELEASED_DURATION_S = 1
 
 _MAX_NAME = 63
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
+_GROUP = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def valid_group(group: str) -> bool:
+    """A DNS-1123 label of at most MAX_GROUP characters (also a valid label value)."""
+    return (
+        len(group) <= MAX_GROUP
+        and _GROUP.fullmatch(group) is not None
+        and group not in LEGACY_KINDS
+    )
 
 
 class LeaseKind(enum.StrEnum):
@@ -94,6 +127,9 @@ class Plan:
     its share, or gone from the cluster file): renewed meanwhile, never watched."""
     members: int
     share: int
+    deletes: tuple[Lease, ...] = ()
+    """Leases nobody has renewed for STALE_DURATIONS lease durations (other replicas' membership,
+    clusters gone from the file): to delete at the version seen."""
 
 
 Seen = Mapping[str, tuple[str | None, float]]
@@ -102,22 +138,22 @@ Seen = Mapping[str, tuple[str | None, float]]
 
 def lease_name(prefix: str, subject: str) -> str:
     """`prefix + subject` as a DNS-1123 label (lowercase letters, digits and '-', at most 63).
-    A subject that does not fit as it is gets a short hash of itself appended, so that two
-    subjects never share a name ("Prod" and "prod", or long names with a common beginning)."""
+    A name that does not fit as it is gets a short hash of itself appended, so that two subjects
+    (or two groups) never share a name ("Prod" and "prod", or long names with a common beginning)."""
     plain = prefix + subject
     cleaned = _NOT_DNS.sub("-", plain.lower()).strip("-")
     if cleaned == plain and len(cleaned) <= _MAX_NAME:
         return cleaned
-    digest = hashlib.sha256(subject.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(plain.encode()).hexdigest()[:8]
     return f"{cleaned[: _MAX_NAME - len(digest) - 1].rstrip('-')}-{digest}"
 
 
-def cluster_lease_name(cluster: str) -> str:
-    return lease_name(CLUSTER_PREFIX, cluster)
+def cluster_lease_name(group: str, cluster: str) -> str:
+    return lease_name(f"{group}-", cluster)
 
 
-def member_lease_name(holder: str) -> str:
-    return lease_name(MEMBER_PREFIX, holder)
+def member_lease_name(group: str, holder: str) -> str:
+    return lease_name(f"{group}-member-", holder)
 
 
 def observe(
@@ -142,6 +178,14 @@ def is_free(lease: Lease | None, seen: Seen, clock: float) -> bool:
     return since[1] + lease.duration_s <= clock
 
 
+def is_stale(lease: Lease, seen: Seen, clock: float, duration_s: int) -> bool:
+    """Seen unchanged for STALE_DURATIONS lease durations (the longer of its own and ours)."""
+    since = seen.get(lease.name)
+    if since is None or since[0] != lease.version or lease.version is None:
+        return False
+    return since[1] + STALE_DURATIONS * max(lease.duration_s, duration_s) <= clock
+
+
 def preference(cluster: str, holder: str) -> int:
     """Rendezvous weight: replicas racing for free Leases each reach first for their own."""
     return int.from_bytes(hashlib.sha256(f"{cluster}\0{holder}".encode()).digest()[:8], "big")
@@ -150,6 +194,7 @@ def preference(cluster: str, holder: str) -> int:
 def plan(
     *,
     me: str,
+    group: str = DEFAULT_GROUP,
     clusters: frozenset[str],
     leases: Mapping[str, Lease],
     seen: Seen,
@@ -168,7 +213,7 @@ def plan(
         if lease.kind is LeaseKind.MEMBER and lease.holder and not is_free(lease, seen, clock)
     }
     share = math.ceil(len(clusters) / len(members)) if clusters else 0
-    names = {cluster: cluster_lease_name(cluster) for cluster in clusters}
+    names = {cluster: cluster_lease_name(group, cluster) for cluster in clusters}
     by_preference = sorted(clusters, key=lambda c: (-preference(c, me), c))
 
     mine = [c for c in by_preference if (lease := leases.get(names[c])) and lease.holder == me]
@@ -207,7 +252,7 @@ def plan(
                 duration_s=duration_s,
             )
         )
-    member = leases.get(member_lease_name(me))
+    member = leases.get(member_lease_name(group, me))
     if member is not None and member.holder == me:
         writes.append(_renew(member, wall, duration_s))
     else:
@@ -215,25 +260,47 @@ def plan(
             _acquire(
                 member,
                 kind=LeaseKind.MEMBER,
-                name=member_lease_name(me),
+                name=member_lease_name(group, me),
                 subject=me,
                 me=me,
                 wall=wall,
                 duration_s=duration_s,
             )
         )
+    deletes = tuple(
+        lease
+        for lease in leases.values()
+        if lease.holder != me
+        and (
+            (lease.kind is LeaseKind.MEMBER and lease.subject != me)
+            or (lease.kind is LeaseKind.CLUSTER and lease.name not in wanted_names)
+        )
+        and is_stale(lease, seen, clock, duration_s)
+    )
     return Plan(
         writes=tuple(writes),
         keep=frozenset(keep) | frozenset(take),
         drop=frozenset(drop),
         members=len(members),
         share=share,
+        deletes=deletes,
     )
 
 
 def release_all(*, me: str, leases: Mapping[str, Lease], wall: datetime) -> tuple[Write, ...]:
-    """On a graceful stop: release every Lease this replica holds, its membership too."""
-    return tuple(_release(lease, wall) for lease in leases.values() if lease.holder == me)
+    """On a graceful stop: release every cluster Lease this replica holds (its membership Lease is
+    deleted instead: `own_member`)."""
+    return tuple(
+        _release(lease, wall)
+        for lease in leases.values()
+        if lease.holder == me and lease.kind is LeaseKind.CLUSTER
+    )
+
+
+def own_member(*, me: str, group: str, leases: Mapping[str, Lease]) -> Lease | None:
+    """This replica's membership Lease, to delete on a graceful stop (None: it has none)."""
+    lease = leases.get(member_lease_name(group, me))
+    return lease if lease is not None and lease.kind is LeaseKind.MEMBER else None
 
 
 def _renew(lease: Lease, wall: datetime, duration_s: int) -> Write:

@@ -17,6 +17,7 @@ from typing import Any
 
 from collectors.config import ClusterSpec, valid_cluster_name
 from collectors.errors import SettingsError
+from collectors.leases import DEFAULT_GROUP, MAX_GROUP, valid_group
 from herald_contracts import RAW_TOPIC
 from herald_runtime.logs import LogFormat, LogLevel
 from herald_runtime.settings import EnvReader, kafka_bootstrap, kafka_topic
@@ -69,6 +70,9 @@ class CollectorSettings:
     lease_holder: str = ""
     """HERALD_LEASE_HOLDER: this replica's identity in the Leases (the pod's name); default: the
     host name. Unique per replica."""
+    lease_group: str = DEFAULT_GROUP
+    """HERALD_LEASE_GROUP: prefixes the Leases' names and labels them; replicas share the clusters
+    with those of their group only (one per Deployment: the chart sets the collector's name)."""
     lease_kubeconfig: Path | None = None
     """HERALD_LEASE_KUBECONFIG: kubeconfig of the home cluster; unset: in-cluster config."""
     lease_duration_s: int = 15
@@ -322,6 +326,14 @@ def _leases(reader: EnvReader, env: Mapping[str, str]) -> dict[str, Any]:
             f"HERALD_LEASE_HOLDER must be a name without spaces (the pod's), not {holder!r}",
             "HERALD_LEASE_HOLDER",
         )
+    group = reader.text("HERALD_LEASE_GROUP") or DEFAULT_GROUP
+    if not valid_group(group):
+        reader.problem(
+            f"HERALD_LEASE_GROUP must be a DNS-1123 label (lowercase letters, digits and '-', "
+            f"starting and ending with a letter or digit) of at most {MAX_GROUP} characters, "
+            f"not {group!r}",
+            "HERALD_LEASE_GROUP",
+        )
     duration = reader.integer("HERALD_LEASE_DURATION_S", 15, minimum=1, maximum=3600)
     deadline = reader.number("HERALD_LEASE_RENEW_DEADLINE_S", 10.0, minimum=0.1)
     retry = reader.number("HERALD_LEASE_RETRY_PERIOD_S", 2.0, minimum=0.05)
@@ -340,6 +352,7 @@ def _leases(reader: EnvReader, env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "lease_namespace": namespace,
         "lease_holder": holder,
+        "lease_group": group,
         "lease_kubeconfig": Path(kubeconfig) if kubeconfig else None,
         "lease_duration_s": duration,
         "lease_renew_deadline_s": deadline,

@@ -10,6 +10,13 @@ A watch that fails in a way nobody foresaw (a bug) is logged with its traceback 
 its checkpoint with backoff, rather than ending that cluster's collection without a word.
 `save_checkpoints` writes every scope's checkpoint that moved since it was last written.
 
+With Leases, `holds(cluster)` (`LeaseKeeper.holds`) is asked before each record of a cluster is
+published and before each of its checkpoints is written: a record of a cluster whose Lease is no
+longer valid (this replica was paused past its renew deadline, say) is not published and ends that
+cluster's watch (the next holder re-reads it from its checkpoint), and its checkpoint is not written
+but forgotten (this replica reads the checkpoints from Kafka again before it watches it again). So
+nothing is published for a cluster, nor its checkpoint moved, once another replica may hold it.
+
 What health reads (`clusters`, `contact_ages`, `starting`) never waits on anything slow: stopping
 clusters (joining their threads, up to `stop_timeout_s`, all at once) happens outside the lock those
 take, and writing a checkpoint never blocks: when the producer cannot take one now (its queue is full
@@ -30,7 +37,8 @@ from collectors.config import ClusterSpec
 from collectors.errors import PublishError, SettingsError
 from collectors.metrics import CLUSTERS_WATCHED, LAGS, ScopeMetrics
 from collectors.progress import Progress
-from collectors.watching import EventSource, OwnerResolver, RecordSink, Watcher
+from collectors.watching import DeliveryCallback, EventSource, OwnerResolver, RecordSink, Watcher
+from herald_contracts import RawRecord
 from herald_runtime.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -95,6 +103,43 @@ class _Scope:
     owners: Owners | None = None
 
 
+def _always(cluster: str) -> bool:
+    return True
+
+
+class _HeldSink:
+    """The sink of one cluster's watches: publishes only while `holds(cluster)`; else drops the
+    record (its ticket stays pending, so the checkpoint never passes it) and stops the watches."""
+
+    def __init__(
+        self,
+        sink: RecordSink,
+        *,
+        cluster: str,
+        holds: Callable[[str], bool],
+        stop: threading.Event,
+    ) -> None:
+        self._sink = sink
+        self._cluster = cluster
+        self._holds = holds
+        self._stop = stop
+
+    def publish(
+        self, record: RawRecord, *, on_delivery: DeliveryCallback, stop: threading.Event
+    ) -> None:
+        if not self._holds(self._cluster):
+            if not self._stop.is_set():
+                log.warning(
+                    "cluster %s: its Lease is no longer valid; stopping its watch without "
+                    "publishing more (the next holder re-reads from the checkpoint)",
+                    self._cluster,
+                    extra={"cluster": self._cluster},
+                )
+                self._stop.set()
+            return
+        self._sink.publish(record, on_delivery=on_delivery, stop=stop)
+
+
 @dataclass
 class _ClusterRun:
     spec: ClusterSpec
@@ -117,9 +162,13 @@ class Supervisor:
         watch: WatchSettings,
         stop_timeout_s: float = 15,
         connect_owners: ConnectOwners | None = None,
+        holds: Callable[[str], bool] = _always,
     ) -> None:
         """`apply`, `stop` and `save_checkpoints` are called from one thread (the main loop);
-        `clusters` and `contact_ages` from any."""
+        `clusters` and `contact_ages` from any. `holds(cluster)`: this replica may publish the
+        cluster's records and write its checkpoints now (its Lease is valid); without Leases,
+        always."""
+        self._holds = holds
         self._connect = connect
         self._connect_owners = connect_owners
         self._sink = sink
@@ -190,6 +239,14 @@ class Supervisor:
                 rv = scope.progress.checkpoint
                 if rv is not None:
                     self._checkpoints[scope.key] = Checkpoint(rv, scope.server)
+            for key in [k for k in self._checkpoints if not self._holds(k.partition("/")[0])]:
+                # Not this replica's any more: forgotten, read from Kafka again before a restart.
+                if self._saved.get(key) != self._checkpoints[key].resource_version:
+                    log.warning(
+                        "not writing the checkpoint of %s: its cluster's Lease is not valid", key
+                    )
+                del self._checkpoints[key]
+                self._saved.pop(key, None)
             unsaved = [
                 (key, checkpoint)
                 for key, checkpoint in self._checkpoints.items()
@@ -351,12 +408,13 @@ class Supervisor:
             owners.start()
             owners.wait_synced()
         failures = 0
+        sink = _HeldSink(self._sink, cluster=spec.name, holds=self._holds, stop=run.stop)
         while not run.stop.is_set():
             try:
                 Watcher(
                     cluster=spec.name,
                     source=source,
-                    sink=self._sink,
+                    sink=sink,
                     observer=metrics,
                     now=self._now,
                     progress=progress,

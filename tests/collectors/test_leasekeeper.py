@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collectors.errors import LeaseError
+from collectors.errors import LeaseConflictError, LeaseError
 from collectors.leasekeeper import LeaseKeeper, LeaseTimings
-from collectors.leases import Lease, LeaseKind, cluster_lease_name
+from collectors.leases import DEFAULT_GROUP as GROUP
+from collectors.leases import Lease, LeaseKind, cluster_lease_name, member_lease_name
 from collectors.leasestore import MemoryLeaseStore
 
 TIMINGS = LeaseTimings(duration_s=15, renew_deadline_s=10, retry_period_s=2)
@@ -46,6 +47,11 @@ class CutOff:
             raise LeaseError("write: API server unreachable")
         return self.store.write(lease)
 
+    def delete(self, lease: Lease) -> None:
+        if self.down:
+            raise LeaseError("delete: API server unreachable")
+        self.store.delete(lease)
+
 
 @dataclass
 class Replica:
@@ -55,6 +61,7 @@ class Replica:
     link: CutOff
     running: frozenset[str] = frozenset()
     alive: bool = True
+    group: str = GROUP
 
     def tick(self) -> None:
         owned, view = self.keeper.owned()
@@ -68,13 +75,25 @@ class World:
     clock: Clock = field(default_factory=Clock)
     replicas: dict[str, Replica] = field(default_factory=dict)
 
-    def start(self, name: str, clusters: set[str] = CLUSTERS) -> Replica:
-        link = CutOff(self.store)
+    def start(
+        self,
+        name: str,
+        clusters: set[str] = CLUSTERS,
+        *,
+        group: str = GROUP,
+        link_type: type[CutOff] = CutOff,
+    ) -> Replica:
+        link = link_type(self.store.in_group(group))
         keeper = LeaseKeeper(
-            link, holder=name, timings=TIMINGS, clock=self.clock, wall=self.clock.wall
+            link,
+            holder=name,
+            group=group,
+            timings=TIMINGS,
+            clock=self.clock,
+            wall=self.clock.wall,
         )
         keeper.want(clusters)
-        self.replicas[name] = Replica(keeper, link)
+        self.replicas[name] = Replica(keeper, link, group=group)
         return self.replicas[name]
 
     def run(self, seconds: float) -> None:
@@ -94,8 +113,12 @@ class World:
         return [r for r in self.replicas.values() if r.alive]
 
     def assert_watched_at_most_once(self) -> None:
-        running = [c for r in self.live() for c in r.running]
-        assert len(running) == len(set(running)), {n: r.running for n, r in self.replicas.items()}
+        """Within each group: another group's replicas watch the same clusters for themselves."""
+        for group in {r.group for r in self.live()}:
+            running = [c for r in self.live() if r.group == group for c in r.running]
+            assert len(running) == len(set(running)), {
+                n: r.running for n, r in self.replicas.items()
+            }
 
     def watched(self) -> dict[str, set[str]]:
         return {n: set(r.running) for n, r in self.replicas.items() if r.alive}
@@ -104,7 +127,7 @@ class World:
         return {
             c: lease.holder
             for c in CLUSTERS
-            if (lease := self.store.get(cluster_lease_name(c))) is not None
+            if (lease := self.store.get(cluster_lease_name(GROUP, c))) is not None
         }
 
 
@@ -212,7 +235,7 @@ def test_a_lease_written_by_someone_else_ends_the_watch_at_the_next_beat() -> No
     world = World()
     a = world.start("a")
     world.run(4)
-    name = cluster_lease_name("c1")
+    name = cluster_lease_name(GROUP, "c1")
     taken = world.store.get(name)
     assert taken is not None
     world.store.write(replace(taken, holder="intruder"))
@@ -244,14 +267,14 @@ def test_a_cluster_handed_over_again_waits_for_a_new_report_before_its_release()
     world.run(4)
 
     def member(holder: str, *, live: bool) -> None:
-        name = f"herald-collector-member-{holder}"
+        name = member_lease_name(GROUP, holder)
         lease = world.store.get(name) or Lease(
             name=name, kind=LeaseKind.MEMBER, subject=holder, duration_s=15
         )
         world.store.write(replace(lease, holder=holder if live else ""))
 
     def holder(cluster: str) -> str:
-        lease = world.store.get(cluster_lease_name(cluster))
+        lease = world.store.get(cluster_lease_name(GROUP, cluster))
         return "" if lease is None else lease.holder
 
     member("b", live=True)
@@ -270,3 +293,78 @@ def test_a_cluster_handed_over_again_waits_for_a_new_report_before_its_release()
     a.keeper.report(owned, view=view)
     a.keeper.beat()
     assert holder(dropped) == ""
+
+
+def test_two_groups_in_one_namespace_never_count_or_take_each_others_leases() -> None:
+    """Two Deployments (two releases) with their Leases in one namespace, both watching the same
+    clusters: each group shares them among its own replicas only, and each watches every one."""
+    world = World()
+    for name in ("a1", "a2"):
+        world.start(name, group="prod-herald-collector")
+    for name in ("b1", "b2"):
+        world.start(name, group="test-herald-collector")
+    world.run(20)
+    for group in ("prod-herald-collector", "test-herald-collector"):
+        replicas = {n: r for n, r in world.replicas.items() if r.group == group}
+        running = sorted(c for r in replicas.values() for c in r.running)
+        assert running == sorted(CLUSTERS), group
+        assert all(r.keeper.health()[1]["members"] == 2 for r in replicas.values())
+
+
+def test_a_graceful_stop_deletes_the_membership_lease() -> None:
+    world = World()
+    a = world.start("a")
+    world.run(4)
+    assert world.store.get(member_lease_name(GROUP, "a")) is not None
+    a.alive = False
+    a.keeper.release()
+    assert world.store.get(member_lease_name(GROUP, "a")) is None
+    assert set(world.holders().values()) == {""}
+
+
+def test_leases_nobody_renews_any_more_are_deleted_after_ten_lease_durations() -> None:
+    """A replica that died (its membership Lease left behind) and a cluster removed from the file
+    while its holder was down: both Leases go once unchanged for 10 lease durations, not earlier."""
+    world = World()
+    world.start("a", CLUSTERS | {"old"})
+    world.run(4)
+    world.replicas["a"].alive = False  # killed: no release
+    world.start("b")
+    world.run(10 * TIMINGS.duration_s - 10)
+    assert {member_lease_name(GROUP, "a"), cluster_lease_name(GROUP, "old")} <= world.store.names()
+    world.run(20)
+    names = world.store.names()
+    assert member_lease_name(GROUP, "a") not in names
+    assert cluster_lease_name(GROUP, "old") not in names
+    assert names == {member_lease_name(GROUP, "b")} | {
+        cluster_lease_name(GROUP, c) for c in CLUSTERS
+    }
+
+
+def test_a_stale_lease_renewed_meanwhile_is_not_deleted() -> None:
+    store = MemoryLeaseStore()
+    lease = store.write(Lease(name="x", kind=LeaseKind.MEMBER, subject="x", holder="x"))
+    renewed = store.write(replace(lease, duration_s=15))
+    with pytest.raises(LeaseConflictError):
+        store.delete(lease)
+    assert store.get("x") == renewed
+
+
+def test_a_refused_clean_up_leaves_the_replica_healthy_and_its_clusters_watched() -> None:
+    """Deleting stale Leases is housekeeping: a Role without `delete` (403) is logged and counted,
+    never a reason to report the Leases machinery broken."""
+
+    @dataclass
+    class NoDelete(CutOff):
+        def delete(self, lease: Lease) -> None:
+            raise LeaseError("delete: 403 Forbidden", status=403)
+
+    world = World()
+    world.start("a")
+    world.run(4)
+    world.replicas["a"].alive = False  # killed: its membership Lease stays behind
+    b = world.start("b", link_type=NoDelete)
+    world.run(12 * TIMINGS.duration_s)
+    assert member_lease_name(GROUP, "a") in world.store.names()  # not deleted: refused
+    assert b.keeper.health()[0]
+    assert world.watched() == {"b": CLUSTERS}

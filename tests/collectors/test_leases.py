@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from collectors.leases import (
+    DEFAULT_GROUP as GROUP,
+)
+from collectors.leases import (
+    STALE_DURATIONS,
     Action,
     Lease,
     LeaseKind,
@@ -17,8 +21,10 @@ from collectors.leases import (
     is_free,
     member_lease_name,
     observe,
+    own_member,
     plan,
     release_all,
+    valid_group,
 )
 
 WALL = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -27,7 +33,7 @@ DURATION = 15
 
 def held(cluster: str, holder: str, *, version: str = "1") -> Lease:
     return Lease(
-        name=cluster_lease_name(cluster),
+        name=cluster_lease_name(GROUP, cluster),
         kind=LeaseKind.CLUSTER,
         subject=cluster,
         holder=holder,
@@ -41,7 +47,7 @@ def held(cluster: str, holder: str, *, version: str = "1") -> Lease:
 
 def member(holder: str, *, version: str = "1") -> Lease:
     return Lease(
-        name=member_lease_name(holder),
+        name=member_lease_name(GROUP, holder),
         kind=LeaseKind.MEMBER,
         subject=holder,
         holder=holder,
@@ -204,11 +210,36 @@ def test_the_membership_lease_is_created_then_renewed() -> None:
     assert renewal.action is Action.RENEW
 
 
-def test_a_graceful_stop_releases_every_lease_of_this_replica_only() -> None:
+def test_a_graceful_stop_releases_the_cluster_leases_of_this_replica_only() -> None:
     leases = {x.name: x for x in [held("p", "a"), held("q", "b"), member("a"), member("b")]}
     writes = release_all(me="a", leases=leases, wall=WALL)
-    assert {w.lease.name for w in writes} == {cluster_lease_name("p"), member_lease_name("a")}
+    assert {w.lease.name for w in writes} == {cluster_lease_name(GROUP, "p")}
     assert all(w.action is Action.RELEASE and w.lease.holder == "" for w in writes)
+    assert own_member(me="a", group=GROUP, leases=leases) == member("a")
+
+
+def stale_after() -> float:
+    return STALE_DURATIONS * DURATION
+
+
+@pytest.mark.parametrize("released", [False, True], ids=["expired", "released"])
+def test_another_replicas_membership_lease_unchanged_for_long_is_deleted(released: bool) -> None:
+    gone = replace(member("b"), holder="" if released else "b")
+    leases = [held("p", "a"), member("a"), gone]
+    assert decide("a", {"p"}, leases, clock=stale_after() - 1).deletes == ()
+    assert decide("a", {"p"}, leases, clock=stale_after()).deletes == (gone,)
+
+
+def test_a_lease_of_a_cluster_gone_from_the_file_unchanged_for_long_is_deleted() -> None:
+    gone, wanted = held("gone", ""), held("q", "b")
+    leases = [gone, wanted, member("a")]
+    assert decide("a", {"q"}, leases, clock=stale_after() - 1).deletes == ()
+    assert decide("a", {"q"}, leases, clock=stale_after()).deletes == (gone,)
+
+
+def test_a_replica_never_deletes_its_own_leases() -> None:
+    leases = [held("p", "a"), held("gone", "a"), member("a")]
+    assert decide("a", {"p"}, leases, clock=100 * stale_after()).deletes == ()
 
 
 @pytest.mark.parametrize(
@@ -221,7 +252,7 @@ def test_a_graceful_stop_releases_every_lease_of_this_replica_only() -> None:
     ],
 )
 def test_lease_names_are_dns_labels(cluster: str, expected: str | None) -> None:
-    name = cluster_lease_name(cluster)
+    name = cluster_lease_name(GROUP, cluster)
     assert len(name) <= 63
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
     assert name.startswith("herald-collector-")
@@ -229,6 +260,34 @@ def test_lease_names_are_dns_labels(cluster: str, expected: str | None) -> None:
         assert name == expected
 
 
+@pytest.mark.parametrize(
+    ("group", "valid"),
+    [
+        ("herald-collector", True),
+        ("prod-herald-collector", True),
+        ("x" * 63, True),
+        ("x" * 64, False),
+        ("cluster", False),
+        ("member", False),
+        ("Herald", False),
+        ("herald-", False),
+        ("-herald", False),
+        ("herald.collector", False),
+        ("", False),
+    ],
+)
+def test_a_group_is_a_short_dns_label(group: str, valid: bool) -> None:
+    assert valid_group(group) is valid
+
+
+def test_two_groups_never_share_a_lease_name() -> None:
+    assert cluster_lease_name("a", "prod") != cluster_lease_name("b", "prod")
+    assert member_lease_name("a", "pod-1") != member_lease_name("b", "pod-1")
+    long = "x" * 60
+    assert cluster_lease_name(long + "-a", "prod") != cluster_lease_name(long + "-b", "prod")
+    assert len(cluster_lease_name(long + "-a", "prod")) <= 63
+
+
 def test_clusters_whose_names_clean_up_alike_get_different_leases() -> None:
-    assert cluster_lease_name("Prod") != cluster_lease_name("prod")
-    assert cluster_lease_name("a" * 70 + "1") != cluster_lease_name("a" * 70 + "2")
+    assert cluster_lease_name(GROUP, "Prod") != cluster_lease_name(GROUP, "prod")
+    assert cluster_lease_name(GROUP, "a" * 70 + "1") != cluster_lease_name(GROUP, "a" * 70 + "2")

@@ -106,6 +106,9 @@ def test_lease_settings_default_to_client_gos_timings_and_the_host_name(tmp_path
     ) == (15, 10.0, 2.0)
     named = CollectorSettings.from_env({**env, "HERALD_LEASE_HOLDER": "pod-a"})
     assert named.lease_holder == "pod-a"
+    assert settings.lease_group == "herald-collector"
+    grouped = CollectorSettings.from_env({**env, "HERALD_LEASE_GROUP": "prod-herald-collector"})
+    assert grouped.lease_group == "prod-herald-collector"
 
 
 @pytest.mark.parametrize(
@@ -120,6 +123,16 @@ def test_lease_settings_default_to_client_gos_timings_and_the_host_name(tmp_path
         ),
         pytest.param(
             {"HERALD_LEASE_NAMESPACE": "Herald_NS"}, "HERALD_LEASE_NAMESPACE", id="bad-namespace"
+        ),
+        pytest.param(
+            {"HERALD_LEASE_NAMESPACE": "herald", "HERALD_LEASE_GROUP": "Herald.Collector"},
+            "HERALD_LEASE_GROUP",
+            id="group-not-a-dns-label",
+        ),
+        pytest.param(
+            {"HERALD_LEASE_NAMESPACE": "herald", "HERALD_LEASE_GROUP": "x" * 64},
+            "HERALD_LEASE_GROUP",
+            id="group-too-long",
         ),
         pytest.param(
             {"HERALD_LEASE_NAMESPACE": "herald", "HERALD_LEASE_HOLDER": "pod a"},

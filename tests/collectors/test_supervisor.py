@@ -15,11 +15,14 @@ import pytest
 from collectors.checkpoints import Checkpoint
 from collectors.config import ClusterSpec
 from collectors.errors import PublishError
+from collectors.leasekeeper import LeaseKeeper
+from collectors.leasestore import MemoryLeaseStore
 from collectors.metrics import WATCH_RESTARTS
 from collectors.supervisor import FIRST_ATTEMPT_LIMIT_S, Supervisor, WatchSettings
 from collectors.watching import EventPage, WatchEvent
 from herald_runtime.backoff import Backoff
-from tests.collectors.test_watching import Collected
+from tests.collectors.test_leasekeeper import TIMINGS, Clock
+from tests.collectors.test_watching import Collected, _event
 from tests.support import wait_until
 
 
@@ -190,3 +193,57 @@ def test_checkpoints_read_again_replace_those_of_scopes_not_running_only(
     supervisor.merge_checkpoints({"mine/*": Checkpoint("8", "https://fake")})
     assert supervisor.save_checkpoints() == 0
     assert store.saved == [("mine/*", "7")]
+
+
+def test_a_watch_whose_lease_expired_while_paused_publishes_and_checkpoints_nothing_more(
+    release: threading.Event,
+) -> None:
+    """A replica paused past its renew deadline (SIGSTOP): when it runs again, the record its watch
+    was about to publish is dropped and its watch stops, before the beat notices anything, and the
+    checkpoint it has not written is forgotten rather than written over the next holder's."""
+    clock = Clock()
+    keeper = LeaseKeeper(
+        MemoryLeaseStore(), holder="a", timings=TIMINGS, clock=clock, wall=clock.wall
+    )
+    keeper.want({"c"})
+    keeper.beat()
+    assert keeper.holds("c")
+    paused = threading.Event()
+
+    @dataclass
+    class Pausing(StuckSource):
+        def list_page(self, *, limit: int, continue_token: str | None) -> EventPage:
+            return EventPage([_event("before", 7)], "7", None)
+
+        def watch(self, *, resource_version: str, timeout_s: int) -> Iterator[WatchEvent]:
+            self.watching.set()
+            paused.wait(30)
+            yield WatchEvent("ADDED", _event("after", 8))
+            self.release.wait(30)
+
+    store, sink = FakeStore(), Collected()
+    supervisor = Supervisor(
+        connect=lambda spec, namespace: source,
+        sink=sink,
+        store=store,
+        checkpoints={},
+        now=lambda: "2026-01-01T00:00:00Z",
+        watch=WatchSettings(backoff=Backoff(base_s=0.01, cap_s=0.01)),
+        holds=keeper.holds,
+    )
+    _STARTED.append(supervisor)
+    source = Pausing(release)
+    supervisor.apply((_spec("c"),))
+    assert source.watching.wait(10)  # listed at 7: a checkpoint not written yet
+    clock.now += TIMINGS.duration_s + 5  # paused: another replica may hold it by now
+    paused.set()
+    assert wait_until(lambda: all(not t.is_alive() for t in _threads(supervisor)), timeout_s=10)
+    assert [r.object["metadata"]["name"] for r in sink.records] == ["before"]
+    assert supervisor.save_checkpoints() == 0
+    supervisor.apply(())
+    assert store.saved == []
+    assert supervisor.unsaved_clusters() == set()
+
+
+def _threads(supervisor: Supervisor) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("watch-c-")]

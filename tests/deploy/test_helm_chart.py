@@ -204,7 +204,7 @@ def test_without_owner_resolution_the_collector_lists_and_watches_events_only() 
     assert _env(container["containers"][0])["HERALD_OWNER_RESOLUTION"]["value"] == "false"
 
 
-def test_the_collector_holds_leases_only_in_its_namespace_and_cannot_delete_them(
+def test_the_collector_holds_and_deletes_leases_only_in_its_namespace(
     rendered: Objects,
 ) -> None:
     role = the_one(rendered, "Role", "collector")
@@ -213,7 +213,7 @@ def test_the_collector_holds_leases_only_in_its_namespace_and_cannot_delete_them
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["get", "list", "watch", "create", "update"],
+            "verbs": ["get", "list", "watch", "create", "update", "delete"],
         }
     ]
     account = the_one(rendered, "Deployment", "collector")["spec"]["template"]["spec"][
@@ -297,6 +297,8 @@ def test_the_collector_is_a_deployment_sharing_clusters_through_leases(rendered:
         "fieldRef": {"fieldPath": "metadata.namespace"}
     }
     assert env["HERALD_LEASE_HOLDER"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # Its own Lease group: the Deployment's name, so two releases in one namespace never share.
+    assert env["HERALD_LEASE_GROUP"]["value"] == deployment["metadata"]["name"]
     assert "HERALD_REPLICA_COUNT" not in env
     assert "HERALD_REPLICA_INDEX" not in env
 

@@ -1,6 +1,7 @@
 """The collector's identity as the Helm chart renders it, against a real API server's RBAC: enough
-to hold a Lease in the release namespace the way a lease holder does (create, read, renew, list and
-watch), and nothing more: it cannot delete a Lease, touch Leases in another namespace, read one
+to hold a Lease in the release namespace the way a lease holder does (create, read, renew, list,
+watch, and delete at a resourceVersion), and nothing more: it cannot touch Leases in another
+namespace, read one
 Event by name, or write Events. The real server decides each request (RBAC authorizer), with a token
 it issued for the ServiceAccount the chart's collector Deployment runs as."""
 
@@ -66,13 +67,21 @@ def test_the_collector_holds_and_renews_a_lease_in_the_release_namespace(
     watched.release_conn()
 
 
-def test_the_collector_cannot_delete_a_lease_nor_touch_leases_elsewhere(
+def test_the_collector_deletes_a_lease_at_the_version_it_read_and_touches_none_elsewhere(
     real_kube: RealKube, as_collector: client.ApiClient
 ) -> None:
     leases = client.CoordinationV1Api(as_collector)
     name = f"cluster-{uuid.uuid4().hex[:8]}"
-    leases.create_namespaced_lease(NAMESPACE, _lease(name, "herald-collector-a"))
-    assert _refused(leases.delete_namespaced_lease, name, NAMESPACE) == 403
+    created = leases.create_namespaced_lease(NAMESPACE, _lease(name, "herald-collector-a"))
+    read_version = created.metadata.resource_version
+    created.spec.renew_time = datetime.now(UTC)  # renewed after it was read: a new version
+    renewed = leases.replace_namespaced_lease(name, NAMESPACE, created)
+    assert renewed.metadata.resource_version != read_version
+    stale = {"preconditions": {"resourceVersion": read_version}}
+    assert _refused(leases.delete_namespaced_lease, name, NAMESPACE, body=stale) == 409
+    current = {"preconditions": {"resourceVersion": renewed.metadata.resource_version}}
+    leases.delete_namespaced_lease(name, NAMESPACE, body=current)
+    assert _refused(leases.read_namespaced_lease, name, NAMESPACE) == 404
     elsewhere = new_namespace(real_kube)
     assert _refused(leases.create_namespaced_lease, elsewhere, _lease(name, "x")) == 403
     assert _refused(leases.list_namespaced_lease, elsewhere) == 403

@@ -1,10 +1,11 @@
 """Collector replicas sharing clusters through Leases on a real kube-apiserver (`kubectl scale`).
 
 Two `python -m collectors` processes, each with the collector's own RBAC identity, hold their
-Leases in a namespace of the real server (Role: get, list, watch, create, update on leases, and
-nothing more), and watch four "clusters" that are that same server under four names. Starting the
+Leases in a namespace of the real server (Role: get, list, watch, create, update, delete on
+leases, and nothing more), and watch four "clusters" that are that same server under four names. Starting the
 second replica is `kubectl scale --replicas=2`; killing it (-9) is a node lost; a third one started
-and stopped (SIGTERM) is a scale up and down. What is watched by
+and stopped (SIGTERM) is a scale up and down; two replicas of two Lease groups in one namespace are
+two releases side by side. What is watched by
 whom is read from the Lease objects, from each replica's metrics (`herald_collector_leases_held`)
 and /readyz (`clusters`: the watches running), every 0.1 s, and from what reaches the raw topic.
 """
@@ -24,7 +25,8 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.leases import cluster_lease_name
+from collectors.leases import DEFAULT_GROUP as GROUP
+from collectors.leases import cluster_lease_name, member_lease_name
 from herald_dev.helm import default_objects, the_one
 from herald_dev.infra import free_port
 from herald_dev.processes import ServiceProcess
@@ -58,7 +60,7 @@ def _grant_leases(kube: RealKube, namespace: str) -> None:
                     {
                         "apiGroups": ["coordination.k8s.io"],
                         "resources": ["leases"],
-                        "verbs": ["get", "list", "watch", "create", "update"],
+                        "verbs": ["get", "list", "watch", "create", "update", "delete"],
                     }
                 ],
             },
@@ -83,17 +85,23 @@ def _grant_leases(kube: RealKube, namespace: str) -> None:
         )
 
 
-def _holders(kube: RealKube, namespace: str) -> dict[str, str]:
+def _lease_names(kube: RealKube, namespace: str) -> set[str]:
+    with kube.admin() as api:
+        leases = client.CoordinationV1Api(api).list_namespaced_lease(namespace)
+    return {lease.metadata.name for lease in leases.items}
+
+
+def _holders(kube: RealKube, namespace: str, group: str = GROUP) -> dict[str, str]:
     with kube.admin() as api:
         leases = client.CoordinationV1Api(api).list_namespaced_lease(namespace)
     by_name = {lease.metadata.name: lease.spec.holder_identity or "" for lease in leases.items}
-    return {c: by_name.get(cluster_lease_name(c), "") for c in CLUSTERS}
+    return {c: by_name.get(cluster_lease_name(group, c), "") for c in CLUSTERS}
 
 
 def _lease(kube: RealKube, namespace: str, cluster: str) -> Any:
     with kube.admin() as api:
         return client.CoordinationV1Api(api).read_namespaced_lease(
-            cluster_lease_name(cluster), namespace
+            cluster_lease_name(GROUP, cluster), namespace
         )
 
 
@@ -167,7 +175,7 @@ def start_replica(
     topics: Topics,
     services: Callable[..., ServiceProcess],
     tmp_path: Path,
-) -> Callable[[str], tuple[ServiceProcess, int]]:
+) -> Callable[..., tuple[ServiceProcess, int]]:
     kubeconfig = real_kube.collector_kubeconfig(tmp_path / "collector.kubeconfig")
     cluster_file = tmp_path / "clusters.yaml"
     cluster_file.write_text(
@@ -181,7 +189,7 @@ def start_replica(
         )
     )
 
-    def start(holder: str) -> tuple[ServiceProcess, int]:
+    def start(holder: str, group: str = GROUP) -> tuple[ServiceProcess, int]:
         port = free_port()
         replica = services(
             "collectors",
@@ -193,6 +201,7 @@ def start_replica(
                 "HERALD_OWNER_RESOLUTION": "false",
                 "HERALD_LEASE_NAMESPACE": lease_namespace,
                 "HERALD_LEASE_HOLDER": holder,
+                "HERALD_LEASE_GROUP": group,
                 "HERALD_LEASE_KUBECONFIG": str(kubeconfig),
                 "HERALD_LEASE_DURATION_S": str(DURATION_S),
                 "HERALD_LEASE_RENEW_DEADLINE_S": str(RENEW_DEADLINE_S),
@@ -217,7 +226,7 @@ def test_scaling_the_collectors_keeps_every_cluster_watched_exactly_once(
     real_kube: RealKube,
     namespace: str,
     lease_namespace: str,
-    start_replica: Callable[[str], tuple[ServiceProcess, int]],
+    start_replica: Callable[..., tuple[ServiceProcess, int]],
     topics: Topics,
     kafka: str,
 ) -> None:
@@ -305,6 +314,10 @@ def test_scaling_the_collectors_keeps_every_cluster_watched_exactly_once(
         # Released before it exited: free now (or a's already), no waiting for expiry.
         holders = _holders(real_kube, lease_namespace)
         assert {holders[cluster] for cluster in theirs} <= {"", "collector-a"}, c.log_tail()
+        # And its membership Lease deleted: pod names are unique, nobody would renew it again.
+        assert member_lease_name(GROUP, "collector-c") not in _lease_names(
+            real_kube, lease_namespace
+        )
         assert wait_until(alone_on_everything, timeout_s=30), a.log_tail()
         written = writer.count
         wait_until(lambda: writer.count >= written + 5, timeout_s=10)  # a few more through a
@@ -319,3 +332,56 @@ def test_scaling_the_collectors_keeps_every_cluster_watched_exactly_once(
         )
     finally:
         reader.close()
+
+
+@pytest.mark.timeout(120)
+def test_two_lease_groups_in_one_namespace_each_watch_every_cluster(
+    real_kube: RealKube,
+    lease_namespace: str,
+    start_replica: Callable[..., tuple[ServiceProcess, int]],
+) -> None:
+    """Two releases side by side (the chart gives each its own group): neither counts the other's
+    replica as a member of its own, and each watches every cluster of its file."""
+    everything = set(CLUSTERS)
+    started = {
+        g: start_replica(f"{g}-0", g) for g in ("prod-herald-collector", "test-herald-collector")
+    }
+
+    def both_on_everything() -> bool:
+        return all(
+            _running(port) == everything
+            and metric(port, "herald_collector_lease_members") == 1
+            and set(_holders(real_kube, lease_namespace, group).values()) == {f"{group}-0"}
+            for group, (_, port) in started.items()
+        )
+
+    assert wait_until(both_on_everything, timeout_s=60), [p.log_tail() for p, _ in started.values()]
+
+
+@pytest.mark.timeout(120)
+def test_the_default_group_takes_over_leases_written_before_groups(
+    real_kube: RealKube,
+    lease_namespace: str,
+    start_replica: Callable[..., tuple[ServiceProcess, int]],
+) -> None:
+    """A release named `herald` upgraded from before Lease groups: its old pods' Leases have the
+    same names, labelled with the kind alone. The new replica reads them as its group's (it does
+    not find its names taken by objects it cannot list), takes the released one, and relabels it."""
+    released = cluster_lease_name(GROUP, CLUSTERS[0])
+    with real_kube.admin() as api:
+        client.CoordinationV1Api(api).create_namespaced_lease(
+            lease_namespace,
+            {
+                "metadata": {
+                    "name": released,
+                    "labels": {"herald.dev/collector-lease": "cluster"},
+                    "annotations": {"herald.dev/subject": CLUSTERS[0]},
+                },
+                "spec": {"leaseDurationSeconds": 1},
+            },
+        )
+    a, a_port = start_replica("collector-a")
+    assert wait_until(lambda: _running(a_port) == set(CLUSTERS), timeout_s=60), a.log_tail()
+    lease = _lease(real_kube, lease_namespace, CLUSTERS[0])
+    assert lease.spec.holder_identity == "collector-a"
+    assert lease.metadata.labels["herald.dev/collector-lease"] == GROUP
