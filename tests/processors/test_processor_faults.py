@@ -269,14 +269,21 @@ def test_records_read_again_after_their_state_was_saved_produce_the_same_events(
         },
     )
     reader = TopicReader(kafka, again)
+
+    def distinct(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One per id: a worker restarted meanwhile (the skip guard, faust issue #596) writes
+        again what it wrote before its commit, with the same ids (at least once)."""
+        return list({str(v["id"]): v for v in values}.values())
+
     try:
-        assert reader.read_until(lambda v: len(v) >= len(expected), timeout_s=90), _summary(
-            reader.values
+        assert reader.read_until(lambda v: len(distinct(v)) >= len(expected), timeout_s=90), (
+            _summary(distinct(reader.values))
         )
         reader.read_until(lambda v: False, timeout_s=3)
     finally:
         reader.close()
-    assert sorted(str(v["id"]) for v in reader.values) == first_ids
+    assert sorted(str(v["id"]) for v in distinct(reader.values)) == first_ids
+    assert _summary(distinct(reader.values)) == sorted(expected)
 
 
 @pytest.mark.timeout(240)
