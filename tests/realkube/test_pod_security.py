@@ -21,9 +21,19 @@ WORKLOADS = ("Deployment", "StatefulSet", "Job", "DaemonSet", "CronJob")
 
 def _pod_templates() -> list[tuple[str, dict[str, Any]]]:
     everything = render(values_files=[CHART / "ci" / "everything-values.yaml"])
+    # Every option on makes the topics with Strimzi, so without the topics Job: its pod is checked
+    # with the rest of those options and the Job instead.
+    with_job = render(
+        values_files=[CHART / "ci" / "everything-values.yaml"],
+        set_values=["topics.strimzi.enabled=false", "topics.job.enabled=true"],
+    )
     return [
         (f"{values}:{d['kind']}/{d['metadata']['name']}", d["spec"]["template"])
-        for values, objects in (("defaults", default_objects()), ("everything", everything))
+        for values, objects in (
+            ("defaults", default_objects()),
+            ("everything", everything),
+            ("everything-with-the-topics-job", [d for d in with_job if component(d) == "topics"]),
+        )
         for d in objects
         if d["kind"] in WORKLOADS
     ]
@@ -54,7 +64,9 @@ def restricted(real_kube: RealKube) -> str:
 
 def test_the_chart_has_pod_templates_to_check() -> None:
     # collectors, processors, dispatchers, the migration and the topics Jobs, for each values set
+    # (the topics Job of every-option-on rendered with the Job instead of Strimzi)
     assert len(TEMPLATES) == 10, TEMPLATES
+    assert sum(where.endswith("topics") for where, _ in TEMPLATES) == 2, TEMPLATES
 
 
 @pytest.mark.parametrize(("where", "template"), TEMPLATES, ids=[t[0] for t in TEMPLATES])
