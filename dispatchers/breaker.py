@@ -1,7 +1,10 @@
 """Endpoint health per subscription: a circuit breaker and a cap on attempts in flight. Pure.
 
 Closed, the breaker counts the attempts of the last `window_s`; when at least `min_attempts` of them
-were made and at least `failure_ratio` of them failed, it opens. Open, it holds the subscription's
+were made and at least `failure_ratio` of them failed, it opens. They are counted in `BUCKETS` time
+buckets with running totals, so an attempt costs the same however many the window holds (recounting
+the window cost 1.2 ms an attempt at 330 a second, under the lock every sending worker shares): an
+attempt counts for between `window_s` less one bucket (`window_s / BUCKETS`) and `window_s`. Open, it holds the subscription's
 deliveries (they are not claimed, so no try is spent) for a pause; then one probe goes out
 (half-open). A probe that succeeds closes it; one that fails opens it again for twice the pause, up
 to `max_pause_s`. This is the dispatcher's own view (each replica keeps one); the decisions about
@@ -20,6 +23,7 @@ Time comes in as an argument (`now`, seconds on any monotonic clock).
 from __future__ import annotations
 
 import enum
+import math
 import threading
 from collections import deque
 from collections.abc import Hashable
@@ -43,10 +47,53 @@ class BreakerPolicy:
     suspect_budget: int = 2
 
 
+BUCKETS = 60
+"""Time buckets per window (5 s for the default 300 s)."""
+
+
+@dataclass(slots=True)
+class _Bucket:
+    index: int
+    """Its start over the bucket width: `floor(now / width)`."""
+    attempts: int = 0
+    failures: int = 0
+
+
+@dataclass
+class _Window:
+    """Attempts and failures of the last `window_s`, in buckets: O(1) per attempt, amortised, and
+    at most `BUCKETS` + 1 buckets held."""
+
+    buckets: deque[_Bucket] = field(default_factory=deque)
+    """Oldest first."""
+    attempts: int = 0
+    failures: int = 0
+
+    def add(self, now: float, *, success: bool, window_s: float) -> None:
+        width = window_s / BUCKETS
+        index = math.floor(now / width)
+        if not self.buckets or self.buckets[-1].index != index:
+            self.buckets.append(_Bucket(index))
+        bucket = self.buckets[-1]
+        bucket.attempts += 1
+        self.attempts += 1
+        if not success:
+            bucket.failures += 1
+            self.failures += 1
+        while self.buckets and self.buckets[0].index * width < now - window_s:
+            gone = self.buckets.popleft()
+            self.attempts -= gone.attempts
+            self.failures -= gone.failures
+
+    def clear(self) -> None:
+        self.buckets.clear()
+        self.attempts = self.failures = 0
+
+
 @dataclass
 class _Endpoint:
     state: State = State.CLOSED
-    results: deque[tuple[float, bool]] = field(default_factory=deque)
+    results: _Window = field(default_factory=_Window)
     opened_at: float = 0.0
     pause_s: float = 0.0
     in_flight: int = 0
@@ -103,13 +150,11 @@ class Breakers:
                 return endpoint.state
             if endpoint.state is State.OPEN:
                 return endpoint.state  # an attempt that started before it opened
-            results = endpoint.results
-            results.append((now, success))
-            while results and results[0][0] < now - policy.window_s:
-                results.popleft()
-            failures = sum(1 for _, ok in results if not ok)
-            if len(results) >= policy.min_attempts and failures >= policy.failure_ratio * len(
-                results
+            window = endpoint.results
+            window.add(now, success=success, window_s=policy.window_s)
+            if (
+                window.attempts >= policy.min_attempts
+                and window.failures >= policy.failure_ratio * window.attempts
             ):
                 self._open(endpoint, now, policy.pause_s)
             return endpoint.state

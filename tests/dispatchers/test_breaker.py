@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from dispatchers.breaker import BreakerPolicy, Breakers, State
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatchers.breaker import BUCKETS, BreakerPolicy, Breakers, State, _Window
 
 POLICY = BreakerPolicy(
     window_s=300,
@@ -117,3 +122,39 @@ def test_attempts_that_started_before_it_opened_do_not_count() -> None:
         breakers.end("s", success=False, now=400)
     assert breakers.states()["s"] is State.OPEN
     assert breakers.end("s", success=True, now=401) is State.OPEN  # the slow fourth one
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0, max_value=50, allow_nan=False), st.booleans()),
+        max_size=200,
+    )
+)
+def test_the_window_counts_what_a_recount_of_its_buckets_gives_and_holds_few_buckets(
+    steps: list[tuple[float, bool]],
+) -> None:
+    window = _Window()
+    now, seen = 0.0, []
+    for step, success in steps:
+        now += step
+        window.add(now, success=success, window_s=300)
+        seen.append((math.floor(now / (300 / BUCKETS)) * (300 / BUCKETS), success))
+        kept = [(start, ok) for start, ok in seen if start >= now - 300]
+        assert (window.attempts, window.failures) == (
+            len(kept),
+            sum(1 for _, ok in kept if not ok),
+        )
+        assert len(window.buckets) <= BUCKETS + 1
+
+
+def test_an_attempt_costs_the_same_however_many_the_window_holds() -> None:
+    """The work per attempt is bounded by the buckets, not the attempts: 100,000 attempts in one
+    window leave at most BUCKETS + 1 buckets, and each adds to one of them."""
+    breakers = Breakers(BreakerPolicy(min_attempts=10**9))
+    for i in range(100_000):
+        breakers.begin("s", now=i * 0.003)
+        breakers.end("s", success=i % 2 == 0, now=i * 0.003)
+    window = breakers._endpoints["s"].results
+    assert window.attempts > 90_000
+    assert len(window.buckets) <= BUCKETS + 1
