@@ -103,7 +103,9 @@ def create(
         return created
 
 
-_RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+_RETRIED_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
+"""0: the client's wrapping of a transport error (an SSL EOF from a server going down mid-request,
+`ApiException(status=0, reason="SSLError...")`), as a broken connection is."""
 
 
 def create_through_outages(
