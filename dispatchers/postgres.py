@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,18 +46,14 @@ _STATUS = {
 _OPEN = ("pending", "retrying")
 
 
-# Which deliveries are due: open, their time come, not leased, and (for an ordered subscription)
-# no earlier event about the same object still open for it.
+# Which deliveries are due: open, not parked (their subscription disabled), not waiting (an ordered
+# subscription's later event about an object while an earlier one is open), their time come, not
+# leased. Read through the partial indexes of migration 0009, which hold only what a claim could
+# take, so a claim costs the same whatever backlog of parked or waiting deliveries there is.
 _DUE = """
-    d.status IN ('pending', 'retrying')
+    d.status IN ('pending', 'retrying') AND NOT d.parked AND NOT d.waiting
     AND d.next_attempt_at <= %(now)s
     AND (d.claimed_until IS NULL OR d.claimed_until < %(now)s)
-    AND (NOT s.ordered OR NOT EXISTS (
-          SELECT 1 FROM deliveries e
-          WHERE e.subscription_id = d.subscription_id
-            AND e.object_key = d.object_key
-            AND e.seq < d.seq
-            AND e.status IN ('pending', 'retrying')))
 """
 # What a claim opens to sign: the secrets (the retired ones too, in their grace period) and headers.
 _SIGNING = """
@@ -75,21 +71,89 @@ _DUE_UNTHROTTLED = f"""
     LIMIT %(limit)s
     FOR UPDATE OF d SKIP LOCKED
 """  # noqa: S608 - built from constants only
-# Due deliveries of rate-limited subscriptions: at most `n` of each (its whole tokens).
+# Due deliveries of rate-limited subscriptions: at most `n` of each (its whole tokens), read from
+# `deliveries_claimable_by_subscription` (the subscription as a range: see `_DUE_BUCKETS`).
 _DUE_THROTTLED = f"""
     SELECT c.id, c.subscription_id, c.headers, c.secrets
     FROM unnest(%(subs)s::uuid[], %(n)s::int[]) AS a(sub, n)
     CROSS JOIN LATERAL (
         SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq, {_SIGNING} FROM deliveries d
         JOIN subscriptions s ON s.id = d.subscription_id
-        WHERE d.subscription_id = a.sub AND {_DUE}
-        ORDER BY d.next_attempt_at, d.seq
+        WHERE d.subscription_id >= a.sub AND d.subscription_id <= a.sub AND {_DUE}
+        ORDER BY d.subscription_id, d.next_attempt_at, d.seq
         LIMIT a.n
         FOR UPDATE OF d SKIP LOCKED
     ) c
     ORDER BY c.next_attempt_at, c.seq
     LIMIT %(limit)s
 """  # noqa: S608 - built from constants only
+# The rate-limited subscriptions with a delivery due now (locked, in id order): an idle one's row
+# is neither locked nor written by a claim.
+_DUE_BUCKETS = f"""
+    SELECT s.id, s.rate_limit_per_s, s.rate_tokens, s.rate_refilled_at FROM subscriptions s
+    WHERE s.rate_limit_per_s IS NOT NULL AND s.enabled AND NOT (s.id = ANY(%(held)s))
+      -- A probe of `deliveries_claimable_by_subscription` per limited subscription: a scalar
+      -- subquery (EXISTS would become a semi-join reading every due delivery), in that index's
+      -- order, the subscription as a range (as an equality the planner drops it from the order,
+      -- and may then walk the oldest due deliveries of every subscription instead).
+      AND COALESCE((SELECT true FROM deliveries d
+                    WHERE d.subscription_id >= s.id AND d.subscription_id <= s.id AND {_DUE}
+                    ORDER BY d.subscription_id, d.next_attempt_at, d.seq LIMIT 1), false)
+    ORDER BY s.id
+    FOR NO KEY UPDATE OF s
+"""  # noqa: S608 - built from constants only
+# Each (subscription, object)'s head: its first open delivery stops waiting (read through
+# `deliveries_open_by_object`, never the deliveries behind it).
+_DUE_PROMOTE = """
+    UPDATE deliveries d SET waiting = false
+    FROM unnest(%(subs)s::uuid[], %(keys)s::text[]) AS p(sub, key)
+    CROSS JOIN LATERAL (
+        SELECT e.id FROM deliveries e
+        WHERE e.subscription_id = p.sub AND e.object_key = p.key
+          AND e.status IN ('pending', 'retrying')
+        ORDER BY e.seq LIMIT 1
+    ) h
+    WHERE d.id = h.id AND d.waiting
+"""
+# After an earlier delivery was opened again (redeliver, recover): the open deliveries behind each
+# head that are not waiting wait again (read through `deliveries_heads`: at most a few).
+_DUE_DEMOTE = """
+    UPDATE deliveries d SET waiting = true
+    FROM unnest(%(subs)s::uuid[], %(keys)s::text[]) AS p(sub, key)
+    CROSS JOIN LATERAL (
+        SELECT e.seq FROM deliveries e
+        WHERE e.subscription_id = p.sub AND e.object_key = p.key
+          AND e.status IN ('pending', 'retrying')
+        ORDER BY e.seq LIMIT 1
+    ) h
+    WHERE d.subscription_id = p.sub AND d.object_key = p.key
+      AND d.status IN ('pending', 'retrying') AND NOT d.waiting AND d.seq > h.seq
+"""
+# Before queueing deliveries behind an object's head (or reopening an earlier one), the heads are
+# row-locked, in id order (as `record_attempts` locks the deliveries it records): a head cannot
+# finish unseen by a delivery queued behind it meanwhile (whichever commits second sees the other's
+# rows and moves the head on). Rows, not advisory locks: a batch may name thousands of objects.
+_DUE_LOCK_HEADS = """
+    SELECT id FROM deliveries WHERE id IN (
+        SELECT h.id FROM unnest(%(subs)s::uuid[], %(keys)s::text[]) AS p(sub, key)
+        CROSS JOIN LATERAL (
+            SELECT e.id FROM deliveries e
+            WHERE e.subscription_id = p.sub AND e.object_key = p.key
+              AND e.status IN ('pending', 'retrying')
+            ORDER BY e.seq LIMIT 1
+        ) h)
+    ORDER BY id FOR UPDATE
+"""
+# Per subscription, shared by what queues deliveries, exclusive for `set_enabled`: no delivery is
+# queued parked after its subscription was enabled (or the other way round).
+_DUE_LOCK_SUBSCRIPTIONS = (
+    "SELECT count(pg_advisory_xact_lock_shared(%s::int, k)) FROM unnest(%s::int[]) AS k"
+)
+_ENABLING_LOCK = 0x48455245  # "HERE": the class of the per-subscription locks above
+
+
+def _subscription_keys(subscriptions: Iterable[uuid.UUID]) -> list[int]:
+    return sorted({int.from_bytes(sub.bytes[:4], signed=True) for sub in subscriptions})
 
 
 class StoreError(Exception):
@@ -152,6 +216,10 @@ class DueDelivery:
     """The subscription's own headers (opened)."""
     event_time: datetime | None = None
     """When the event was observed in the cluster (for the end-to-end latency)."""
+    first_delivery: bool = False
+    """Whether a success now is the event's first delivery to this subscription from consumption
+    (its first round of tries, retries included): not a replay, redelivery or recovery. Only
+    those count in the end-to-end latency."""
 
 
 @dataclass(frozen=True)
@@ -331,8 +399,22 @@ class Store:
     def set_enabled(
         self, subscription_id: uuid.UUID, *, enabled: bool, reason: str | None, now: datetime
     ) -> bool:
-        """Enable (clearing the reason and the failure streak) or disable (with the reason)."""
+        """Enable (clearing the reason and the failure streak) or disable (with the reason). Its
+        open deliveries are unparked (claimable again) or parked (out of the claims' way)."""
         with self._cursor() as cur:
+            # Exclusive: nothing queues a delivery of it meanwhile (parked by a stale reading).
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s::int, %s::int)",
+                (_ENABLING_LOCK, _subscription_keys([subscription_id])[0]),
+            )
+            # Its deliveries before its row, each in id order, as `record_attempts` locks them.
+            cur.execute(
+                "UPDATE deliveries SET parked = NOT %(enabled)s WHERE id IN ("
+                " SELECT id FROM deliveries WHERE subscription_id = %(id)s"
+                " AND status IN ('pending', 'retrying') AND parked = %(enabled)s"
+                " ORDER BY id FOR UPDATE)",
+                {"enabled": enabled, "id": subscription_id},
+            )
             cur.execute(
                 "UPDATE subscriptions SET enabled = %(enabled)s, updated_at = %(now)s,"
                 " disabled_reason = CASE WHEN %(enabled)s THEN NULL ELSE %(reason)s END,"
@@ -453,6 +535,13 @@ class Store:
             return None if values is None else list(values)
 
         with self._cursor() as cur:
+            if ordered is False:  # nothing waits behind an object's head any more
+                cur.execute(
+                    "UPDATE deliveries SET waiting = false WHERE id IN ("
+                    " SELECT id FROM deliveries WHERE subscription_id = %s"
+                    " AND status IN ('pending', 'retrying') AND waiting ORDER BY id FOR UPDATE)",
+                    (subscription_id,),
+                )
             cur.execute(
                 "UPDATE subscriptions SET"
                 " failing_since = CASE WHEN %(url)s::text IS DISTINCT FROM NULL"
@@ -575,26 +664,76 @@ class Store:
             ]
             if not deliveries:
                 return StoredBatch(0, taken)
+            ordered = self._queueing(cur, {sub for _, sub in deliveries})
+            self._lock_heads(cur, {(sub, e.key) for e, sub in deliveries if sub in ordered})
             # One statement for the batch's deliveries, in topic order (their `seq` orders one
-            # object's deliveries); RETURNING gives the new ones only.
+            # object's deliveries); RETURNING gives the new ones only. An ordered subscription's
+            # wait behind its object's open delivery, or the batch's earlier one (if that was a
+            # repeat of a finished one, the next becomes the head, below); a disabled
+            # subscription's are parked.
             cur.execute(
                 "INSERT INTO deliveries (id, event_id, subscription_id, object_key, status,"
-                " next_attempt_at)"
-                " SELECT t.id, t.event_id, t.subscription_id, t.object_key, 'pending', %(now)s"
+                " next_attempt_at, parked, waiting)"
+                " SELECT t.id, t.event_id, t.subscription_id, t.object_key, 'pending', %(now)s,"
+                " NOT COALESCE(s.enabled, true), t.ordered AND ("
+                "   row_number() OVER (PARTITION BY t.subscription_id, t.object_key"
+                "                      ORDER BY t.ord) > 1"
+                "   OR EXISTS (SELECT 1 FROM deliveries e WHERE e.subscription_id = t.subscription_id"
+                "              AND e.object_key = t.object_key"
+                "              AND e.status IN ('pending', 'retrying')))"
                 " FROM unnest(%(ids)s::uuid[], %(events)s::text[], %(subs)s::uuid[],"
-                " %(keys)s::text[]) WITH ORDINALITY AS t(id, event_id, subscription_id,"
-                " object_key, ord)"
+                " %(keys)s::text[], %(waiting)s::bool[]) WITH ORDINALITY AS t(id, event_id,"
+                " subscription_id, object_key, ordered, ord)"
+                " LEFT JOIN subscriptions s ON s.id = t.subscription_id"
                 " ORDER BY t.ord"
-                " ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
+                " ON CONFLICT (event_id, subscription_id) DO NOTHING"
+                " RETURNING id, subscription_id, object_key, waiting",
                 {
                     "now": now,
                     "ids": [uuid.uuid4() for _ in deliveries],
                     "events": [e.id for e, _ in deliveries],
                     "subs": [sub for _, sub in deliveries],
                     "keys": [e.key for e, _ in deliveries],
+                    "waiting": [sub in ordered for _, sub in deliveries],
                 },
             )
-            return StoredBatch(len(cur.fetchall()), taken)
+            created = cur.fetchall()
+            self._promote(
+                cur, {(r["subscription_id"], r["object_key"]) for r in created if r["waiting"]}
+            )
+            return StoredBatch(len(created), taken)
+
+    def _queueing(
+        self, cur: psycopg.Cursor[dict[str, Any]], subscriptions: Iterable[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Before queueing deliveries of these subscriptions: hold off their enabling and
+        disabling (`set_enabled`) until the transaction ends; return the ordered ones."""
+        subs = sorted(set(subscriptions))
+        cur.execute(_DUE_LOCK_SUBSCRIPTIONS, (_ENABLING_LOCK, _subscription_keys(subs)))
+        cur.execute("SELECT id FROM subscriptions WHERE id = ANY(%s) AND ordered", (subs,))
+        return {row["id"] for row in cur.fetchall()}
+
+    def _lock_heads(
+        self, cur: psycopg.Cursor[dict[str, Any]], pairs: Iterable[tuple[uuid.UUID, str]]
+    ) -> None:
+        listed = sorted(pairs)
+        if listed:
+            cur.execute(
+                _DUE_LOCK_HEADS,
+                {"subs": [sub for sub, _ in listed], "keys": [key for _, key in listed]},
+            )
+
+    def _promote(
+        self, cur: psycopg.Cursor[dict[str, Any]], pairs: Iterable[tuple[uuid.UUID, str]]
+    ) -> None:
+        """Make each (subscription, object)'s first open delivery its head (claimable). The
+        caller holds the heads' locks (`_lock_heads`), or the finished heads'."""
+        listed = sorted(pairs)
+        if listed:
+            cur.execute(
+                _DUE_PROMOTE,
+                {"subs": [sub for sub, _ in listed], "keys": [key for _, key in listed]},
+            )
 
     def replay(
         self,
@@ -625,22 +764,34 @@ class Store:
                 after = (rows[-1]["time"], rows[-1]["id"])
                 wanted = [r for r in rows if _matches(subscription, r)]
                 if wanted:
+                    # Queued like consumed ones (parked, waiting behind their object's head), and
+                    # marked replayed (not first deliveries, for the end-to-end latency).
+                    ordered = bool(self._queueing(cur, [subscription.id]))
+                    if ordered:
+                        self._lock_heads(cur, {(subscription.id, r["object_key"]) for r in wanted})
                     cur.execute(
                         "INSERT INTO deliveries (id, event_id, subscription_id, object_key, status,"
-                        " next_attempt_at)"
-                        " SELECT t.id, t.event_id, %(sub)s, t.object_key, 'pending', %(now)s"
+                        " next_attempt_at, parked, waiting, replayed)"
+                        " SELECT t.id, t.event_id, %(sub)s, t.object_key, 'pending', %(now)s,"
+                        " NOT COALESCE(s.enabled, true), %(ordered)s, true"
                         " FROM unnest(%(ids)s::uuid[], %(events)s::text[], %(keys)s::text[])"
-                        " WITH ORDINALITY AS t(id, event_id, object_key, ord) ORDER BY t.ord"
-                        " ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
+                        " WITH ORDINALITY AS t(id, event_id, object_key, ord)"
+                        " LEFT JOIN subscriptions s ON s.id = %(sub)s ORDER BY t.ord"
+                        " ON CONFLICT (event_id, subscription_id) DO NOTHING"
+                        " RETURNING id, object_key",
                         {
                             "sub": subscription.id,
                             "now": now,
+                            "ordered": ordered,
                             "ids": [uuid.uuid4() for _ in wanted],
                             "events": [r["id"] for r in wanted],
                             "keys": [r["object_key"] for r in wanted],
                         },
                     )
-                    queued += len(cur.fetchall())
+                    created = cur.fetchall()
+                    if ordered:
+                        self._promote(cur, {(subscription.id, r["object_key"]) for r in created})
+                    queued += len(created)
             if len(rows) < page:
                 return queued
 
@@ -697,9 +848,9 @@ class Store:
                 for row in rows
                 if row["subscription_id"] in signing
             ]
-            if buckets:
-                spent = Counter(sub for _, sub in chosen)
-                self._save_buckets(cur, {sub: b.spend(spent[sub]) for sub, b in buckets.items()})
+            spent = Counter(sub for _, sub in chosen if sub in buckets)
+            if spent:  # only the buckets spent from: a refill alone need not be written
+                self._save_buckets(cur, {sub: buckets[sub].spend(n) for sub, n in spent.items()})
             if not chosen:
                 return Claimed([], unopened)
             cur.execute(
@@ -709,7 +860,7 @@ class Store:
                 FROM subscriptions s, events ev
                 WHERE d.id = ANY(%(ids)s) AND s.id = d.subscription_id AND ev.id = d.event_id
                 RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
-                          s.url, ev.body, ev.time
+                          d.replayed, s.url, ev.body, ev.time
                 """,
                 {
                     "now": now,
@@ -735,6 +886,7 @@ class Store:
                         claim=claim,
                         headers=opened_for.headers,
                         event_time=row["time"],
+                        first_delivery=not row["replayed"] and row["round_start"] == 0,
                     )
                 )
             return Claimed(due, unopened)
@@ -747,17 +899,20 @@ class Store:
         held: Sequence[uuid.UUID] = (),
         only: Sequence[uuid.UUID] | None = None,
     ) -> dict[uuid.UUID, Bucket]:
-        """The rate-limited subscriptions' buckets (refilled up to `now`, if given), locked in id
-        order (like every statement that locks several subscriptions, so none can deadlock) until
-        the transaction ends."""
-        cur.execute(
-            "SELECT id, rate_limit_per_s, rate_tokens, rate_refilled_at FROM subscriptions"
-            " WHERE rate_limit_per_s IS NOT NULL AND enabled AND NOT (id = ANY(%(held)s))"
-            " AND (%(only)s::uuid[] IS NULL OR id = ANY(%(only)s::uuid[]))"
+        """The buckets of the rate-limited subscriptions (`only` those; else those, not `held`,
+        with a delivery due at `now`), refilled up to `now`, if given, and locked in id order (like
+        every statement that locks several subscriptions, so none can deadlock) until the
+        transaction ends. An idle limited subscription's row is not locked by a claim."""
+        if only is None:
             # NO KEY: new deliveries' foreign-key checks (KEY SHARE) need not wait for it.
-            " ORDER BY id FOR NO KEY UPDATE",
-            {"held": list(held), "only": None if only is None else list(only)},
-        )
+            cur.execute(_DUE_BUCKETS, {"now": now, "held": list(held)})
+        else:
+            cur.execute(
+                "SELECT id, rate_limit_per_s, rate_tokens, rate_refilled_at FROM subscriptions"
+                " WHERE rate_limit_per_s IS NOT NULL AND enabled AND id = ANY(%s)"
+                " ORDER BY id FOR NO KEY UPDATE",
+                (list(only),),
+            )
         buckets = {
             row["id"]: Bucket(row["rate_limit_per_s"], row["rate_tokens"], row["rate_refilled_at"])
             for row in cur.fetchall()
@@ -832,8 +987,8 @@ class Store:
         with self._cursor() as cur:
             # Locked in id order, so two workers recording overlapping batches cannot deadlock.
             cur.execute(
-                "SELECT id, subscription_id, attempt_count, claim_token, status FROM deliveries"
-                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                "SELECT id, subscription_id, object_key, attempt_count, claim_token, status"
+                " FROM deliveries WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 (list({a.delivery_id for a, _ in attempts}),),
             )
             rows = {r["id"]: r for r in cur.fetchall()}
@@ -895,6 +1050,15 @@ class Store:
                     }
                     for a, o, n in moved
                 ],
+            )
+            # A delivery that ended (delivered, failed for good) hands its object's head on.
+            self._promote(
+                cur,
+                {
+                    (rows[a.delivery_id]["subscription_id"], rows[a.delivery_id]["object_key"])
+                    for a, o, _ in moved
+                    if _STATUS[o.verdict] not in _OPEN
+                },
             )
             counted = [(id_, row["attempt_count"]) for id_, row in rows.items()]
             cur.execute(
@@ -963,6 +1127,15 @@ class Store:
                 )
                 if cur.rowcount:
                     disabled[sub] = reason
+                    # Its open deliveries out of the claims' way (`set_enabled` unparks them);
+                    # one locked elsewhere meanwhile stays put: the claims skip it all the same.
+                    cur.execute(
+                        "UPDATE deliveries SET parked = true WHERE id IN ("
+                        " SELECT id FROM deliveries WHERE subscription_id = %s"
+                        " AND status IN ('pending', 'retrying') AND NOT parked"
+                        " FOR UPDATE SKIP LOCKED)",
+                        (sub,),
+                    )
         return disabled
 
     def deliveries(
@@ -1019,15 +1192,53 @@ class Store:
             return view
 
     def redeliver(self, delivery_id: uuid.UUID, *, now: datetime) -> bool:
-        """Send a delivery again now, whatever its status, with a new round of tries."""
+        """Send a delivery again now, whatever its status, with a new round of tries (for an
+        ordered subscription, once no earlier delivery about its object is open; the later ones
+        wait for it)."""
         with self._cursor() as cur:
             cur.execute(
+                "SELECT subscription_id, object_key FROM deliveries WHERE id = %s", (delivery_id,)
+            )
+            row = cur.fetchone()
+            if row is None:
+                return False
+            self._reopen(cur, row["subscription_id"], [row["object_key"]])
+            cur.execute(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = %s,"
-                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %s"
+                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %s,"
+                " waiting = true, parked = NOT (SELECT enabled FROM subscriptions s"
+                " WHERE s.id = subscription_id)"
                 " WHERE id = %s",
                 (now, now, delivery_id),
             )
-            return cur.rowcount == 1
+            updated = cur.rowcount == 1
+            self._reopened(cur, row["subscription_id"], [row["object_key"]])
+            return updated
+
+    def _reopen(
+        self, cur: psycopg.Cursor[dict[str, Any]], subscription: uuid.UUID, keys: Sequence[str]
+    ) -> None:
+        """Before opening deliveries of `subscription` about these objects again: the locks."""
+        self._queueing(cur, [subscription])
+        self._lock_heads(cur, {(subscription, key) for key in keys})
+
+    def _reopened(
+        self, cur: psycopg.Cursor[dict[str, Any]], subscription: uuid.UUID, keys: Sequence[str]
+    ) -> None:
+        """After: each object's first open delivery is its head, and for an ordered subscription
+        the open ones behind it wait (for an unordered one, none waits)."""
+        params = {"subs": [subscription] * len(keys), "keys": list(keys)}
+        cur.execute(_DUE_PROMOTE, params)
+        cur.execute("SELECT ordered FROM subscriptions WHERE id = %s", (subscription,))
+        row = cur.fetchone()
+        if row is not None and row["ordered"]:
+            cur.execute(_DUE_DEMOTE, params)
+        else:
+            cur.execute(
+                "UPDATE deliveries SET waiting = false WHERE subscription_id = %s"
+                " AND object_key = ANY(%s) AND status IN ('pending', 'retrying') AND waiting",
+                (subscription, list(keys)),
+            )
 
     def recover(
         self,
@@ -1037,17 +1248,41 @@ class Store:
         until: datetime | None,
         now: datetime,
     ) -> int:
-        """Requeue every failed delivery of the subscription created in [since, until)."""
+        """Requeue every failed delivery of the subscription created in [since, until) (queued
+        behind its object's head like any other, for an ordered subscription)."""
+        which = {"now": now, "sub": subscription_id, "since": since, "until": until}
         with self._cursor() as cur:
             cur.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = %(now)s,"
-                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %(now)s"
+                "SELECT DISTINCT object_key FROM deliveries"
                 " WHERE subscription_id = %(sub)s AND status = 'failed'"
                 " AND created_at >= %(since)s AND (%(until)s::timestamptz IS NULL"
                 " OR created_at < %(until)s)",
-                {"now": now, "sub": subscription_id, "since": since, "until": until},
+                which,
             )
-            return cur.rowcount
+            objects = [row["object_key"] for row in cur.fetchall()]
+        recovered = 0
+        # A transaction per 500 objects (their heads locked), like a consumed batch at most.
+        for start in range(0, len(objects), 500):
+            recovered += self._recover(objects[start : start + 500], which)
+        return recovered
+
+    def _recover(self, keys: list[str], which: dict[str, Any]) -> int:
+        subscription_id = which["sub"]
+        with self._cursor() as cur:
+            self._reopen(cur, subscription_id, keys)
+            cur.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = %(now)s,"
+                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %(now)s,"
+                " waiting = true, parked = NOT (SELECT enabled FROM subscriptions s"
+                " WHERE s.id = subscription_id)"
+                " WHERE subscription_id = %(sub)s AND status = 'failed'"
+                " AND created_at >= %(since)s AND (%(until)s::timestamptz IS NULL"
+                " OR created_at < %(until)s) AND object_key = ANY(%(keys)s)",
+                {**which, "keys": keys},
+            )
+            recovered = cur.rowcount
+            self._reopened(cur, subscription_id, keys)
+            return recovered
 
     def clean_up(
         self,
