@@ -24,7 +24,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dispatchers import postgres  # noqa: E402
 from dispatchers.matching import SubscriptionFilter  # noqa: E402
 from dispatchers.outcomes import Outcome, Verdict  # noqa: E402
 from dispatchers.postgres import AttemptRecord, Store  # noqa: E402
@@ -136,24 +138,61 @@ def fresh_store(admin_url: str) -> Iterator[tuple[Store, str]]:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def measure(store: Store, url: str, *, seconds: float, batch: int) -> tuple[float, float, float]:
-    """Claim and record for `seconds`: (deliveries/s, claims/s, median ms per claim)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")  # as autovacuum would have after the backlog was built
-    delivered = claims = 0
-    claim_ms: list[float] = []
+def explain(url: str, *, batch: int) -> str:
+    """The buffers the claim's statements read (EXPLAIN (ANALYZE, BUFFERS), rolled back): the
+    plan's cost in pages, whatever the machine's noise."""
+    statements = {"due": postgres._DUE_UNTHROTTLED}
+    buckets = getattr(postgres, "_DUE_BUCKETS", None)  # the claim's bucket query, since 0009
+    if buckets is not None:
+        statements["buckets"] = buckets
+    parts = []
+    with psycopg.connect(url) as conn:
+        for name, sql in statements.items():
+            [[plan]] = conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql,
+                {"now": now(), "held": [], "limit": batch},
+            ).fetchall()
+            top = plan[0]["Plan"]
+            parts.append(f"{name} {top['Shared Hit Blocks'] + top['Shared Read Blocks']} pages")
+        conn.rollback()
+    return ", ".join(parts)
+
+
+@dataclass
+class Tally:
+    seconds: float = 0.0
+    delivered: int = 0
+    claims: int = 0
+    claim_ms: list[float] = field(default_factory=list)
+    record_ms: list[float] = field(default_factory=list)
+    ran_out: bool = False
+
+    def line(self) -> str:
+        return (
+            f"{self.delivered / self.seconds:,.0f} deliveries claimed/s"
+            f" ({self.claims / self.seconds:,.0f} claims/s; median claim"
+            f" {statistics.median(self.claim_ms):.1f} ms, recording"
+            f" {statistics.median(self.record_ms or [0.0]):.1f} ms)"
+        )
+
+
+def measure(store: Store, tally: Tally, *, seconds: float, batch: int) -> None:
+    """Claim and record for `seconds`, as the sending loop does, counting into `tally`."""
     ok = Outcome(Verdict.DELIVERED)
     started = time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
+    while not tally.ran_out and time.perf_counter() - started < seconds:
         t = time.perf_counter()
         due = store.claim_due(now=now(), limit=batch, lease_s=60)
-        claim_ms.append((time.perf_counter() - t) * 1000)
+        tally.claim_ms.append((time.perf_counter() - t) * 1000)
         if not due:
-            break  # the flow ran out: the rate so far stands
+            tally.ran_out = True  # the flow ran out: the rate so far stands
+            break
+        t = time.perf_counter()
         store.record_attempts([(_attempt(d.id, d.claim, 204), ok) for d in due], now=now())
-        delivered += len(due)
-        claims += 1
-    return delivered / elapsed, claims / elapsed, statistics.median(claim_ms)
+        tally.record_ms.append((time.perf_counter() - t) * 1000)
+        tally.delivered += len(due)
+        tally.claims += 1
+    tally.seconds += time.perf_counter() - started
 
 
 CASES: dict[str, Callable[[Store, int], None] | None] = {
@@ -167,30 +206,37 @@ CASES: dict[str, Callable[[Store, int], None] | None] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="measured per case")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the cases take")
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=10, help="deliveries per claim")
     args = parser.parse_args()
-    results: dict[str, tuple[float, float, float]] = {}
-    with infra.postgres_server() as admin_url:
+    with infra.postgres_server() as admin_url, ExitStack() as stack:
+        stores: dict[str, tuple[Store, str]] = {}
         for label, build in CASES.items():
-            with fresh_store(admin_url) as (store, url):
-                t = time.perf_counter()
-                if build is not None:
-                    build(store, args.backlog)
-                flow = subscribe(store)
-                queue(store, flow, "flow", FLOW, lambda n: f"o{n}", chunk=FLOW_CHUNK)
-                built_s = time.perf_counter() - t
-                results[label] = measure(store, url, seconds=args.seconds, batch=args.batch)
-                rate, claims, median = results[label]
-                print(
-                    f"{label}: {rate:,.0f} deliveries claimed/s ({claims:,.0f} claims/s,"
-                    f" median claim {median:.1f} ms; built in {built_s:.0f} s)",
-                    flush=True,
-                )
-    base = results["(a) no backlog"][0]
+            store, url = stores[label] = stack.enter_context(fresh_store(admin_url))
+            t = time.perf_counter()
+            if build is not None:
+                build(store, args.backlog)
+            flow = subscribe(store)
+            queue(store, flow, "flow", FLOW, lambda n: f"o{n}", chunk=FLOW_CHUNK)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")  # as autovacuum would after the backlog was built
+            print(f"{label}: built in {time.perf_counter() - t:.0f} s", flush=True)
+        # The cases take turns, so the machine's noise falls on each alike.
+        tallies = {label: Tally() for label in CASES}
+        for _ in range(args.rounds):
+            for label, (store, _) in stores.items():
+                measure(store, tallies[label], seconds=args.seconds / args.rounds, batch=args.batch)
+        print()
+        for label, (_, url) in stores.items():
+            print(
+                f"{label}: {tallies[label].line()}; then a claim reads {explain(url, batch=args.batch)}"
+            )
+    base = tallies["(a) no backlog"]
     print("\nratio to (a), deliveries claimed per second:")
-    for label, (rate, _, _) in results.items():
-        print(f"  {label}: {rate / base:.2f}")
+    for label, tally in tallies.items():
+        ratio = (tally.delivered / tally.seconds) / (base.delivered / base.seconds)
+        print(f"  {label}: {ratio:.2f}")
 
 
 if __name__ == "__main__":
