@@ -206,7 +206,7 @@ CASES: dict[str, Callable[[Store, int], None] | None] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="measured per case")
-    parser.add_argument("--rounds", type=int, default=5, help="turns the cases take")
+    parser.add_argument("--rounds", type=int, default=10, help="turns the cases take")
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=10, help="deliveries per claim")
     args = parser.parse_args()

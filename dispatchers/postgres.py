@@ -61,15 +61,21 @@ _SIGNING = """
                                  THEN s.retired_secrets ELSE '{}' END AS secrets
 """
 # Due deliveries of subscriptions without a rate limit, oldest due first.
+# Read in `deliveries_claimable`'s order, the subscription looked up per candidate (joined, the
+# planner may instead read a subscription's every delivery, waiting ones included, and sort them).
 _DUE_UNTHROTTLED = f"""
-    SELECT d.id, d.subscription_id, {_SIGNING} FROM deliveries d
-    JOIN subscriptions s ON s.id = d.subscription_id
-    WHERE {_DUE}
-      AND s.enabled AND s.rate_limit_per_s IS NULL
-      AND NOT (d.subscription_id = ANY(%(held)s))
-    ORDER BY d.next_attempt_at, d.seq
-    LIMIT %(limit)s
-    FOR UPDATE OF d SKIP LOCKED
+    SELECT c.id, c.subscription_id, {_SIGNING} FROM (
+        SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq FROM deliveries d
+        WHERE {_DUE}
+          AND NOT (d.subscription_id = ANY(%(held)s))
+          AND (SELECT s.enabled AND s.rate_limit_per_s IS NULL FROM subscriptions s
+               WHERE s.id = d.subscription_id)
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT %(limit)s
+        FOR UPDATE OF d SKIP LOCKED
+    ) c
+    JOIN subscriptions s ON s.id = c.subscription_id
+    ORDER BY c.next_attempt_at, c.seq
 """  # noqa: S608 - built from constants only
 # Due deliveries of rate-limited subscriptions: at most `n` of each (its whole tokens), read from
 # `deliveries_claimable_by_subscription` (the subscription as a range: see `_DUE_BUCKETS`).

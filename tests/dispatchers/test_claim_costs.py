@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import Any
 
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from dispatchers import metrics
+from dispatchers import metrics, postgres
 from dispatchers.http import HttpResult
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.outcomes import Outcome, Verdict
@@ -413,3 +414,50 @@ def _later_than_0008() -> list[str]:
         for f in resources.files("dispatchers.migrations").iterdir()
         if f.name.endswith(".sql") and f.name >= "0009"
     )
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+def _pages_and_indexes(
+    conn: psycopg.Connection[Any], sql: str, now: datetime
+) -> tuple[int, set[str]]:
+    [[plan]] = conn.execute(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, {"now": now, "held": [], "limit": 10}
+    ).fetchall()
+    indexes: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if "Index Name" in node:
+            indexes.add(node["Index Name"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    top = plan[0]["Plan"]
+    walk(top)
+    return top["Shared Hit Blocks"] + top["Shared Read Blocks"], indexes
+
+
+def test_a_claim_reads_the_same_few_pages_whatever_waits_or_is_parked(
+    store: Store, database_url: str
+) -> None:
+    parked = _subscribe(store, ordered=False)
+    _record(store, [_event(n, name=f"svc-{n}") for n in range(3000)], parked)
+    store.set_enabled(parked, enabled=False, reason="maintenance", now=NOW)
+    ordered = _subscribe(store, ordered=True)
+    _record(store, [_event(0)], ordered)
+    [head] = _claim(store)
+    _finish(store, head, Outcome(Verdict.RETRY, NOW + timedelta(days=1)))
+    _record(store, [_event(n) for n in range(1, 3001)], ordered)  # behind the retrying head
+    _subscribe(store, ordered=False, rate_limit_per_s=1)  # idle, limited
+    free = _subscribe(store, ordered=False)
+    _record(store, [_event(n, name=f"free-{n}") for n in range(20)], free)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE deliveries")
+        due_pages, due_indexes = _pages_and_indexes(conn, postgres._DUE_UNTHROTTLED, NOW)
+        bucket_pages, bucket_indexes = _pages_and_indexes(conn, postgres._DUE_BUCKETS, NOW)
+    # Before migration 0009 the first read every one of the 6,000 deliveries it skipped.
+    assert {i for i in due_indexes if i.startswith("deliveries")} == {"deliveries_claimable"}
+    assert due_pages < 40
+    assert bucket_indexes <= {"deliveries_claimable_by_subscription"}
+    assert bucket_pages < 10
