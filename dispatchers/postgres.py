@@ -108,18 +108,24 @@ _DUE_BUCKETS = f"""
     ORDER BY s.id
     FOR NO KEY UPDATE OF s
 """  # noqa: S608 - built from constants only
-# Each (subscription, object)'s head: its first open delivery stops waiting (read through
-# `deliveries_open_by_object`, never the deliveries behind it).
+# Each (subscription, object)'s head: its first open delivery stops waiting. Read through
+# `deliveries_waiting` (an object with nothing waiting costs one probe of it), then, only for an
+# object with one waiting, `deliveries_heads` (is an earlier one open and not waiting?): never the
+# finished deliveries' dead index entries, nor the deliveries behind the first waiting one.
 _DUE_PROMOTE = """
     UPDATE deliveries d SET waiting = false
     FROM unnest(%(subs)s::uuid[], %(keys)s::text[]) AS p(sub, key)
     CROSS JOIN LATERAL (
-        SELECT e.id FROM deliveries e
+        SELECT e.id, e.seq FROM deliveries e
         WHERE e.subscription_id = p.sub AND e.object_key = p.key
-          AND e.status IN ('pending', 'retrying')
+          AND e.status IN ('pending', 'retrying') AND e.waiting
         ORDER BY e.seq LIMIT 1
     ) h
     WHERE d.id = h.id AND d.waiting
+      AND (SELECT true FROM deliveries f
+           WHERE f.subscription_id = p.sub AND f.object_key = p.key
+             AND f.status IN ('pending', 'retrying') AND NOT f.waiting AND f.seq < h.seq
+           LIMIT 1) IS NULL
 """
 # After an earlier delivery was opened again (redeliver, recover): the open deliveries behind each
 # head that are not waiting wait again (read through `deliveries_heads`: at most a few).
@@ -684,9 +690,11 @@ class Store:
                 " NOT COALESCE(s.enabled, true), t.ordered AND ("
                 "   row_number() OVER (PARTITION BY t.subscription_id, t.object_key"
                 "                      ORDER BY t.ord) > 1"
-                "   OR EXISTS (SELECT 1 FROM deliveries e WHERE e.subscription_id = t.subscription_id"
-                "              AND e.object_key = t.object_key"
-                "              AND e.status IN ('pending', 'retrying')))"
+                # A probe per row (a scalar subquery: an EXISTS could be run hashed, over every
+                # open delivery).
+                "   OR (SELECT true FROM deliveries e WHERE e.subscription_id = t.subscription_id"
+                "       AND e.object_key = t.object_key"
+                "       AND e.status IN ('pending', 'retrying') LIMIT 1) IS NOT NULL)"
                 " FROM unnest(%(ids)s::uuid[], %(events)s::text[], %(subs)s::uuid[],"
                 " %(keys)s::text[], %(waiting)s::bool[]) WITH ORDINALITY AS t(id, event_id,"
                 " subscription_id, object_key, ordered, ord)"
@@ -736,10 +744,14 @@ class Store:
         caller holds the heads' locks (`_lock_heads`), or the finished heads'."""
         listed = sorted(pairs)
         if listed:
+            # Its generic plan (per-pair index probes) always: with one object's deliveries a
+            # large share of the table, the planner would otherwise plan it anew each time.
+            cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             cur.execute(
                 _DUE_PROMOTE,
                 {"subs": [sub for sub, _ in listed], "keys": [key for _, key in listed]},
             )
+            cur.execute("RESET plan_cache_mode")
 
     def replay(
         self,

@@ -17,15 +17,15 @@ UPDATE deliveries d SET parked = true
 FROM subscriptions s
 WHERE s.id = d.subscription_id AND NOT s.enabled AND d.status IN ('pending', 'retrying');
 
+-- Numbered per (subscription, object) in one sort: a correlated "is an earlier one open?" would
+-- become a semi-join comparing every pair of one object's deliveries.
 UPDATE deliveries d SET waiting = true
-FROM subscriptions s
-WHERE s.id = d.subscription_id AND s.ordered AND d.status IN ('pending', 'retrying')
-  AND EXISTS (
-      SELECT 1 FROM deliveries e
-      WHERE e.subscription_id = d.subscription_id
-        AND e.object_key = d.object_key
-        AND e.seq < d.seq
-        AND e.status IN ('pending', 'retrying'));
+FROM (
+    SELECT o.id, row_number() OVER (PARTITION BY o.subscription_id, o.object_key ORDER BY o.seq) AS n
+    FROM deliveries o JOIN subscriptions s ON s.id = o.subscription_id
+    WHERE s.ordered AND o.status IN ('pending', 'retrying')
+) w
+WHERE d.id = w.id AND w.n > 1;
 
 -- What a claim may take, oldest due first (the unlimited subscriptions' claim) ...
 CREATE INDEX deliveries_claimable ON deliveries (next_attempt_at, seq)
@@ -38,6 +38,9 @@ CREATE INDEX deliveries_claimable_by_subscription
 -- waiting): found without reading the deliveries waiting behind it.
 CREATE INDEX deliveries_heads ON deliveries (subscription_id, object_key, seq)
     WHERE status IN ('pending', 'retrying') AND NOT waiting;
+-- What waits behind each head, in order: the next head when one finishes.
+CREATE INDEX deliveries_waiting ON deliveries (subscription_id, object_key, seq)
+    WHERE status IN ('pending', 'retrying') AND waiting;
 -- A queue table: vacuumed after a fixed amount of churn (delivered and claimed rows leave dead
 -- entries at the front of the claims' index), not after a fifth of the table changed, which would
 -- let a large backlog put off the clean-up and slow the claims it does not concern.
