@@ -82,6 +82,39 @@ def _ignore(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None
     pass
 
 
+class Doorbell:
+    """Wakes idle sending workers when deliveries are stored (by this process's consuming loop):
+    a worker that found nothing due waits until the doorbell rings or `idle_poll_s` passes (the
+    poll still finds what other replicas stored, and retries falling due). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._rung = 0
+        self._condition = threading.Condition(threading.Lock())
+
+    @property
+    def rung(self) -> int:
+        """How many times it has rung: a worker reads it before it claims."""
+        with self._condition:
+            return self._rung
+
+    def ring(self, waking: int | None = None) -> None:
+        """Wake up to `waking` idle workers (all of them if None), e.g. one per delivery stored."""
+        with self._condition:
+            self._rung += 1
+            if waking is None:
+                self._condition.notify_all()
+            else:
+                self._condition.notify(waking)
+
+    def wait(self, since: int, timeout_s: float) -> bool:
+        """Wait until it rings after `since` (at once if it has) or `timeout_s` passes; True if
+        it rang."""
+        with self._condition:
+            if self._rung != since:
+                return True
+            return self._condition.wait(timeout_s)
+
+
 class Sent(NamedTuple):
     delivery: DueDelivery
     result: HttpResult
@@ -120,14 +153,18 @@ class SendingLoop:
     """Told how many attempts were recorded after their claim had passed to another worker."""
     unopened: UnopenedSubscriptions = field(default_factory=UnopenedSubscriptions)
     """The subscriptions whose secrets do not open, held (shared by the process's workers)."""
+    doorbell: Doorbell = field(default_factory=Doorbell)
+    """Rung when deliveries are stored (shared by the process's workers and its consuming loop):
+    an idle worker looks again at once instead of after `idle_poll_s`."""
 
     def run(self) -> None:
         refused: str | None = None
         while not self.stop.is_set():
             self.beat()
             try:
-                if not self.run_once():
-                    self.stop.wait(self.idle_poll_s)
+                rung = self.doorbell.rung  # before the claim: a ring during it is not missed
+                if not self.run_once() and not self.stop.is_set():
+                    self.doorbell.wait(rung, self.idle_poll_s)
                 refused = None
             except StoreError as e:
                 # Postgres restarting or unreachable: a claim whose attempt was not recorded is
@@ -145,7 +182,8 @@ class SendingLoop:
                 self.stop.wait(max(5.0, self.idle_poll_s))
 
     def run_once(self) -> int:
-        """Send one leased batch and record its attempts; return how many attempts were made."""
+        """Send one leased batch, recording each attempt as soon as it is made; return how many
+        attempts were made."""
         held = [key for key in self.breakers.held(self.clock()) if isinstance(key, uuid.UUID)]
         held += self.unopened.held()
         claimed_at = self.clock()
@@ -164,37 +202,39 @@ class SendingLoop:
         # by this process, or failing): the rest of the batch goes back before it is tried, and
         # after any attempt that took long.
         due.sort(key=lambda d: self.breakers.risk(d.subscription_id))
-        sent: list[Sent] = []
         given_back: list[DueDelivery] = []
+        disabled: set[uuid.UUID] = set()
         made = 0
         try:
             for i, delivery in enumerate(due):
                 if self.clock() > send_until:  # the lease could run out during the attempt
                     given_back.extend(due[i:])
                     break
-                if self.stop.is_set() or not self.breakers.begin(
-                    delivery.subscription_id, self.clock()
+                if (
+                    self.stop.is_set()
+                    or delivery.subscription_id in disabled  # by an attempt of this batch
+                    or not self.breakers.begin(delivery.subscription_id, self.clock())
                 ):
                     given_back.append(delivery)
                     continue
                 last = False
                 if self.breakers.risk(delivery.subscription_id):
-                    done, sent = sent, []
-                    self._record(done)
                     self.store.release([*given_back, *due[i + 1 :]])
                     given_back, last = [], True
                 started = self.clock()
-                sent.append(self._send(delivery))
+                # Recorded before the next attempt starts (one transaction each): a crash loses
+                # no record of an attempt a receiver saw, except the one it interrupts, which is
+                # sent again after the lease with the same webhook-id.
+                sent = self._send(delivery)
+                took = self.clock() - started
+                disabled |= self._record([sent]).disabled.keys()
                 made += 1
                 if last:
                     break
-                if self.clock() - started > self.slow_attempt_s:
+                if took > self.slow_attempt_s:
                     given_back.extend(due[i + 1 :])
                     break
         finally:
-            # Recorded together (one transaction); a crash before this re-sends them after the
-            # lease, with the same webhook-id.
-            self._record(sent)
             if given_back:
                 self.store.release(given_back)
         return made
@@ -221,9 +261,7 @@ class SendingLoop:
             self.breakers.end(delivery.subscription_id, success=success, now=self.clock())
         return Sent(delivery, result, outcome, started)
 
-    def _record(self, sent: list[Sent]) -> None:
-        if not sent:
-            return
+    def _record(self, sent: list[Sent]) -> Recorded:
         attempts = [
             (
                 AttemptRecord(
@@ -257,6 +295,7 @@ class SendingLoop:
                 result.status_code or result.error,
                 outcome.verdict,
             )
+        return recorded
 
 
 def _header(result: HttpResult, name: str) -> str | None:
