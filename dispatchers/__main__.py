@@ -26,7 +26,7 @@ from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource, wait_for_topi
 from dispatchers.outcomes import Outcome, RetryAfterBounds
 from dispatchers.postgres import DueDelivery, Store, StoreError
 from dispatchers.sealing import SealError
-from dispatchers.sending import Doorbell, SendingLoop
+from dispatchers.sending import Doorbell, GroupedAttempts, SendingLoop
 from dispatchers.settings import DispatcherSettings
 from dispatchers.unopened import UnopenedSubscriptions
 from herald_runtime import health, logs, setting_names
@@ -268,8 +268,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         )
     )
 
-    def observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
-        metrics.observe_attempt(delivery, result, outcome, now=_now())
+    recorder = GroupedAttempts(store)  # the workers' attempts written together, as they finish
 
     def crash_only(name: str, target: Callable[[], None]) -> Callable[[], None]:
         """A thread that fails stops the whole dispatcher (to be restarted), never silently."""
@@ -289,7 +288,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
             target=crash_only(
                 f"sender-{i}",
                 SendingLoop(
-                    store=store,
+                    store=recorder,
                     sender=sender,
                     now=_now,
                     retry_schedule_s=settings.retry_schedule_s,
@@ -304,7 +303,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
                     disable_after=timedelta(seconds=settings.disable_after_s),
                     breakers=breakers,
                     stop=stop,
-                    on_attempt=observe,
+                    on_attempt=_observe,
                     beat=beats.beater(f"sender-{i}"),
                     on_late=metrics.LATE_ATTEMPTS.inc,
                     unopened=unopened,
@@ -343,6 +342,10 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         log.info("dispatcher stopped")
     if failures:
         sys.exit("dispatcher: " + "; ".join(failures))
+
+
+def _observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
+    metrics.observe_attempt(delivery, result, outcome, now=_now())
 
 
 def _stop(stop: threading.Event, doorbell: Doorbell) -> None:

@@ -19,16 +19,17 @@ import pytest
 from dispatchers.addresses import AddressPolicy
 from dispatchers.http import HttpResult, HttpSender
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.outcomes import Outcome
+from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import (
     AttemptRecord,
     Claimed,
     DueDelivery,
     Recorded,
     Store,
+    StoreError,
     ValuesRefusedError,
 )
-from dispatchers.sending import Doorbell, SendingLoop
+from dispatchers.sending import Doorbell, GroupedAttempts, SendingLoop
 from herald_contracts import DomainEvent, encode_domain_event
 from herald_dev import infra
 from herald_dev.receiver import Receiver
@@ -434,3 +435,89 @@ def test_a_ring_between_reading_the_doorbell_and_waiting_is_not_missed() -> None
     bell.ring(1)  # no one waiting yet (the worker is still claiming)
     assert bell.wait(seen, timeout_s=3600.0)
     assert not bell.wait(bell.rung, timeout_s=0.01)
+
+
+class _SlowRecorder:
+    """Records each call's attempts; the first call waits until `go` is set."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[list[uuid.UUID]] = []
+        self.go = threading.Event()
+        self.error = error
+
+    def record_attempts(
+        self,
+        attempts: Sequence[tuple[AttemptRecord, Outcome]],
+        *,
+        now: datetime,
+        disable_after: timedelta = timedelta(days=5),
+    ) -> Recorded:
+        self.calls.append([a.delivery_id for a, _ in attempts])
+        if len(self.calls) == 1:
+            self.go.wait(30)
+        if self.error is not None:
+            raise self.error
+        return Recorded(disabled={}, late=len(attempts))
+
+
+def _attempt(delivery: uuid.UUID) -> tuple[AttemptRecord, Outcome]:
+    record = AttemptRecord(
+        delivery_id=delivery,
+        claim=uuid.uuid4(),
+        started_at=datetime.now(UTC),
+        duration_ms=1,
+        status_code=204,
+        response_headers={},
+        response_body="",
+        error=None,
+    )
+    return record, Outcome(Verdict.DELIVERED)
+
+
+def _recording(grouped: GroupedAttempts, delivery: uuid.UUID, out: dict[uuid.UUID, object]) -> None:
+    try:
+        out[delivery] = grouped.record_attempts([_attempt(delivery)], now=datetime.now(UTC))
+    except StoreError as e:
+        out[delivery] = e
+
+
+def test_attempts_recorded_while_a_transaction_runs_go_together_in_the_next_once_it_ends() -> None:
+    store = _SlowRecorder()
+    grouped = GroupedAttempts(store)  # type: ignore[arg-type]
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    returned: dict[uuid.UUID, object] = {}
+    writer = threading.Thread(target=_recording, args=(grouped, first, returned))
+    writer.start()
+    wait_until(lambda: len(store.calls) == 1, timeout_s=10)
+    others = [
+        threading.Thread(target=_recording, args=(grouped, d, returned)) for d in (second, third)
+    ]
+    for t in others:
+        t.start()
+    wait_until(lambda: len(grouped._queued) == 2, timeout_s=10)
+    assert returned == {}  # nobody goes on before the transaction holding its attempt ended
+    store.go.set()
+    for t in [writer, *others]:
+        t.join(timeout=10)
+    assert store.calls[0] == [first]
+    assert sorted(store.calls[1]) == sorted([second, third])  # one transaction for both
+    assert len(store.calls) == 2
+    assert sum(r.late for r in returned.values() if isinstance(r, Recorded)) == 3  # once each
+
+
+def test_a_failed_grouped_transaction_is_raised_to_every_worker_in_it() -> None:
+    store = _SlowRecorder(error=StoreError("terminating connection due to administrator command"))
+    grouped = GroupedAttempts(store)  # type: ignore[arg-type]
+    deliveries = [uuid.uuid4() for _ in range(3)]
+    returned: dict[uuid.UUID, object] = {}
+    threads = [threading.Thread(target=_recording, args=(grouped, d, returned)) for d in deliveries]
+    threads[0].start()
+    wait_until(lambda: len(store.calls) == 1, timeout_s=10)
+    for t in threads[1:]:
+        t.start()
+    wait_until(lambda: len(grouped._queued) == 2, timeout_s=10)
+    store.go.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(store.calls) == 2  # the writer's, then the two others' together
+    assert all(isinstance(returned[d], StoreError) for d in deliveries)
