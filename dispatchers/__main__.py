@@ -26,7 +26,7 @@ from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource, wait_for_topi
 from dispatchers.outcomes import Outcome, RetryAfterBounds
 from dispatchers.postgres import DueDelivery, Store, StoreError
 from dispatchers.sealing import SealError
-from dispatchers.sending import SendingLoop
+from dispatchers.sending import Doorbell, GroupedAttempts, SendingLoop
 from dispatchers.settings import DispatcherSettings
 from dispatchers.unopened import UnopenedSubscriptions
 from herald_runtime import health, logs, setting_names
@@ -184,6 +184,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     )
     stop = threading.Event()
     backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s)
+    doorbell = Doorbell()  # the consuming loop wakes idle workers when it stores deliveries
     source = KafkaRecordSource(
         bootstrap=bootstrap,
         group_id=settings.group_id,
@@ -199,6 +200,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         subscriptions_refresh_s=settings.subscriptions_refresh_s,
         stop=stop,
         on_dead_letter=lambda kind: metrics.DEAD_LETTERS.labels(kind).inc(),
+        on_stored=doorbell.ring,
         beat=beats.beater("consumer"),
         on_lag=metrics.observe_lag,
         backoff=backoff,
@@ -266,8 +268,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         )
     )
 
-    def observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
-        metrics.observe_attempt(delivery, result, outcome, now=_now())
+    recorder = GroupedAttempts(store)  # the workers' attempts written together, as they finish
 
     def crash_only(name: str, target: Callable[[], None]) -> Callable[[], None]:
         """A thread that fails stops the whole dispatcher (to be restarted), never silently."""
@@ -287,7 +288,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
             target=crash_only(
                 f"sender-{i}",
                 SendingLoop(
-                    store=store,
+                    store=recorder,
                     sender=sender,
                     now=_now,
                     retry_schedule_s=settings.retry_schedule_s,
@@ -302,10 +303,11 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
                     disable_after=timedelta(seconds=settings.disable_after_s),
                     breakers=breakers,
                     stop=stop,
-                    on_attempt=observe,
+                    on_attempt=_observe,
                     beat=beats.beater(f"sender-{i}"),
                     on_late=metrics.LATE_ATTEMPTS.inc,
                     unopened=unopened,
+                    doorbell=doorbell,
                 ).run,
             ),
             name=f"sender-{i}",
@@ -333,13 +335,24 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     try:
         consuming.run()
     finally:
-        stop.set()
+        _stop(stop, doorbell)
         for worker in workers:
             worker.join(timeout=settings.total_timeout_s)
         source.close()
         log.info("dispatcher stopped")
     if failures:
         sys.exit("dispatcher: " + "; ".join(failures))
+
+
+def _observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
+    metrics.observe_attempt(delivery, result, outcome, now=_now())
+
+
+def _stop(stop: threading.Event, doorbell: Doorbell) -> None:
+    """Stop every loop; idle sending workers see it at once. (Not from the signal handler: the
+    main thread may hold the doorbell's lock when the signal comes.)"""
+    stop.set()
+    doorbell.ring()
 
 
 def _database_waited_for(

@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -554,3 +555,44 @@ def test_a_commit_names_the_offsets_of_the_records_handled_not_how_far_the_consu
         assert _committed(kafka, group, topics.domain) == 6
     finally:
         source.close()
+
+
+def test_a_lone_record_is_handed_on_as_soon_as_it_is_fetched_not_when_the_poll_times_out(
+    kafka: str, topics: Topics
+) -> None:
+    # Asking librdkafka for a batch of 500 with a timeout held a lone record until the timeout
+    # (about 440 ms of 500): most of the dispatcher's end-to-end latency.
+    produce_domain_events(kafka, topics.domain, [_event(0)])
+    source = KafkaRecordSource(
+        bootstrap=kafka, group_id=f"g-{uuid.uuid4().hex}", topic=topics.domain
+    )
+    try:
+        for _ in range(10):  # the first polls may go on joining the group
+            started = time.monotonic()
+            records = source.poll_batch(max_records=500, timeout_s=60)
+            if records:
+                break
+        assert [r.offset for r in records] == [0]
+        assert time.monotonic() - started < 30  # not the 60 s the poll was allowed
+    finally:
+        source.close()
+
+
+def test_records_fetched_together_are_handed_on_together(kafka: str, topics: Topics) -> None:
+    events = [_event(n) for n in range(50)]  # one key: one partition, fetched together
+    produce_domain_events(kafka, topics.domain, events)
+    source = KafkaRecordSource(
+        bootstrap=kafka, group_id=f"g-{uuid.uuid4().hex}", topic=topics.domain
+    )
+    batches: list[list[ConsumedRecord]] = []
+    try:
+        for _ in range(60):
+            batch = source.poll_batch(max_records=500, timeout_s=0.5)
+            if batch:
+                batches.append(batch)
+            if sum(map(len, batches)) >= 50:
+                break
+    finally:
+        source.close()
+    assert [r.offset for batch in batches for r in batch] == list(range(50))
+    assert len(batches[0]) > 1  # not one record per turn of the loop under load

@@ -252,3 +252,16 @@ def test_a_commit_names_only_the_records_of_the_batch_handled() -> None:
     assert source.committed == 2
     loop.run_once(timeout_s=0)
     assert source.committed == 4
+
+
+def test_the_deliveries_a_batch_creates_are_told_once_stored_before_the_offsets_are_committed() -> (
+    None
+):
+    source = FakeSource(_records([encode_domain_event(domain_event(n)) for n in range(3)]))
+    loop = _loop(source, FakeSink(), FakeStore(), [])
+    told: list[tuple[int, int]] = []
+    loop.on_stored = lambda created: told.append((created, source.committed))
+    assert loop.run_once(timeout_s=0) == 3
+    assert told == [(3, 0)]  # the sending workers are woken before the commit's round trip
+    assert loop.run_once(timeout_s=0) == 0
+    assert told == [(3, 0)]  # nothing new stored: no one woken
