@@ -403,6 +403,41 @@ def total_records(bootstrap: str, topic: str) -> int:
         reader.close()
 
 
+# -- what a run leaves behind on a shared broker and database server -------------------------
+
+CREATED: dict[str, set[str]] = {"topics": set(), "prefixes": set(), "databases": set()}
+"""Exactly what this run created, dropped at its end (the broker and the server may be shared)."""
+
+
+def create_topics(bootstrap: str, env: dict[str, str], *, partitions: int) -> None:
+    from herald_dev import infra  # noqa: PLC0415
+
+    CREATED["topics"].update(env.values())
+    infra.create_topics(bootstrap, env, partitions=partitions)
+
+
+def drop_created(bootstrap: str, admin_url: str) -> None:
+    """Delete the topics and databases this run created (and the changelogs of its processor)."""
+    import psycopg  # noqa: PLC0415
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = admin.list_topics(timeout=10).topics
+    doomed = [
+        name
+        for name in existing
+        if name in CREATED["topics"] or any(name.startswith(p) for p in CREATED["prefixes"])
+    ]
+    for future in admin.delete_topics(doomed, operation_timeout=30).values() if doomed else []:
+        try:
+            future.result()
+        except Exception as e:  # noqa: BLE001 - reported, the run is over
+            print(f"(a topic was not deleted: {e})")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for database in CREATED["databases"]:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 # -- processes ---------------------------------------------------------------------------------
 
 
@@ -431,7 +466,6 @@ class Pipeline:
         from bench.collector import FakeCluster  # noqa: PLC0415
         from dispatchers.matching import SubscriptionFilter  # noqa: PLC0415
         from dispatchers.postgres import Store  # noqa: PLC0415
-        from herald_dev import infra  # noqa: PLC0415
         from herald_dev.processes import ServiceProcess  # noqa: PLC0415
 
         self.topics = {
@@ -440,10 +474,11 @@ class Pipeline:
             "HERALD_DEAD_LETTER_TOPIC": f"bench.{self.run}.dead",
             "HERALD_CHECKPOINT_TOPIC": f"bench.{self.run}.cp",
         }
-        infra.create_topics(self.bootstrap, self.topics, partitions=PARTITIONS)
+        create_topics(self.bootstrap, self.topics, partitions=PARTITIONS)
         database = f"bench_pipeline_{self.run}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
+            CREATED["databases"].add(database)
         self.database_url = self.admin_url.rsplit("/", 1)[0] + f"/{database}"
         self.receiver_url, self.arrivals = start_receiver(self.work, self.stack)
         store = Store.open(self.database_url)
@@ -475,6 +510,7 @@ class Pipeline:
             "HERALD_DISPATCHER_GROUP_ID": f"bench-pipeline-d-{self.run}",
             "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
         }
+        CREATED["prefixes"].add(f"bench-pipeline-{self.run}-")  # the processor's changelogs
         self.services = {}
         for name in ("collectors", "processors", "dispatchers"):
             service = ServiceProcess(name, env, self.work / f"{name}.log").start()
@@ -760,7 +796,6 @@ def burst_rate(
 
 def collector_baseline(bootstrap: str, work: Path, count: int) -> tuple[float, float]:
     from bench.collector import FakeCluster  # noqa: PLC0415
-    from herald_dev import infra  # noqa: PLC0415
     from herald_dev.processes import ServiceProcess  # noqa: PLC0415
 
     run = uuid.uuid4().hex[:6]
@@ -769,7 +804,7 @@ def collector_baseline(bootstrap: str, work: Path, count: int) -> tuple[float, f
         "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.ccp",
     }
     bare_topic = f"bench.{run}.cbare"
-    infra.create_topics(
+    create_topics(
         bootstrap, topic_names(run, "c", topics, domain=bare_topic), partitions=PARTITIONS
     )
     with ExitStack() as stack:
@@ -809,7 +844,6 @@ def processor_baseline(
     bootstrap: str, raw_topic: str, work: Path, count: int
 ) -> tuple[float, float]:
     from bench.processor import aiokafka_loop, processor_rate  # noqa: PLC0415
-    from herald_dev import infra  # noqa: PLC0415
 
     run = uuid.uuid4().hex[:6]
     topics = {
@@ -818,8 +852,8 @@ def processor_baseline(
         "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.pdead",
         "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.pcp",
     }
-    infra.create_topics(bootstrap, topics, partitions=PARTITIONS)
-    infra.create_topics(
+    create_topics(bootstrap, topics, partitions=PARTITIONS)
+    create_topics(
         bootstrap, topic_names(run, "s", {}, raw=f"bench.{run}.psink"), partitions=PARTITIONS
     )
     try:
@@ -914,6 +948,7 @@ def dispatcher_baseline(
         database = f"bench_pipeline_d_{run}"
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
+            CREATED["databases"].add(database)
         url = admin_url.rsplit("/", 1)[0] + f"/{database}"
         store = Store.open(url)
         store.migrate()
@@ -937,9 +972,8 @@ def dispatcher_baseline(
             "HERALD_METRICS_HOST": "127.0.0.1",
             "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
         }
-        from herald_dev import infra  # noqa: PLC0415
 
-        infra.create_topics(
+        create_topics(
             bootstrap,
             topic_names(run, "d", {}, domain=domain_topic, dead=env["HERALD_DEAD_LETTER_TOPIC"]),
             partitions=PARTITIONS,
@@ -1039,6 +1073,7 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
         infra.postgres_server() as admin_url,
         ExitStack() as stack,
     ):
+        stack.callback(drop_created, bootstrap, admin_url)
         pipeline = Pipeline(bootstrap, admin_url, work, stack)
         pipeline.start()
         print(f"pipeline started (logs in {work}); {load()}; warming up ...", flush=True)
