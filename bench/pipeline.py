@@ -60,6 +60,7 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (a test vector)
 CLUSTER = "bench"
 PARTITIONS = 3
 ARGO_EVERY = 10
+ARGO_OBJECTS = 500
 SUBSCRIPTION_PATHS = ("/hooks/ordered", "/hooks/unordered")
 DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000)
 QUICK_RATES = (500, 1000, 2000)
@@ -157,10 +158,16 @@ def mix_event(i: int, *, tag: str) -> tuple[dict[str, Any], str | None]:
     namespace = f"team-{i % 20}"
     uid = str(uuid.uuid4())
     catalogue: str | None = None
+    # 500 Rollouts and 500 Applications, each with a few Events a minute at 1,000 Events/s (an
+    # ordered subscription sends one object's events one at a time: few objects would make a
+    # queue no cluster has).
+    argo = f"{(i // (2 * ARGO_EVERY)) % ARGO_OBJECTS:03d}"
+    if i % ARGO_EVERY == 0:
+        namespace = f"team-{(i // (2 * ARGO_EVERY)) % 20}"
     if i % ARGO_EVERY == 0 and (i // ARGO_EVERY) % 2 == 0:
         involved = {
             "kind": "Rollout",
-            "name": f"svc-{i % 300}",
+            "name": f"svc-{argo}",
             "apiVersion": "argoproj.io/v1alpha1",
         }
         reason, component = "RolloutStepCompleted", "rollouts-controller"
@@ -169,7 +176,7 @@ def mix_event(i: int, *, tag: str) -> tuple[dict[str, Any], str | None]:
     elif i % ARGO_EVERY == 0:
         involved = {
             "kind": "Application",
-            "name": f"app-{i % 300}",
+            "name": f"app-{argo}",
             "apiVersion": "argoproj.io/v1alpha1",
         }
         reason, component = "ResourceUpdated", "argocd-application-controller"
@@ -209,7 +216,7 @@ def mix_event(i: int, *, tag: str) -> tuple[dict[str, Any], str | None]:
         "involvedObject": {
             **involved,
             "namespace": namespace,
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, involved["name"])),
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{involved['name']}")),
         },
         "reason": reason,
         "message": message,
