@@ -188,7 +188,7 @@ def run_dispatcher(
     for i, target in enumerate(urls):
         cluster = f"c{i}"
         clusters.append(cluster)
-        sub = store.create_subscription(
+        sub = store.subscriptions.create(
             url=target,
             secrets=[SECRET],
             filter=SubscriptionFilter(clusters=(cluster,)),
