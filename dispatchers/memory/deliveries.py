@@ -8,9 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from dispatchers.memory.tables import Delivery, Tables
-from dispatchers.model import (
-    view,
-)
+from dispatchers.model import view
 
 
 class MemoryDeliveryLog:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from dispatchers.memory.tables import Tables
-from dispatchers.model import (
-    OPEN,
-)
+from dispatchers.model import OPEN
 
 
 class MemoryHousekeeping:

@@ -9,9 +9,7 @@ from datetime import datetime, timedelta
 
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.memory.tables import Sub, Tables
-from dispatchers.model import (
-    Subscription,
-)
+from dispatchers.model import Subscription
 from dispatchers.sealing import PREFIX as SEALED
 from dispatchers.sealing import Unopened
 

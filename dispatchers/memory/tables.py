@@ -10,9 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.model import (
-    Subscription,
-)
+from dispatchers.model import Subscription
 from dispatchers.sealing import Keyring, Opened, Unopened
 from dispatchers.throttling import Bucket
 
