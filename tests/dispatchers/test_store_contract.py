@@ -379,3 +379,183 @@ def test_replay_queues_one_objects_events_in_the_order_they_arrived(store: Store
         store.queue.record_attempt(_attempt(due, 204), Outcome(Verdict.DELIVERED), now=NOW)
         sent.append(due.event_id)
     assert sent == ["event-payments-2", "event-payments-10", "event-payments-3"]
+
+
+# What the commands change (`dispatchers.cli`), on both stores.
+
+OTHER_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+
+
+def test_disabling_keeps_the_reason_and_holds_the_deliveries_and_enabling_clears_it(
+    store: Stores,
+) -> None:
+    subscription = _subscribe(store)
+    _record(store, [_event(1)], subscription)
+    assert store.subscriptions.set_enabled(subscription, enabled=False, reason="maint", now=NOW)
+    found = store.subscriptions.get(subscription)
+    assert found is not None
+    assert (found.enabled, found.disabled_reason, found.updated_at) == (False, "maint", NOW)
+    assert store.subscriptions.all(enabled_only=True) == []
+    assert store.queue.claim_due(now=NOW, limit=10, lease_s=60) == []
+    assert store.housekeeping.stats(now=NOW)["disabled_subscriptions"] == 1.0
+    assert store.subscriptions.set_enabled(subscription, enabled=True, reason="x", now=NOW)
+    found = store.subscriptions.get(subscription)
+    assert found is not None
+    assert (found.enabled, found.disabled_reason) == (True, None)
+    assert len(store.queue.claim_due(now=NOW, limit=10, lease_s=60)) == 1
+    assert not store.subscriptions.set_enabled(uuid.uuid4(), enabled=True, reason=None, now=NOW)
+
+
+def test_an_update_changes_only_what_is_given(store: Stores) -> None:
+    subscription = store.subscriptions.create(
+        url="http://127.0.0.1:9/a",
+        secrets=[SECRET],
+        filter=SubscriptionFilter(event_types=("rollout.*",), clusters=("c",)),
+        ordered=True,
+        rate_limit_per_s=5,
+        headers=[("X-Team", "payments")],
+    )
+    later = NOW + timedelta(minutes=1)
+    assert store.subscriptions.update(
+        subscription, now=later, url="http://127.0.0.1:9/b", namespaces=["billing"], ordered=False
+    )
+    found = store.subscriptions.get(subscription)
+    assert found is not None
+    assert (found.url, found.ordered, found.rate_limit_per_s) == ("http://127.0.0.1:9/b", False, 5)
+    assert found.filter == SubscriptionFilter(
+        event_types=("rollout.*",), clusters=("c",), namespaces=("billing",)
+    )
+    assert (found.headers, found.secrets, found.updated_at) == (
+        (("X-Team", "payments"),),
+        (SECRET,),
+        later,
+    )
+    assert store.subscriptions.update(subscription, now=later, unlimited=True, headers=[])
+    found = store.subscriptions.get(subscription)
+    assert found is not None
+    assert (found.rate_limit_per_s, found.headers) == (None, ())
+    assert not store.subscriptions.update(uuid.uuid4(), now=later, url="http://127.0.0.1:9/c")
+
+
+def test_a_rotated_secret_signs_alongside_the_old_one_until_the_grace_period_ends(
+    store: Stores,
+) -> None:
+    subscription = _subscribe(store, ordered=False)
+    grace = timedelta(hours=1)
+    assert store.subscriptions.rotate_secret(subscription, OTHER_SECRET, now=NOW, grace=grace)
+    found = store.subscriptions.get(subscription)
+    assert found is not None
+    assert found.secrets == (OTHER_SECRET,)
+    _record(store, [_event(1), _event(2, name="orders")], subscription)
+    [during] = store.queue.claim_due(now=NOW, limit=1, lease_s=60)
+    assert during.secrets == (OTHER_SECRET, SECRET)
+    [after] = store.queue.claim_due(now=NOW + grace, limit=1, lease_s=60)
+    assert after.secrets == (OTHER_SECRET,)
+    assert store.subscriptions.unopened(now=NOW) == {}
+    assert store.subscriptions.check_secrets() == 2  # stored as given: no keyring
+
+
+def test_a_redelivery_starts_a_new_round_of_tries_and_recover_requeues_the_failed_ones(
+    store: Stores,
+) -> None:
+    subscription = _subscribe(store, ordered=False)
+    _record(store, [_event(1), _event(2, name="orders")], subscription)
+    for due in store.queue.claim_due(now=NOW, limit=10, lease_s=60):
+        verdict = Verdict.DELIVERED if due.event_id == "event-payments-1" else Verdict.FAILED
+        store.queue.record_attempt(_attempt(due, 204), Outcome(verdict), now=NOW)
+    by_event = {d["event_id"]: d for d in store.log.deliveries()}
+    delivered, failed = by_event["event-payments-1"], by_event["event-orders-2"]
+    assert (delivered["status"], failed["status"]) == ("delivered", "failed")
+    assert store.log.redeliver(uuid.UUID(delivered["id"]), now=NOW)
+    assert not store.log.redeliver(uuid.uuid4(), now=NOW)
+    [again] = store.queue.claim_due(now=NOW, limit=10, lease_s=60)
+    assert (again.event_id, again.attempt_number, again.round_attempt) == ("event-payments-1", 2, 1)
+    created = datetime.now(UTC)  # stamped by the store's own clock
+    assert (
+        store.log.recover(subscription, since=created + timedelta(hours=1), until=None, now=NOW)
+        == 0
+    )
+    assert (
+        store.log.recover(subscription, since=created - timedelta(hours=1), until=None, now=NOW)
+        == 1
+    )
+    [recovered] = store.queue.claim_due(now=NOW, limit=10, lease_s=60)
+    assert (recovered.event_id, recovered.attempt_number, recovered.round_attempt) == (
+        "event-orders-2",
+        2,
+        1,
+    )
+
+
+def test_a_delivery_is_shown_with_its_event_and_every_attempt(store: Stores) -> None:
+    subscription = _subscribe(store)
+    _record(store, [_event(1)], subscription)
+    [due] = store.queue.claim_due(now=NOW, limit=10, lease_s=60)
+    store.queue.record_attempt(_attempt(due, 503), Outcome(Verdict.RETRY, NOW), now=NOW)
+    shown = store.log.delivery(due.id)
+    assert shown is not None
+    assert (shown["id"], shown["subscription_id"], shown["event_type"]) == (
+        str(due.id),
+        str(subscription),
+        "dev.herald.rollout.step_advanced",
+    )
+    assert (shown["status"], shown["attempt_count"], shown["last_status_code"]) == (
+        "retrying",
+        1,
+        503,
+    )
+    assert shown["event"]["id"] == "event-payments-1"
+    assert datetime.fromisoformat(shown["event_time"]) == datetime(2026, 8, 20, 9, tzinfo=UTC)
+    [attempt] = shown["attempts"]
+    assert (attempt["attempt_number"], attempt["status_code"], attempt["response_body"]) == (
+        1,
+        503,
+        "nope",
+    )
+    assert attempt["response_headers"] == {"x": "y"}
+    assert datetime.fromisoformat(attempt["started_at"]) == NOW
+    assert store.log.delivery(uuid.uuid4()) is None
+
+
+def test_the_log_is_found_by_subscription_status_event_and_object_newest_first(
+    store: Stores,
+) -> None:
+    first, second = _subscribe(store), _subscribe(store)
+    events = [_event(1), _event(2), _event(1, name="orders")]
+    store.events.record_events(
+        [(e, encode_domain_event(e), [first, second]) for e in events], now=NOW
+    )
+
+    def found(**by: object) -> list[tuple[str, str]]:
+        rows = store.log.deliveries(**by)  # type: ignore[arg-type]
+        return [(r["event_id"], r["subscription_id"]) for r in rows]
+
+    assert len(found()) == 6
+    assert found(limit=2) == [
+        ("event-orders-1", str(second)),
+        ("event-orders-1", str(first)),
+    ]
+    assert found(subscription_id=first, object_key="c/billing/Rollout/payments") == [
+        ("event-payments-2", str(first)),
+        ("event-payments-1", str(first)),
+    ]
+    assert found(event_id="event-payments-2") == [
+        ("event-payments-2", str(second)),
+        ("event-payments-2", str(first)),
+    ]
+    assert found(status="delivered") == []
+
+
+def test_the_gauges_count_open_deliveries_and_the_oldest_due(store: Stores) -> None:
+    subscription = _subscribe(store, ordered=False)
+    _record(store, [_event(1), _event(2)], subscription)
+    [due, _] = store.queue.claim_due(now=NOW, limit=10, lease_s=60)
+    store.queue.record_attempt(
+        _attempt(due, None), Outcome(Verdict.RETRY, NOW + timedelta(hours=1)), now=NOW
+    )
+    assert store.housekeeping.stats(now=NOW + timedelta(seconds=30)) == {
+        "pending": 1.0,
+        "retrying": 1.0,
+        "oldest_due_age_s": 30.0,
+        "disabled_subscriptions": 0.0,
+    }
