@@ -207,7 +207,7 @@ def run_dispatcher(
     for i, target in enumerate(urls):
         cluster = f"c{i}"
         clusters.append(cluster)
-        sub = store.create_subscription(
+        sub = store.subscriptions.create(
             url=target,
             secrets=[SECRET],
             filter=SubscriptionFilter(clusters=(cluster,)),
@@ -372,7 +372,7 @@ def measure_latency(*, bootstrap: str, admin_url: str, work: Path, lone: int) ->
         url = admin_url.rsplit("/", 1)[0] + f"/{database}"
         store = Store.open(url)
         store.migrate()
-        store.create_subscription(
+        store.subscriptions.create(
             url=arrivals.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
         )
         store.close()

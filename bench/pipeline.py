@@ -491,7 +491,7 @@ class Pipeline:
         store = Store.open(self.database_url)
         store.migrate()
         self.subscriptions = [
-            store.create_subscription(
+            store.subscriptions.create(
                 url=self.receiver_url + path,
                 secrets=[SECRET],
                 filter=SubscriptionFilter(clusters=(CLUSTER,)),
@@ -960,7 +960,7 @@ def dispatcher_baseline(
         store = Store.open(url)
         store.migrate()
         subscriptions = {
-            store.create_subscription(
+            store.subscriptions.create(
                 url=u,
                 secrets=[SECRET],
                 filter=SubscriptionFilter(clusters=(CLUSTER,)),

@@ -23,8 +23,9 @@ from dispatchers.cli import parser, run_admin
 from dispatchers.consuming import ConsumingLoop
 from dispatchers.http import HttpResult, HttpSender
 from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource, wait_for_topics
+from dispatchers.model import DueDelivery, StoreError
 from dispatchers.outcomes import Outcome, RetryAfterBounds
-from dispatchers.postgres import DueDelivery, Store, StoreError
+from dispatchers.postgres import Store
 from dispatchers.sealing import SealError
 from dispatchers.sending import Doorbell, GroupedAttempts, SendingLoop
 from dispatchers.settings import DispatcherSettings
@@ -135,7 +136,7 @@ def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
     """Every stored secret must open with the keyring, or the dispatcher does not start. Raises
     StoreError while the database is unreachable."""
     try:
-        unsealed = store.check_secrets()
+        unsealed = store.subscriptions.check_secrets()
     except SealError as e:
         sys.exit(f"dispatcher: bad setting: HERALD_SECRETS_KEYS: {e}")
     except StoreError as e:
@@ -195,7 +196,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     consuming = ConsumingLoop(
         source=source,
         dead_letters=KafkaDeadLetters(bootstrap=bootstrap, topic=settings.dead_letter_topic),
-        store=store,
+        store=store.intake,
         now=_now,
         subscriptions_refresh_s=settings.subscriptions_refresh_s,
         stop=stop,
@@ -268,7 +269,9 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         )
     )
 
-    recorder = GroupedAttempts(store)  # the workers' attempts written together, as they finish
+    recorder = GroupedAttempts(
+        store.queue
+    )  # the workers' attempts written together, as they finish
 
     def crash_only(name: str, target: Callable[[], None]) -> Callable[[], None]:
         """A thread that fails stops the whole dispatcher (to be restarted), never silently."""
@@ -385,7 +388,7 @@ def _database_waited_for(
 
 def _rescan_secrets(store: Store, unopened: UnopenedSubscriptions) -> None:
     since = unopened.seen
-    changes = unopened.rescanned(store.unopened_subscriptions(now=_now()), since=since)
+    changes = unopened.rescanned(store.subscriptions.unopened(now=_now()), since=since)
     for subscription, why in changes.waiting.items():
         log.warning(
             "deliveries to subscription %s wait, untried, for a dispatcher that can open it: %s",
@@ -410,11 +413,11 @@ def _housekeeping(
     next_cleanup = time.monotonic() + min(60.0, settings.cleanup_interval_s)
     while not stop.wait(5.0):
         try:
-            metrics.observe_state(store.stats(now=_now()), breakers)
+            metrics.observe_state(store.housekeeping.stats(now=_now()), breakers)
             _rescan_secrets(store, unopened)
             if time.monotonic() >= next_cleanup:
                 next_cleanup = time.monotonic() + settings.cleanup_interval_s
-                deleted = store.clean_up(
+                deleted = store.housekeeping.clean_up(
                     now=_now(),
                     delivered_for=timedelta(seconds=settings.retention_delivered_s),
                     failed_for=timedelta(seconds=settings.retention_failed_s),

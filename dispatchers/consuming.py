@@ -32,7 +32,7 @@ from typing import Protocol
 
 from dispatchers.intake import Admitted, RefusalKind, Refused, admit
 from dispatchers.matching import matches
-from dispatchers.postgres import StoredBatch, StoreError, Subscription, ValuesRefusedError
+from dispatchers.model import StoredBatch, StoreError, Subscription, ValuesRefusedError
 from herald_contracts import CloudEvent
 from herald_runtime.backoff import Backoff
 

@@ -22,8 +22,7 @@ from typing import NamedTuple, Protocol
 
 from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.http import HttpResult
-from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict, decide
-from dispatchers.postgres import (
+from dispatchers.model import (
     AttemptRecord,
     Claimed,
     DueDelivery,
@@ -31,6 +30,7 @@ from dispatchers.postgres import (
     StoreError,
     ValuesRefusedError,
 )
+from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict, decide
 from dispatchers.signing import sign
 from dispatchers.unopened import UnopenedSubscriptions
 

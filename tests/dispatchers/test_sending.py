@@ -1,4 +1,5 @@
-"""The sending loop: signed POSTs to a real HTTP receiver, every attempt recorded in Postgres."""
+"""The sending loop: signed POSTs to a real HTTP receiver, every attempt recorded, on the in-memory
+store (the store's own behaviour is the contract suite's, `test_store_contract.py`)."""
 
 from __future__ import annotations
 
@@ -19,20 +20,22 @@ import pytest
 from dispatchers.addresses import AddressPolicy
 from dispatchers.http import HttpResult, HttpSender
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.outcomes import Outcome, Verdict
-from dispatchers.postgres import (
+from dispatchers.model import (
     AttemptRecord,
     Claimed,
     DueDelivery,
     Recorded,
-    Store,
     StoreError,
+    Stores,
     ValuesRefusedError,
 )
+from dispatchers.outcomes import Outcome, Verdict
+from dispatchers.postgres import Store
 from dispatchers.sending import Doorbell, GroupedAttempts, SendingLoop
 from herald_contracts import DomainEvent, encode_domain_event
 from herald_dev import infra
 from herald_dev.receiver import Receiver
+from tests.dispatchers.stores import memory_unless_postgres_asked
 from tests.support import wait_until
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -48,6 +51,20 @@ EVENT = DomainEvent(
 
 
 @pytest.fixture
+def store(request: pytest.FixtureRequest) -> Stores:
+    return memory_unless_postgres_asked(request)
+
+
+def _logged(store: Stores) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one delivery as shown, and its one attempt."""
+    [listed] = store.log.deliveries()
+    shown = store.log.delivery(uuid.UUID(listed["id"]))
+    assert shown is not None
+    [attempt] = shown["attempts"]
+    return shown, attempt
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver(secret=SECRET)
     r.serve()
@@ -55,9 +72,9 @@ def receiver() -> Iterator[Receiver]:
     r.stop()
 
 
-def _loop(store: Store) -> SendingLoop:
+def _loop(store: Stores) -> SendingLoop:
     return SendingLoop(
-        store=store,
+        store=store.queue,
         sender=HttpSender(
             connect_timeout_s=1,
             read_timeout_s=2,
@@ -71,18 +88,16 @@ def _loop(store: Store) -> SendingLoop:
     )
 
 
-def _deliver_to(store: Store, url: str) -> None:
-    subscription = store.create_subscription(
+def _deliver_to(store: Stores, url: str) -> None:
+    subscription = store.subscriptions.create(
         url=url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
-    store.record_events(
+    store.events.record_events(
         [(EVENT, encode_domain_event(EVENT), [subscription])], now=datetime.now(UTC)
     )
 
 
-def test_delivery_is_signed_and_recorded(
-    store: Store, receiver: Receiver, database_url: str
-) -> None:
+def test_delivery_is_signed_and_recorded(store: Stores, receiver: Receiver) -> None:
     _deliver_to(store, receiver.url)
     assert _loop(store).run_once() == 1
     [request] = receiver.received
@@ -90,41 +105,34 @@ def test_delivery_is_signed_and_recorded(
     assert request.headers["content-type"] == "application/cloudevents+json"
     assert request.headers["webhook-id"] == EVENT.id
     assert json.loads(request.body) == EVENT.to_cloudevent()
-    with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT status, attempt_count FROM deliveries").fetchone() == (
-            "delivered",
-            1,
-        )
-        assert conn.execute(
-            "SELECT attempt_number, status_code, error FROM attempts"
-        ).fetchone() == (1, 204, None)
+    delivery, attempt = _logged(store)
+    assert (delivery["status"], delivery["attempt_count"]) == ("delivered", 1)
+    assert (attempt["attempt_number"], attempt["status_code"], attempt["error"]) == (1, 204, None)
 
 
 def test_a_failing_endpoint_is_retried_later_with_the_response_recorded(
-    store: Store, receiver: Receiver, database_url: str
+    store: Stores, receiver: Receiver
 ) -> None:
     receiver.status = 503
     _deliver_to(store, receiver.url)
     loop = _loop(store)
     assert loop.run_once() == 1
     assert loop.run_once() == 0  # the retry is 5 s away
-    with psycopg.connect(database_url) as conn:
-        status, next_at = conn.execute("SELECT status, next_attempt_at FROM deliveries").fetchone()  # type: ignore[misc]
-        code, headers = conn.execute(
-            "SELECT status_code, response_headers FROM attempts"
-        ).fetchone()  # type: ignore[misc]
+    delivery, attempt = _logged(store)
+    status, next_at = delivery["status"], datetime.fromisoformat(delivery["next_attempt_at"])
+    code, headers = attempt["status_code"], attempt["response_headers"]
     assert status == "retrying"
     assert 4 < (next_at - datetime.now(UTC)).total_seconds() <= 5
     assert code == 503
     assert "Content-Length" in headers
 
 
-def test_an_unreachable_endpoint_records_the_error(store: Store, database_url: str) -> None:
+def test_an_unreachable_endpoint_records_the_error(store: Stores) -> None:
     port = infra.free_port()  # nothing listens there
     _deliver_to(store, f"http://127.0.0.1:{port}/hooks")
     assert _loop(store).run_once() == 1
-    with psycopg.connect(database_url) as conn:
-        code, error = conn.execute("SELECT status_code, error FROM attempts").fetchone()  # type: ignore[misc]
+    _, attempt = _logged(store)
+    code, error = attempt["status_code"], attempt["error"]
     assert code is None
     assert "ConnectionError" in error
 
@@ -142,15 +150,15 @@ class _ThreeSecondSender:
         return HttpResult(status_code=204, headers={}, body="", error=None, duration_ms=3000)
 
 
-def test_no_attempt_starts_that_could_outlast_the_lease_of_its_claim(store: Store) -> None:
+def test_no_attempt_starts_that_could_outlast_the_lease_of_its_claim(store: Stores) -> None:
     """Another worker may claim a delivery once its lease runs out: the rest of a batch goes back
     before an attempt could end past 0.9 of the lease."""
     sender = _ThreeSecondSender()
-    subscription = store.create_subscription(
+    subscription = store.subscriptions.create(
         url="http://127.0.0.1:9/hooks", secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
     )
     loop = SendingLoop(
-        store=store,
+        store=store.queue,
         sender=sender,
         now=lambda: datetime.now(UTC),
         clock=lambda: sender.clock,
@@ -162,31 +170,33 @@ def test_no_attempt_starts_that_could_outlast_the_lease_of_its_claim(store: Stor
         slow_attempt_s=100,
     )
     events = [replace(EVENT, id=f"e-{n}") for n in range(6)]
-    store.record_events(
+    store.events.record_events(
         [(e, encode_domain_event(e), [subscription]) for e in events[:1]], now=datetime.now(UTC)
     )
     assert loop.run_once() == 1  # the endpoint proves healthy: no more one-at-a-time
-    store.record_events(
+    store.events.record_events(
         [(e, encode_domain_event(e), [subscription]) for e in events[1:]], now=datetime.now(UTC)
     )
     # Claimed at 3 with a 10 s lease: attempts start at 3 and 6 (ending by 9 at the latest), one
     # starting at 9 could end at 13, past the lease.
     assert loop.run_once() == 2
     assert sender.posted == 3
-    assert len(store.claim_due(now=datetime.now(UTC), limit=10, lease_s=60)) == 3  # given back
+    assert (
+        len(store.queue.claim_due(now=datetime.now(UTC), limit=10, lease_s=60)) == 3
+    )  # given back
 
 
 def test_a_subscriptions_own_headers_go_with_the_signed_webhook(
-    store: Store, receiver: Receiver
+    store: Stores, receiver: Receiver
 ) -> None:
-    subscription = store.create_subscription(
+    subscription = store.subscriptions.create(
         url=receiver.url,
         secrets=[SECRET],
         filter=SubscriptionFilter(),
         ordered=True,
         headers=[("Authorization", "Bearer 0123456789abcdef"), ("X-Team", "payments")],
     )
-    store.record_events(
+    store.events.record_events(
         [(EVENT, encode_domain_event(EVENT), [subscription])], now=datetime.now(UTC)
     )
     assert _loop(store).run_once() == 1
@@ -252,7 +262,7 @@ def _send_and_die(database_url: str, subscription: str) -> None:
     starts."""
     store = Store.open(database_url)
     loop = SendingLoop(
-        store=store,
+        store=store.queue,
         sender=_KilledAfter(fatal=3),
         now=lambda: datetime.now(UTC),
         retry_schedule_s=(0, 5),
@@ -261,20 +271,22 @@ def _send_and_die(database_url: str, subscription: str) -> None:
     )
     events = [replace(EVENT, id=f"e-{n}") for n in range(4)]
     sub = uuid.UUID(subscription)
-    store.record_events([(events[0], encode_domain_event(events[0]), [sub])], now=datetime.now(UTC))
+    store.events.record_events(
+        [(events[0], encode_domain_event(events[0]), [sub])], now=datetime.now(UTC)
+    )
     assert loop.run_once() == 1
-    store.record_events(
+    store.events.record_events(
         [(e, encode_domain_event(e), [sub]) for e in events[1:]], now=datetime.now(UTC)
     )
     loop.run_once()
 
 
 def test_a_dispatcher_killed_between_two_attempts_of_a_batch_has_recorded_the_first(
-    store: Store, database_url: str
+    store: Stores, database_url: str
 ) -> None:
     # Attempts used to be recorded together after the whole batch: a kill -9 during the second
     # attempt lost the record of the first, which its receiver had seen.
-    subscription = store.create_subscription(
+    subscription = store.subscriptions.create(
         url="http://127.0.0.1:9/hooks", secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
     )
     process = multiprocessing.get_context("spawn").Process(
