@@ -237,7 +237,7 @@ class RecordHandler:
                 if tp.topic == self._settings.raw_topic and not committed.get(tp)
             ]
             for tp, offset in (await self._expected(left)).items():
-                await consumer.seek(tp, offset)
+                await self._seek(tp, offset)
 
         consumer.perform_seek = perform_seek
         consumer._herald_seeks_completed = True
@@ -295,11 +295,20 @@ class RecordHandler:
         app.flow_control.clear()
         try:
             for tp, offset in (await self._expected(raw)).items():
-                await consumer.seek(tp, offset)
+                await self._seek(tp, offset)
         finally:
             if not app.rebalancing and app.consumer_generation_id == generation:
                 app.flow_control.resume()
                 consumer.resume_flow()
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        """Faust's `seek`, but in the consumer's thread: aiokafka's seek drops the partition's
+        fetched records, and from the event loop's thread it raced the fetch iterating them (a
+        KeyError in `Fetcher.fetched_records`, and the worker crashed)."""
+        consumer: Any = self._app.consumer
+        thread = consumer._thread  # Faust's, private: the thread running the aiokafka consumer
+        await thread.call_thread(thread.seek, tp, offset)
+        consumer._read_offset[tp] = offset if offset else None  # what Faust's `seek` sets
 
     async def _expected(self, tps: list[Any]) -> dict[Any, int]:
         """Per raw partition, the offset after the last record handled or the committed one,

@@ -70,6 +70,8 @@ class Consumer:
         self.acked: list[int] = []
         self.flowing = True
         self.seeks: list[tuple[Any, int, bool]] = []  # (tp, offset, whether the flow was stopped)
+        self._read_offset: dict[Any, int | None] = {}
+        self._thread = Thread(self)
 
     async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
         return dict.fromkeys(tps, self.log_start)
@@ -94,13 +96,23 @@ class Consumer:
         """Faust's: seeks only the partitions committed past 0 (aiokafka's `seek_to_committed`)."""
         for tp, offset in self._committed_offset.items():
             if offset:
-                await self.seek(tp, offset)
+                self._thread.seek(tp, offset)
 
     def assignment(self) -> set[Any]:
         return {TP0, TP("some-changelog", 0)}
 
-    async def seek(self, tp: Any, offset: int) -> None:
-        self.seeks.append((tp, offset, not self.flowing))
+
+class Thread:
+    """The thread running the aiokafka consumer, in Faust's driver."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        return fun(*args)
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.consumer.seeks.append((tp, offset, not self.consumer.flowing))
 
 
 class FlowControl:
