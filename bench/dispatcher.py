@@ -11,7 +11,13 @@ HERALD_DATABASE_URL), a fast receiver (204 at once) in another process, and meas
 3. the same with 10 % of the subscriptions pointing at a receiver that never answers (it hangs
    past the dispatcher's read timeout): the healthy subscriptions' deliveries per second, as a
    share of run 2's;
-4. the dispatcher's peak memory (VmHWM) over runs 2 and 3.
+4. the dispatcher's peak memory (VmHWM) over runs 2 and 3;
+5. latency (issue 14): lone records, produced one at a time (the next once the last has arrived,
+   after a short random gap), each timed from just before it is produced on the domain topic to
+   its webhook arriving at a receiver in this process; p50 and p99 of `--lone` records through
+   `python -m dispatchers`, and through a bare relay in another process (a confluent-kafka
+   consumer asking for one record at a time, POSTing it with a `requests.Session`), with the
+   ratios. `--latency-only` runs this part alone.
 The figures are wall-clock on this machine; every process shares its cores.
 """
 
@@ -19,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.server
+import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +39,7 @@ from pathlib import Path
 
 import psycopg
 import requests
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -104,6 +113,16 @@ def event(i: int, cluster: str) -> DomainEvent:
         data={"cluster": cluster, "namespace": "team", "name": name, "step_index": i % 8},
         key=f"{cluster}/team/Rollout/{name}",
     )
+
+
+def bench_topics(prefix: str) -> dict[str, str]:
+    """Herald's topics, every one named after `prefix` (none of a shared broker's defaults)."""
+    return {
+        "HERALD_DOMAIN_TOPIC": f"{prefix}.domain",
+        "HERALD_DEAD_LETTER_TOPIC": f"{prefix}.dead",
+        "HERALD_RAW_TOPIC": f"{prefix}.raw",
+        "HERALD_CHECKPOINT_TOPIC": f"{prefix}.checkpoints",
+    }
 
 
 def bare_loop(url: str, *, threads: int, total: int) -> float:
@@ -188,7 +207,7 @@ def run_dispatcher(
     for i, target in enumerate(urls):
         cluster = f"c{i}"
         clusters.append(cluster)
-        sub = store.create_subscription(
+        sub = store.subscriptions.create(
             url=target,
             secrets=[SECRET],
             filter=SubscriptionFilter(clusters=(cluster,)),
@@ -197,11 +216,7 @@ def run_dispatcher(
         if target == urls[0]:
             healthy.add(sub)
     store.close()
-    topics = {
-        "HERALD_DOMAIN_TOPIC": f"bench.{run}.domain",
-        "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.dead",
-        "HERALD_RAW_TOPIC": f"bench.{run}.raw",
-    }
+    topics = bench_topics(f"bench.{run}")
     infra.create_topics(bootstrap, topics, partitions=3)
     producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
     wanted = 0
@@ -239,6 +254,157 @@ def run_dispatcher(
     return rate, memory
 
 
+class Arrivals:
+    """A receiver in this process (204 at once, keep-alive) noting when each webhook-id arrives
+    (`time.monotonic()`)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.arrived = threading.Condition()
+        arrivals = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                at = time.monotonic()
+                with arrivals.arrived:
+                    arrivals.times.setdefault(self.headers.get("webhook-id", ""), at)
+                    arrivals.arrived.notify_all()
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, webhook_id: str, timeout_s: float) -> float:
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: webhook_id in self.times, timeout_s):
+                raise SystemExit(f"webhook {webhook_id} did not arrive within {timeout_s} s")
+            return self.times[webhook_id]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def relay(bootstrap: str, topic: str, url: str) -> None:
+    """The bare relay process: one record at a time from `topic`, POSTed to `url` (webhook-id:
+    the record's key), until killed."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-relay-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    session = requests.Session()
+    while True:
+        for message in consumer.consume(num_messages=1, timeout=0.5):
+            if message.error() is None:
+                key = (message.key() or b"").decode()
+                session.post(
+                    url, data=message.value(), headers={"webhook-id": key}, timeout=(5, 15)
+                ).close()
+
+
+def lone_latencies(
+    producer: Producer, topic: str, arrivals: Arrivals, *, count: int, keyed_by_id: bool
+) -> list[float]:
+    """Seconds from just before each lone record is produced to its webhook's arrival: one at a
+    time, the next 20 to 60 ms after the last arrived. The first record (a warm-up: the consumer
+    may still be joining its group) is not counted."""
+    latencies = []
+    for i in range(count + 1):
+        item = event(i, "c0")
+        key = item.id if keyed_by_id else item.key
+        started = time.monotonic()
+        producer.produce(
+            topic,
+            key=key.encode(),
+            value=encode_domain_event(item),
+            headers=domain_record_headers(),
+        )
+        producer.flush(10)
+        arrived = arrivals.wait_for(item.id, timeout_s=120 if i == 0 else 30)
+        if i:
+            latencies.append(arrived - started)
+        time.sleep(random.uniform(0.02, 0.06))  # noqa: S311 (spacing, not security)
+    return latencies
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    """p50 and p99, in milliseconds."""
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+def measure_latency(*, bootstrap: str, admin_url: str, work: Path, lone: int) -> None:
+    arrivals = Arrivals()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    run = uuid.uuid4().hex[:6]
+    try:
+        relay_topics = bench_topics(f"bench.{run}.relay")
+        infra.create_topics(bootstrap, relay_topics, partitions=3)
+        relay_topic = relay_topics["HERALD_DOMAIN_TOPIC"]
+        process = subprocess.Popen(
+            [sys.executable, __file__, "--relay", bootstrap, relay_topic, arrivals.url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            bare = lone_latencies(producer, relay_topic, arrivals, count=lone, keyed_by_id=True)
+        finally:
+            process.kill()
+            process.wait()
+
+        database = f"bench_{run}"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+        url = admin_url.rsplit("/", 1)[0] + f"/{database}"
+        store = Store.open(url)
+        store.migrate()
+        store.subscriptions.create(
+            url=arrivals.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
+        )
+        store.close()
+        topics = bench_topics(f"bench.{run}")
+        infra.create_topics(bootstrap, topics, partitions=3)
+        env = {
+            **topics,
+            "HERALD_KAFKA_BOOTSTRAP": bootstrap,
+            "HERALD_DATABASE_URL": url,
+            "HERALD_DISPATCHER_GROUP_ID": f"bench-{run}",
+            "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
+            "HERALD_METRICS_PORT": "0",
+        }
+        service = ServiceProcess("dispatchers", env, work / f"dispatcher-{run}.log").start()
+        try:
+            ours = lone_latencies(
+                producer, topics["HERALD_DOMAIN_TOPIC"], arrivals, count=lone, keyed_by_id=False
+            )
+        finally:
+            service.stop()
+    finally:
+        arrivals.close()
+    bare_p50, bare_p99 = percentiles(bare)
+    p50, p99 = percentiles(ours)
+    print(f"latency of {lone} lone records, produced to webhook arrived:")
+    print(f"bare consume(1 record) -> POST relay: p50 {bare_p50:.1f} ms, p99 {bare_p99:.1f} ms")
+    print(
+        f"python -m dispatchers: p50 {p50:.1f} ms, p99 {p99:.1f} ms;"
+        f" ratio to the bare relay p50 {p50 / bare_p50:.1f}, p99 {p99 / bare_p99:.1f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -247,13 +413,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--hang", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lone", type=int, default=200, help="lone records timed (latency)")
+    parser.add_argument("--latency-only", action="store_true", help="run the latency part alone")
+    parser.add_argument("--relay", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, hang=args.hang)
         return
+    if args.relay:
+        relay(*args.relay)
+        return
     work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     receivers = []
     with infra.kafka_broker(work) as bootstrap, infra.postgres_server() as database_url:
+        if args.latency_only:
+            measure_latency(bootstrap=bootstrap, admin_url=database_url, work=work, lone=args.lone)
+            return
         try:
             fast, fast_url = start_receiver(hang=False)
             hanging, hanging_url = start_receiver(hang=True)
@@ -288,6 +463,7 @@ def main() -> None:
                 f" {mixed / ours:.0%} of the rate above (aim >= 90 %)"
             )
             print(f"dispatcher peak memory: {max(memory, memory_mixed):.0f} MB (target < 200 MB)")
+            measure_latency(bootstrap=bootstrap, admin_url=database_url, work=work, lone=args.lone)
         finally:
             for r in receivers:
                 r.kill()

@@ -23,10 +23,11 @@ from dispatchers.cli import parser, run_admin
 from dispatchers.consuming import ConsumingLoop
 from dispatchers.http import HttpResult, HttpSender
 from dispatchers.kafka import KafkaDeadLetters, KafkaRecordSource, wait_for_topics
+from dispatchers.model import DueDelivery, StoreError
 from dispatchers.outcomes import Outcome, RetryAfterBounds
-from dispatchers.postgres import DueDelivery, Store, StoreError
+from dispatchers.postgres import Store
 from dispatchers.sealing import SealError
-from dispatchers.sending import SendingLoop
+from dispatchers.sending import Doorbell, GroupedAttempts, SendingLoop
 from dispatchers.settings import DispatcherSettings
 from dispatchers.unopened import UnopenedSubscriptions
 from herald_runtime import health, logs, setting_names
@@ -135,7 +136,7 @@ def _check_secrets(settings: DispatcherSettings, store: Store) -> None:
     """Every stored secret must open with the keyring, or the dispatcher does not start. Raises
     StoreError while the database is unreachable."""
     try:
-        unsealed = store.check_secrets()
+        unsealed = store.subscriptions.check_secrets()
     except SealError as e:
         sys.exit(f"dispatcher: bad setting: HERALD_SECRETS_KEYS: {e}")
     except StoreError as e:
@@ -184,6 +185,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     )
     stop = threading.Event()
     backoff = Backoff(base_s=settings.backoff_base_s, cap_s=settings.backoff_max_s)
+    doorbell = Doorbell()  # the consuming loop wakes idle workers when it stores deliveries
     source = KafkaRecordSource(
         bootstrap=bootstrap,
         group_id=settings.group_id,
@@ -194,11 +196,12 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     consuming = ConsumingLoop(
         source=source,
         dead_letters=KafkaDeadLetters(bootstrap=bootstrap, topic=settings.dead_letter_topic),
-        store=store,
+        store=store.intake,
         now=_now,
         subscriptions_refresh_s=settings.subscriptions_refresh_s,
         stop=stop,
         on_dead_letter=lambda kind: metrics.DEAD_LETTERS.labels(kind).inc(),
+        on_stored=doorbell.ring,
         beat=beats.beater("consumer"),
         on_lag=metrics.observe_lag,
         backoff=backoff,
@@ -266,8 +269,9 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
         )
     )
 
-    def observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
-        metrics.observe_attempt(delivery, result, outcome, now=_now())
+    recorder = GroupedAttempts(
+        store.queue
+    )  # the workers' attempts written together, as they finish
 
     def crash_only(name: str, target: Callable[[], None]) -> Callable[[], None]:
         """A thread that fails stops the whole dispatcher (to be restarted), never silently."""
@@ -287,7 +291,7 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
             target=crash_only(
                 f"sender-{i}",
                 SendingLoop(
-                    store=store,
+                    store=recorder,
                     sender=sender,
                     now=_now,
                     retry_schedule_s=settings.retry_schedule_s,
@@ -302,10 +306,11 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
                     disable_after=timedelta(seconds=settings.disable_after_s),
                     breakers=breakers,
                     stop=stop,
-                    on_attempt=observe,
+                    on_attempt=_observe,
                     beat=beats.beater(f"sender-{i}"),
                     on_late=metrics.LATE_ATTEMPTS.inc,
                     unopened=unopened,
+                    doorbell=doorbell,
                 ).run,
             ),
             name=f"sender-{i}",
@@ -333,13 +338,24 @@ def serve(settings: DispatcherSettings, store: Store, *, bootstrap: str) -> None
     try:
         consuming.run()
     finally:
-        stop.set()
+        _stop(stop, doorbell)
         for worker in workers:
             worker.join(timeout=settings.total_timeout_s)
         source.close()
         log.info("dispatcher stopped")
     if failures:
         sys.exit("dispatcher: " + "; ".join(failures))
+
+
+def _observe(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None:
+    metrics.observe_attempt(delivery, result, outcome, now=_now())
+
+
+def _stop(stop: threading.Event, doorbell: Doorbell) -> None:
+    """Stop every loop; idle sending workers see it at once. (Not from the signal handler: the
+    main thread may hold the doorbell's lock when the signal comes.)"""
+    stop.set()
+    doorbell.ring()
 
 
 def _database_waited_for(
@@ -372,7 +388,7 @@ def _database_waited_for(
 
 def _rescan_secrets(store: Store, unopened: UnopenedSubscriptions) -> None:
     since = unopened.seen
-    changes = unopened.rescanned(store.unopened_subscriptions(now=_now()), since=since)
+    changes = unopened.rescanned(store.subscriptions.unopened(now=_now()), since=since)
     for subscription, why in changes.waiting.items():
         log.warning(
             "deliveries to subscription %s wait, untried, for a dispatcher that can open it: %s",
@@ -397,11 +413,11 @@ def _housekeeping(
     next_cleanup = time.monotonic() + min(60.0, settings.cleanup_interval_s)
     while not stop.wait(5.0):
         try:
-            metrics.observe_state(store.stats(now=_now()), breakers)
+            metrics.observe_state(store.housekeeping.stats(now=_now()), breakers)
             _rescan_secrets(store, unopened)
             if time.monotonic() >= next_cleanup:
                 next_cleanup = time.monotonic() + settings.cleanup_interval_s
-                deleted = store.clean_up(
+                deleted = store.housekeeping.clean_up(
                     now=_now(),
                     delivered_for=timedelta(seconds=settings.retention_delivered_s),
                     failed_for=timedelta(seconds=settings.retention_failed_s),

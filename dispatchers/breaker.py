@@ -110,11 +110,14 @@ class Breakers:
         self.policy = policy
         self._endpoints: dict[Hashable, _Endpoint] = {}
         self._lock = threading.Lock()
+        self._suspects_in_flight = 0
+        """The attempts in flight to suspects, kept as they start and end (a recount would cost
+        O(endpoints) per attempt)."""
 
     def held(self, now: float) -> set[Hashable]:
         """Subscriptions not to claim deliveries for now: open and pausing, probing, or at the cap."""
         with self._lock:
-            suspects = self._suspects_in_flight()
+            suspects = self._suspects_in_flight
             return {
                 key for key, e in self._endpoints.items() if not self._may_start(e, now, suspects)
             }
@@ -123,11 +126,13 @@ class Breakers:
         """Ask to start an attempt; False means hold it (give the claim back, spend no try)."""
         with self._lock:
             endpoint = self._endpoints.setdefault(key, _Endpoint())
-            if not self._may_start(endpoint, now, self._suspects_in_flight()):
+            if not self._may_start(endpoint, now, self._suspects_in_flight):
                 return False
             if endpoint.state is State.OPEN:
                 endpoint.state = State.HALF_OPEN  # this attempt is the probe
             endpoint.in_flight += 1
+            if endpoint.suspect:
+                self._suspects_in_flight += 1
             return True
 
     def end(self, key: Hashable, *, success: bool, now: float) -> State:
@@ -135,8 +140,10 @@ class Breakers:
         policy = self.policy
         with self._lock:
             endpoint = self._endpoints.setdefault(key, _Endpoint())
+            before = endpoint.in_flight if endpoint.suspect else 0
             endpoint.in_flight = max(0, endpoint.in_flight - 1)
             endpoint.suspect, endpoint.tried = not success, True
+            self._suspects_in_flight += (endpoint.in_flight if endpoint.suspect else 0) - before
             if success:
                 endpoint.limit = min(float(policy.max_in_flight), endpoint.limit + 1)
             else:
@@ -176,9 +183,6 @@ class Breakers:
     def _open(self, endpoint: _Endpoint, now: float, pause_s: float) -> None:
         endpoint.state, endpoint.opened_at, endpoint.pause_s = State.OPEN, now, pause_s
         endpoint.results.clear()
-
-    def _suspects_in_flight(self) -> int:
-        return sum(e.in_flight for e in self._endpoints.values() if e.suspect)
 
     def _may_start(self, endpoint: _Endpoint, now: float, suspects_in_flight: int) -> bool:
         if endpoint.state is State.HALF_OPEN:

@@ -48,7 +48,7 @@ from typing import Any
 from dispatchers.addresses import STRICT, AddressPolicy, UrlError, check_target
 from dispatchers.custom_headers import HeaderError, parse_headers, redact_value
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.postgres import Store, StoreError, Subscription
+from dispatchers.model import StoreError, Stores, Subscription
 from dispatchers.sealing import SealError
 from dispatchers.signing import SecretError, redact, secret_key
 from herald_contracts import EVENT_TYPE_PREFIX, EVENT_TYPES
@@ -221,7 +221,7 @@ def _time(text: str) -> datetime:
 
 def run_admin(
     args: argparse.Namespace,
-    store: Store,
+    store: Stores,
     out: Callable[[str], None],
     *,
     err: Callable[[str], None] | None = None,
@@ -260,7 +260,7 @@ def _stderr(line: str) -> None:
 
 def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
     args: argparse.Namespace,
-    store: Store,
+    store: Stores,
     out: Callable[[str], None],
     err: Callable[[str], None],
     *,
@@ -274,7 +274,7 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
         out("applied: " + ", ".join(applied) if applied else "up to date")
         return 0
     if command == ("subscriptions", "create"):
-        subscription_id = store.create_subscription(
+        subscription_id = store.subscriptions.create(
             url=_checked_url(args.url, policy),
             secrets=[_checked_secret(s) for s in args.secret],
             filter=SubscriptionFilter(
@@ -292,11 +292,11 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
         out(str(subscription_id))
         return 0
     if command == ("subscriptions", "list"):
-        rows = [_subscription_view(s) for s in store.subscriptions()]
+        rows = [_subscription_view(s) for s in store.subscriptions.all()]
         _print(rows, as_json=args.json, out=out, columns=("id", "url", "enabled", "event_types"))
         return 0
     if command == ("subscriptions", "show"):
-        subscription = store.subscription(args.id)
+        subscription = store.subscriptions.get(args.id)
         if subscription is None:
             return _missing(err, "subscription", args.id)
         _show(_subscription_view(subscription), as_json=args.json, out=out)
@@ -306,13 +306,13 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
     if command in (("subscriptions", "disable"), ("subscriptions", "enable")):
         enabled = args.action == "enable"
         reason = None if enabled else args.reason
-        if not store.set_enabled(args.id, enabled=enabled, reason=reason, now=now):
+        if not store.subscriptions.set_enabled(args.id, enabled=enabled, reason=reason, now=now):
             return _missing(err, "subscription", args.id)
         out(f"{args.id} {'enabled' if enabled else 'disabled'}")
         return 0
     if command == ("subscriptions", "rotate-secret"):
         secret = _checked_secret(args.secret)
-        if not store.rotate_secret(args.id, secret, now=now, grace=secret_grace):
+        if not store.subscriptions.rotate_secret(args.id, secret, now=now, grace=secret_grace):
             return _missing(err, "subscription", args.id)
         until = (now + secret_grace).isoformat(timespec="seconds")
         out(f"{args.id} now signs with {redact(secret)}; the previous secrets also until {until}")
@@ -325,7 +325,7 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
                 f"--object {args.object!r}: expected CLUSTER/NAMESPACE/KIND/NAME,"
                 " e.g. prod-eu/billing/Rollout/payments"
             )
-        rows = store.deliveries(
+        rows = store.log.deliveries(
             subscription_id=args.subscription,
             status=args.status,
             event_id=args.event,
@@ -336,23 +336,25 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
         _print(rows, as_json=args.json, out=out, columns=columns)
         return 0
     if command == ("deliveries", "show"):
-        delivery = store.delivery(args.id)
+        delivery = store.log.delivery(args.id)
         if delivery is None:
             return _missing(err, "delivery", args.id)
         _show(delivery, as_json=args.json, out=out)
         return 0
     if command == ("deliveries", "redeliver"):
-        if not store.redeliver(args.id, now=now):
+        if not store.log.redeliver(args.id, now=now):
             return _missing(err, "delivery", args.id)
         out(f"{args.id} will be sent again")
         return 0
     if command == ("secrets", "reseal"):
-        key = store.sealing_key
+        key = store.subscriptions.sealing_key
         if key is None:
             raise InputError("HERALD_SECRETS_KEYS is not set: there is no key to seal with")
-        if args.subscription is not None and store.subscription(args.subscription) is None:
+        if args.subscription is not None and store.subscriptions.get(args.subscription) is None:
             return _missing(err, "subscription", args.subscription)
-        out(f"{store.reseal(only=args.subscription)} subscriptions resealed with key {key!r}")
+        out(
+            f"{store.subscriptions.reseal(only=args.subscription)} subscriptions resealed with key {key!r}"
+        )
         return 0
     if command in (("deliveries", "recover"), ("deliveries", "replay")):
         return _requeue(args, store, out, err, now=now)
@@ -361,7 +363,7 @@ def _run(  # noqa: PLR0911, PLR0912 (one branch per command)
 
 def _requeue(
     args: argparse.Namespace,
-    store: Store,
+    store: Stores,
     out: Callable[[str], None],
     err: Callable[[str], None],
     *,
@@ -370,21 +372,21 @@ def _requeue(
     """`deliveries recover` (failed deliveries again) and `deliveries replay` (events never sent)."""
     if args.until is not None and args.until <= args.since:
         raise InputError("--until must be after --since")
-    subscription = store.subscription(args.subscription)
+    subscription = store.subscriptions.get(args.subscription)
     if subscription is None:
         return _missing(err, "subscription", args.subscription)
     if args.action == "recover":
-        count = store.recover(subscription.id, since=args.since, until=args.until, now=now)
+        count = store.log.recover(subscription.id, since=args.since, until=args.until, now=now)
         out(f"{count} failed deliveries requeued")
     else:
-        count = store.replay(subscription, since=args.since, until=args.until, now=now)
+        count = store.events.replay(subscription, since=args.since, until=args.until, now=now)
         out(f"{count} events queued for {subscription.id}")
     return 0
 
 
 def _update(
     args: argparse.Namespace,
-    store: Store,
+    store: Stores,
     out: Callable[[str], None],
     err: Callable[[str], None],
     *,
@@ -409,11 +411,11 @@ def _update(
             " --namespace, --name, --ordered, --unordered, --rate-limit, --no-rate-limit, --header"
             " or --no-headers"
         )
-    if not store.update_subscription(
+    if not store.subscriptions.update(
         args.id, now=now, url=url, unlimited=args.no_rate_limit, **changes
     ):
         return _missing(err, "subscription", args.id)
-    updated = store.subscription(args.id)
+    updated = store.subscriptions.get(args.id)
     if updated is None:  # deleted meanwhile
         return _missing(err, "subscription", args.id)
     _show(_subscription_view(updated), as_json=args.json, out=out)

@@ -1,6 +1,8 @@
 """The consuming loop: CloudEvents from Kafka (the domain topic and any further topics the
 dispatcher reads) become pending deliveries in Postgres.
 
+A batch is what has arrived: the first record as soon as it is fetched, with those fetched behind
+it (`RecordSource.poll_batch`), so a lone record waits for no other and batches grow with the load.
 For each batch: take every record the dispatcher can handle (`dispatchers.intake`), match it against
 the enabled subscriptions, write the events and deliveries in one transaction, set aside in the
 dead-letter topic what cannot be handled, wait until Kafka has acknowledged those, and only then
@@ -30,7 +32,7 @@ from typing import Protocol
 
 from dispatchers.intake import Admitted, RefusalKind, Refused, admit
 from dispatchers.matching import matches
-from dispatchers.postgres import StoredBatch, StoreError, Subscription, ValuesRefusedError
+from dispatchers.model import StoredBatch, StoreError, Subscription, ValuesRefusedError
 from herald_contracts import CloudEvent
 from herald_runtime.backoff import Backoff
 
@@ -60,7 +62,11 @@ class ConsumedRecord:
 
 
 class RecordSource(Protocol):
-    def poll_batch(self, *, max_records: int, timeout_s: float) -> list[ConsumedRecord]: ...
+    def poll_batch(self, *, max_records: int, timeout_s: float) -> list[ConsumedRecord]:
+        """Wait up to `timeout_s` for a record; once one is there, return it at once with those
+        already fetched behind it, up to `max_records` (a lone record is not held back waiting
+        for company; under load the batches fill from what arrived meanwhile)."""
+        ...
 
     def commit(self, records: Sequence[ConsumedRecord]) -> None:
         """Commit, for each partition these records come from, the offset just past its last one
@@ -113,6 +119,9 @@ class ConsumingLoop:
     """Told the kind of every record set aside (`intake.RefusalKind`)."""
     beat: Callable[[], None] = lambda: None
     """Called once per turn (the liveness check: the loop is not stuck), also while it waits."""
+    on_stored: Callable[[int], None] = lambda created: None
+    """Told how many deliveries a batch created, as soon as they are in Postgres (before the
+    offsets are committed): the process's sending workers are woken to claim them."""
     on_lag: Callable[[dict[int, int]], None] = lambda lags: None
     """Told the consumer's lag by partition, every `lag_every_s`."""
     lag_every_s: float = 5.0
@@ -177,6 +186,8 @@ class ConsumingLoop:
             else:
                 refused.append((record, verdict))
         created, unstorable = self._store(admitted)
+        if created:
+            self.on_stored(created)
         for record, refusal in sorted(refused + unstorable, key=lambda r: _position(r[0])):
             self._set_aside_once(record, refusal)
         if self._set_aside and not self._acknowledged():

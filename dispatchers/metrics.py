@@ -9,8 +9,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from dispatchers.breaker import Breakers, State
 from dispatchers.http import HttpResult
 from dispatchers.intake import RefusalKind
+from dispatchers.model import DueDelivery
 from dispatchers.outcomes import Outcome, Verdict
-from dispatchers.postgres import DueDelivery
 from herald_runtime.metrics import replace_series, start_at_zero
 
 DELIVERIES = Counter(

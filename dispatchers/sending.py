@@ -22,8 +22,7 @@ from typing import NamedTuple, Protocol
 
 from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.http import HttpResult
-from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict, decide
-from dispatchers.postgres import (
+from dispatchers.model import (
     AttemptRecord,
     Claimed,
     DueDelivery,
@@ -31,6 +30,7 @@ from dispatchers.postgres import (
     StoreError,
     ValuesRefusedError,
 )
+from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict, decide
 from dispatchers.signing import sign
 from dispatchers.unopened import UnopenedSubscriptions
 
@@ -82,6 +82,114 @@ def _ignore(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None
     pass
 
 
+class Doorbell:
+    """Wakes idle sending workers when deliveries are stored (by this process's consuming loop):
+    a worker that found nothing due waits until the doorbell rings or `idle_poll_s` passes (the
+    poll still finds what other replicas stored, and retries falling due). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._rung = 0
+        self._condition = threading.Condition(threading.Lock())
+
+    @property
+    def rung(self) -> int:
+        """How many times it has rung: a worker reads it before it claims."""
+        with self._condition:
+            return self._rung
+
+    def ring(self, waking: int | None = None) -> None:
+        """Wake up to `waking` idle workers (all of them if None), e.g. one per delivery stored."""
+        with self._condition:
+            self._rung += 1
+            if waking is None:
+                self._condition.notify_all()
+            else:
+                self._condition.notify(waking)
+
+    def wait(self, since: int, timeout_s: float) -> bool:
+        """Wait until it rings after `since` (at once if it has) or `timeout_s` passes; True if
+        it rang."""
+        with self._condition:
+            if self._rung != since:
+                return True
+            return self._condition.wait(timeout_s)
+
+
+class GroupedAttempts:
+    """The store, with the attempts several workers record at about the same time written in one
+    transaction (group commit): a worker records each attempt before it starts the next, and
+    returns once the transaction holding it has committed, so the guarantee is the same as one
+    transaction per attempt at a fraction of the transactions under load. The worker that finds
+    no transaction running writes its own and whatever others queued meanwhile; those wait for
+    it. Shared by the process's workers; claims and releases go straight to the store."""
+
+    def __init__(self, store: ClaimStore) -> None:
+        self._store = store
+        self._condition = threading.Condition(threading.Lock())
+        self._queued: list[_Ticket] = []
+        self._writing = False
+
+    def claim(
+        self, *, now: datetime, limit: int, lease_s: float, held: Sequence[uuid.UUID] = ()
+    ) -> Claimed:
+        return self._store.claim(now=now, limit=limit, lease_s=lease_s, held=held)
+
+    def release(self, claimed: Sequence[DueDelivery]) -> None:
+        self._store.release(claimed)
+
+    def record_attempts(
+        self,
+        attempts: Sequence[tuple[AttemptRecord, Outcome]],
+        *,
+        now: datetime,
+        disable_after: timedelta = timedelta(days=5),
+    ) -> Recorded:
+        """As the store's; `late` counts the group's once (told to one of its workers),
+        `disabled` names every subscription the group's transaction disabled."""
+        ticket = _Ticket(list(attempts), now, disable_after)
+        with self._condition:
+            self._queued.append(ticket)
+            while self._writing and ticket.result is None:
+                self._condition.wait()
+            group: list[_Ticket] = []
+            if ticket.result is None:
+                group, self._queued, self._writing = self._queued, [], True
+        if group:
+            self._write(group)
+        if isinstance(ticket.result, Recorded):
+            return ticket.result
+        raise ticket.result or StoreError("the attempts' transaction was interrupted")
+
+    def _write(self, group: list[_Ticket]) -> None:
+        result: Recorded | Exception = StoreError("the attempts' transaction was interrupted")
+        try:
+            result = self._store.record_attempts(
+                [attempt for ticket in group for attempt in ticket.attempts],
+                now=max(ticket.now for ticket in group),
+                disable_after=group[0].disable_after,
+            )
+        except Exception as e:  # noqa: BLE001 - raised to every worker of the group, this one too
+            result = e
+        finally:
+            with self._condition:
+                for i, ticket in enumerate(group):
+                    if isinstance(result, Recorded) and i:
+                        ticket.result = Recorded(result.disabled, late=0)  # counted once
+                    else:
+                        ticket.result = result
+                self._writing = False
+                self._condition.notify_all()
+
+
+@dataclass
+class _Ticket:
+    attempts: list[tuple[AttemptRecord, Outcome]]
+    now: datetime
+    disable_after: timedelta
+    result: Recorded | Exception | None = None
+    """Set once the transaction holding these attempts has ended: what it returned or raised."""
+
+
 class Sent(NamedTuple):
     delivery: DueDelivery
     result: HttpResult
@@ -120,14 +228,18 @@ class SendingLoop:
     """Told how many attempts were recorded after their claim had passed to another worker."""
     unopened: UnopenedSubscriptions = field(default_factory=UnopenedSubscriptions)
     """The subscriptions whose secrets do not open, held (shared by the process's workers)."""
+    doorbell: Doorbell = field(default_factory=Doorbell)
+    """Rung when deliveries are stored (shared by the process's workers and its consuming loop):
+    an idle worker looks again at once instead of after `idle_poll_s`."""
 
     def run(self) -> None:
         refused: str | None = None
         while not self.stop.is_set():
             self.beat()
             try:
-                if not self.run_once():
-                    self.stop.wait(self.idle_poll_s)
+                rung = self.doorbell.rung  # before the claim: a ring during it is not missed
+                if not self.run_once() and not self.stop.is_set():
+                    self.doorbell.wait(rung, self.idle_poll_s)
                 refused = None
             except StoreError as e:
                 # Postgres restarting or unreachable: a claim whose attempt was not recorded is
@@ -145,7 +257,8 @@ class SendingLoop:
                 self.stop.wait(max(5.0, self.idle_poll_s))
 
     def run_once(self) -> int:
-        """Send one leased batch and record its attempts; return how many attempts were made."""
+        """Send one leased batch, recording each attempt as soon as it is made; return how many
+        attempts were made."""
         held = [key for key in self.breakers.held(self.clock()) if isinstance(key, uuid.UUID)]
         held += self.unopened.held()
         claimed_at = self.clock()
@@ -164,37 +277,39 @@ class SendingLoop:
         # by this process, or failing): the rest of the batch goes back before it is tried, and
         # after any attempt that took long.
         due.sort(key=lambda d: self.breakers.risk(d.subscription_id))
-        sent: list[Sent] = []
         given_back: list[DueDelivery] = []
+        disabled: set[uuid.UUID] = set()
         made = 0
         try:
             for i, delivery in enumerate(due):
                 if self.clock() > send_until:  # the lease could run out during the attempt
                     given_back.extend(due[i:])
                     break
-                if self.stop.is_set() or not self.breakers.begin(
-                    delivery.subscription_id, self.clock()
+                if (
+                    self.stop.is_set()
+                    or delivery.subscription_id in disabled  # by an attempt of this batch
+                    or not self.breakers.begin(delivery.subscription_id, self.clock())
                 ):
                     given_back.append(delivery)
                     continue
                 last = False
                 if self.breakers.risk(delivery.subscription_id):
-                    done, sent = sent, []
-                    self._record(done)
                     self.store.release([*given_back, *due[i + 1 :]])
                     given_back, last = [], True
                 started = self.clock()
-                sent.append(self._send(delivery))
+                # Recorded before the next attempt starts (one transaction each): a crash loses
+                # no record of an attempt a receiver saw, except the one it interrupts, which is
+                # sent again after the lease with the same webhook-id.
+                sent = self._send(delivery)
+                took = self.clock() - started
+                disabled |= self._record([sent]).disabled.keys()
                 made += 1
                 if last:
                     break
-                if self.clock() - started > self.slow_attempt_s:
+                if took > self.slow_attempt_s:
                     given_back.extend(due[i + 1 :])
                     break
         finally:
-            # Recorded together (one transaction); a crash before this re-sends them after the
-            # lease, with the same webhook-id.
-            self._record(sent)
             if given_back:
                 self.store.release(given_back)
         return made
@@ -221,9 +336,7 @@ class SendingLoop:
             self.breakers.end(delivery.subscription_id, success=success, now=self.clock())
         return Sent(delivery, result, outcome, started)
 
-    def _record(self, sent: list[Sent]) -> None:
-        if not sent:
-            return
+    def _record(self, sent: list[Sent]) -> Recorded:
         attempts = [
             (
                 AttemptRecord(
@@ -245,8 +358,10 @@ class SendingLoop:
         )
         if recorded.late:
             self.on_late(recorded.late)
+        mine = {delivery.subscription_id for delivery, _, _, _ in sent}
         for subscription, reason in recorded.disabled.items():
-            log.warning("subscription %s disabled: %s", subscription, reason)
+            if subscription in mine:  # (a grouped record names those of other workers' too)
+                log.warning("subscription %s disabled: %s", subscription, reason)
         for delivery, result, outcome, _ in sent:
             self.on_attempt(delivery, result, outcome)
             log.debug(
@@ -257,6 +372,7 @@ class SendingLoop:
                 result.status_code or result.error,
                 outcome.verdict,
             )
+        return recorded
 
 
 def _header(result: HttpResult, name: str) -> str | None:

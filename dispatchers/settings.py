@@ -51,7 +51,9 @@ class DispatcherSettings:
     """HERALD_DISPATCHER_LEASE_S: a claimed delivery is claimable again after this long; at least
     twice HERALD_HTTP_TOTAL_TIMEOUT_S (no attempt starts unless it ends inside its lease)."""
     idle_poll_s: float = 0.2
-    """HERALD_DISPATCHER_IDLE_POLL_S: how long an idle worker waits before looking again."""
+    """HERALD_DISPATCHER_IDLE_POLL_S: how long an idle worker waits before looking again (the
+    deliveries this dispatcher's consumer stores wake it at once; the poll finds those of other
+    replicas, and retries falling due)."""
     connect_timeout_s: float = 5.0
     """HERALD_HTTP_CONNECT_TIMEOUT_S."""
     read_timeout_s: float = 15.0

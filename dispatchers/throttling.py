@@ -2,7 +2,7 @@
 
 A subscription with a rate limit of r messages per second holds up to max(1, r) tokens (one
 second's worth, at least one message); it gains r tokens a second and spends one per attempt it
-claims. The bucket lives in Postgres (`dispatchers.postgres`), so the limit holds across every
+claims. The bucket lives in Postgres (`dispatchers.postgres.queue`), so the limit holds across every
 dispatcher replica; like Svix's and Convoy's, it is approximate: claims given back return their
 tokens, and a burst of up to one second's worth can follow a quiet spell.
 """

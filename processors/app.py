@@ -40,7 +40,7 @@ from herald_runtime.metrics import replace_series, start_at_zero
 from processors.catalogue import Catalogue
 from processors.processing import process
 from processors.settings import ProcessorSettings
-from processors.stalls import StallGuard, skipped
+from processors.stalls import StallGuard, committable, skipped
 from processors.state import Keeper
 from processors.tables import build_tables, sweep_tables
 
@@ -70,8 +70,9 @@ LAG = Gauge(
 
 SKIPS = Counter(
     "herald_processor_skipped_records_total",
-    "Worker restarts because Faust handed the agent a raw record past ones it never handed over"
-    " (dropped while recovering, faust issue #596): they are read again after the restart.",
+    "Holes: Faust handed the agent a raw record past ones it never handed over (dropped while"
+    " recovering or rebalancing, faust issue #596); the worker seeks back and reads them again, in"
+    " place (counted once per hole, however often it must seek).",
 )
 start_at_zero(  # `increase()` then sees the first dead letter after a start
     RECORDS, outcome=("interpreted", "duplicate", "suppressed", "ignored", "dead_lettered")
@@ -140,6 +141,8 @@ def build_app(
 
     @app.agent(source, concurrency=1)
     async def interpret_raw_events(stream: faust.StreamT[bytes]) -> None:
+        handler.cap_commits()  # before the first record: no commit can pass one it did not handle
+        handler.complete_seeks()
         async for event in stream.events():
             await handler.handle(event.message, event.value)
 
@@ -149,7 +152,13 @@ def build_app(
 
 class RecordHandler:
     """What the agent does with one raw record: `processors.processing.process` it, send its domain
-    events or its dead letter, count it. Kafka's failures restart the worker (`restart`)."""
+    events or its dead letter, count it. Kafka's failures restart the worker (`restart`).
+
+    It handles each raw partition's records in an unbroken run from the committed offset, and no
+    commit goes past that run (`cap_commits`): Faust acks records it never handed over (issue #596).
+    A record handed over past a hole is not handled; the worker seeks back and reads the hole
+    again, in place (`_rewind`; an exec-restart recovered the tables again, and Faust dropped the
+    same records again: a livelock)."""
 
     def __init__(
         self,
@@ -166,6 +175,8 @@ class RecordHandler:
         self._warned: set[str] = set()
         self._next: dict[Any, int] = {}
         """Per raw partition, the offset after the last record handled."""
+        self._holes: dict[Any, int] = {}
+        """Per raw partition, the start of the last hole reported (logged and counted once)."""
 
     async def handle(self, message: Any, value: bytes | None) -> None:
         """Never raises: Faust acks the record an agent raised on (the stream's iterator acks it
@@ -175,41 +186,144 @@ class RecordHandler:
         try:
             if await self._skipped(message):
                 return
-            await self._handle(message, value)
-            self._next[message.tp] = message.offset + 1
+            handled = await self._handle(message, value)
         except KAFKA_FAILURES:
             log.exception("a domain event was not handed to Kafka; restarting the worker")
             self._restart()
+            return
         except Exception as e:  # noqa: BLE001 - a bug on one record must not lose it
-            await self._dead_letter(message, f"the processor failed on this record: {e!r}", e)
+            error = f"the processor failed on this record: {e!r}"
+            handled = await self._dead_letter(message, error, e)
+        if handled:
+            self._next[message.tp] = message.offset + 1
+
+    def cap_commits(self) -> None:
+        """Keep Faust from committing a raw partition past the records this handler handled
+        (`stalls.committable`), whatever Faust acked: its stream acks the records it skips."""
+        consumer: Any = self._app.consumer
+        if getattr(consumer, "_herald_commits_capped", False):
+            return
+        faust_offsets = (
+            consumer._filter_committable_offsets
+        )  # Faust's, private: what it would commit
+
+        def capped(tps: Any) -> dict[Any, int]:
+            offsets = {
+                tp: self._committable(tp, offset) for tp, offset in faust_offsets(tps).items()
+            }
+            return {tp: offset for tp, offset in offsets.items() if offset is not None}
+
+        consumer._filter_committable_offsets = capped
+        consumer._herald_commits_capped = True
+
+    def complete_seeks(self) -> None:
+        """Make Faust's seek back to the committed offsets (after every rebalance, and whenever a
+        fetch returns while its flow is stopped) seek the raw partitions it leaves where they are:
+        aiokafka's `seek_to_committed` skips a partition committed at 0 or not at all, and records
+        fetched meanwhile and dropped (Faust clears its queues as it resumes) are then never read
+        again. Seen at "Worker ready" with a group whose offsets were reset to 0: every record was
+        fetched during the recovery and dropped, and nothing came after."""
+        consumer: Any = self._app.consumer
+        if getattr(consumer, "_herald_seeks_completed", False):
+            return
+        faust_seek = consumer.perform_seek
+
+        async def perform_seek() -> None:
+            await faust_seek()
+            committed = consumer._committed_offset  # Faust's, private; 0 is kept as None
+            left = [
+                tp
+                for tp in consumer.assignment()
+                if tp.topic == self._settings.raw_topic and not committed.get(tp)
+            ]
+            for tp, offset in (await self._expected(left)).items():
+                await self._seek(tp, offset)
+
+        consumer.perform_seek = perform_seek
+        consumer._herald_seeks_completed = True
+
+    def _committable(self, tp: Any, offset: int) -> int | None:
+        if tp.topic != self._settings.raw_topic:
+            return offset
+        return committable(offset, self._next.get(tp), self._committed(tp))
 
     async def _skipped(self, message: Any) -> bool:
         """Whether records before this one were never handed to the agent (`stalls.skipped`):
-        then the worker restarts, before any commit, to read them from the committed offset."""
+        then the record is not handled, and the worker seeks back to read them (`_rewind`)."""
         tp = message.tp
         handled, committed = self._next.get(tp), self._committed(tp)
         known = [x for x in (handled, committed) if x is not None]
         expected = max(known) if known else None
-        if expected is not None and message.offset <= expected:
+        if message.offset <= (expected or 0):  # no hole can end here: no need to ask Kafka
             return False
         starts = await self._app.consumer.earliest_offsets(tp)
         hole = skipped(expected, message.offset, starts.get(tp))
         if not hole:
             return False
-        log.error(
-            "%s: record %d was handed to the agent before records %d-%d, which never were "
-            "(dropped by Faust while it recovered, faust issue #596); restarting the worker to "
-            "read them from the committed offset",
-            tp,
-            message.offset,
-            hole.start,
-            hole.stop - 1,
-        )
-        SKIPS.inc()
-        self._restart()
+        if self._holes.get(tp) != hole.start:  # the same hole again: a seek raced a fetch
+            self._holes[tp] = hole.start
+            log.error(
+                "%s: record %d was handed to the agent before records %d-%d, which never were "
+                "(dropped by Faust while it recovered, faust issue #596); seeking back to read "
+                "them",
+                tp,
+                message.offset,
+                hole.start,
+                hole.stop - 1,
+            )
+            SKIPS.inc()
+        await self._rewind()
         return True
 
-    async def _handle(self, message: Any, value: bytes | None) -> None:
+    async def _rewind(self) -> None:
+        """Read every raw partition again from the offset this handler expects next (`_expected`),
+        in place, the way Faust does after a rebalance: fetching stopped, the records already
+        fetched and queued dropped, then a seek. Not Faust's `perform_seek`: it seeks to the
+        committed offsets through aiokafka's `seek_to_committed`, which leaves a partition whose
+        committed offset is 0 where its fetch position is (`if offset and offset > 0`), past the
+        records dropped; that is how the hole arose at "Worker ready" in the first place, and a
+        restart, or that seek, hit it again. In a rebalance Faust seeks itself once it is done, and
+        a hole it leaves shows on the next record."""
+        app: Any = self._app
+        consumer = app.consumer
+        if app.rebalancing:
+            return
+        generation = app.consumer_generation_id
+        raw = [tp for tp in consumer.assignment() if tp.topic == self._settings.raw_topic]
+        consumer.stop_flow()
+        app.flow_control.suspend()
+        app.flow_control.clear()
+        try:
+            for tp, offset in (await self._expected(raw)).items():
+                await self._seek(tp, offset)
+        finally:
+            if not app.rebalancing and app.consumer_generation_id == generation:
+                app.flow_control.resume()
+                consumer.resume_flow()
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        """Faust's `seek`, but in the consumer's thread: aiokafka's seek drops the partition's
+        fetched records, and from the event loop's thread it raced the fetch iterating them (a
+        KeyError in `Fetcher.fetched_records`, and the worker crashed)."""
+        consumer: Any = self._app.consumer
+        thread = consumer._thread  # Faust's, private: the thread running the aiokafka consumer
+        await thread.call_thread(thread.seek, tp, offset)
+        consumer._read_offset[tp] = offset if offset else None  # what Faust's `seek` sets
+
+    async def _expected(self, tps: list[Any]) -> dict[Any, int]:
+        """Per raw partition, the offset after the last record handled or the committed one,
+        whichever is higher; where neither is known, the partition's first offset still held."""
+        expected: dict[Any, int] = {}
+        for tp in tps:
+            known = [x for x in (self._next.get(tp), self._committed(tp)) if x is not None]
+            if known:
+                expected[tp] = max(known)
+        unknown = [tp for tp in tps if tp not in expected]
+        starts = await self._app.consumer.earliest_offsets(*unknown) if unknown else {}
+        return {**{tp: starts.get(tp, 0) for tp in unknown}, **expected}
+
+    async def _handle(self, message: Any, value: bytes | None) -> bool:
+        """Whether the record was handled (its events handed over, or it was set aside)."""
         processed = process(
             value,
             state=self._keeper,
@@ -221,8 +335,7 @@ class RecordHandler:
             catalogue=self._settings.catalogue,
         )
         if processed.dead_letter is not None:
-            await self._dead_letter(message, processed.dead_letter, processed.failure)
-            return
+            return await self._dead_letter(message, processed.dead_letter, processed.failure)
         for domain_event in processed.events:
             await self._send(domain_event)
             log.debug("%s %s for %s", domain_event.type, domain_event.id, domain_event.key)
@@ -231,8 +344,10 @@ class RecordHandler:
         if processed.not_understood is not None:
             self._not_understood(processed.not_understood, processed.events)
         RECORDS.labels(processed.outcome).inc()
+        return True
 
-    async def _dead_letter(self, message: Any, error: str, failure: Exception | None) -> None:
+    async def _dead_letter(self, message: Any, error: str, failure: Exception | None) -> bool:
+        """Whether the record was set aside (else the worker restarts)."""
         log.warning(
             "dead-lettering %s[%d]@%d: %s",
             message.topic,
@@ -256,8 +371,9 @@ class RecordHandler:
         except KAFKA_FAILURES:  # Kafka's failure, not the record's: read it again
             log.exception("a dead letter was not written; restarting the worker")
             self._restart()
-            return
+            return False
         RECORDS.labels("dead_lettered").inc()
+        return True
 
     def _delivered(self, sent: asyncio.Future[Any]) -> None:
         if sent.cancelled() or sent.exception() is not None:

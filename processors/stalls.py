@@ -87,3 +87,21 @@ def skipped(expected: int | None, offset: int, log_start: int | None) -> range:
     lower = [x for x in (expected, log_start) if x is not None]
     start = max(lower) if lower else offset
     return range(start, offset) if offset > start else range(0)
+
+
+def committable(offset: int, handled: int | None, committed: int | None) -> int | None:
+    """The offset a raw partition may be committed to, when Faust would commit `offset`: never past
+    `handled` (the offset after the last record the agent handled in an unbroken run from the
+    committed offset; None when it has handled none on this partition), and only forward of
+    `committed` (None when nothing is, or Faust takes 0 for nothing); None when it may not commit.
+
+    Why: Faust acks records it never handed to the agent. Its stream skips, and acks, every
+    record of an older consumer generation and every record that arrives while its flow control is
+    suspended (a rebalance, a table recovery: issue #596); the contiguous-run commit then goes past
+    them, as it does past an offset gap it saw in the fetched records, and past any hole at all
+    where nothing is committed yet. Capped at what the agent handled, a commit never passes a record
+    it did not process, whatever Faust acked."""
+    if handled is None:
+        return None
+    capped = min(offset, handled)
+    return capped if committed is None or capped > committed else None

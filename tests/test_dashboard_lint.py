@@ -6,7 +6,7 @@ promtool.
 Rules left out, and why (the linter's `.lint` exclusions would say the same):
 - template-instance-rule, target-instance-rule: the panels sum over replicas (a partition's lag is
   reported by whichever worker holds it, breakers are per process): an instance filter would show
-  partial sums. `job` and `namespace` narrow the dashboard to one Herald.
+  partial sums. `job`, `namespace` and `release` narrow the dashboard to one Herald.
 - target-counter-agg-rule, uneditable and refresh-interval rules: not about what the issue fixes.
 
 Herald's own additions: the unit matches what the query gives (seconds in a time unit, per-second
@@ -35,8 +35,9 @@ MATCHER = re.compile(r'([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 RANGE_FUNCTION = re.compile(r"\b(rate|irate|increase)\(([^()]*?)\[([^\]]+)\]\)")
 LABEL_VALUES = re.compile(r"label_values\((.+),\s*(\w+)\s*\)")
 TEMPLATED_DATASOURCE = {"$datasource", "${datasource}"}
-REQUIRED_VARIABLES = ("job", "namespace", "cluster")
-"""template-job-rule, and template-required-variables-rule with namespace and cluster."""
+REQUIRED_VARIABLES = ("job", "namespace", "release", "cluster")
+"""template-job-rule, and template-required-variables-rule with namespace, release (two Herald
+releases in one namespace are told apart, as the alerts group them) and cluster."""
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
 
 RATE_UNITS = {"ops", "reqps", "rps", "wps", "cps", "iops", "opm", "rpm"}
@@ -99,7 +100,9 @@ def test_template_job_rule_and_required_variables(name: str) -> None:
     assert variable["label"] == name.title()
     assert variable["multi"] is True
     assert variable["includeAll"] is True
-    assert variable["allValue"] == ".+"
+    # `release` is set by the chart's ServiceMonitor only: All must also match targets scraped
+    # through the prometheus.io annotations, which have none.
+    assert variable["allValue"] == (".*" if name == "release" else ".+")
 
 
 def test_template_on_time_change_reload_rule() -> None:
@@ -185,12 +188,14 @@ def test_panel_units_rule(panel: dict[str, Any]) -> None:
 def test_target_job_rule_and_required_matchers(
     panel: dict[str, Any], target: dict[str, Any]
 ) -> None:
-    """Every selector filters by `job=~"$job"` and `namespace=~"$namespace"`, and those of the
+    """Every selector filters by `job=~"$job"`, `namespace=~"$namespace"` and
+    `release=~"$release"`, and those of the
     collectors' per-cluster metrics by `cluster=~"$cluster"` (the others have no cluster)."""
     selectors = _selectors(target["expr"])
     assert selectors
     for name, matchers in selectors:
-        wanted = ["job", "namespace"] + (["cluster"] if "cluster" in _exported()[name] else [])
+        wanted = ["job", "namespace", "release"]
+        wanted += ["cluster"] if "cluster" in _exported()[name] else []
         for label in wanted:
             assert matchers.get(label) == ("=~", f"${label}"), f'{name} lacks {label}=~"${label}"'
 

@@ -246,7 +246,7 @@ def _subscribe(url: str, receiver_url: str, event_types: tuple[str, ...] = ()) -
     store = Store.open(url)
     try:
         store.migrate()
-        store.create_subscription(
+        store.subscriptions.create(
             url=receiver_url,
             secrets=[WEBHOOK_SECRET],
             filter=SubscriptionFilter(event_types=event_types),

@@ -45,7 +45,7 @@ def test_foreign_cloudevents_from_the_java_sdk_and_confluent_kafka_are_delivered
     receiver = Receiver(secret=WEBHOOK_SECRET)
     receiver.serve()
     try:
-        wanted = store.create_subscription(
+        wanted = store.subscriptions.create(
             url=receiver.url,
             secrets=[WEBHOOK_SECRET],
             filter=SubscriptionFilter(event_types=("com.example.app.*",), sources=(SOURCE,)),
@@ -56,7 +56,7 @@ def test_foreign_cloudevents_from_the_java_sdk_and_confluent_kafka_are_delivered
             SubscriptionFilter(event_types=("rollout.*",)),
             SubscriptionFilter(clusters=("prod-*",)),
         ):
-            store.create_subscription(
+            store.subscriptions.create(
                 url=receiver.url, secrets=[WEBHOOK_SECRET], filter=herald_filter, ordered=True
             )
         publish_with_java_sdk(
@@ -115,6 +115,6 @@ def test_foreign_cloudevents_from_the_java_sdk_and_confluent_kafka_are_delivered
         [dead] = consume(kafka, topics.dead_letters, count=1, timeout_s=30)
         assert dead.value == b"not a CloudEvent"
         assert b"not JSON" in dead.headers["herald.error"]
-        assert {d["subscription_id"] for d in store.deliveries()} == {str(wanted)}
+        assert {d["subscription_id"] for d in store.log.deliveries()} == {str(wanted)}
     finally:
         receiver.stop()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -158,3 +159,48 @@ def test_an_attempt_costs_the_same_however_many_the_window_holds() -> None:
     window = breakers._endpoints["s"].results
     assert window.attempts > 90_000
     assert len(window.buckets) <= BUCKETS + 1
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.booleans(),  # begin, or end if one is in flight
+            st.booleans(),  # its success
+            st.floats(min_value=0, max_value=100, allow_nan=False),
+        ),
+        max_size=300,
+    )
+)
+def test_the_running_count_of_suspects_in_flight_is_what_a_recount_gives(
+    steps: list[tuple[str, bool, bool, float]],
+) -> None:
+    """The suspects' budget is checked against a count kept as attempts start and end (O(1) per
+    attempt, not O(endpoints)): after any sequence it equals a recount, and so every decision is
+    the one a recount would make."""
+    budget = 3
+    breakers = Breakers(replace(POLICY, min_attempts=3, suspect_budget=budget))
+    now = 0.0
+    for key, begin, success, step in steps:
+        now += step
+        endpoints = breakers._endpoints
+        in_flight = endpoints[key].in_flight if key in endpoints else 0
+        recount = sum(e.in_flight for e in endpoints.values() if e.suspect)
+        suspect = key in endpoints and endpoints[key].suspect
+        if begin or not in_flight:
+            started = breakers.begin(key, now)
+            if started and suspect and endpoints[key].state is State.CLOSED:
+                assert recount < budget  # a suspect starts only within the budget
+        else:
+            breakers.end(key, success=success, now=now)
+        assert breakers._suspects_in_flight == sum(
+            e.in_flight for e in endpoints.values() if e.suspect
+        )
+        assert breakers.held(now) == {
+            k
+            for k, e in endpoints.items()
+            if not breakers._may_start(
+                e, now, sum(x.in_flight for x in endpoints.values() if x.suspect)
+            )
+        }

@@ -16,10 +16,12 @@ import pytest
 
 from dispatchers.addresses import STRICT, AddressPolicy
 from dispatchers.cli import parser, run_admin
+from dispatchers.model import AttemptRecord, DueDelivery, Stores
 from dispatchers.outcomes import Outcome, Verdict
-from dispatchers.postgres import AttemptRecord, DueDelivery, Store
+from dispatchers.postgres import Store
 from dispatchers.sealing import Keyring
 from herald_contracts import DomainEvent, encode_domain_event
+from tests.dispatchers.stores import memory_unless_postgres_asked
 from tests.support import WEBHOOK_SECRET, domain_event
 
 SECRET = WEBHOOK_SECRET
@@ -28,7 +30,7 @@ NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
 
 
 class Run:
-    def __init__(self, store: Store, policy: AddressPolicy = STRICT) -> None:
+    def __init__(self, store: Stores, policy: AddressPolicy = STRICT) -> None:
         self.store = store
         self.policy = policy
 
@@ -49,7 +51,12 @@ class Run:
 
 
 @pytest.fixture
-def cli(store: Store) -> Run:
+def store(request: pytest.FixtureRequest) -> Stores:
+    return memory_unless_postgres_asked(request)
+
+
+@pytest.fixture
+def cli(store: Stores) -> Run:
     return Run(store)
 
 
@@ -114,11 +121,11 @@ def test_a_subscription_filters_on_any_producers_type_its_source_and_subject(cli
     assert (updated["sources"], updated["subjects"]) == (["https://ci.example.com/*"], ["orders"])
 
 
-def test_every_list_and_show_prints_only_json_with_json(cli: Run, store: Store) -> None:
+def test_every_list_and_show_prints_only_json_with_json(cli: Run, store: Stores) -> None:
     ident = _create(cli)
     event = domain_event()
-    store.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
-    [delivery] = store.deliveries()
+    store.events.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
+    [delivery] = store.log.deliveries()
     for argv in (
         ("subscriptions", "list", "--json"),
         ("subscriptions", "show", ident, "--json"),
@@ -202,7 +209,7 @@ def test_unknown_ids_exit_1_with_a_message(cli: Run) -> None:
 
 
 def test_update_changes_only_what_is_given_and_a_new_url_starts_a_fresh_failure_streak(
-    cli: Run, store: Store, database_url: str
+    cli: Run, store: Stores, database_url: str
 ) -> None:
     ident = _create(cli, "--event-type", "rollout.*", "--cluster", "prod-*")
     with psycopg.connect(database_url) as conn:
@@ -228,19 +235,19 @@ def test_update_changes_only_what_is_given_and_a_new_url_starts_a_fresh_failure_
     )
     assert code == 0, err
     assert "url: https://new.example.com/h" in out
-    found = store.subscription(uuid.UUID(ident))
+    found = store.subscriptions.get(uuid.UUID(ident))
     assert found is not None
     assert (found.url, found.ordered) == ("https://new.example.com/h", True)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT failing_since FROM subscriptions").fetchone() == (None,)
 
 
-def test_unsent_deliveries_go_to_the_updated_url(cli: Run, store: Store) -> None:
+def test_unsent_deliveries_go_to_the_updated_url(cli: Run, store: Stores) -> None:
     ident = _create(cli)
     event = domain_event()
-    store.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
+    store.events.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
     assert cli("subscriptions", "update", ident, "--url", "https://new.example.com/h")[0] == 0
-    [due] = store.claim_due(now=NOW, limit=1, lease_s=60)
+    [due] = store.queue.claim_due(now=NOW, limit=1, lease_s=60)
     assert due.url == "https://new.example.com/h"
 
 
@@ -253,21 +260,21 @@ def test_unsent_deliveries_go_to_the_updated_url(cli: Run, store: Store) -> None
     ],
 )
 def test_invalid_updates_are_refused_and_change_nothing(
-    cli: Run, store: Store, argv: tuple[str, ...], message: str
+    cli: Run, store: Stores, argv: tuple[str, ...], message: str
 ) -> None:
     ident = _create(cli)
-    before = store.subscription(uuid.UUID(ident))
+    before = store.subscriptions.get(uuid.UUID(ident))
     code, out, err = cli("subscriptions", "update", ident, *argv)
     assert (code, out) == (2, "")
     assert message in err
-    assert store.subscription(uuid.UUID(ident)) == before
+    assert store.subscriptions.get(uuid.UUID(ident)) == before
 
 
 def test_replay_queues_the_stored_events_of_the_range_a_subscription_was_not_sent(
-    cli: Run, store: Store
+    cli: Run, store: Stores
 ) -> None:
     """Events read before the subscription existed (kept in the event store) are queued for it,
-    oldest first, filtered like live ones, once only."""
+    in the order they were read, filtered like live ones, once only."""
 
     def at(event: DomainEvent, days_ago: float) -> DomainEvent:
         stamp = (NOW - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z")
@@ -277,8 +284,8 @@ def test_replay_queues_the_stored_events_of_the_range_a_subscription_was_not_sen
     later = at(domain_event(2), 1)
     other_type = at(domain_event(3, catalogue="application.health_changed"), 1)
     too_old = at(domain_event(4), 10)
-    store.record_events(
-        [(e, encode_domain_event(e), []) for e in (later, other_type, too_old, early)], now=NOW
+    store.events.record_events(
+        [(e, encode_domain_event(e), []) for e in (too_old, early, other_type, later)], now=NOW
     )
     ident = _create(cli, "--event-type", "rollout.*")
     argv = ("deliveries", "replay", "--subscription", ident, "--since", "2026-08-13T00:00:00Z")
@@ -286,9 +293,9 @@ def test_replay_queues_the_stored_events_of_the_range_a_subscription_was_not_sen
     assert code == 0, err
     assert out == f"2 events queued for {ident}"
     assert cli(*argv)[1] == f"0 events queued for {ident}"  # nothing twice
-    oldest_first = reversed(store.deliveries(subscription_id=uuid.UUID(ident)))
-    assert [d["event_id"] for d in oldest_first] == [early.id, later.id]
-    [due] = store.claim_due(now=NOW, limit=10, lease_s=60)  # ordered: the later one waits
+    as_read = reversed(store.log.deliveries(subscription_id=uuid.UUID(ident)))
+    assert [d["event_id"] for d in as_read] == [early.id, later.id]
+    [due] = store.queue.claim_due(now=NOW, limit=10, lease_s=60)  # ordered: the later one waits
     assert due.event_id == early.id
     code, _, err = cli(*argv, "--until", "2026-08-01T00:00:00Z")
     assert code == 2
@@ -326,8 +333,10 @@ def test_with_a_keyring_secrets_are_sealed_at_rest_and_open_for_signing(
         shown = json.loads(cli("subscriptions", "show", ident, "--json")[1])
         assert shown["secrets"] == [f"whsec_...{NEW_SECRET[-4:]}"]
         event = domain_event()
-        sealed.record_events([(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW)
-        [due] = sealed.claim_due(now=NOW, limit=1, lease_s=60)
+        sealed.events.record_events(
+            [(event, encode_domain_event(event), [uuid.UUID(ident)])], now=NOW
+        )
+        [due] = sealed.queue.claim_due(now=NOW, limit=1, lease_s=60)
         assert due.secrets == (NEW_SECRET, SECRET)  # what signs: opened
         assert due.headers == (("Authorization", "Bearer 0123456789abcdef"),)
         assert shown["headers"] == {"Authorization": "...cdef"}
@@ -336,7 +345,7 @@ def test_with_a_keyring_secrets_are_sealed_at_rest_and_open_for_signing(
 
 
 def test_reseal_seals_what_was_stored_as_given_and_moves_secrets_to_the_first_key(
-    store: Store, database_url: str
+    store: Stores, database_url: str
 ) -> None:
     ident = _create(Run(store), "--header", "X-Team: payments")
     assert _stored_secrets(database_url) == [SECRET]
@@ -360,7 +369,7 @@ def test_reseal_seals_what_was_stored_as_given_and_moves_secrets_to_the_first_ke
             keyed.close()
     only_k2 = Store.open(database_url, keyring=Keyring.parse(f"k2:{K2}"))
     try:
-        found = only_k2.subscription(uuid.UUID(ident))
+        found = only_k2.subscriptions.get(uuid.UUID(ident))
         assert found is not None
         assert found.secrets == (SECRET,)
         assert found.headers == (("X-Team", "payments"),)
@@ -385,7 +394,7 @@ def test_commands_that_show_no_secret_work_without_its_key_and_those_that_open_o
         moved = _create(k1, "--header", "Authorization: Bearer 0123456789abcdef")
         kept = _create(k1)
         event = domain_event()
-        stores[f"k1:{K1}"].record_events(
+        stores[f"k1:{K1}"].events.record_events(
             [(event, encode_domain_event(event), [uuid.UUID(moved)])], now=NOW
         )
         code, out, err = k2("secrets", "reseal", "--subscription", moved)
@@ -443,13 +452,13 @@ def _stored_secrets_of(database_url: str, ident: str) -> tuple[Any, ...] | None:
 
 
 def test_headers_are_set_replaced_and_cleared_and_bad_ones_refused(
-    cli: Run, store: Store, database_url: str
+    cli: Run, store: Stores, database_url: str
 ) -> None:
     ident = _create(cli, "--header", "X-Api-Key: 0123456789abcdef0000")
     code, out, err = cli("subscriptions", "update", ident, "--header", "X-Team: payments", "--json")
     assert code == 0, err
     assert json.loads(out)["headers"] == {"X-Team": "..."}
-    found = store.subscription(uuid.UUID(ident))
+    found = store.subscriptions.get(uuid.UUID(ident))
     assert found is not None
     assert found.headers == (("X-Team", "payments"),)
     assert (
@@ -471,7 +480,7 @@ def test_headers_are_set_replaced_and_cleared_and_bad_ones_refused(
     assert _count(database_url, "subscriptions") == 1
 
 
-def test_a_rate_limit_is_set_at_creation_changed_and_lifted(cli: Run, store: Store) -> None:
+def test_a_rate_limit_is_set_at_creation_changed_and_lifted(cli: Run, store: Stores) -> None:
     ident = _create(cli, "--rate-limit", "0.5")
     assert json.loads(cli("subscriptions", "show", ident, "--json")[1])["rate_limit_per_s"] == 0.5
     code, out, err = cli("subscriptions", "update", ident, "--rate-limit", "20", "--json")
@@ -480,7 +489,7 @@ def test_a_rate_limit_is_set_at_creation_changed_and_lifted(cli: Run, store: Sto
     code, out, err = cli("subscriptions", "update", ident, "--no-rate-limit", "--json")
     assert code == 0, err
     assert json.loads(out)["rate_limit_per_s"] is None
-    found = store.subscription(uuid.UUID(ident))
+    found = store.subscriptions.get(uuid.UUID(ident))
     assert found is not None
     assert found.rate_limit_per_s is None
 
@@ -499,11 +508,13 @@ def test_a_rate_limit_that_is_not_a_positive_number_is_refused(
         assert "not a rate" in capsys.readouterr().err
 
 
-def test_deliveries_list_finds_one_events_or_one_objects_deliveries(cli: Run, store: Store) -> None:
+def test_deliveries_list_finds_one_events_or_one_objects_deliveries(
+    cli: Run, store: Stores
+) -> None:
     first, second = uuid.UUID(_create(cli)), uuid.UUID(_create(cli))
     payments = [domain_event(n, name="payments") for n in range(2)]
     orders = domain_event(0, name="orders")
-    store.record_events(
+    store.events.record_events(
         [(e, encode_domain_event(e), [first, second]) for e in [*payments, orders]], now=NOW
     )
     code, out, err = cli("deliveries", "list", "--object", "c/billing/Rollout/payments", "--json")
@@ -524,39 +535,39 @@ def test_deliveries_list_finds_one_events_or_one_objects_deliveries(cli: Run, st
     assert "CLUSTER/NAMESPACE/KIND/NAME" in err
 
 
-def test_disable_records_the_reason_and_enable_clears_it(cli: Run, store: Store) -> None:
+def test_disable_records_the_reason_and_enable_clears_it(cli: Run, store: Stores) -> None:
     ident = _create(cli)
     assert cli("subscriptions", "disable", ident, "--reason", "receiver moving")[0] == 0
-    found = store.subscription(uuid.UUID(ident))
+    found = store.subscriptions.get(uuid.UUID(ident))
     assert found is not None
     assert (found.enabled, found.disabled_reason) == (False, "receiver moving")
     assert cli("subscriptions", "enable", ident)[0] == 0
-    found = store.subscription(uuid.UUID(ident))
+    found = store.subscriptions.get(uuid.UUID(ident))
     assert found is not None
     assert (found.enabled, found.disabled_reason) == (True, None)
 
 
 def test_rotate_secret_keeps_the_old_secret_signing_for_the_grace_period(
-    cli: Run, store: Store
+    cli: Run, store: Stores
 ) -> None:
     ident = uuid.UUID(_create(cli))
     code, out, _ = cli("subscriptions", "rotate-secret", str(ident), "--secret", NEW_SECRET)
     assert code == 0
     assert NEW_SECRET not in out
     event = domain_event()
-    store.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
-    [due] = store.claim_due(now=NOW + timedelta(hours=23), limit=1, lease_s=1)
+    store.events.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
+    [due] = store.queue.claim_due(now=NOW + timedelta(hours=23), limit=1, lease_s=1)
     assert due.secrets == (NEW_SECRET, SECRET)
-    store.release([due])
-    [due] = store.claim_due(now=NOW + timedelta(hours=25), limit=1, lease_s=1)
+    store.queue.release([due])
+    [due] = store.queue.claim_due(now=NOW + timedelta(hours=25), limit=1, lease_s=1)
     assert due.secrets == (NEW_SECRET,)
 
 
-def test_show_lists_every_attempt_and_redeliver_starts_a_new_round(cli: Run, store: Store) -> None:
+def test_show_lists_every_attempt_and_redeliver_starts_a_new_round(cli: Run, store: Stores) -> None:
     ident = uuid.UUID(_create(cli))
     event = domain_event()
-    store.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
-    [due] = store.claim_due(now=NOW, limit=1, lease_s=60)
+    store.events.record_events([(event, encode_domain_event(event), [ident])], now=NOW)
+    [due] = store.queue.claim_due(now=NOW, limit=1, lease_s=60)
     _attempt(store, due, status=500, verdict=Verdict.FAILED)
     code, out, _ = cli("deliveries", "show", str(due.id), "--json")
     assert code == 0
@@ -565,18 +576,18 @@ def test_show_lists_every_attempt_and_redeliver_starts_a_new_round(cli: Run, sto
     assert [a["status_code"] for a in shown["attempts"]] == [500]
     assert shown["event"]["id"] == event.id
     assert cli("deliveries", "redeliver", str(due.id))[0] == 0
-    [again] = store.claim_due(now=NOW, limit=1, lease_s=60)
+    [again] = store.queue.claim_due(now=NOW, limit=1, lease_s=60)
     assert (again.attempt_number, again.round_attempt) == (2, 1)
     assert "attempts (1):" in cli("deliveries", "show", str(due.id))[1]
 
 
 def test_recover_requeues_the_failed_deliveries_in_the_range_only(
-    cli: Run, store: Store, database_url: str
+    cli: Run, store: Stores, database_url: str
 ) -> None:
     ident = uuid.UUID(_create(cli, "--unordered"))
     events = [domain_event() for _ in range(3)]
-    store.record_events([(e, encode_domain_event(e), [ident]) for e in events], now=NOW)
-    for due in store.claim_due(now=NOW, limit=10, lease_s=60):
+    store.events.record_events([(e, encode_domain_event(e), [ident]) for e in events], now=NOW)
+    for due in store.queue.claim_due(now=NOW, limit=10, lease_s=60):
         _attempt(store, due, status=500, verdict=Verdict.FAILED)
     with psycopg.connect(database_url) as conn:  # spread the creation times over three days
         for i, e in enumerate(events):
@@ -595,7 +606,7 @@ def test_recover_requeues_the_failed_deliveries_in_the_range_only(
         (NOW - timedelta(hours=12)).isoformat(),
     )
     assert (code, out) == (0, "2 failed deliveries requeued")
-    statuses = {row["event_id"]: row["status"] for row in store.deliveries()}
+    statuses = {row["event_id"]: row["status"] for row in store.log.deliveries()}
     assert statuses == {events[0].id: "failed", events[1].id: "pending", events[2].id: "pending"}
     assert (
         cli(
@@ -623,8 +634,8 @@ def test_commands_on_a_database_never_migrated_say_so(cli: Run, database_url: st
     assert out.startswith("applied: 0001_initial")
 
 
-def _attempt(store: Store, due: DueDelivery, *, status: int, verdict: Verdict) -> Any:
-    return store.record_attempt(
+def _attempt(store: Stores, due: DueDelivery, *, status: int, verdict: Verdict) -> Any:
+    return store.queue.record_attempt(
         AttemptRecord(
             delivery_id=due.id,
             claim=due.claim,
@@ -655,7 +666,7 @@ def _attempt(store: Store, due: DueDelivery, *, status: int, verdict: Verdict) -
     ],
 )
 def test_create_and_update_refuse_a_url_the_policy_never_delivers_to_naming_why(
-    store: Store, database_url: str, url: str, reason: str
+    store: Stores, database_url: str, url: str, reason: str
 ) -> None:
     cli = Run(store, AddressPolicy.parse("10.42.0.0/16, *.svc.cluster.local"))
     code, out, err = cli("subscriptions", "create", "--url", url, "--secret", SECRET)
@@ -664,11 +675,11 @@ def test_create_and_update_refuse_a_url_the_policy_never_delivers_to_naming_why(
     assert reason in err
     assert _count(database_url, "subscriptions") == 0
     ident = _create(cli)
-    before = store.subscription(uuid.UUID(ident))
+    before = store.subscriptions.get(uuid.UUID(ident))
     code, out, err = cli("subscriptions", "update", ident, "--url", url)
     assert (code, out) == (2, "")
     assert reason in err
-    assert store.subscription(uuid.UUID(ident)) == before
+    assert store.subscriptions.get(uuid.UUID(ident)) == before
 
 
 @pytest.mark.parametrize(
@@ -678,11 +689,11 @@ def test_create_and_update_refuse_a_url_the_policy_never_delivers_to_naming_why(
         pytest.param("http://hooks.team.svc.cluster.local/h", id="a-name-judged-when-resolved"),
     ],
 )
-def test_create_accepts_a_private_receiver_the_policy_allows(store: Store, url: str) -> None:
+def test_create_accepts_a_private_receiver_the_policy_allows(store: Stores, url: str) -> None:
     cli = Run(store, AddressPolicy.parse("10.42.0.0/16, *.svc.cluster.local"))
     code, out, err = cli("subscriptions", "create", "--url", url, "--secret", SECRET)
     assert code == 0, err
-    found = store.subscription(uuid.UUID(out))
+    found = store.subscriptions.get(uuid.UUID(out))
     assert found is not None
     assert found.url == url
 

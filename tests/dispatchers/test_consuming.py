@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +55,7 @@ def _loop(
     loop = ConsumingLoop(
         source=source,
         dead_letters=KafkaDeadLetters(bootstrap=kafka, topic=topics.dead_letters),
-        store=store,
+        store=store.intake,
         now=lambda: datetime.now(UTC),
         subscriptions_refresh_s=0,
         on_dead_letter=(kinds if kinds is not None else []).append,
@@ -86,13 +87,13 @@ def _committed(kafka: str, group: str, topic: str) -> int:
 def test_events_become_one_delivery_per_matching_subscription_and_offsets_are_committed(
     kafka: str, topics: Topics, store: Store, database_url: str
 ) -> None:
-    rollouts = store.create_subscription(
+    rollouts = store.subscriptions.create(
         url="http://127.0.0.1:9/a",
         secrets=[SECRET],
         filter=SubscriptionFilter(event_types=("rollout.*",)),
         ordered=True,
     )
-    store.create_subscription(
+    store.subscriptions.create(
         url="http://127.0.0.1:9/b",
         secrets=[SECRET],
         filter=SubscriptionFilter(event_types=("application.*",)),
@@ -106,7 +107,7 @@ def test_events_become_one_delivery_per_matching_subscription_and_offsets_are_co
         _run_until(loop, 5, database_url)
     finally:
         source.close()
-    rows = store.deliveries()
+    rows = store.log.deliveries()
     assert {r["subscription_id"] for r in rows} == {str(rollouts)}
     assert sorted(r["event_id"] for r in rows) == [f"e-{n}" for n in range(5)]
     assert _committed(kafka, group, topics.domain) == 5
@@ -115,7 +116,7 @@ def test_events_become_one_delivery_per_matching_subscription_and_offsets_are_co
 def test_a_redelivered_batch_is_absorbed(
     kafka: str, topics: Topics, store: Store, database_url: str
 ) -> None:
-    store.create_subscription(
+    store.subscriptions.create(
         url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     records = [(e.key.encode(), encode_domain_event(e)) for e in (_event(1), _event(2))]
@@ -128,13 +129,13 @@ def test_a_redelivered_batch_is_absorbed(
             loop.run_once(timeout_s=0.5)
     finally:
         source.close()
-    assert len(store.deliveries()) == 2
+    assert len(store.log.deliveries()) == 2
 
 
 def test_undecodable_records_go_to_the_dead_letter_topic_with_the_reason(
     kafka: str, topics: Topics, store: Store, database_url: str
 ) -> None:
-    store.create_subscription(
+    store.subscriptions.create(
         url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     good = _event(1)
@@ -160,7 +161,7 @@ def test_undecodable_records_go_to_the_dead_letter_topic_with_the_reason(
         source.close()
     dead, malformed = consume(kafka, topics.dead_letters, count=2)
     assert b"'id'" in malformed.headers[DeadLetterHeader.ERROR]
-    assert {d["event_id"] for d in store.deliveries()} == {good.id, unknown.id}
+    assert {d["event_id"] for d in store.log.deliveries()} == {good.id, unknown.id}
     assert dead.value == b"not json"
     assert dead.key == b"c/billing/Rollout/payments"
     assert dead.headers[DeadLetterHeader.SOURCE_TOPIC] == topics.domain.encode()
@@ -173,7 +174,7 @@ def test_undecodable_records_go_to_the_dead_letter_topic_with_the_reason(
 def test_the_lag_counts_the_records_not_read_yet(
     kafka: str, topics: Topics, store: Store, database_url: str
 ) -> None:
-    store.create_subscription(
+    store.subscriptions.create(
         url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     events = [_event(n) for n in range(10)]  # one key: one partition
@@ -233,7 +234,7 @@ def test_an_event_with_nul_in_its_message_is_stored_and_sent_as_read_and_so_is_t
     """Postgres text and jsonb cannot hold U+0000: the insert failed, the dispatcher exited, and
     every restart died on the same batch. Now the body is kept byte for byte (where U+0000 is the
     escape \\u0000) and only the copy kept for queries replaces it."""
-    store.create_subscription(
+    store.subscriptions.create(
         url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     failure = _application_event(NUL_MESSAGE)
@@ -345,7 +346,7 @@ def test_a_record_the_dispatcher_cannot_handle_is_set_aside_once_and_the_rest_is
     passed for an outage and held every record behind it), or would have stopped a sending worker.
     Between two good records in one batch, it is set aside with the reason, logged once and
     counted; the good ones are stored and the offsets committed past all three."""
-    store.create_subscription(
+    store.subscriptions.create(
         url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     before, after = _event(1), _event(2)
@@ -371,11 +372,11 @@ def test_a_record_the_dispatcher_cannot_handle_is_set_aside_once_and_the_rest_is
             loop.run_once(timeout_s=0.5)
     finally:
         source.close()
-    assert sorted(r["event_id"] for r in store.deliveries()) == ["e-1", "e-2"]
+    assert sorted(r["event_id"] for r in store.log.deliveries()) == ["e-1", "e-2"]
     assert _committed(kafka, group, topics.domain) == 3
     assert kinds == [kind]
     # The sending workers can read what was stored (ordered: e-2 waits behind e-1).
-    claimed = store.claim(now=datetime.now(UTC), limit=10, lease_s=60)
+    claimed = store.queue.claim(now=datetime.now(UTC), limit=10, lease_s=60)
     assert [d.event_id for d in claimed.deliveries] == ["e-1"]
     (dead,) = consume(kafka, topics.dead_letters, count=1, timeout_s=10)
     assert (dead.key, dead.value) == (key, value)
@@ -428,7 +429,7 @@ def test_dead_letters_wait_for_kafka_with_backoff_and_the_offsets_wait_for_them(
     try:
         topics = Topics(raw="r", domain="d", dead_letters="dl", checkpoints="cp")
         infra.create_topics(bootstrap, topics.env(), partitions=1)
-        store.create_subscription(
+        store.subscriptions.create(
             url="http://127.0.0.1:9/a", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
         )
         good = _event(1)
@@ -451,7 +452,7 @@ def test_dead_letters_wait_for_kafka_with_backoff_and_the_offsets_wait_for_them(
         loop = ConsumingLoop(
             source=source,
             dead_letters=sink,
-            store=store,
+            store=store.intake,
             now=lambda: datetime.now(UTC),
             subscriptions_refresh_s=0,
             backoff=Backoff(base_s=0.2, cap_s=1),
@@ -505,7 +506,7 @@ def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value_pointing_a
     loop = ConsumingLoop(
         source=source,
         dead_letters=KafkaDeadLetters(bootstrap=kafka, topic=small),
-        store=store,
+        store=store.intake,
         now=lambda: datetime.now(UTC),
         backoff=Backoff(base_s=0.1, cap_s=0.5),
     )
@@ -554,3 +555,44 @@ def test_a_commit_names_the_offsets_of_the_records_handled_not_how_far_the_consu
         assert _committed(kafka, group, topics.domain) == 6
     finally:
         source.close()
+
+
+def test_a_lone_record_is_handed_on_as_soon_as_it_is_fetched_not_when_the_poll_times_out(
+    kafka: str, topics: Topics
+) -> None:
+    # Asking librdkafka for a batch of 500 with a timeout held a lone record until the timeout
+    # (about 440 ms of 500): most of the dispatcher's end-to-end latency.
+    produce_domain_events(kafka, topics.domain, [_event(0)])
+    source = KafkaRecordSource(
+        bootstrap=kafka, group_id=f"g-{uuid.uuid4().hex}", topic=topics.domain
+    )
+    try:
+        for _ in range(10):  # the first polls may go on joining the group
+            started = time.monotonic()
+            records = source.poll_batch(max_records=500, timeout_s=60)
+            if records:
+                break
+        assert [r.offset for r in records] == [0]
+        assert time.monotonic() - started < 30  # not the 60 s the poll was allowed
+    finally:
+        source.close()
+
+
+def test_records_fetched_together_are_handed_on_together(kafka: str, topics: Topics) -> None:
+    events = [_event(n) for n in range(50)]  # one key: one partition, fetched together
+    produce_domain_events(kafka, topics.domain, events)
+    source = KafkaRecordSource(
+        bootstrap=kafka, group_id=f"g-{uuid.uuid4().hex}", topic=topics.domain
+    )
+    batches: list[list[ConsumedRecord]] = []
+    try:
+        for _ in range(60):
+            batch = source.poll_batch(max_records=500, timeout_s=0.5)
+            if batch:
+                batches.append(batch)
+            if sum(map(len, batches)) >= 50:
+                break
+    finally:
+        source.close()
+    assert [r.offset for batch in batches for r in batch] == list(range(50))
+    assert len(batches[0]) > 1  # not one record per turn of the loop under load

@@ -14,23 +14,13 @@ import pytest
 
 from dispatchers.consuming import CommitError, ConsumedRecord, ConsumingLoop, DeadLetterError
 from dispatchers.matching import SubscriptionFilter
-from dispatchers.postgres import StoredBatch, StoreError, Subscription, ValuesRefusedError
+from dispatchers.memory import MemoryStore
+from dispatchers.model import StoredBatch, StoreError, Subscription, ValuesRefusedError
 from herald_contracts import CloudEvent, encode_domain_event
 from herald_runtime.backoff import Backoff
 from tests.support import domain_event
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
-SUBSCRIPTION = Subscription(
-    id=uuid.uuid4(),
-    url="http://127.0.0.1:9/a",
-    secrets=("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",),
-    filter=SubscriptionFilter(),
-    ordered=True,
-    enabled=True,
-    disabled_reason=None,
-    created_at=NOW,
-    updated_at=NOW,
-)
 
 
 @dataclass
@@ -76,18 +66,33 @@ class FakeSink:
             raise DeadLetterError("1 dead letters not acknowledged by Kafka")
 
 
+def _subscribed() -> MemoryStore:
+    store = MemoryStore()
+    store.subscriptions.create(
+        url="http://127.0.0.1:9/a",
+        secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        filter=SubscriptionFilter(),
+        ordered=True,
+    )
+    return store
+
+
 @dataclass
 class FakeStore:
-    """Stores events by id; refuses (as Postgres does a value) any batch holding a refused id, and
-    stores nothing for an id already another source's (as `Store.record_batch`)."""
+    """The in-memory store's intake (one subscription, which wants every event), with faults: a
+    batch holding a refused id is refused (as Postgres refuses a value), and the next calls named
+    in `away_for` fail as with the database away."""
 
     refused_ids: set[str] = field(default_factory=set)
-    events: list[str] = field(default_factory=list)
-    sources: dict[str, str] = field(default_factory=dict)
-    """The source of each id stored."""
     transactions: int = 0
     away_for: list[str] = field(default_factory=list)
     """The next calls to fail as with the database away, by name ("subscriptions", "record_batch")."""
+    store: MemoryStore = field(default_factory=_subscribed)
+
+    @property
+    def events(self) -> list[str]:
+        """The ids of the events stored, in the order they were."""
+        return list(self.store.tables.events)
 
     def _maybe_away(self, call: str) -> None:
         if self.away_for and self.away_for[0] == call:
@@ -96,7 +101,7 @@ class FakeStore:
 
     def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]:
         self._maybe_away("subscriptions")
-        return [SUBSCRIPTION]
+        return self.store.intake.subscriptions(enabled_only=enabled_only)
 
     def record_batch(
         self, batch: Sequence[tuple[CloudEvent, bytes, Sequence[uuid.UUID]]], *, now: datetime
@@ -105,15 +110,7 @@ class FakeStore:
         self.transactions += 1
         if any(event.id in self.refused_ids for event, _, _ in batch):
             raise ValuesRefusedError("index row size 8016 exceeds btree version 4 maximum 2704")
-        taken, created = {}, 0
-        for i, (event, _, _) in enumerate(batch):
-            source = self.sources.setdefault(event.id, event.source)
-            if source != event.source:
-                taken[i] = source
-            elif event.id not in self.events:
-                self.events.append(event.id)
-                created += 1
-        return StoredBatch(created, taken)
+        return self.store.intake.record_batch(batch, now=now)
 
 
 def _records(values: list[bytes]) -> list[ConsumedRecord]:
@@ -252,3 +249,16 @@ def test_a_commit_names_only_the_records_of_the_batch_handled() -> None:
     assert source.committed == 2
     loop.run_once(timeout_s=0)
     assert source.committed == 4
+
+
+def test_the_deliveries_a_batch_creates_are_told_once_stored_before_the_offsets_are_committed() -> (
+    None
+):
+    source = FakeSource(_records([encode_domain_event(domain_event(n)) for n in range(3)]))
+    loop = _loop(source, FakeSink(), FakeStore(), [])
+    told: list[tuple[int, int]] = []
+    loop.on_stored = lambda created: told.append((created, source.committed))
+    assert loop.run_once(timeout_s=0) == 3
+    assert told == [(3, 0)]  # the sending workers are woken before the commit's round trip
+    assert loop.run_once(timeout_s=0) == 0
+    assert told == [(3, 0)]  # nothing new stored: no one woken

@@ -250,15 +250,15 @@ def test_bad_records_are_set_aside_once_and_the_valid_events_stored_as_without_t
 ) -> None:
     _reset(database_url)  # the database is the test's; each example starts from nothing
     subscriptions = [
-        store.create_subscription(
+        store.subscriptions.create(
             url="http://127.0.0.1:9/h", secrets=[SECRET], filter=f, ordered=True
         )
         for f in FILTERS
     ]
-    disabled = store.create_subscription(
+    disabled = store.subscriptions.create(
         url="http://127.0.0.1:9/off", secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
-    store.set_enabled(disabled, enabled=False, reason="test", now=NOW)
+    store.subscriptions.set_enabled(disabled, enabled=False, reason="test", now=NOW)
     records = [
         ConsumedRecord("domain", 0, offset, item.key, item.value)
         for offset, item in enumerate(stream)
@@ -267,7 +267,7 @@ def test_bad_records_are_set_aside_once_and_the_valid_events_stored_as_without_t
     loop = ConsumingLoop(
         source=source,
         dead_letters=sink,
-        store=store,
+        store=store.intake,
         now=lambda: NOW,
         max_batch=max_batch,
         on_dead_letter=kinds.append,

@@ -105,7 +105,7 @@ def test_kill_9_while_sending_and_with_deliveries_recorded_but_unsent_loses_noth
         return Reply(status=204)
 
     receiver.respond = hold
-    subscription = store.create_subscription(
+    subscription = store.subscriptions.create(
         url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     events = _events(40)
@@ -150,7 +150,7 @@ def test_postgres_restarted_while_delivering_loses_nothing_and_needs_no_help(
     try:
         store = Store.open(url)
         store.migrate()
-        store.create_subscription(
+        store.subscriptions.create(
             url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
         )
         store.close()
@@ -193,7 +193,7 @@ def test_two_replicas_share_the_work_and_send_each_delivery_once(
     receiver: Receiver,
     services: Callable[..., ServiceProcess],
 ) -> None:
-    store.create_subscription(
+    store.subscriptions.create(
         url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
     )
     events = _events(300)
@@ -221,7 +221,7 @@ def test_a_worker_failing_unexpectedly_stops_the_dispatcher_with_an_error_and_lo
     """Crash-only: a failure that is not the database being unreachable (here the schema drifted
     under the dispatcher) stops the whole process with a non-zero exit and the reason, rather than
     leaving it running without that worker; once fixed, a new process delivers everything."""
-    store.create_subscription(
+    store.subscriptions.create(
         url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
     )
     events = _events(20)
@@ -263,7 +263,7 @@ def test_a_rate_limit_holds_across_replicas_and_slows_no_other_subscription(
         r.serve()
     try:
         for receiver, rate in ((limited, 4.0), (free, None)):
-            store.create_subscription(
+            store.subscriptions.create(
                 url=receiver.url,
                 secrets=[SECRET],
                 filter=SubscriptionFilter(),
@@ -313,7 +313,7 @@ def test_a_record_it_cannot_store_does_not_stop_the_dispatcher_and_the_nul_case_
     batch. Between them here, a record with an id too large for Postgres's index (which passed for
     an outage and held everything behind it). The receiver gets both events, signed, the first with
     the valid escape \\u0000 in its body; the bad one is set aside and counted; the process runs on."""
-    store.create_subscription(
+    store.subscriptions.create(
         url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
     )
     failure = domain_event(1, name="edge-gateway", catalogue="application.operation_completed")
@@ -358,7 +358,7 @@ def test_a_dispatcher_started_while_its_database_is_down_waits_for_it_and_then_d
     try:
         store = Store.open(url)
         store.migrate()
-        store.create_subscription(
+        store.subscriptions.create(
             url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
         )
         store.close()
@@ -404,7 +404,7 @@ def test_kafka_away_is_waited_for_not_ready_but_alive_and_nothing_is_lost(
         )
         infra.create_topics(bootstrap, topics.env(), partitions=3)
         store = Store.open(database_url)
-        store.create_subscription(
+        store.subscriptions.create(
             url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
         )
         store.close()

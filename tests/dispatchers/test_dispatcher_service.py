@@ -36,7 +36,7 @@ def test_metrics_count_deliveries_attempts_and_open_work(
     receiver = Receiver(secret=SECRET)
     receiver.serve()
     try:
-        store.create_subscription(
+        store.subscriptions.create(
             url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=True
         )
         events = [domain_event(n, catalogue="rollout.completed") for n in range(3)]
@@ -99,7 +99,7 @@ def test_secrets_sealed_at_rest_sign_and_a_dispatcher_without_the_key_does_not_s
     receiver = Receiver(secret=SECRET)
     receiver.serve()
     try:
-        sealed.create_subscription(
+        sealed.subscriptions.create(
             url=receiver.url, secrets=[SECRET], filter=SubscriptionFilter(), ordered=False
         )
         events = [domain_event(n) for n in range(3)]
@@ -177,7 +177,7 @@ def test_a_reseal_to_a_key_a_running_dispatcher_lacks_holds_that_subscription_an
         r.serve()
     try:
         moved, kept = (
-            sealed.create_subscription(
+            sealed.subscriptions.create(
                 url=r.url,
                 secrets=[SECRET],
                 filter=SubscriptionFilter(),

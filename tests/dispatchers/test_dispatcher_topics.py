@@ -64,7 +64,7 @@ def test_a_dispatcher_started_before_its_topics_waits_unready_naming_the_command
     receiver = Receiver(secret=WEBHOOK_SECRET)
     receiver.serve()
     try:
-        store.create_subscription(
+        store.subscriptions.create(
             url=receiver.url, secrets=[WEBHOOK_SECRET], filter=SubscriptionFilter(), ordered=True
         )
         event = domain_event(1, catalogue="rollout.completed")

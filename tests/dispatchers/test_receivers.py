@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -27,11 +28,13 @@ from dispatchers.addresses import AddressPolicy
 from dispatchers.breaker import BreakerPolicy, Breakers
 from dispatchers.http import HttpSender
 from dispatchers.matching import SubscriptionFilter
+from dispatchers.memory import MemoryStore
+from dispatchers.model import DueDelivery, Stores
 from dispatchers.outcomes import Outcome, RetryAfterBounds, Verdict
-from dispatchers.postgres import DueDelivery, Store
 from dispatchers.sending import SendingLoop
 from herald_contracts import encode_domain_event
 from herald_dev.receiver import Receiver, Reply
+from tests.dispatchers.stores import memory_unless_postgres_asked
 from tests.support import WEBHOOK_SECRET, domain_event
 
 SECRET = WEBHOOK_SECRET
@@ -78,7 +81,7 @@ def _receiver(receivers: list[Receiver], respond: Any = None, secret: str = SECR
 
 
 def _loop(
-    store: Store,
+    store: Stores,
     time_: FakeTime,
     *,
     policy: AddressPolicy = ALL_PRIVATE,
@@ -87,7 +90,7 @@ def _loop(
     breakers: Breakers | None = None,
 ) -> SendingLoop:
     return SendingLoop(
-        store=store,
+        store=store.queue,
         sender=HttpSender(
             connect_timeout_s=1,
             read_timeout_s=read_timeout_s,
@@ -105,15 +108,15 @@ def _loop(
     )
 
 
-def _subscribe(store: Store, url: str, *, secrets: tuple[str, ...] = (SECRET,)) -> uuid.UUID:
-    return store.create_subscription(
+def _subscribe(store: Stores, url: str, *, secrets: tuple[str, ...] = (SECRET,)) -> uuid.UUID:
+    return store.subscriptions.create(
         url=url, secrets=list(secrets), filter=SubscriptionFilter(), ordered=False
     )
 
 
-def _deliver(store: Store, subscription: uuid.UUID, time_: FakeTime, count: int = 1) -> None:
+def _deliver(store: Stores, subscription: uuid.UUID, time_: FakeTime, count: int = 1) -> None:
     events = [domain_event(n) for n in range(count)]
-    store.record_events(
+    store.events.record_events(
         [(e, encode_domain_event(e), [subscription]) for e in events], now=time_.now()
     )
 
@@ -123,8 +126,34 @@ def _rows(database_url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, args).fetchall()
 
 
+def _deliveries(store: Stores, *columns: str) -> list[tuple[Any, ...]]:
+    """These columns of every delivery, in the order stored (the in-memory store's rows)."""
+    assert isinstance(store, MemoryStore)
+    rows = sorted(store.tables.deliveries.values(), key=lambda d: d.seq)
+    return [tuple(getattr(d, c) for c in columns) for d in rows]
+
+
+def _attempts(
+    store: Stores, *columns: str, subscription: uuid.UUID | None = None
+) -> list[tuple[Any, ...]]:
+    """These columns of every attempt (of one subscription's deliveries), in the order made."""
+    assert isinstance(store, MemoryStore)
+    rows = sorted(store.tables.deliveries.values(), key=lambda d: d.seq)
+    return [
+        tuple(a[c] for c in columns)
+        for d in rows
+        if subscription in (None, d.subscription_id)
+        for a in d.attempts
+    ]
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> Stores:
+    return memory_unless_postgres_asked(request)
+
+
 def test_a_500_is_retried_on_the_schedule_and_fails_after_the_last_try(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(receivers, lambda r: Reply(status=500))
     _deliver(store, _subscribe(store, receiver.url), time_)
@@ -140,15 +169,15 @@ def test_a_500_is_retried_on_the_schedule_and_fails_after_the_last_try(
     assert loop.run_once() == 1
     time_.advance(10_000)
     assert loop.run_once() == 0  # three tries: the schedule's length
-    assert _rows(database_url, "SELECT status, attempt_count FROM deliveries") == [("failed", 3)]
-    codes = _rows(database_url, "SELECT status_code FROM attempts ORDER BY attempt_number")
+    assert _deliveries(store, "status", "attempt_count") == [("failed", 3)]
+    codes = _attempts(store, "status_code")
     assert codes == [(500,), (500,), (500,)]
     assert len(receiver.received) == 3
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1  # the same id each time
 
 
 def test_a_410_disables_the_subscription_and_nothing_more_is_sent(
-    store: Store, time_: FakeTime, receivers: list[Receiver]
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(receivers, lambda r: Reply(status=410))
     subscription = _subscribe(store, receiver.url)
@@ -158,7 +187,7 @@ def test_a_410_disables_the_subscription_and_nothing_more_is_sent(
     assert loop.run_once() == 1
     time_.advance(100)
     assert loop.run_once() == 0
-    found = store.subscription(subscription)
+    found = store.subscriptions.get(subscription)
     assert found is not None
     assert not found.enabled
     assert found.disabled_reason == "the endpoint answered 410 Gone"
@@ -166,7 +195,7 @@ def test_a_410_disables_the_subscription_and_nothing_more_is_sent(
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_in_seconds_sets_the_next_try(
-    status: int, store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    status: int, store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(
         receivers, lambda r: Reply(status=status, headers=(("Retry-After", "30"),))
@@ -174,7 +203,7 @@ def test_retry_after_in_seconds_sets_the_next_try(
     _deliver(store, _subscribe(store, receiver.url), time_)
     loop = _loop(store, time_)
     loop.run_once()
-    [(next_at,)] = _rows(database_url, "SELECT next_attempt_at FROM deliveries")
+    [(next_at,)] = _deliveries(store, "next_attempt_at")
     assert next_at == time_.now() + timedelta(seconds=30)
     time_.advance(29)
     assert loop.run_once() == 0
@@ -183,29 +212,27 @@ def test_retry_after_in_seconds_sets_the_next_try(
 
 
 def test_retry_after_as_a_date_is_honoured_and_bounded(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     far = format_datetime(time_.now() + timedelta(days=3), usegmt=True)
     receiver = _receiver(receivers, lambda r: Reply(status=503, headers=(("Retry-After", far),)))
     _deliver(store, _subscribe(store, receiver.url), time_)
     _loop(store, time_).run_once()
-    [(next_at,)] = _rows(database_url, "SELECT next_attempt_at FROM deliveries")
+    [(next_at,)] = _deliveries(store, "next_attempt_at")
     assert next_at == time_.now() + timedelta(seconds=3600)  # at most HERALD_RETRY_AFTER_MAX_S
 
 
 def test_a_receiver_that_hangs_past_the_timeout_is_a_failed_attempt(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(receivers, lambda r: Reply(delay_s=3))
     _deliver(store, _subscribe(store, receiver.url), time_)
     _loop(store, time_, read_timeout_s=0.5).run_once()
-    [(code, error, ms)] = _rows(
-        database_url, "SELECT status_code, error, duration_ms FROM attempts"
-    )
+    [(code, error, ms)] = _attempts(store, "status_code", "error", "duration_ms")
     assert code is None
     assert "ReadTimeout" in error
     assert 400 <= ms < 2500
-    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
+    assert _deliveries(store, "status") == [("retrying",)]
 
 
 @pytest.fixture
@@ -232,44 +259,42 @@ def trickler() -> Iterator[str]:
 
 
 def test_a_receiver_trickling_its_answer_is_cut_off_at_the_total_timeout(
-    store: Store, time_: FakeTime, trickler: str, database_url: str
+    store: Stores, time_: FakeTime, trickler: str
 ) -> None:
     _deliver(store, _subscribe(store, trickler), time_)
     _loop(store, time_, read_timeout_s=2.0, total_timeout_s=1.0).run_once()
-    [(code, error, ms)] = _rows(
-        database_url, "SELECT status_code, error, duration_ms FROM attempts"
-    )
+    [(code, error, ms)] = _attempts(store, "status_code", "error", "duration_ms")
     assert code is None
     assert "TotalTimeout" in error
     assert 900 <= ms < 2000
-    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
+    assert _deliveries(store, "status") == [("retrying",)]
 
 
 def test_a_receiver_that_closes_the_connection_is_a_failed_attempt(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(receivers, lambda r: Reply(close=True))
     _deliver(store, _subscribe(store, receiver.url), time_)
     _loop(store, time_).run_once()
-    [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
+    [(code, error)] = _attempts(store, "status_code", "error")
     assert code is None
     assert "ConnectionError" in error
 
 
 def test_a_slow_receiver_within_the_timeout_gets_its_delivery(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(receivers, lambda r: Reply(delay_s=0.4))
     _deliver(store, _subscribe(store, receiver.url), time_)
     _loop(store, time_).run_once()
-    [(code, ms)] = _rows(database_url, "SELECT status_code, duration_ms FROM attempts")
+    [(code, ms)] = _attempts(store, "status_code", "duration_ms")
     assert code == 204
     assert ms >= 400
-    assert _rows(database_url, "SELECT status FROM deliveries") == [("delivered",)]
+    assert _deliveries(store, "status") == [("delivered",)]
 
 
 def test_a_redirect_is_not_followed_and_counts_as_a_failure(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     target = _receiver(receivers)
     redirecting = _receiver(
@@ -278,8 +303,8 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(
     _deliver(store, _subscribe(store, redirecting.url), time_)
     _loop(store, time_).run_once()
     assert target.received == []
-    assert _rows(database_url, "SELECT status_code FROM attempts") == [(302,)]
-    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
+    assert _attempts(store, "status_code") == [(302,)]
+    assert _deliveries(store, "status") == [("retrying",)]
 
 
 @pytest.mark.parametrize(
@@ -293,10 +318,9 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(
 def test_a_delivery_refused_by_policy_fails_at_once_with_the_reason_and_is_never_retried(
     host: str,
     policy: AddressPolicy,
-    store: Store,
+    store: Stores,
     time_: FakeTime,
     receivers: list[Receiver],
-    database_url: str,
 ) -> None:
     receiver = _receiver(receivers)
     url = receiver.url.replace("127.0.0.1", host)
@@ -322,42 +346,38 @@ def test_a_delivery_refused_by_policy_fails_at_once_with_the_reason_and_is_never
     assert receiver.received == []
     assert verdicts == [Verdict.REFUSED]
     assert refused_count() == before + 1
-    [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
+    [(code, error)] = _attempts(store, "status_code", "error")
     assert code is None
     assert "refused to connect" in error
     assert "loopback" in error
-    [(status, count, last_error)] = _rows(
-        database_url, "SELECT status, attempt_count, last_error FROM deliveries"
-    )
+    [(status, count, last_error)] = _deliveries(store, "status", "attempt_count", "last_error")
     assert (status, count) == ("failed", 1)
     assert "loopback" in last_error
 
 
 def test_a_receiver_in_a_listed_cidr_gets_its_delivery(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(receivers)
     _deliver(store, _subscribe(store, receiver.url), time_)
     _loop(store, time_, policy=AddressPolicy.parse("127.0.0.1/32")).run_once()
     assert len(receiver.received) == 1
-    assert _rows(database_url, "SELECT status FROM deliveries") == [("delivered",)]
+    assert _deliveries(store, "status") == [("delivered",)]
 
 
 def test_a_stored_url_that_can_never_be_delivered_to_fails_at_once(
-    store: Store, time_: FakeTime, database_url: str
+    store: Stores, time_: FakeTime
 ) -> None:
     """A URL stored before the check existed (or written to the table by hand)."""
     _deliver(store, _subscribe(store, "ftp://hooks.example.com/h"), time_)
     _loop(store, time_).run_once()
-    [(status, count, last_error)] = _rows(
-        database_url, "SELECT status, attempt_count, last_error FROM deliveries"
-    )
+    [(status, count, last_error)] = _deliveries(store, "status", "attempt_count", "last_error")
     assert (status, count) == ("failed", 1)
     assert "only http and https" in last_error
 
 
 def test_an_open_breaker_holds_a_failing_subscription_without_spending_tries_and_not_others(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     failing = _receiver(receivers, lambda r: Reply(status=500))
     healthy = _receiver(receivers)
@@ -376,12 +396,7 @@ def test_an_open_breaker_holds_a_failing_subscription_without_spending_tries_and
     assert [loop.run_once(), loop.run_once()] == [1, 2]
     assert len(failing.received) == 10
     assert len(healthy.received) == 3
-    [(bad_attempts,)] = _rows(
-        database_url,
-        "SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
-        " WHERE d.subscription_id = %s",
-        bad,
-    )
+    [(bad_attempts,)] = [(len(_attempts(store, "status_code", subscription=bad)),)]
     assert bad_attempts == 10
     time_.advance(20)  # 30 s after opening: one probe
     failing.respond = lambda r: Reply(status=204)
@@ -390,13 +405,11 @@ def test_an_open_breaker_holds_a_failing_subscription_without_spending_tries_and
     assert breakers.held(time_.clock()) == set()  # the probe succeeded: closed
     loop.claim_batch = 20
     assert loop.run_once() == 11
-    assert _rows(database_url, "SELECT status, count(*) FROM deliveries GROUP BY status") == [
-        ("delivered", 15)
-    ]
+    assert sorted(Counter(_deliveries(store, "status")).items()) == [(("delivered",), 15)]
 
 
 def test_a_subscription_failing_for_days_is_disabled_with_the_reason_and_a_success_resets_it(
-    store: Store, time_: FakeTime, receivers: list[Receiver]
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(receivers, lambda r: Reply(status=500))
     subscription = _subscribe(store, receiver.url)
@@ -411,13 +424,13 @@ def test_a_subscription_failing_for_days_is_disabled_with_the_reason_and_a_succe
     receiver.respond = lambda r: Reply(status=500)
     _deliver(store, subscription, time_)
     loop.run_once()
-    found = store.subscription(subscription)
+    found = store.subscriptions.get(subscription)
     assert found is not None
     assert found.enabled
     time_.advance(5 * 86400 + 1)
     _deliver(store, subscription, time_)
     loop.run_once()
-    found = store.subscription(subscription)
+    found = store.subscriptions.get(subscription)
     assert found is not None
     assert not found.enabled
     assert found.disabled_reason is not None
@@ -425,11 +438,13 @@ def test_a_subscription_failing_for_days_is_disabled_with_the_reason_and_a_succe
 
 
 def test_after_a_rotation_both_secrets_sign_until_the_grace_period_ends(
-    store: Store, time_: FakeTime, receivers: list[Receiver]
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     old_side = _receiver(receivers, secret=SECRET)
     subscription = _subscribe(store, old_side.url)
-    assert store.rotate_secret(subscription, NEW_SECRET, now=time_.now(), grace=timedelta(hours=1))
+    assert store.subscriptions.rotate_secret(
+        subscription, NEW_SECRET, now=time_.now(), grace=timedelta(hours=1)
+    )
     new_side = _receiver(receivers, secret=NEW_SECRET)
     loop = _loop(store, time_)
     for receiver in (old_side, new_side):
@@ -443,16 +458,16 @@ def test_after_a_rotation_both_secrets_sign_until_the_grace_period_ends(
     _point(store, subscription, old_side.url)
     old_side.respond = None
     _deliver(store, subscription, time_)
-    due = store.claim_due(now=time_.now(), limit=10, lease_s=60)
+    due = store.queue.claim_due(now=time_.now(), limit=10, lease_s=60)
     assert [d.secrets for d in due] == [(NEW_SECRET,)]
 
 
-def _point(store: Store, subscription: uuid.UUID, url: str) -> None:
-    assert store.update_subscription(subscription, now=datetime.now(UTC), url=url)
+def _point(store: Stores, subscription: uuid.UUID, url: str) -> None:
+    assert store.subscriptions.update(subscription, now=datetime.now(UTC), url=url)
 
 
 def test_an_unreachable_receiver_does_not_block_the_other_workers(
-    store: Store, time_: FakeTime, receivers: list[Receiver]
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     """Bulkheads: a subscription not yet proven healthy gets one worker; the others stay free."""
     hanging = _receiver(receivers, lambda r: Reply(delay_s=1.5))
@@ -477,7 +492,7 @@ def test_an_unreachable_receiver_does_not_block_the_other_workers(
 
 
 def test_a_delivery_already_claimed_but_held_by_the_breaker_is_given_back_untried(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     receiver = _receiver(receivers)
     subscription = _subscribe(store, receiver.url)
@@ -488,9 +503,7 @@ def test_a_delivery_already_claimed_but_held_by_the_breaker_is_given_back_untrie
     loop.breakers = _Blind(breakers)  # claims without asking `held` first: the race
     assert loop.run_once() == 0
     assert receiver.received == []
-    assert _rows(database_url, "SELECT status, attempt_count, claimed_until FROM deliveries") == [
-        ("pending", 0, None)
-    ]
+    assert _deliveries(store, "status", "attempt_count", "claimed_until") == [("pending", 0, None)]
 
 
 class _Blind(Breakers):
@@ -501,9 +514,7 @@ class _Blind(Breakers):
         return set()
 
 
-def test_tls_certificates_are_verified(
-    store: Store, time_: FakeTime, tmp_path: Path, database_url: str
-) -> None:
+def test_tls_certificates_are_verified(store: Stores, time_: FakeTime, tmp_path: Path) -> None:
     """A receiver with a self-signed certificate: the attempt fails on verification, nothing sent."""
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
@@ -537,7 +548,7 @@ def test_tls_certificates_are_verified(
     try:
         _deliver(store, _subscribe(store, receiver.url.replace("http://", "https://")), time_)
         _loop(store, time_).run_once()
-        [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
+        [(code, error)] = _attempts(store, "status_code", "error")
         assert code is None
         assert "CERTIFICATE_VERIFY_FAILED" in error
         assert receiver.received == []
@@ -594,7 +605,7 @@ def answering() -> Iterator[Any]:
     ],
 )
 def test_an_answer_postgres_cannot_hold_is_recorded_with_those_characters_replaced(
-    store: Store,
+    store: Stores,
     time_: FakeTime,
     answering: Any,
     database_url: str,
@@ -617,17 +628,19 @@ def test_an_answer_postgres_cannot_hold_is_recorded_with_those_characters_replac
 
 
 def test_an_event_id_that_cannot_be_a_header_is_a_failed_attempt_not_a_failed_worker(
-    store: Store, time_: FakeTime, receivers: list[Receiver], database_url: str
+    store: Stores, time_: FakeTime, receivers: list[Receiver]
 ) -> None:
     """An event stored before the intake refused such ids: `http.client` raised while encoding the
     `webhook-id` header, out of the worker, which stopped the dispatcher on every restart."""
     receiver = _receiver(receivers)
     subscription = _subscribe(store, receiver.url)
     event = domain_event(1, event_id="\u4e8b\u4ef6-1")
-    store.record_events([(event, encode_domain_event(event), [subscription])], now=time_.now())
+    store.events.record_events(
+        [(event, encode_domain_event(event), [subscription])], now=time_.now()
+    )
     assert _loop(store, time_).run_once() == 1
     assert receiver.received == []
-    [(code, error)] = _rows(database_url, "SELECT status_code, error FROM attempts")
+    [(code, error)] = _attempts(store, "status_code", "error")
     assert code is None
     assert "UnicodeEncodeError" in error
-    assert _rows(database_url, "SELECT status FROM deliveries") == [("retrying",)]
+    assert _deliveries(store, "status") == [("retrying",)]

@@ -60,7 +60,7 @@ def receivers() -> Iterator[tuple[Receiver, Receiver]]:
 
 
 def _subscribe(store: Store, url: str, *, header: bool = False) -> uuid.UUID:
-    return store.create_subscription(
+    return store.subscriptions.create(
         url=url,
         secrets=[SECRET],
         filter=SubscriptionFilter(),
@@ -71,7 +71,7 @@ def _subscribe(store: Store, url: str, *, header: bool = False) -> uuid.UUID:
 
 def _deliver(store: Store, subscriptions: list[uuid.UUID], time_: FakeTime, count: int) -> None:
     events = [domain_event(n) for n in range(count)]
-    store.record_events(
+    store.events.record_events(
         [(e, encode_domain_event(e), subscriptions) for e in events], now=time_.now()
     )
 
@@ -89,9 +89,9 @@ def test_a_claim_takes_nothing_of_a_subscription_whose_secrets_do_not_open_and_n
     moved = _subscribe(old, "http://127.0.0.1:9/moved")
     kept = _subscribe(old, "http://127.0.0.1:9/kept", header=True)
     _deliver(old, [moved, kept], time_, count=3)
-    assert new.reseal(only=moved) == 1
+    assert new.subscriptions.reseal(only=moved) == 1
 
-    claimed = old.claim(now=time_.now(), limit=10, lease_s=60)
+    claimed = old.queue.claim(now=time_.now(), limit=10, lease_s=60)
     assert [d.subscription_id for d in claimed.deliveries] == [kept]  # ordered: one per object
     assert claimed.deliveries[0].headers == (("Authorization", "Bearer 0123456789abcdef"),)
     assert list(claimed.unopened) == [moved]
@@ -106,11 +106,11 @@ def test_a_claim_takes_nothing_of_a_subscription_whose_secrets_do_not_open_and_n
         )
         == [("pending", 0, None)] * 3
     )
-    assert old.unopened_subscriptions(now=time_.now()) == claimed.unopened
-    assert new.unopened_subscriptions(now=time_.now()) == {}
-    assert [d.subscription_id for d in new.claim_due(now=time_.now(), limit=10, lease_s=60)] == [
-        moved
-    ]
+    assert old.subscriptions.unopened(now=time_.now()) == claimed.unopened
+    assert new.subscriptions.unopened(now=time_.now()) == {}
+    assert [
+        d.subscription_id for d in new.queue.claim_due(now=time_.now(), limit=10, lease_s=60)
+    ] == [moved]
 
 
 def test_subscriptions_are_read_without_opening_what_does_not_open(
@@ -119,8 +119,8 @@ def test_subscriptions_are_read_without_opening_what_does_not_open(
     old, new = stores["k1"], stores["k2,k1"]
     moved = _subscribe(old, "http://127.0.0.1:9/moved", header=True)
     kept = _subscribe(old, "http://127.0.0.1:9/kept")
-    new.reseal(only=moved)
-    by_id = {s.id: s for s in old.subscriptions(enabled_only=True)}
+    new.subscriptions.reseal(only=moved)
+    by_id = {s.id: s for s in old.subscriptions.all(enabled_only=True)}
     assert by_id[kept].secrets == (SECRET,)
     assert by_id[kept].unopened is None
     unopened = by_id[moved].unopened
@@ -128,7 +128,7 @@ def test_subscriptions_are_read_without_opening_what_does_not_open(
     assert unopened.key_id == "k2"
     assert (by_id[moved].secrets, by_id[moved].headers) == ((), ())  # nothing half-opened
     assert by_id[moved].url == "http://127.0.0.1:9/moved"
-    assert old.subscription(moved) == by_id[moved]
+    assert old.subscriptions.get(moved) == by_id[moved]
 
 
 def test_a_sending_loop_holds_a_resealed_subscription_without_trying_it_and_delivers_the_rest(
@@ -151,7 +151,7 @@ def test_a_sending_loop_holds_a_resealed_subscription_without_trying_it_and_deli
         pass
     assert (len(moved_receiver.received), len(kept_receiver.received)) == (2, 2)
 
-    assert new.reseal(only=moved) == 1  # from another process, while this one runs
+    assert new.subscriptions.reseal(only=moved) == 1  # from another process, while this one runs
     for _ in range(3):
         _deliver(old, [moved, kept], time_, count=4)
         while loop.run_once():
@@ -197,7 +197,7 @@ def test_the_consuming_loop_queues_deliveries_for_a_subscription_whose_secrets_d
     old, new = stores["k1"], stores["k2,k1"]
     moved = _subscribe(old, "http://127.0.0.1:9/moved")
     kept = _subscribe(old, "http://127.0.0.1:9/kept")
-    new.reseal(only=moved)
+    new.subscriptions.reseal(only=moved)
     events = [domain_event(n) for n in range(3)]
     source = FakeSource(
         [
@@ -205,7 +205,9 @@ def test_the_consuming_loop_queues_deliveries_for_a_subscription_whose_secrets_d
             for n, e in enumerate(events)
         ]
     )
-    loop = ConsumingLoop(source=source, dead_letters=FakeSink(), store=old, now=FakeTime().now)
+    loop = ConsumingLoop(
+        source=source, dead_letters=FakeSink(), store=old.intake, now=FakeTime().now
+    )
     assert loop.run_once(timeout_s=0) == 6
     assert source.committed == 3
     assert _rows(
@@ -220,7 +222,7 @@ def test_time_passing_while_held_does_not_disable_it(
     old, new = stores["k1"], stores["k2,k1"]
     time_ = FakeTime()
     moved = _subscribe(old, receivers[0].url)
-    new.reseal(only=moved)
+    new.subscriptions.reseal(only=moved)
     loop = _loop(old, time_)
     _deliver(old, [moved], time_, count=1)
     assert loop.run_once() == 0
@@ -239,7 +241,7 @@ def test_logged_once_means_once_per_subscription(
     time_ = FakeTime()
     subscriptions = [_subscribe(old, f"http://127.0.0.1:9/{n}") for n in range(2)]
     for s in subscriptions:
-        new.reseal(only=s)
+        new.subscriptions.reseal(only=s)
     shared = UnopenedSubscriptions()
     loops: list[SendingLoop] = [_loop(old, time_) for _ in range(3)]
     for loop in loops:
@@ -262,7 +264,7 @@ def test_a_subscription_resealed_back_to_a_key_held_is_released_by_the_next_scan
     old, new = stores["k1"], stores["k2,k1"]
     time_ = FakeTime()
     moved = _subscribe(old, receivers[0].url)
-    new.reseal(only=moved)
+    new.subscriptions.reseal(only=moved)
     unopened = UnopenedSubscriptions()
     loop = _loop(old, time_)
     loop.unopened = unopened
@@ -270,13 +272,13 @@ def test_a_subscription_resealed_back_to_a_key_held_is_released_by_the_next_scan
     assert loop.run_once() == 0
     since = unopened.seen
     assert (
-        unopened.rescanned(old.unopened_subscriptions(now=time_.now()), since=since).waiting == {}
+        unopened.rescanned(old.subscriptions.unopened(now=time_.now()), since=since).waiting == {}
     )
     assert unopened.held() == [moved]  # still sealed with k2
 
-    assert stores["k1,k2"].reseal(only=moved) == 1  # an operator moves it back to k1
+    assert stores["k1,k2"].subscriptions.reseal(only=moved) == 1  # an operator moves it back to k1
     since = unopened.seen
-    changes = unopened.rescanned(old.unopened_subscriptions(now=time_.now()), since=since)
+    changes = unopened.rescanned(old.subscriptions.unopened(now=time_.now()), since=since)
     assert changes.reopened == [moved]
     assert unopened.held() == []
     assert loop.run_once() == 1

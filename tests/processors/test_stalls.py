@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from processors.stalls import StallGuard, UnreadyGuard
+from processors.stalls import StallGuard, UnreadyGuard, committable
 
 
 def test_a_partition_with_waiting_records_stalls_when_its_commit_stays_put() -> None:
@@ -61,3 +61,11 @@ def test_becoming_ready_starts_the_unready_clock_over() -> None:
     assert not guard.check(unready=True, now=126)
     assert not guard.check(unready=True, now=155)
     assert guard.check(unready=True, now=156)
+
+
+def test_a_commit_stops_at_the_records_handled() -> None:
+    assert committable(10, handled=3, committed=None) == 3  # 3-9 acked by Faust, never handled
+    assert committable(10, handled=12, committed=None) == 10
+    assert committable(10, handled=3, committed=3) is None  # nothing forward of the committed one
+    assert committable(10, handled=None, committed=None) is None  # nothing handled here
+    assert committable(10, handled=8, committed=5) == 8

@@ -1,0 +1,382 @@
+"""The delivery queue in Postgres: due deliveries leased to workers, and the attempts they made.
+
+Claims are leases (`claimed_until`, with a `claim_token`), taken with `FOR UPDATE SKIP LOCKED`, so
+several dispatcher replicas share the work and the rows of a replica that died are claimed again
+once the lease runs out. A rate-limited subscription's token bucket (`dispatchers.throttling`) lives
+on its row. Recording attempts moves deliveries on and keeps endpoint health
+(`dispatchers.health` decides; this applies it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from dispatchers import health
+from dispatchers.model import (
+    DISABLE_AFTER,
+    OPEN,
+    STATUS,
+    AttemptRecord,
+    Claimed,
+    DeliveryQueue,
+    DueDelivery,
+    Recorded,
+)
+from dispatchers.outcomes import Outcome
+from dispatchers.postgres.database import Database
+from dispatchers.sealing import Opened, Unopened
+from dispatchers.storable import storable_json, storable_text
+from dispatchers.throttling import Bucket
+
+log = logging.getLogger(__name__)
+
+# Which deliveries are due: open, their time come, not leased, and (for an ordered subscription)
+# no earlier event about the same object still open for it.
+_DUE = """
+    d.status IN ('pending', 'retrying')
+    AND d.next_attempt_at <= %(now)s
+    AND (d.claimed_until IS NULL OR d.claimed_until < %(now)s)
+    AND (NOT s.ordered OR NOT EXISTS (
+          SELECT 1 FROM deliveries e
+          WHERE e.subscription_id = d.subscription_id
+            AND e.object_key = d.object_key
+            AND e.seq < d.seq
+            AND e.status IN ('pending', 'retrying')))
+"""
+# What a claim opens to sign: the secrets (the retired ones too, in their grace period) and headers.
+_SIGNING = """
+    s.headers, s.secrets || CASE WHEN s.retired_until > %(now)s
+                                 THEN s.retired_secrets ELSE '{}' END AS secrets
+"""
+# Due deliveries of subscriptions without a rate limit, oldest due first.
+_DUE_UNTHROTTLED = f"""
+    SELECT d.id, d.subscription_id, {_SIGNING} FROM deliveries d
+    JOIN subscriptions s ON s.id = d.subscription_id
+    WHERE {_DUE}
+      AND s.enabled AND s.rate_limit_per_s IS NULL
+      AND NOT (d.subscription_id = ANY(%(held)s))
+    ORDER BY d.next_attempt_at, d.seq
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+"""  # noqa: S608 - built from constants only
+# Due deliveries of rate-limited subscriptions: at most `n` of each (its whole tokens).
+_DUE_THROTTLED = f"""
+    SELECT c.id, c.subscription_id, c.headers, c.secrets
+    FROM unnest(%(subs)s::uuid[], %(n)s::int[]) AS a(sub, n)
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq, {_SIGNING} FROM deliveries d
+        JOIN subscriptions s ON s.id = d.subscription_id
+        WHERE d.subscription_id = a.sub AND {_DUE}
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT a.n
+        FOR UPDATE OF d SKIP LOCKED
+    ) c
+    ORDER BY c.next_attempt_at, c.seq
+    LIMIT %(limit)s
+"""  # noqa: S608 - built from constants only
+
+
+class PgQueue(DeliveryQueue):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_s: float,
+        held: Sequence[uuid.UUID] = (),
+    ) -> Claimed:
+        """Lease up to `limit` due deliveries, none of the `held` subscriptions (their breaker is
+        open, they are at their cap, or their secrets do not open), and no more of a rate-limited
+        subscription's than its bucket allows; an ordered subscription's later events about an
+        object wait while an earlier one about the same object is still open. A subscription
+        whose secrets do not open (resealed with a key this keyring lacks) has none of its
+        deliveries leased (so none is tried): it is named in `unopened`, for the caller to hold."""
+        claim = uuid.uuid4()
+        with self._db.cursor() as cur:
+            buckets = self._buckets(cur, now=now, held=held)
+            allowed = {sub: b.whole for sub, b in buckets.items() if b.whole > 0}
+            params: dict[str, Any] = {"now": now, "held": list(held)}
+            rows: list[dict[str, Any]] = []
+            if allowed:
+                cur.execute(
+                    _DUE_THROTTLED,
+                    {**params, "subs": list(allowed), "n": list(allowed.values()), "limit": limit},
+                )
+                rows += cur.fetchall()
+            if len(rows) < limit:
+                cur.execute(_DUE_UNTHROTTLED, {**params, "limit": limit - len(rows)})
+                rows += cur.fetchall()
+            # Opened once per subscription, before anything is leased.
+            opened: dict[uuid.UUID, Opened | Unopened] = {}
+            for row in rows:
+                sub = row["subscription_id"]
+                if sub not in opened:
+                    opened[sub] = self._db.opened(sub, row)
+            unopened = {sub: o for sub, o in opened.items() if isinstance(o, Unopened)}
+            signing = {sub: o for sub, o in opened.items() if isinstance(o, Opened)}
+            chosen = [
+                (row["id"], row["subscription_id"])
+                for row in rows
+                if row["subscription_id"] in signing
+            ]
+            if buckets:
+                spent = Counter(sub for _, sub in chosen)
+                self._save_buckets(cur, {sub: b.spend(spent[sub]) for sub, b in buckets.items()})
+            if not chosen:
+                return Claimed([], unopened)
+            cur.execute(
+                """
+                UPDATE deliveries d SET claimed_until = %(until)s, claim_token = %(claim)s,
+                                        updated_at = %(now)s
+                FROM subscriptions s, events ev
+                WHERE d.id = ANY(%(ids)s) AND s.id = d.subscription_id AND ev.id = d.event_id
+                RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
+                          s.url, ev.body, ev.time
+                """,
+                {
+                    "now": now,
+                    "until": now + timedelta(seconds=lease_s),
+                    "claim": claim,
+                    "ids": [delivery for delivery, _ in chosen],
+                },
+            )
+            leased = {row["id"]: row for row in cur.fetchall()}
+            due: list[DueDelivery] = []
+            for row in (leased[delivery] for delivery, _ in chosen):
+                opened_for = signing[row["subscription_id"]]
+                due.append(
+                    DueDelivery(
+                        id=row["id"],
+                        event_id=row["event_id"],
+                        subscription_id=row["subscription_id"],
+                        url=row["url"],
+                        secrets=opened_for.secrets,
+                        body=row["body"].encode(),
+                        attempt_number=row["attempt_count"] + 1,
+                        round_attempt=row["attempt_count"] - row["round_start"] + 1,
+                        claim=claim,
+                        headers=opened_for.headers,
+                        event_time=row["time"],
+                    )
+                )
+            return Claimed(due, unopened)
+
+    def _buckets(
+        self,
+        cur: psycopg.Cursor[dict[str, Any]],
+        *,
+        now: datetime | None,
+        held: Sequence[uuid.UUID] = (),
+        only: Sequence[uuid.UUID] | None = None,
+    ) -> dict[uuid.UUID, Bucket]:
+        """The rate-limited subscriptions' buckets (refilled up to `now`, if given), locked in id
+        order (like every statement that locks several subscriptions, so none can deadlock) until
+        the transaction ends."""
+        cur.execute(
+            "SELECT id, rate_limit_per_s, rate_tokens, rate_refilled_at FROM subscriptions"
+            " WHERE rate_limit_per_s IS NOT NULL AND enabled AND NOT (id = ANY(%(held)s))"
+            " AND (%(only)s::uuid[] IS NULL OR id = ANY(%(only)s::uuid[]))"
+            # NO KEY: new deliveries' foreign-key checks (KEY SHARE) need not wait for it.
+            " ORDER BY id FOR NO KEY UPDATE",
+            {"held": list(held), "only": None if only is None else list(only)},
+        )
+        buckets = {
+            row["id"]: Bucket(row["rate_limit_per_s"], row["rate_tokens"], row["rate_refilled_at"])
+            for row in cur.fetchall()
+        }
+        return buckets if now is None else {sub: b.at(now) for sub, b in buckets.items()}
+
+    def _save_buckets(
+        self, cur: psycopg.Cursor[dict[str, Any]], buckets: dict[uuid.UUID, Bucket]
+    ) -> None:
+        cur.execute(
+            "UPDATE subscriptions s SET rate_tokens = b.tokens, rate_refilled_at = b.at"
+            " FROM unnest(%s::uuid[], %s::float8[], %s::timestamptz[]) AS b(id, tokens, at)"
+            " WHERE s.id = b.id",
+            (
+                list(buckets),
+                [b.tokens for b in buckets.values()],
+                [b.refilled_at for b in buckets.values()],
+            ),
+        )
+
+    def release(self, claimed: Sequence[DueDelivery]) -> None:
+        """Give claims back without an attempt (their rate-limit tokens with them); a claim that
+        already passed to another worker (its lease ran out) is left to that worker."""
+        if not claimed:
+            return
+        with self._db.cursor() as cur:
+            cur.execute(
+                "UPDATE deliveries d SET claimed_until = NULL, claim_token = NULL"
+                " FROM unnest(%s::uuid[], %s::uuid[]) AS c(id, claim)"
+                " WHERE d.id = c.id AND d.claim_token = c.claim"
+                " RETURNING d.subscription_id",
+                ([d.id for d in claimed], [d.claim for d in claimed]),
+            )
+            released = Counter(row["subscription_id"] for row in cur.fetchall())
+            if not released:
+                return
+            buckets = self._buckets(cur, now=None, only=list(released))
+            if buckets:
+                self._save_buckets(
+                    cur, {sub: b.refund(released[sub]) for sub, b in buckets.items()}
+                )
+
+    def record_attempts(
+        self,
+        attempts: Sequence[tuple[AttemptRecord, Outcome]],
+        *,
+        now: datetime,
+        disable_after: timedelta = DISABLE_AFTER,
+    ) -> Recorded:
+        """Log the attempts and move their deliveries on, in one transaction and few round trips.
+
+        Every attempt is logged, numbered after the attempts already logged for its delivery. Only
+        an attempt made under the delivery's current claim moves it on (status, next try); one
+        whose claim passed to another worker meanwhile (its lease ran out) is only logged: the new
+        holder decides. Keeps each subscription's health: a success clears `failing_since`; a
+        failure sets it if unset, and a subscription whose every attempt has failed for
+        `disable_after` is disabled (so is one that answered 410 Gone)."""
+        if not attempts:
+            return Recorded(disabled={}, late=0)
+        with self._db.cursor() as cur:
+            # Locked in id order, so two workers recording overlapping batches cannot deadlock.
+            cur.execute(
+                "SELECT id, subscription_id, attempt_count, claim_token, status FROM deliveries"
+                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (list({a.delivery_id for a, _ in attempts}),),
+            )
+            rows = {r["id"]: r for r in cur.fetchall()}
+            logged: list[tuple[AttemptRecord, Outcome, int]] = []
+            moved: list[tuple[AttemptRecord, Outcome, int]] = []
+            for attempt, outcome in attempts:
+                row = rows.get(attempt.delivery_id)
+                if row is None:  # cleaned up meanwhile
+                    continue
+                row["attempt_count"] += 1
+                logged.append((attempt, outcome, row["attempt_count"]))
+                if row["claim_token"] == attempt.claim and row["status"] in OPEN:
+                    row["claim_token"] = None
+                    moved.append((attempt, outcome, row["attempt_count"]))
+                else:
+                    log.info(
+                        "attempt %d of delivery %s recorded after its claim passed on",
+                        row["attempt_count"],
+                        attempt.delivery_id,
+                    )
+            cur.executemany(
+                "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms,"
+                " status_code, response_headers, response_body, error)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        a.delivery_id,
+                        n,
+                        a.started_at,
+                        a.duration_ms,
+                        a.status_code,
+                        (
+                            Jsonb(storable_json(a.response_headers))
+                            if a.response_headers is not None
+                            else None
+                        ),
+                        _storable(a.response_body),
+                        _storable(a.error),
+                    )
+                    for a, _, n in logged
+                ],
+            )
+            cur.executemany(
+                "UPDATE deliveries SET status = %(status)s, attempt_count = %(n)s,"
+                " next_attempt_at = %(retry_at)s, claimed_until = NULL, claim_token = NULL,"
+                " updated_at = %(now)s, last_status_code = %(code)s, last_error = %(error)s,"
+                " delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(done)s"
+                " ELSE delivered_at END WHERE id = %(id)s",
+                [
+                    {
+                        "status": STATUS[o.verdict],
+                        "n": n,
+                        "retry_at": o.retry_at,
+                        "now": now,
+                        "code": a.status_code,
+                        "error": _storable(a.error),
+                        "id": a.delivery_id,
+                        "done": a.started_at + timedelta(milliseconds=a.duration_ms),
+                    }
+                    for a, o, n in moved
+                ],
+            )
+            counted = [(id_, row["attempt_count"]) for id_, row in rows.items()]
+            cur.execute(
+                "UPDATE deliveries d SET attempt_count = GREATEST(d.attempt_count, c.n)"
+                " FROM unnest(%s::uuid[], %s::int[]) AS c(id, n) WHERE d.id = c.id",
+                ([id_ for id_, _ in counted], [n for _, n in counted]),
+            )
+            disabled = self._keep_health(
+                cur,
+                [(a, o) for a, o, _ in logged],
+                {id_: row["subscription_id"] for id_, row in rows.items()},
+                now,
+                disable_after,
+            )
+            return Recorded(disabled=disabled, late=len(logged) - len(moved))
+
+    def _keep_health(
+        self,
+        cur: psycopg.Cursor[dict[str, Any]],
+        attempts: Sequence[tuple[AttemptRecord, Outcome]],
+        subscription_of: dict[uuid.UUID, uuid.UUID],
+        now: datetime,
+        disable_after: timedelta,
+    ) -> dict[uuid.UUID, str]:
+        summary = health.summarise(
+            [(a.started_at, o.verdict, subscription_of.get(a.delivery_id)) for a, o in attempts]
+        )
+        disabled: dict[uuid.UUID, str] = {}
+        recovered = health.recovered(summary)
+        if recovered:  # the usual case, in one statement
+            cur.execute(
+                "UPDATE subscriptions SET failing_since = NULL"
+                " WHERE id = ANY(%s) AND failing_since IS NOT NULL",
+                (recovered,),
+            )
+        # In id order, as everywhere several subscriptions are locked: recorders cannot deadlock.
+        for sub, judged in sorted(summary.items()):
+            failing_since = None
+            if judged.first_failure is not None and not judged.gone:
+                # The streak as `Health.failing_since` gives it, worked out on the locked row.
+                cur.execute(
+                    "UPDATE subscriptions SET failing_since = CASE WHEN %s THEN %s"
+                    " ELSE COALESCE(failing_since, %s) END WHERE id = %s RETURNING failing_since",
+                    (judged.succeeded, judged.first_failure, judged.first_failure, sub),
+                )
+                row = cur.fetchone()
+                failing_since = row["failing_since"] if row is not None else None
+            reason = health.disable_reason(
+                judged, failing_since, now=now, disable_after=disable_after
+            )
+            if reason is not None:
+                cur.execute(
+                    "UPDATE subscriptions SET enabled = false, disabled_reason = %s,"
+                    " disabled_at = %s, updated_at = %s WHERE id = %s AND enabled",
+                    (reason, now, now, sub),
+                )
+                if cur.rowcount:
+                    disabled[sub] = reason
+        return disabled
+
+
+def _storable(text: str | None) -> str | None:
+    """What a receiver said (or the error about it), as Postgres text can hold it."""
+    return None if text is None else storable_text(text)

@@ -1,0 +1,132 @@
+"""The pure parts of bench/pipeline.py: percentiles, the stepping decision, /proc parsing.
+
+The benchmark itself runs for minutes against real processes; these take milliseconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+def _load() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "bench" / "pipeline.py"
+    spec = importlib.util.spec_from_file_location("bench_pipeline", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+pipeline = _load()
+
+
+def step(**changes: float) -> object:
+    fields: dict[str, float] = {
+        "rate": 1000,
+        "expected": 400,
+        "on_time": 400,
+        "arrived": 400,
+        "early_p50_s": 0.05,
+        "late_p50_s": 0.06,
+    }
+    fields.update(changes)
+    fields.setdefault("offered", fields["rate"] * 0.998)
+    return pipeline.StepResult(**fields)
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        pytest.param(list(range(1, 101)), 50, 50, id="p50-of-1-to-100"),
+        pytest.param(list(range(1, 101)), 99, 99, id="p99-of-1-to-100"),
+        pytest.param(list(range(1, 101)), 100, 100, id="p100-is-the-max"),
+        pytest.param([3.0, 1.0, 2.0], 50, 2.0, id="unsorted-input"),
+        pytest.param([7.0], 99, 7.0, id="one-value"),
+        pytest.param([1.0, 2.0], 0, 1.0, id="p0-is-the-min"),
+    ],
+)
+def test_percentile_is_the_nearest_rank(values: list[float], q: float, expected: float) -> None:
+    assert pipeline.percentile(values, q) == expected
+
+
+def test_percentile_of_nothing_is_nan() -> None:
+    assert math.isnan(pipeline.percentile([], 50))
+
+
+def test_a_step_with_everything_on_time_and_a_flat_lag_is_kept_up() -> None:
+    assert pipeline.kept_up(step()) == (True, "kept up")
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        pytest.param({"offered": 900}, "the feeder offered only", id="rate-not-offered"),
+        pytest.param({"arrived": 399, "on_time": 399}, "lost 1 of 400", id="a-webhook-lost"),
+        pytest.param({"on_time": 390}, "10 webhooks later than the grace", id="late"),
+        pytest.param({"early_p50_s": 0.05, "late_p50_s": 0.31}, "lag grew", id="lag-grew"),
+        pytest.param({"early_p50_s": 1.0, "late_p50_s": 1.51}, "lag grew", id="lag-half-again"),
+    ],
+)
+def test_a_step_is_not_kept_up(changes: dict[str, float], why: str) -> None:
+    ok, reason = pipeline.kept_up(step(**changes))
+    assert not ok
+    assert why in reason
+
+
+def test_a_lag_within_noise_is_kept_up() -> None:
+    assert pipeline.kept_up(step(early_p50_s=1.0, late_p50_s=1.45))[0]
+
+
+def test_the_sustained_rate_is_the_last_step_kept_up_before_the_first_that_was_not() -> None:
+    steps = [step(rate=250), step(rate=500), step(rate=1000, arrived=1), step(rate=1500)]
+    assert pipeline.sustained_rate(steps) == 500
+
+
+def test_no_step_kept_up_sustains_nothing() -> None:
+    assert pipeline.sustained_rate([step(rate=250, on_time=0)]) == 0
+
+
+def test_cpu_seconds_add_user_and_system_time_past_a_command_with_spaces() -> None:
+    ticks = pipeline.os.sysconf("SC_CLK_TCK")
+    # fields 4-13 (ppid to cmajflt), then utime and stime (14, 15)
+    rest = " ".join(["0"] * 10 + [str(3 * ticks), str(ticks)] + ["0"] * 30)
+    stat = f"4242 (python -m x) S {rest}"
+    assert pipeline.cpu_seconds(stat) == pytest.approx(4.0)
+
+
+def test_arrivals_keep_the_first_of_each_webhook_per_subscription(tmp_path: Path) -> None:
+    out = tmp_path / "arrivals.txt"
+    out.write_text("/hooks/a id-1 10.5\n/hooks/b id-1 10.6\n/hooks/a id-1 12.0\n/hooks/a id-2 1")
+    arrivals = pipeline.Arrivals(out)
+    arrivals.read()
+    assert arrivals.first == {("/hooks/a", "id-1"): 10.5, ("/hooks/b", "id-1"): 10.6}
+    assert arrivals.duplicates == 1
+    with out.open("a") as f:
+        f.write("3.0\n")  # the partial line completed
+    arrivals.read()
+    assert arrivals.first[("/hooks/a", "id-2")] == 13.0
+
+
+def test_the_mix_has_one_argo_event_in_ten_each_naming_its_domain_event() -> None:
+    catalogues = [pipeline.mix_event(i, tag="t")[1] for i in range(100)]
+    assert catalogues.count("rollout.step_advanced") == 5
+    assert catalogues.count("application.sync_changed") == 5
+    assert sum(c is None for c in catalogues) == 90
+
+
+def test_a_step_kept_up_when_tried_again_lets_the_stepping_go_on() -> None:
+    steps = [step(rate=500), step(rate=1000, on_time=0), step(rate=1000), step(rate=1500)]
+    assert pipeline.sustained_rate(steps) == 1500
+
+
+def test_a_step_failed_twice_ends_the_stepping() -> None:
+    steps = [step(rate=500), step(rate=1000, on_time=0), step(rate=1000, on_time=0)]
+    assert pipeline.sustained_rate(steps) == 500
