@@ -106,6 +106,10 @@ class DueDelivery:
     """The subscription's own headers (opened)."""
     event_time: datetime | None = None
     """When the event was observed in the cluster (for the end-to-end latency)."""
+    first_delivery: bool = False
+    """Whether a success now is the event's first delivery to this subscription from consumption
+    (its first round of tries, retries included): not a replay, redelivery or recovery. Only
+    those count in the end-to-end latency."""
 
 
 @dataclass(frozen=True)

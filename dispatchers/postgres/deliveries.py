@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from dispatchers.model import view
+from dispatchers.postgres import ordering
 from dispatchers.postgres.database import Database
 
 
@@ -70,15 +71,28 @@ class PgDeliveryLog:
             return shown
 
     def redeliver(self, delivery_id: uuid.UUID, *, now: datetime) -> bool:
-        """Send a delivery again now, whatever its status, with a new round of tries."""
+        """Send a delivery again now, whatever its status, with a new round of tries (for an
+        ordered subscription, once no earlier delivery about its object is open; the later ones
+        wait for it)."""
         with self._db.cursor() as cur:
             cur.execute(
+                "SELECT subscription_id, object_key FROM deliveries WHERE id = %s", (delivery_id,)
+            )
+            row = cur.fetchone()
+            if row is None:
+                return False
+            ordering.reopen(cur, row["subscription_id"], [row["object_key"]])
+            cur.execute(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = %s,"
-                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %s"
+                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %s,"
+                " waiting = true, parked = NOT (SELECT enabled FROM subscriptions s"
+                " WHERE s.id = subscription_id)"
                 " WHERE id = %s",
                 (now, now, delivery_id),
             )
-            return cur.rowcount == 1
+            updated = cur.rowcount == 1
+            ordering.reopened(cur, row["subscription_id"], [row["object_key"]])
+            return updated
 
     def recover(
         self,
@@ -88,14 +102,38 @@ class PgDeliveryLog:
         until: datetime | None,
         now: datetime,
     ) -> int:
-        """Requeue every failed delivery of the subscription created in [since, until)."""
+        """Requeue every failed delivery of the subscription created in [since, until) (queued
+        behind its object's head like any other, for an ordered subscription)."""
+        which = {"now": now, "sub": subscription_id, "since": since, "until": until}
         with self._db.cursor() as cur:
             cur.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = %(now)s,"
-                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %(now)s"
+                "SELECT DISTINCT object_key FROM deliveries"
                 " WHERE subscription_id = %(sub)s AND status = 'failed'"
                 " AND created_at >= %(since)s AND (%(until)s::timestamptz IS NULL"
                 " OR created_at < %(until)s)",
-                {"now": now, "sub": subscription_id, "since": since, "until": until},
+                which,
             )
-            return cur.rowcount
+            objects = [row["object_key"] for row in cur.fetchall()]
+        recovered = 0
+        # A transaction per 500 objects (their heads locked), like a consumed batch at most.
+        for start in range(0, len(objects), 500):
+            recovered += self._recover(objects[start : start + 500], which)
+        return recovered
+
+    def _recover(self, keys: list[str], which: dict[str, Any]) -> int:
+        subscription_id = which["sub"]
+        with self._db.cursor() as cur:
+            ordering.reopen(cur, subscription_id, keys)
+            cur.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = %(now)s,"
+                " round_start = attempt_count, claimed_until = NULL, claim_token = NULL, updated_at = %(now)s,"
+                " waiting = true, parked = NOT (SELECT enabled FROM subscriptions s"
+                " WHERE s.id = subscription_id)"
+                " WHERE subscription_id = %(sub)s AND status = 'failed'"
+                " AND created_at >= %(since)s AND (%(until)s::timestamptz IS NULL"
+                " OR created_at < %(until)s) AND object_key = ANY(%(keys)s)",
+                {**which, "keys": keys},
+            )
+            recovered = cur.rowcount
+            ordering.reopened(cur, subscription_id, keys)
+            return recovered

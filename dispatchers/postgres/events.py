@@ -11,6 +11,7 @@ from datetime import datetime
 from psycopg.types.json import Jsonb
 
 from dispatchers.model import EventStore, Row, StoredBatch, Subscription, cloudevent, replays_to
+from dispatchers.postgres import ordering
 from dispatchers.postgres.database import Database
 from dispatchers.storable import storable_json, storable_text
 
@@ -71,26 +72,46 @@ class PgEvents(EventStore):
             ]
             if not deliveries:
                 return StoredBatch(0, taken)
+            ordered = ordering.queueing(cur, {sub for _, sub in deliveries})
+            ordering.lock_heads(cur, {(sub, e.key) for e, sub in deliveries if sub in ordered})
             # One statement for the batch's deliveries, in topic order (their `seq` orders one
-            # object's deliveries); RETURNING gives the new ones only.
+            # object's deliveries); RETURNING gives the new ones only. An ordered subscription's
+            # wait behind its object's open delivery, or the batch's earlier one (if that was a
+            # repeat of a finished one, the next becomes the head, below); a disabled
+            # subscription's are parked.
             cur.execute(
                 "INSERT INTO deliveries (id, event_id, subscription_id, object_key, status,"
-                " next_attempt_at)"
-                " SELECT t.id, t.event_id, t.subscription_id, t.object_key, 'pending', %(now)s"
+                " next_attempt_at, parked, waiting)"
+                " SELECT t.id, t.event_id, t.subscription_id, t.object_key, 'pending', %(now)s,"
+                " NOT COALESCE(s.enabled, true), t.ordered AND ("
+                "   row_number() OVER (PARTITION BY t.subscription_id, t.object_key"
+                "                      ORDER BY t.ord) > 1"
+                # A probe per row (a scalar subquery: an EXISTS could be run hashed, over every
+                # open delivery).
+                "   OR (SELECT true FROM deliveries e WHERE e.subscription_id = t.subscription_id"
+                "       AND e.object_key = t.object_key"
+                "       AND e.status IN ('pending', 'retrying') LIMIT 1) IS NOT NULL)"
                 " FROM unnest(%(ids)s::uuid[], %(events)s::text[], %(subs)s::uuid[],"
-                " %(keys)s::text[]) WITH ORDINALITY AS t(id, event_id, subscription_id,"
-                " object_key, ord)"
+                " %(keys)s::text[], %(waiting)s::bool[]) WITH ORDINALITY AS t(id, event_id,"
+                " subscription_id, object_key, ordered, ord)"
+                " LEFT JOIN subscriptions s ON s.id = t.subscription_id"
                 " ORDER BY t.ord"
-                " ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
+                " ON CONFLICT (event_id, subscription_id) DO NOTHING"
+                " RETURNING id, subscription_id, object_key, waiting",
                 {
                     "now": now,
                     "ids": [uuid.uuid4() for _ in deliveries],
                     "events": [e.id for e, _ in deliveries],
                     "subs": [sub for _, sub in deliveries],
                     "keys": [e.key for e, _ in deliveries],
+                    "waiting": [sub in ordered for _, sub in deliveries],
                 },
             )
-            return StoredBatch(len(cur.fetchall()), taken)
+            created = cur.fetchall()
+            ordering.promote(
+                cur, {(r["subscription_id"], r["object_key"]) for r in created if r["waiting"]}
+            )
+            return StoredBatch(len(created), taken)
 
     def replay(
         self,
@@ -128,21 +149,35 @@ class PgEvents(EventStore):
                     )
                 ]
                 if wanted:
+                    # Queued like consumed ones (parked, waiting behind their object's head), and
+                    # marked replayed (not first deliveries, for the end-to-end latency).
+                    ordered = bool(ordering.queueing(cur, [subscription.id]))
+                    if ordered:
+                        ordering.lock_heads(
+                            cur, {(subscription.id, r["object_key"]) for r in wanted}
+                        )
                     cur.execute(
                         "INSERT INTO deliveries (id, event_id, subscription_id, object_key, status,"
-                        " next_attempt_at)"
-                        " SELECT t.id, t.event_id, %(sub)s, t.object_key, 'pending', %(now)s"
+                        " next_attempt_at, parked, waiting, replayed)"
+                        " SELECT t.id, t.event_id, %(sub)s, t.object_key, 'pending', %(now)s,"
+                        " NOT COALESCE(s.enabled, true), %(ordered)s, true"
                         " FROM unnest(%(ids)s::uuid[], %(events)s::text[], %(keys)s::text[])"
-                        " WITH ORDINALITY AS t(id, event_id, object_key, ord) ORDER BY t.ord"
-                        " ON CONFLICT (event_id, subscription_id) DO NOTHING RETURNING id",
+                        " WITH ORDINALITY AS t(id, event_id, object_key, ord)"
+                        " LEFT JOIN subscriptions s ON s.id = %(sub)s ORDER BY t.ord"
+                        " ON CONFLICT (event_id, subscription_id) DO NOTHING"
+                        " RETURNING id, object_key",
                         {
                             "sub": subscription.id,
                             "now": now,
+                            "ordered": ordered,
                             "ids": [uuid.uuid4() for _ in wanted],
                             "events": [r["id"] for r in wanted],
                             "keys": [r["object_key"] for r in wanted],
                         },
                     )
-                    queued += len(cur.fetchall())
+                    created = cur.fetchall()
+                    if ordered:
+                        ordering.promote(cur, {(subscription.id, r["object_key"]) for r in created})
+                    queued += len(created)
             if len(rows) < page:
                 return queued

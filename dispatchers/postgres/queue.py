@@ -31,6 +31,7 @@ from dispatchers.model import (
     Recorded,
 )
 from dispatchers.outcomes import Outcome
+from dispatchers.postgres import ordering
 from dispatchers.postgres.database import Database
 from dispatchers.sealing import Opened, Unopened
 from dispatchers.storable import storable_json, storable_text
@@ -38,18 +39,14 @@ from dispatchers.throttling import Bucket
 
 log = logging.getLogger(__name__)
 
-# Which deliveries are due: open, their time come, not leased, and (for an ordered subscription)
-# no earlier event about the same object still open for it.
+# Which deliveries are due: open, not parked (their subscription disabled), not waiting (an ordered
+# subscription's later event about an object while an earlier one is open), their time come, not
+# leased. Read through the partial indexes of migration 0009, which hold only what a claim could
+# take, so a claim costs the same whatever backlog of parked or waiting deliveries there is.
 _DUE = """
-    d.status IN ('pending', 'retrying')
+    d.status IN ('pending', 'retrying') AND NOT d.parked AND NOT d.waiting
     AND d.next_attempt_at <= %(now)s
     AND (d.claimed_until IS NULL OR d.claimed_until < %(now)s)
-    AND (NOT s.ordered OR NOT EXISTS (
-          SELECT 1 FROM deliveries e
-          WHERE e.subscription_id = d.subscription_id
-            AND e.object_key = d.object_key
-            AND e.seq < d.seq
-            AND e.status IN ('pending', 'retrying')))
 """
 # What a claim opens to sign: the secrets (the retired ones too, in their grace period) and headers.
 _SIGNING = """
@@ -57,30 +54,52 @@ _SIGNING = """
                                  THEN s.retired_secrets ELSE '{}' END AS secrets
 """
 # Due deliveries of subscriptions without a rate limit, oldest due first.
+# Read in `deliveries_claimable`'s order, the subscription looked up per candidate (joined, the
+# planner may instead read a subscription's every delivery, waiting ones included, and sort them).
 _DUE_UNTHROTTLED = f"""
-    SELECT d.id, d.subscription_id, {_SIGNING} FROM deliveries d
-    JOIN subscriptions s ON s.id = d.subscription_id
-    WHERE {_DUE}
-      AND s.enabled AND s.rate_limit_per_s IS NULL
-      AND NOT (d.subscription_id = ANY(%(held)s))
-    ORDER BY d.next_attempt_at, d.seq
-    LIMIT %(limit)s
-    FOR UPDATE OF d SKIP LOCKED
+    SELECT c.id, c.subscription_id, {_SIGNING} FROM (
+        SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq FROM deliveries d
+        WHERE {_DUE}
+          AND NOT (d.subscription_id = ANY(%(held)s))
+          AND (SELECT s.enabled AND s.rate_limit_per_s IS NULL FROM subscriptions s
+               WHERE s.id = d.subscription_id)
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT %(limit)s
+        FOR UPDATE OF d SKIP LOCKED
+    ) c
+    JOIN subscriptions s ON s.id = c.subscription_id
+    ORDER BY c.next_attempt_at, c.seq
 """  # noqa: S608 - built from constants only
-# Due deliveries of rate-limited subscriptions: at most `n` of each (its whole tokens).
+# Due deliveries of rate-limited subscriptions: at most `n` of each (its whole tokens), read from
+# `deliveries_claimable_by_subscription` (the subscription as a range: see `_DUE_BUCKETS`).
 _DUE_THROTTLED = f"""
     SELECT c.id, c.subscription_id, c.headers, c.secrets
     FROM unnest(%(subs)s::uuid[], %(n)s::int[]) AS a(sub, n)
     CROSS JOIN LATERAL (
         SELECT d.id, d.subscription_id, d.next_attempt_at, d.seq, {_SIGNING} FROM deliveries d
         JOIN subscriptions s ON s.id = d.subscription_id
-        WHERE d.subscription_id = a.sub AND {_DUE}
-        ORDER BY d.next_attempt_at, d.seq
+        WHERE d.subscription_id >= a.sub AND d.subscription_id <= a.sub AND {_DUE}
+        ORDER BY d.subscription_id, d.next_attempt_at, d.seq
         LIMIT a.n
         FOR UPDATE OF d SKIP LOCKED
     ) c
     ORDER BY c.next_attempt_at, c.seq
     LIMIT %(limit)s
+"""  # noqa: S608 - built from constants only
+# The rate-limited subscriptions with a delivery due now (locked, in id order): an idle one's row
+# is neither locked nor written by a claim.
+_DUE_BUCKETS = f"""
+    SELECT s.id, s.rate_limit_per_s, s.rate_tokens, s.rate_refilled_at FROM subscriptions s
+    WHERE s.rate_limit_per_s IS NOT NULL AND s.enabled AND NOT (s.id = ANY(%(held)s))
+      -- A probe of `deliveries_claimable_by_subscription` per limited subscription: a scalar
+      -- subquery (EXISTS would become a semi-join reading every due delivery), in that index's
+      -- order, the subscription as a range (as an equality the planner drops it from the order,
+      -- and may then walk the oldest due deliveries of every subscription instead).
+      AND COALESCE((SELECT true FROM deliveries d
+                    WHERE d.subscription_id >= s.id AND d.subscription_id <= s.id AND {_DUE}
+                    ORDER BY d.subscription_id, d.next_attempt_at, d.seq LIMIT 1), false)
+    ORDER BY s.id
+    FOR NO KEY UPDATE OF s
 """  # noqa: S608 - built from constants only
 
 
@@ -130,9 +149,9 @@ class PgQueue(DeliveryQueue):
                 for row in rows
                 if row["subscription_id"] in signing
             ]
-            if buckets:
-                spent = Counter(sub for _, sub in chosen)
-                self._save_buckets(cur, {sub: b.spend(spent[sub]) for sub, b in buckets.items()})
+            spent = Counter(sub for _, sub in chosen if sub in buckets)
+            if spent:  # only the buckets spent from: a refill alone need not be written
+                self._save_buckets(cur, {sub: buckets[sub].spend(n) for sub, n in spent.items()})
             if not chosen:
                 return Claimed([], unopened)
             cur.execute(
@@ -142,7 +161,7 @@ class PgQueue(DeliveryQueue):
                 FROM subscriptions s, events ev
                 WHERE d.id = ANY(%(ids)s) AND s.id = d.subscription_id AND ev.id = d.event_id
                 RETURNING d.id, d.event_id, d.subscription_id, d.attempt_count, d.round_start,
-                          s.url, ev.body, ev.time
+                          d.replayed, s.url, ev.body, ev.time
                 """,
                 {
                     "now": now,
@@ -168,6 +187,7 @@ class PgQueue(DeliveryQueue):
                         claim=claim,
                         headers=opened_for.headers,
                         event_time=row["time"],
+                        first_delivery=not row["replayed"] and row["round_start"] == 0,
                     )
                 )
             return Claimed(due, unopened)
@@ -180,17 +200,20 @@ class PgQueue(DeliveryQueue):
         held: Sequence[uuid.UUID] = (),
         only: Sequence[uuid.UUID] | None = None,
     ) -> dict[uuid.UUID, Bucket]:
-        """The rate-limited subscriptions' buckets (refilled up to `now`, if given), locked in id
-        order (like every statement that locks several subscriptions, so none can deadlock) until
-        the transaction ends."""
-        cur.execute(
-            "SELECT id, rate_limit_per_s, rate_tokens, rate_refilled_at FROM subscriptions"
-            " WHERE rate_limit_per_s IS NOT NULL AND enabled AND NOT (id = ANY(%(held)s))"
-            " AND (%(only)s::uuid[] IS NULL OR id = ANY(%(only)s::uuid[]))"
+        """The buckets of the rate-limited subscriptions (`only` those; else those, not `held`,
+        with a delivery due at `now`), refilled up to `now`, if given, and locked in id order (like
+        every statement that locks several subscriptions, so none can deadlock) until the
+        transaction ends. An idle limited subscription's row is not locked by a claim."""
+        if only is None:
             # NO KEY: new deliveries' foreign-key checks (KEY SHARE) need not wait for it.
-            " ORDER BY id FOR NO KEY UPDATE",
-            {"held": list(held), "only": None if only is None else list(only)},
-        )
+            cur.execute(_DUE_BUCKETS, {"now": now, "held": list(held)})
+        else:
+            cur.execute(
+                "SELECT id, rate_limit_per_s, rate_tokens, rate_refilled_at FROM subscriptions"
+                " WHERE rate_limit_per_s IS NOT NULL AND enabled AND id = ANY(%s)"
+                " ORDER BY id FOR NO KEY UPDATE",
+                (list(only),),
+            )
         buckets = {
             row["id"]: Bucket(row["rate_limit_per_s"], row["rate_tokens"], row["rate_refilled_at"])
             for row in cur.fetchall()
@@ -253,8 +276,8 @@ class PgQueue(DeliveryQueue):
         with self._db.cursor() as cur:
             # Locked in id order, so two workers recording overlapping batches cannot deadlock.
             cur.execute(
-                "SELECT id, subscription_id, attempt_count, claim_token, status FROM deliveries"
-                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                "SELECT id, subscription_id, object_key, attempt_count, claim_token, status"
+                " FROM deliveries WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                 (list({a.delivery_id for a, _ in attempts}),),
             )
             rows = {r["id"]: r for r in cur.fetchall()}
@@ -317,6 +340,15 @@ class PgQueue(DeliveryQueue):
                     for a, o, n in moved
                 ],
             )
+            # A delivery that ended (delivered, failed for good) hands its object's head on.
+            ordering.promote(
+                cur,
+                {
+                    (rows[a.delivery_id]["subscription_id"], rows[a.delivery_id]["object_key"])
+                    for a, o, _ in moved
+                    if STATUS[o.verdict] not in OPEN
+                },
+            )
             counted = [(id_, row["attempt_count"]) for id_, row in rows.items()]
             cur.execute(
                 "UPDATE deliveries d SET attempt_count = GREATEST(d.attempt_count, c.n)"
@@ -374,6 +406,15 @@ class PgQueue(DeliveryQueue):
                 )
                 if cur.rowcount:
                     disabled[sub] = reason
+                    # Its open deliveries out of the claims' way (`set_enabled` unparks them);
+                    # one locked elsewhere meanwhile stays put: the claims skip it all the same.
+                    cur.execute(
+                        "UPDATE deliveries SET parked = true WHERE id IN ("
+                        " SELECT id FROM deliveries WHERE subscription_id = %s"
+                        " AND status IN ('pending', 'retrying') AND NOT parked"
+                        " FOR UPDATE SKIP LOCKED)",
+                        (sub,),
+                    )
         return disabled
 
 

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from dispatchers.matching import SubscriptionFilter
 from dispatchers.model import Subscription
+from dispatchers.postgres import ordering
 from dispatchers.postgres.database import Database
 from dispatchers.sealing import PREFIX as SEALED
 from dispatchers.sealing import Unopened
@@ -84,8 +85,19 @@ class PgSubscriptions:
     def set_enabled(
         self, subscription_id: uuid.UUID, *, enabled: bool, reason: str | None, now: datetime
     ) -> bool:
-        """Enable (clearing the reason and the failure streak) or disable (with the reason)."""
+        """Enable (clearing the reason and the failure streak) or disable (with the reason). Its
+        open deliveries are unparked (claimable again) or parked (out of the claims' way)."""
         with self._db.cursor() as cur:
+            # Exclusive: nothing queues a delivery of it meanwhile (parked by a stale reading).
+            ordering.lock_enabling(cur, subscription_id)
+            # Its deliveries before its row, each in id order, as `record_attempts` locks them.
+            cur.execute(
+                "UPDATE deliveries SET parked = NOT %(enabled)s WHERE id IN ("
+                " SELECT id FROM deliveries WHERE subscription_id = %(id)s"
+                " AND status IN ('pending', 'retrying') AND parked = %(enabled)s"
+                " ORDER BY id FOR UPDATE)",
+                {"enabled": enabled, "id": subscription_id},
+            )
             cur.execute(
                 "UPDATE subscriptions SET enabled = %(enabled)s, updated_at = %(now)s,"
                 " disabled_reason = CASE WHEN %(enabled)s THEN NULL ELSE %(reason)s END,"
@@ -192,6 +204,30 @@ class PgSubscriptions:
             return None if values is None else list(values)
 
         with self._db.cursor() as cur:
+            if ordered is not None:
+                # Nothing queues a delivery of it meanwhile by a stale reading of `ordered`, and
+                # its open deliveries are locked in id order (as `record_attempts` locks them).
+                ordering.lock_enabling(cur, subscription_id)
+                cur.execute(
+                    "SELECT id FROM deliveries WHERE subscription_id = %s"
+                    " AND status IN ('pending', 'retrying') ORDER BY id FOR UPDATE",
+                    (subscription_id,),
+                )
+            if ordered is False:  # nothing waits behind an object's head any more
+                cur.execute(
+                    "UPDATE deliveries SET waiting = false WHERE subscription_id = %s"
+                    " AND status IN ('pending', 'retrying') AND waiting",
+                    (subscription_id,),
+                )
+            elif ordered:  # each object's open deliveries after its first wait behind it
+                cur.execute(
+                    "UPDATE deliveries d SET waiting = true FROM ("
+                    " SELECT id, row_number() OVER (PARTITION BY object_key ORDER BY seq) AS n"
+                    " FROM deliveries WHERE subscription_id = %s"
+                    " AND status IN ('pending', 'retrying')) w"
+                    " WHERE d.id = w.id AND w.n > 1 AND NOT d.waiting",
+                    (subscription_id,),
+                )
             cur.execute(
                 "UPDATE subscriptions SET"
                 " failing_since = CASE WHEN %(url)s::text IS DISTINCT FROM NULL"
