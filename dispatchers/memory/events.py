@@ -65,7 +65,7 @@ class MemoryEvents(EventStore):
         with self._t.lock:
             events = sorted(self._t.events.values(), key=lambda e: e.seq)
             return sum(
-                self._t.add_delivery(e, subscription.id, now=now)
+                self._t.add_delivery(e, subscription.id, now=now, replayed=True)
                 for e in events
                 if e.time >= since
                 and (until is None or e.time < until)

@@ -34,7 +34,8 @@ class MemoryQueue(DeliveryQueue):
 
     def _due(self, now: datetime) -> list[Delivery]:
         """Open, their time come, not leased, and no earlier open one about the same object for an
-        ordered subscription; oldest due first."""
+        ordered subscription (its head: the Postgres queue keeps the others `waiting`); oldest due
+        first. A disabled subscription's (parked there) are left out by `claim`."""
         open_ = sorted(
             (d for d in self._t.deliveries.values() if d.status in OPEN),
             key=lambda d: d.seq,
@@ -120,6 +121,7 @@ class MemoryQueue(DeliveryQueue):
                         claim=claim,
                         headers=opened_for.headers,
                         event_time=event.time,
+                        first_delivery=not d.replayed and d.round_start == 0,
                     )
                 )
             return Claimed(leased, unopened)

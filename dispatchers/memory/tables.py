@@ -75,6 +75,8 @@ class Delivery:
     last_status_code: int | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    replayed: bool = False
+    """Queued by `replay`, not from consumption: never a first delivery."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def requeue(self, now: datetime) -> None:
@@ -102,7 +104,9 @@ class Tables:
         self._seq += 1
         return self._seq
 
-    def add_delivery(self, event: Event, subscription: uuid.UUID, *, now: datetime) -> bool:
+    def add_delivery(
+        self, event: Event, subscription: uuid.UUID, *, now: datetime, replayed: bool = False
+    ) -> bool:
         """A pending delivery of `event` to `subscription`, unless it has one already."""
         if (event.id, subscription) in self.by_pair:
             return False
@@ -110,6 +114,7 @@ class Tables:
         d = Delivery(
             uuid.uuid4(), self.next_seq(), event.id, subscription, event.object_key, now, at, at
         )
+        d.replayed = replayed
         self.deliveries[d.id] = d
         self.by_pair[(event.id, subscription)] = d.id
         return True

@@ -559,3 +559,182 @@ def test_the_gauges_count_open_deliveries_and_the_oldest_due(store: Stores) -> N
         "oldest_due_age_s": 30.0,
         "disabled_subscriptions": 0.0,
     }
+
+
+# The claim path's queue (issue 14): what Postgres parks or keeps waiting behind an object's head
+# is only a cost there; here, what a claim may take, on both stores.
+
+
+def _take(store: Stores, at: datetime = NOW) -> list[DueDelivery]:
+    return store.queue.claim_due(now=at, limit=50, lease_s=60)
+
+
+def _end(store: Stores, due: DueDelivery, outcome: Outcome, at: datetime = NOW) -> None:
+    code = 204 if outcome.verdict is Verdict.DELIVERED else 400
+    store.queue.record_attempt(_attempt(due, code), outcome, now=at)
+
+
+def test_a_disabled_subscriptions_deliveries_are_claimed_again_once_it_is_enabled(
+    store: Stores,
+) -> None:
+    subscription = _subscribe(store, ordered=False)
+    _record(store, [_event(1), _event(2)], subscription)
+    store.subscriptions.set_enabled(subscription, enabled=False, reason="maintenance", now=NOW)
+    _record(store, [_event(3)], subscription)  # queued while disabled
+    assert _take(store) == []
+    store.subscriptions.set_enabled(subscription, enabled=True, reason=None, now=NOW)
+    assert sorted(d.event_id for d in _take(store)) == [
+        "event-payments-1",
+        "event-payments-2",
+        "event-payments-3",
+    ]
+
+
+def test_a_subscription_disabled_by_410_gone_keeps_its_open_deliveries_for_when_enabled(
+    store: Stores,
+) -> None:
+    subscription = _subscribe(store, ordered=False)
+    _record(store, [_event(1), _event(2, name="orders")], subscription)
+    claimed = {d.event_id: d for d in _take(store)}
+    store.queue.release([claimed["event-orders-2"]])
+    _end(store, claimed["event-payments-1"], Outcome(Verdict.GONE))
+    assert _take(store) == []
+    store.subscriptions.set_enabled(subscription, enabled=True, reason=None, now=NOW)
+    assert [d.event_id for d in _take(store)] == ["event-orders-2"]
+
+
+def test_a_delivery_redelivered_for_a_disabled_subscription_waits_until_it_is_enabled(
+    store: Stores,
+) -> None:
+    subscription = _subscribe(store, ordered=False)
+    _record(store, [_event(1)], subscription)
+    [due] = _take(store)
+    _end(store, due, Outcome(Verdict.DELIVERED))
+    store.subscriptions.set_enabled(subscription, enabled=False, reason="maintenance", now=NOW)
+    assert store.log.redeliver(due.id, now=NOW)
+    assert _take(store) == []
+    store.subscriptions.set_enabled(subscription, enabled=True, reason=None, now=NOW)
+    [again] = _take(store)
+    assert again.id == due.id
+
+
+def test_an_objects_later_events_wait_until_the_earlier_finishes_then_go_in_order(
+    store: Stores,
+) -> None:
+    subscription = _subscribe(store, ordered=True)
+    _record(store, [_event(1), _event(2)], subscription)
+    _record(store, [_event(3)], subscription)  # another batch: queued behind the same head
+    [first] = _take(store)
+    assert first.event_id == "event-payments-1"
+    retry_at = NOW + timedelta(seconds=5)
+    _end(store, first, Outcome(Verdict.RETRY, retry_at))
+    assert _take(store) == []  # event 2 waits while event 1 is open, due or not
+    [retried] = _take(store, retry_at)
+    assert retried.event_id == "event-payments-1"
+    _end(store, retried, Outcome(Verdict.DELIVERED), retry_at)
+    [second] = _take(store, retry_at)
+    assert second.event_id == "event-payments-2"
+    _end(store, second, Outcome(Verdict.FAILED), retry_at)  # failed for good: the next goes
+    [third] = _take(store, retry_at)
+    assert third.event_id == "event-payments-3"
+
+
+def test_an_event_queued_after_its_objects_head_finished_is_the_new_head(store: Stores) -> None:
+    subscription = _subscribe(store, ordered=True)
+    _record(store, [_event(1)], subscription)
+    [first] = _take(store)
+    _end(store, first, Outcome(Verdict.DELIVERED))
+    _record(store, [_event(1), _event(2)], subscription)  # a repeat of 1 (absorbed), then 2
+    assert [d.event_id for d in _take(store)] == ["event-payments-2"]
+
+
+def test_a_redelivered_earlier_event_goes_before_the_later_ones_still_open(store: Stores) -> None:
+    subscription = _subscribe(store, ordered=True)
+    _record(store, [_event(1), _event(2), _event(3)], subscription)
+    [first] = _take(store)
+    _end(store, first, Outcome(Verdict.DELIVERED))
+    assert store.log.redeliver(first.id, now=NOW)  # event 2 was next: it waits again
+    [again] = _take(store)
+    assert again.event_id == "event-payments-1"
+    _end(store, again, Outcome(Verdict.DELIVERED))
+    assert [d.event_id for d in _take(store)] == ["event-payments-2"]
+
+
+def test_recovered_failures_go_again_in_order(store: Stores) -> None:
+    subscription = _subscribe(store, ordered=True)
+    _record(store, [_event(1), _event(2)], subscription)
+    for _ in range(2):
+        [due] = _take(store)
+        _end(store, due, Outcome(Verdict.FAILED))
+    since = datetime.now(UTC) - timedelta(hours=1)  # created_at is the store's own clock
+    assert store.log.recover(subscription, since=since, until=None, now=NOW) == 2
+    [first] = _take(store)
+    assert first.event_id == "event-payments-1"
+    _end(store, first, Outcome(Verdict.DELIVERED))
+    assert [d.event_id for d in _take(store)] == ["event-payments-2"]
+
+
+def test_a_subscription_made_unordered_sends_what_was_waiting(store: Stores) -> None:
+    subscription = _subscribe(store, ordered=True)
+    _record(store, [_event(1), _event(2)], subscription)
+    assert store.subscriptions.update(subscription, now=NOW, ordered=False)
+    assert len(_take(store)) == 2
+
+
+def test_a_subscription_made_ordered_holds_an_objects_later_open_events(store: Stores) -> None:
+    subscription = _subscribe(store, ordered=False)
+    _record(store, [_event(1), _event(2), _event(1, name="orders")], subscription)
+    assert store.subscriptions.update(subscription, now=NOW, ordered=True)
+    claimed = _take(store)
+    assert sorted(d.event_id for d in claimed) == ["event-orders-1", "event-payments-1"]
+    for due in claimed:
+        _end(store, due, Outcome(Verdict.DELIVERED))
+    assert [d.event_id for d in _take(store)] == ["event-payments-2"]
+
+
+def test_replay_queues_behind_the_objects_head_in_order(store: Stores) -> None:
+    subscription = _subscribe(store, ordered=True)
+    _record(store, [_event(1)], subscription)
+    late = _subscribe(store, ordered=True)
+    store.events.record_events(  # stored, wanted by no subscription then
+        [(e, encode_domain_event(e), []) for e in [_event(2), _event(3)]], now=NOW
+    )
+    found = store.subscriptions.get(late)
+    assert found is not None
+    assert store.events.replay(found, since=NOW - timedelta(hours=1), until=None, now=NOW) == 3
+    sent: list[str] = []
+    while due := [d for d in _take(store) if d.subscription_id == late]:
+        assert len(due) == 1  # one at a time: the object's head
+        sent.append(due[0].event_id)
+        _end(store, due[0], Outcome(Verdict.DELIVERED))
+    assert sent == ["event-payments-1", "event-payments-2", "event-payments-3"]
+
+
+def test_only_a_first_delivery_from_consumption_is_flagged_first(store: Stores) -> None:
+    """Its first round, retries included; not a redelivery, a recovery or a replay (the end-to-end
+    latency observes first deliveries only)."""
+    subscription = _subscribe(store, ordered=False)
+    _record(store, [_event(1), _event(2, name="orders")], subscription)
+    claimed = {d.event_id: d for d in _take(store)}
+    first = claimed["event-payments-1"]
+    assert first.first_delivery
+    assert claimed["event-orders-2"].first_delivery
+    retry_at = NOW + timedelta(seconds=5)
+    _end(store, first, Outcome(Verdict.RETRY, retry_at))
+    _end(store, claimed["event-orders-2"], Outcome(Verdict.FAILED))
+    [retried] = _take(store, retry_at)
+    assert retried.first_delivery  # a retry of the first round: still its first delivery
+    _end(store, retried, Outcome(Verdict.DELIVERED), retry_at)
+    assert store.log.redeliver(first.id, now=retry_at)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert store.log.recover(subscription, since=since, until=None, now=retry_at) == 1
+    again = _take(store, retry_at)
+    assert sorted(d.event_id for d in again) == ["event-orders-2", "event-payments-1"]
+    assert not any(d.first_delivery for d in again)
+    late = _subscribe(store, ordered=False)
+    found = store.subscriptions.get(late)
+    assert found is not None
+    store.events.replay(found, since=NOW - timedelta(hours=1), until=None, now=retry_at)
+    replayed = [d for d in _take(store, retry_at) if d.subscription_id == late]
+    assert len(replayed) == 2
+    assert not any(d.first_delivery for d in replayed)
