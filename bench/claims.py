@@ -34,10 +34,11 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dispatchers import postgres  # noqa: E402
 from dispatchers.matching import SubscriptionFilter  # noqa: E402
+from dispatchers.model import AttemptRecord  # noqa: E402
 from dispatchers.outcomes import Outcome, Verdict  # noqa: E402
-from dispatchers.postgres import AttemptRecord, Store  # noqa: E402
+from dispatchers.postgres import Store  # noqa: E402
+from dispatchers.postgres import queue as pg_queue  # noqa: E402
 from herald_contracts import DomainEvent, encode_domain_event  # noqa: E402
 from herald_dev import infra  # noqa: E402
 
@@ -65,7 +66,7 @@ def event(name: str, n: int, *, obj: str) -> tuple[DomainEvent, bytes]:
 
 
 def subscribe(store: Store, *, ordered: bool = True, rate: float | None = None) -> uuid.UUID:
-    return store.create_subscription(
+    return store.subscriptions.create(
         url="http://127.0.0.1:9/hooks",
         secrets=[SECRET],
         filter=SubscriptionFilter(),
@@ -85,20 +86,20 @@ def queue(
 ) -> None:
     for start in range(0, count, chunk):
         batch = [event(name, n, obj=obj(n)) for n in range(start, min(count, start + chunk))]
-        store.record_batch([(e, body, [subscription]) for e, body in batch], now=now())
+        store.events.record_batch([(e, body, [subscription]) for e, body in batch], now=now())
 
 
 def backlog_disabled(store: Store, size: int) -> None:
     sub = subscribe(store)
     queue(store, sub, "disabled", size, lambda n: f"d{n}")
-    store.set_enabled(sub, enabled=False, reason="bench", now=now())
+    store.subscriptions.set_enabled(sub, enabled=False, reason="bench", now=now())
 
 
 def backlog_behind_retrying(store: Store, size: int) -> None:
     sub = subscribe(store, ordered=True)
     queue(store, sub, "stuck", 1, lambda n: "stuck")
-    [head] = store.claim_due(now=now(), limit=1, lease_s=60)
-    store.record_attempts(
+    [head] = store.queue.claim_due(now=now(), limit=1, lease_s=60)
+    store.queue.record_attempts(
         [(_attempt(head.id, head.claim, 503), Outcome(Verdict.RETRY, now() + timedelta(days=1)))],
         now=now(),
     )
@@ -141,8 +142,8 @@ def fresh_store(admin_url: str) -> Iterator[tuple[Store, str]]:
 def explain(url: str, *, batch: int) -> str:
     """The buffers the claim's statements read (EXPLAIN (ANALYZE, BUFFERS), rolled back): the
     plan's cost in pages, whatever the machine's noise."""
-    statements = {"due": postgres._DUE_UNTHROTTLED}
-    buckets = getattr(postgres, "_DUE_BUCKETS", None)  # the claim's bucket query, since 0009
+    statements = {"due": pg_queue._DUE_UNTHROTTLED}
+    buckets = getattr(pg_queue, "_DUE_BUCKETS", None)  # the claim's bucket query, since 0009
     if buckets is not None:
         statements["buckets"] = buckets
     parts = []
@@ -182,13 +183,13 @@ def measure(store: Store, tally: Tally, *, seconds: float, batch: int) -> None:
     started = time.perf_counter()
     while not tally.ran_out and time.perf_counter() - started < seconds:
         t = time.perf_counter()
-        due = store.claim_due(now=now(), limit=batch, lease_s=60)
+        due = store.queue.claim_due(now=now(), limit=batch, lease_s=60)
         tally.claim_ms.append((time.perf_counter() - t) * 1000)
         if not due:
             tally.ran_out = True  # the flow ran out: the rate so far stands
             break
         t = time.perf_counter()
-        store.record_attempts([(_attempt(d.id, d.claim, 204), ok) for d in due], now=now())
+        store.queue.record_attempts([(_attempt(d.id, d.claim, 204), ok) for d in due], now=now())
         tally.record_ms.append((time.perf_counter() - t) * 1000)
         tally.delivered += len(due)
         tally.claims += 1

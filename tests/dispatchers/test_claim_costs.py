@@ -3,7 +3,10 @@
 Open deliveries of a disabled subscription are parked out of the claims' way, an ordered
 subscription's later events about an object wait behind the object's head outside the claims'
 index, and a claim locks and writes only the rate-limited subscriptions it takes deliveries of.
-Against a real PostgreSQL server (a fresh database per test).
+Against a real PostgreSQL server (a fresh database per test): the queue's columns, the locks and
+the plans, which only Postgres has. What a claim may take (parked deliveries come back when their
+subscription is enabled, an object's events go in order, which deliveries are first deliveries) is
+the contract both stores keep: `test_store_contract.py`.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from dispatchers import metrics, postgres
+from dispatchers import metrics
 from dispatchers.http import HttpResult
 from dispatchers.matching import SubscriptionFilter
+from dispatchers.model import AttemptRecord, DueDelivery
 from dispatchers.outcomes import Outcome, Verdict
-from dispatchers.postgres import AttemptRecord, DueDelivery, Store
+from dispatchers.postgres import Store
+from dispatchers.postgres import queue as pg_queue
 from herald_contracts import DomainEvent, encode_domain_event
 
 NOW = datetime(2026, 8, 20, 9, 0, tzinfo=UTC)
@@ -47,7 +52,7 @@ def _event(n: int, *, name: str = "payments") -> DomainEvent:
 def _subscribe(
     store: Store, *, ordered: bool = True, rate_limit_per_s: float | None = None
 ) -> uuid.UUID:
-    return store.create_subscription(
+    return store.subscriptions.create(
         url="http://127.0.0.1:9/hooks",
         secrets=[SECRET],
         filter=SubscriptionFilter(),
@@ -57,13 +62,13 @@ def _subscribe(
 
 
 def _record(store: Store, events: list[DomainEvent], *subscriptions: uuid.UUID) -> int:
-    return store.record_events(
+    return store.events.record_events(
         [(e, encode_domain_event(e), list(subscriptions)) for e in events], now=NOW
     )
 
 
 def _claim(store: Store, at: datetime = NOW) -> list[DueDelivery]:
-    return store.claim_due(now=at, limit=50, lease_s=60)
+    return store.queue.claim_due(now=at, limit=50, lease_s=60)
 
 
 def _finish(store: Store, due: DueDelivery, outcome: Outcome, at: datetime = NOW) -> None:
@@ -77,7 +82,7 @@ def _finish(store: Store, due: DueDelivery, outcome: Outcome, at: datetime = NOW
         response_body=None,
         error=None,
     )
-    store.record_attempt(attempt, outcome, now=at)
+    store.queue.record_attempt(attempt, outcome, now=at)
 
 
 def _queue_state(database_url: str) -> dict[str, tuple[str, bool, bool]]:
@@ -95,7 +100,7 @@ def test_a_disabled_subscriptions_deliveries_are_parked_and_claimed_again_once_e
 ) -> None:
     subscription = _subscribe(store, ordered=False)
     _record(store, [_event(1), _event(2)], subscription)
-    store.set_enabled(subscription, enabled=False, reason="maintenance", now=NOW)
+    store.subscriptions.set_enabled(subscription, enabled=False, reason="maintenance", now=NOW)
     _record(store, [_event(3)], subscription)  # queued while disabled: parked from the start
     assert {e: parked for e, (_, parked, _) in _queue_state(database_url).items()} == {
         "event-payments-1": True,
@@ -103,7 +108,7 @@ def test_a_disabled_subscriptions_deliveries_are_parked_and_claimed_again_once_e
         "event-payments-3": True,
     }
     assert _claim(store) == []
-    store.set_enabled(subscription, enabled=True, reason=None, now=NOW)
+    store.subscriptions.set_enabled(subscription, enabled=True, reason=None, now=NOW)
     assert not any(parked for _, parked, _ in _queue_state(database_url).values())
     assert sorted(d.event_id for d in _claim(store)) == [
         "event-payments-1",
@@ -118,12 +123,12 @@ def test_a_subscription_disabled_by_410_gone_has_its_open_deliveries_parked(
     subscription = _subscribe(store, ordered=False)
     _record(store, [_event(1), _event(2, name="orders")], subscription)
     claimed = {d.event_id: d for d in _claim(store)}
-    store.release([claimed["event-orders-2"]])
+    store.queue.release([claimed["event-orders-2"]])
     _finish(store, claimed["event-payments-1"], Outcome(Verdict.GONE))
     state = _queue_state(database_url)
     assert state["event-orders-2"] == ("pending", True, False)
     assert state["event-payments-1"] == ("failed", False, False)
-    store.set_enabled(subscription, enabled=True, reason=None, now=NOW)
+    store.subscriptions.set_enabled(subscription, enabled=True, reason=None, now=NOW)
     assert [d.event_id for d in _claim(store)] == ["event-orders-2"]
 
 
@@ -134,11 +139,11 @@ def test_a_delivery_redelivered_or_replayed_for_a_disabled_subscription_waits_pa
     _record(store, [_event(1)], subscription)
     [due] = _claim(store)
     _finish(store, due, DELIVERED)
-    store.set_enabled(subscription, enabled=False, reason="maintenance", now=NOW)
-    assert store.redeliver(due.id, now=NOW)
+    store.subscriptions.set_enabled(subscription, enabled=False, reason="maintenance", now=NOW)
+    assert store.log.redeliver(due.id, now=NOW)
     assert _queue_state(database_url)["event-payments-1"] == ("pending", True, False)
     assert _claim(store) == []
-    store.set_enabled(subscription, enabled=True, reason=None, now=NOW)
+    store.subscriptions.set_enabled(subscription, enabled=True, reason=None, now=NOW)
     [again] = _claim(store)
     assert again.id == due.id
 
@@ -157,27 +162,6 @@ def test_only_each_objects_first_open_delivery_is_a_candidate(
         "event-payments-3": ("pending", False, True),
         "event-orders-1": ("pending", False, False),
     }
-
-
-def test_an_objects_later_events_wait_until_the_earlier_finishes_then_go_in_order(
-    store: Store,
-) -> None:
-    subscription = _subscribe(store, ordered=True)
-    _record(store, [_event(1), _event(2)], subscription)
-    _record(store, [_event(3)], subscription)  # another batch: queued behind the same head
-    [first] = _claim(store)
-    assert first.event_id == "event-payments-1"
-    retry_at = NOW + timedelta(seconds=5)
-    _finish(store, first, Outcome(Verdict.RETRY, retry_at))
-    assert _claim(store) == []  # event 2 waits while event 1 is open, due or not
-    [retried] = _claim(store, retry_at)
-    assert retried.event_id == "event-payments-1"
-    _finish(store, retried, DELIVERED, retry_at)
-    [second] = _claim(store, retry_at)
-    assert second.event_id == "event-payments-2"
-    _finish(store, second, FAILED, retry_at)  # failed for good: the next goes
-    [third] = _claim(store, retry_at)
-    assert third.event_id == "event-payments-3"
 
 
 def test_an_event_queued_after_its_objects_head_finished_is_the_new_head(
@@ -199,47 +183,11 @@ def test_a_redelivered_earlier_event_goes_before_the_later_ones_still_open(
     _record(store, [_event(1), _event(2), _event(3)], subscription)
     [first] = _claim(store)
     _finish(store, first, DELIVERED)
-    assert store.redeliver(first.id, now=NOW)  # event 2 was the head: it waits again
+    assert store.log.redeliver(first.id, now=NOW)  # event 2 was the head: it waits again
     state = _queue_state(database_url)
     assert state["event-payments-1"] == ("pending", False, False)
     assert state["event-payments-2"] == ("pending", False, True)
     assert [d.event_id for d in _claim(store)] == ["event-payments-1"]
-
-
-def test_recovered_failures_go_again_in_order(store: Store) -> None:
-    subscription = _subscribe(store, ordered=True)
-    _record(store, [_event(1), _event(2)], subscription)
-    for _ in range(2):
-        [due] = _claim(store)
-        _finish(store, due, FAILED)
-    assert store.recover(subscription, since=NOW - timedelta(hours=1), until=None, now=NOW) == 2
-    [first] = _claim(store)
-    assert first.event_id == "event-payments-1"
-    _finish(store, first, DELIVERED)
-    assert [d.event_id for d in _claim(store)] == ["event-payments-2"]
-
-
-def test_a_subscription_made_unordered_sends_what_was_waiting(store: Store) -> None:
-    subscription = _subscribe(store, ordered=True)
-    _record(store, [_event(1), _event(2)], subscription)
-    assert store.update_subscription(subscription, now=NOW, ordered=False)
-    assert len(_claim(store)) == 2
-
-
-def test_replay_queues_behind_the_objects_head_in_order(store: Store) -> None:
-    subscription = _subscribe(store, ordered=True)
-    _record(store, [_event(1)], subscription)
-    late = _subscribe(store, ordered=True)
-    _record(store, [_event(2), _event(3)])  # stored, wanted by no subscription then
-    queued = store.replay(
-        store.subscription(late) or pytest.fail("no subscription"),
-        since=NOW - timedelta(hours=1),
-        until=None,
-        now=NOW,
-    )
-    assert queued == 3
-    due = [d for d in _claim(store) if d.subscription_id == late]
-    assert [d.event_id for d in due] == ["event-payments-1"]
 
 
 # -- rate limits ------------------------------------------------------------------------------
@@ -277,32 +225,6 @@ def test_a_claim_neither_locks_nor_writes_an_idle_rate_limited_subscriptions_row
 
 
 # -- the end-to-end latency: first deliveries only --------------------------------------------
-
-
-def test_only_a_first_delivery_from_consumption_counts_for_the_end_to_end_latency(
-    store: Store,
-) -> None:
-    subscription = _subscribe(store, ordered=False)
-    _record(store, [_event(1)], subscription)
-    [first] = _claim(store)
-    assert first.first_delivery
-    retry_at = NOW + timedelta(seconds=5)
-    _finish(store, first, Outcome(Verdict.RETRY, retry_at))
-    [retried] = _claim(store, retry_at)
-    assert retried.first_delivery  # a retry of the first round: still its first delivery
-    _finish(store, retried, DELIVERED, retry_at)
-    assert store.redeliver(first.id, now=retry_at)
-    [redelivered] = _claim(store, retry_at)
-    assert not redelivered.first_delivery
-    late = _subscribe(store, ordered=False)
-    store.replay(
-        store.subscription(late) or pytest.fail("no subscription"),
-        since=NOW - timedelta(hours=1),
-        until=None,
-        now=retry_at,
-    )
-    [replayed] = [d for d in _claim(store, retry_at) if d.subscription_id == late]
-    assert not replayed.first_delivery
 
 
 def _end_to_end_count() -> float:
@@ -443,7 +365,7 @@ def test_a_claim_reads_the_same_few_pages_whatever_waits_or_is_parked(
 ) -> None:
     parked = _subscribe(store, ordered=False)
     _record(store, [_event(n, name=f"svc-{n}") for n in range(3000)], parked)
-    store.set_enabled(parked, enabled=False, reason="maintenance", now=NOW)
+    store.subscriptions.set_enabled(parked, enabled=False, reason="maintenance", now=NOW)
     ordered = _subscribe(store, ordered=True)
     _record(store, [_event(0)], ordered)
     [head] = _claim(store)
@@ -454,8 +376,8 @@ def test_a_claim_reads_the_same_few_pages_whatever_waits_or_is_parked(
     _record(store, [_event(n, name=f"free-{n}") for n in range(20)], free)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE deliveries")
-        due_pages, due_indexes = _pages_and_indexes(conn, postgres._DUE_UNTHROTTLED, NOW)
-        bucket_pages, bucket_indexes = _pages_and_indexes(conn, postgres._DUE_BUCKETS, NOW)
+        due_pages, due_indexes = _pages_and_indexes(conn, pg_queue._DUE_UNTHROTTLED, NOW)
+        bucket_pages, bucket_indexes = _pages_and_indexes(conn, pg_queue._DUE_BUCKETS, NOW)
     # Before migration 0009 the first read every one of the 6,000 deliveries it skipped.
     assert {i for i in due_indexes if i.startswith("deliveries")} == {"deliveries_claimable"}
     assert due_pages < 40
