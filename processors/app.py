@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -150,6 +151,27 @@ def build_app(
     return app
 
 
+GAP_SIGHTINGS = 3
+"""How many times the same record must come first after seeks to the same gap before the gap is
+taken for offsets the log holds no record at (a race of a fetch with the seek brings a later
+record once, not the same one again and again)."""
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A hole seen before `offset`, `times` times in a row."""
+
+    hole: range
+    offset: int
+    times: int
+
+    def again(self, hole: range, offset: int) -> Sighting | None:
+        """The same hole seen once more before the same record; None if it is another one."""
+        if hole.start != self.hole.start or offset != self.offset:
+            return None
+        return Sighting(hole, offset, self.times + 1)
+
+
 class RecordHandler:
     """What the agent does with one raw record: `processors.processing.process` it, send its domain
     events or its dead letter, count it. Kafka's failures restart the worker (`restart`).
@@ -175,8 +197,8 @@ class RecordHandler:
         self._warned: set[str] = set()
         self._next: dict[Any, int] = {}
         """Per raw partition, the offset after the last record handled."""
-        self._holes: dict[Any, int] = {}
-        """Per raw partition, the start of the last hole reported (logged and counted once)."""
+        self._holes: dict[Any, Sighting] = {}
+        """Per raw partition, the hole the handler last sought back to, until it is read again."""
 
     async def handle(self, message: Any, value: bytes | None) -> None:
         """Never raises: Faust acks the record an agent raised on (the stream's iterator acks it
@@ -198,8 +220,11 @@ class RecordHandler:
             self._next[message.tp] = message.offset + 1
 
     def cap_commits(self) -> None:
-        """Keep Faust from committing a raw partition past the records this handler handled
-        (`stalls.committable`), whatever Faust acked: its stream acks the records it skips."""
+        """Commit a raw partition to the end of the unbroken run of records this handler handled
+        (`stalls.committable`), never to what Faust's acks would give: its stream acks the
+        records it skips, and where its fetcher saw a gap (a transaction marker) its run takes the
+        record after the gap as acked before the agent handled it. Faust's own choice is still
+        asked for, so it trims its acked offsets."""
         consumer: Any = self._app.consumer
         if getattr(consumer, "_herald_commits_capped", False):
             return
@@ -208,9 +233,11 @@ class RecordHandler:
         )  # Faust's, private: what it would commit
 
         def capped(tps: Any) -> dict[Any, int]:
-            offsets = {
-                tp: self._committable(tp, offset) for tp, offset in faust_offsets(tps).items()
-            }
+            tps = list(tps)
+            offsets: dict[Any, int | None] = dict(faust_offsets(tps))
+            for tp in tps:
+                if tp.topic == self._settings.raw_topic:
+                    offsets[tp] = committable(self._next.get(tp), self._committed(tp))
             return {tp: offset for tp, offset in offsets.items() if offset is not None}
 
         consumer._filter_committable_offsets = capped
@@ -242,38 +269,79 @@ class RecordHandler:
         consumer.perform_seek = perform_seek
         consumer._herald_seeks_completed = True
 
-    def _committable(self, tp: Any, offset: int) -> int | None:
-        if tp.topic != self._settings.raw_topic:
-            return offset
-        return committable(offset, self._next.get(tp), self._committed(tp))
-
     async def _skipped(self, message: Any) -> bool:
         """Whether records before this one were never handed to the agent (`stalls.skipped`):
-        then the record is not handled, and the worker seeks back to read them (`_rewind`)."""
+        then the record is not handled, and the worker seeks back to read them (`_rewind`).
+
+        Not every gap is a hole: a log holds no record at the offsets of transaction markers
+        (a transactional producer: MirrorMaker 2 or Kafka Connect exactly-once) or of compacted
+        keys. Faust's fetcher notes such gaps as it reads (offsets it was never handed between two
+        it was); where it could not (its note starts after the committed offset), the same record
+        coming first again `GAP_SIGHTINGS` times, each after a seek to the gap, shows the log
+        holds nothing there. A hole is logged and counted once its records are read again."""
         tp = message.tp
         handled, committed = self._next.get(tp), self._committed(tp)
         known = [x for x in (handled, committed) if x is not None]
         expected = max(known) if known else None
+        pending = self._holes.get(tp)
         if message.offset <= (expected or 0):  # no hole can end here: no need to ask Kafka
+            if pending is not None and message.offset in pending.hole:
+                del self._holes[tp]
+                log.error(
+                    "%s: records %d-%d were never handed to the agent before record %d (dropped"
+                    " by Faust while it recovered, faust issue #596); read again in place",
+                    tp,
+                    pending.hole.start,
+                    pending.hole.stop - 1,
+                    pending.offset,
+                )
+                SKIPS.inc()
+            return False
+        if self._noted_gap(tp, skipped(expected, message.offset, None)):  # no Kafka round trip
+            self._holes.pop(tp, None)
             return False
         starts = await self._app.consumer.earliest_offsets(tp)
         hole = skipped(expected, message.offset, starts.get(tp))
         if not hole:
             return False
-        if self._holes.get(tp) != hole.start:  # the same hole again: a seek raced a fetch
-            self._holes[tp] = hole.start
-            log.error(
-                "%s: record %d was handed to the agent before records %d-%d, which never were "
-                "(dropped by Faust while it recovered, faust issue #596); seeking back to read "
-                "them",
+        if self._noted_gap(tp, hole):
+            self._holes.pop(tp, None)
+            log.debug(
+                "%s: offsets %d-%d hold no record (Faust's fetcher saw the gap)",
                 tp,
-                message.offset,
                 hole.start,
                 hole.stop - 1,
             )
-            SKIPS.inc()
+            return False
+        sighting = pending.again(hole, message.offset) if pending else None
+        sighting = sighting or Sighting(hole, message.offset, 1)
+        if sighting.times >= GAP_SIGHTINGS:
+            self._holes.pop(tp, None)
+            log.info(
+                "%s: offsets %d-%d hold no record (read from %d %d times, record %d came first"
+                " each time: transaction markers or compacted keys); going on",
+                tp,
+                hole.start,
+                hole.stop - 1,
+                hole.start,
+                sighting.times - 1,
+                message.offset,
+            )
+            return False
+        self._holes[tp] = sighting
         await self._rewind()
         return True
+
+    def _noted_gap(self, tp: Any, hole: range) -> bool:
+        """Whether Faust's fetcher noted every offset of `hole` as absent from the log (its
+        `_gap`, private: an interval tree per partition, filled in `_drain_messages`)."""
+        tree = getattr(self._app.consumer, "_gap", {}).get(tp)
+        if not tree:
+            return False
+        return any(
+            gap.begin <= hole.start and gap.end >= hole.stop
+            for gap in tree.overlap(hole.start, hole.stop)
+        )
 
     async def _rewind(self) -> None:
         """Read every raw partition again from the offset this handler expects next (`_expected`),

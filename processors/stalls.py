@@ -89,19 +89,19 @@ def skipped(expected: int | None, offset: int, log_start: int | None) -> range:
     return range(start, offset) if offset > start else range(0)
 
 
-def committable(offset: int, handled: int | None, committed: int | None) -> int | None:
-    """The offset a raw partition may be committed to, when Faust would commit `offset`: never past
-    `handled` (the offset after the last record the agent handled in an unbroken run from the
-    committed offset; None when it has handled none on this partition), and only forward of
-    `committed` (None when nothing is, or Faust takes 0 for nothing); None when it may not commit.
+def committable(handled: int | None, committed: int | None) -> int | None:
+    """The offset a raw partition may be committed to: `handled` (the offset after the last record
+    the agent handled in an unbroken run from the committed offset; None when it has handled none
+    on this partition), only forward of `committed` (None when nothing is, or Faust takes 0 for
+    nothing); None when it may not commit.
 
-    Why: Faust acks records it never handed to the agent. Its stream skips, and acks, every
-    record of an older consumer generation and every record that arrives while its flow control is
-    suspended (a rebalance, a table recovery: issue #596); the contiguous-run commit then goes past
-    them, as it does past an offset gap it saw in the fetched records, and past any hole at all
-    where nothing is committed yet. Capped at what the agent handled, a commit never passes a record
-    it did not process, whatever Faust acked."""
+    Why not Faust's contiguous run of acked offsets: Faust acks records it never handed to the
+    agent. Its stream skips, and acks, every record of an older consumer generation and every
+    record that arrives while its flow control is suspended (a rebalance, a table recovery: issue
+    #596); its run goes past any hole at all where nothing is committed yet; and where its fetcher
+    saw an offset gap (a transaction marker) it counts the record after the gap as acked before
+    the agent handled it, while a commit capped below Faust's run stopped the partition for good
+    (Faust had dropped the acked offsets it took). The records the agent handled are the truth."""
     if handled is None:
         return None
-    capped = min(offset, handled)
-    return capped if committed is None or capped > committed else None
+    return handled if committed is None or handled > committed else None

@@ -64,8 +64,8 @@ def test_becoming_ready_starts_the_unready_clock_over() -> None:
 
 
 def test_a_commit_stops_at_the_records_handled() -> None:
-    assert committable(10, handled=3, committed=None) == 3  # 3-9 acked by Faust, never handled
-    assert committable(10, handled=12, committed=None) == 10
-    assert committable(10, handled=3, committed=3) is None  # nothing forward of the committed one
-    assert committable(10, handled=None, committed=None) is None  # nothing handled here
-    assert committable(10, handled=8, committed=5) == 8
+    assert committable(handled=3, committed=None) == 3  # whatever Faust acked past 3
+    assert committable(handled=12, committed=None) == 12  # 11 handled, not acked by Faust yet
+    assert committable(handled=3, committed=3) is None  # nothing forward of the committed one
+    assert committable(handled=None, committed=None) is None  # nothing handled here
+    assert committable(handled=8, committed=5) == 8
