@@ -700,6 +700,40 @@ class Pipeline:
         self.domain.catch_up()
         return Measured(self, items, posted, offered, rate, end, grace_s, expected)
 
+    def settle(self, *, timeout_s: float = 180) -> float:
+        """Wait until the processor's and the dispatcher's groups have committed up to the end of
+        their topics (what a step not kept up left queued); return how long it took."""
+        from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+        groups = {
+            f"bench-pipeline-{self.run}": self.topics["HERALD_RAW_TOPIC"],
+            f"bench-pipeline-d-{self.run}": self.topics["HERALD_DOMAIN_TOPIC"],
+        }
+        began = time.monotonic()
+        for group, topic in groups.items():
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                }
+            )
+            try:
+                partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+                high = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions]
+                while True:
+                    committed = [tp.offset for tp in consumer.committed(partitions, timeout=10)]
+                    if all(c >= h for c, h in zip(committed, high, strict=True)):
+                        break
+                    if time.monotonic() - began > timeout_s:
+                        print(f"(not settled: {group} committed {committed} of {high})")
+                        break
+                    self.check_alive()
+                    time.sleep(0.5)
+            finally:
+                consumer.close()
+        return time.monotonic() - began
+
     def stop(self) -> None:
         for service in self.services.values():
             service.stop()
@@ -1335,7 +1369,12 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
                 break
         sustained = sustained_rate([m.result for m in steps])
         half = (sustained or rates[0]) / 2
-        print(f"\nsustained: {sustained:,.0f} raw Events/s; {load()}", flush=True)
+        settled = pipeline.settle()
+        print(
+            f"\nsustained: {sustained:,.0f} raw Events/s; {load()}; the backlog drained"
+            f" {settled:.0f} s after the last step",
+            flush=True,
+        )
         before = pipeline.stats()
         measured = pipeline.step(half, half_s, grace_s=args.grace_s, drain_s=args.drain_s, tag="h-")
         after = pipeline.stats()
@@ -1352,11 +1391,14 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
         events = len(measured.items)
         print(
             f"\n{'process':12} {'CPU s in window':>16} {'CPU ms / 1000 Events':>21} {'peak MiB':>9}"
+            f" {'% of a core':>12}"
         )
+        window = max(measured.end - min(measured.posted.values()), 1e-9)
         for name in pipeline.pids:
             cpu = after[name][0] - before[name][0]
             print(
                 f"{name:12} {cpu:>16.2f} {cpu / events * 1_000_000:>21.0f} {after[name][1]:>9.0f}"
+                f" {cpu / window * 100:>12.0f}"
             )
         total_cpu = sum(
             after[name][0] - before[name][0] for name in pipeline.pids if name != "fakekube"
