@@ -354,7 +354,7 @@ class SimCluster:
 
 
 class Feeder:
-    """POSTs Events to the fake API server at a constant rate, on one kept-alive connection."""
+    """POSTs Events to the fake API server on one kept-alive connection (the warm-up, the bursts)."""
 
     def __init__(self, url: str) -> None:
         parsed = urlparse(url)
@@ -368,31 +368,6 @@ class Feeder:
         response.read()
         if response.status != 201:
             raise RuntimeError(f"fakekube answered {response.status}")
-
-    def offer(
-        self, items: Sequence[Offered], rate: float, *, tick_s: float = 0.01
-    ) -> tuple[dict[str, float], float]:
-        """POST every item, `rate` a second; return when each was posted (wall clock, just before
-        its POST) and the rate reached."""
-        posted: dict[str, float] = {}
-        sent = 0
-        start = time.monotonic()
-        first = time.time()
-        while sent < len(items):
-            elapsed = time.monotonic() - start
-            due = min(len(items), int(rate * elapsed) + 1)
-            if due <= sent:
-                time.sleep(min(tick_s, (sent + 1) / rate - elapsed))
-                continue
-            now = time.time()
-            batch = items[sent:due]
-            self.post([item.line for item in batch])
-            for item in batch:
-                posted[item.uid] = now
-            sent = due
-            time.sleep(max(0.0, tick_s - (time.monotonic() - start - elapsed)))
-        span = max(time.time() - first, 1 / rate)
-        return posted, len(items) / max(span, (len(items) - 1) / rate)
 
 
 # -- the receiver ------------------------------------------------------------------------------
