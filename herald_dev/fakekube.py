@@ -13,6 +13,16 @@ What it speaks:
   A watch from a resourceVersion the server has not reached yet is accepted and carries nothing
   until the server's version passes it, as a real API server does without its watch cache.
 - `POST /herald-fake/events`: JSON lines of scenario steps to apply now (see `apply`).
+- `POST /herald-fake/generate`: the server makes Events itself at a steady rate (see `generate`),
+  so that a benchmark can offer thousands a second without paying for a feeder; answered when done,
+  with when each batch was created.
+
+A bounded history (`FakeKube(max_changes=N)`, `--max-changes`): only the last N changes are kept.
+Older ones are dropped with the Events they created (as the Event TTL would, but without a DELETED
+change), a watch from a resourceVersion before them gets a 410 as after a compaction, and an open
+watch that falls that far behind ends with the same 410 (as a real API server ends a watcher too
+slow for its cache), so the server's memory stays flat however many Events it is offered.
+Watch streams write every change ready at once in one chunk (many lines per chunk).
 
 What it does not: authentication, other resources, field or label selectors, TLS. Fault injection
 (`fail_next`, `cut_watches`, `silence_next_watches`, `compact`, `reset`, `restart`) is exposed on the Python object for tests.
@@ -50,6 +60,9 @@ log = logging.getLogger("herald_dev.fakekube")
 JsonObject = dict[str, Any]
 _EVENTS_PATH = "/api/v1/events"
 _ADMIN_PATH = "/herald-fake/events"
+_GENERATE_PATH = "/herald-fake/generate"
+GENERATED_AT = "fakekube.herald.dev/created-at"
+"""The annotation on generated Events: `time.time()` when the server created it."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,13 @@ class _State:
     faults: list[_Fault] = field(default_factory=list)
     expire_continue: bool = False
     silent_watches: int = 0
+    trimmed_rv: int = 0
+    """The last resourceVersion dropped from a bounded history (0: nothing dropped)."""
+
+
+def generated_uid(seed: str, i: int) -> str:
+    """The uid `FakeKube.generate` gives Event i of a run with this seed."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fakekube:{seed}:{i}"))
 
 
 def now_rfc3339() -> str:
@@ -96,10 +116,18 @@ def status_object(code: int, reason: str, message: str) -> JsonObject:
 class FakeKube:
     """The store and protocol logic; `serve()` puts it behind HTTP on 127.0.0.1."""
 
-    def __init__(self, *, bookmark_interval_s: float = 1.0, bookmarks: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        bookmark_interval_s: float = 1.0,
+        bookmarks: bool = True,
+        max_changes: int | None = None,
+    ) -> None:
         self.bookmark_interval_s = bookmark_interval_s
         self.bookmarks = bookmarks
         """False: never send bookmarks, even when a watch allows them (a real server's Events)."""
+        self.max_changes = max_changes
+        """Keep only this many changes (and their Events); None: keep everything."""
         self._state = _State()
         self._cond = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
@@ -146,8 +174,105 @@ class FakeKube:
             # Stored objects are never changed in place (a change stores a new copy), so the change
             # log, the object map and the watch streams share them.
             state.changes.append(_Change(state.rv, change_type, stored))
+            self._trim()
             self._cond.notify_all()
             return dict(stored)
+
+    def _trim(self) -> None:
+        """Drop the oldest changes past `max_changes` (in blocks, so that the list is not shifted
+        on every change), and the Events they stored if still current."""
+        state = self._state
+        if self.max_changes is None or len(state.changes) <= self.max_changes * 1.1 + 100:
+            return
+        cut = len(state.changes) - self.max_changes
+        for change in state.changes[:cut]:
+            meta = change.object["metadata"]
+            key = (meta["namespace"], meta["name"])
+            if state.objects.get(key) is change.object:
+                del state.objects[key]
+        state.trimmed_rv = state.changes[cut - 1].rv
+        state.compacted_rv = max(state.compacted_rv, state.trimmed_rv)
+        del state.changes[:cut]
+
+    def generate(
+        self,
+        templates: list[JsonObject],
+        *,
+        rate: float,
+        count: int,
+        seed: str,
+        start: int = 0,
+        tick_s: float = 0.01,
+    ) -> JsonObject:
+        """Create `count` Events, `rate` a second, in batches every `tick_s`; return when done.
+
+        Event i (from `start`) is `templates[i % len(templates)]` with the name
+        `<involvedObject.name>.<seed>-<i as 8 hex digits>`, the uid `generated_uid(seed, i)` and the
+        annotation `GENERATED_AT` (when it was created, `time.time()`). The answer: `offered` (the
+        rate reached, Events/s) and `batches`, `[first i, count, time.time()]` each."""
+        if not templates or rate <= 0 or count < 0:
+            raise ValueError("generate needs templates, a positive rate and a count")
+        batches: list[list[float]] = []
+        made = 0
+        began = time.monotonic()
+        first_at: float | None = None
+        while made < count:
+            elapsed = time.monotonic() - began
+            due = min(count, int(rate * elapsed) + 1)
+            if due > made:
+                at = time.time()
+                first_at = at if first_at is None else first_at
+                stamp = f"{at:.6f}"
+                rfc = now_rfc3339()
+                with self._cond:
+                    for i in range(start + made, start + due):
+                        self._apply_generated(templates[i % len(templates)], i, seed, stamp, rfc)
+                    self._trim()
+                    self._cond.notify_all()
+                batches.append([start + made, due - made, at])
+                made = due
+            if made < count:
+                # to the next tick, or to the next Event if it is due later than that
+                elapsed = time.monotonic() - began
+                wake = max((elapsed // tick_s + 1) * tick_s, made / rate)
+                time.sleep(max(0.0, wake - elapsed))
+        span = max(time.time() - (first_at or time.time()), (count - 1) / rate, 1 / rate)
+        return {"offered": count / span, "batches": batches}
+
+    def _apply_generated(
+        self, template: JsonObject, i: int, seed: str, stamp: str, rfc: str
+    ) -> None:
+        """Store one generated Event (the lock held). Templates are never changed: the stored
+        Events share their nested fields, as stored objects are never changed in place."""
+        state = self._state
+        meta = template.get("metadata") or {}
+        involved = template.get("involvedObject") or {}
+        namespace = str(meta.get("namespace") or involved.get("namespace") or "default")
+        name = f"{involved.get('name', 'object')}.{seed}-{i:08x}"
+        state.rv += 1
+        stored = {
+            "kind": "Event",
+            "apiVersion": "v1",
+            "firstTimestamp": rfc,
+            "lastTimestamp": rfc,
+            "count": 1,
+            "type": "Normal",
+            "eventTime": None,
+            "reportingComponent": "",
+            "reportingInstance": "",
+            **template,
+            "metadata": {
+                **meta,
+                "name": name,
+                "namespace": namespace,
+                "uid": generated_uid(seed, i),
+                "resourceVersion": str(state.rv),
+                "creationTimestamp": rfc,
+                "annotations": {**(meta.get("annotations") or {}), GENERATED_AT: stamp},
+            },
+        }
+        state.objects[(namespace, name)] = stored
+        state.changes.append(_Change(state.rv, "ADDED", stored))
 
     def _new_event(self, obj: JsonObject, namespace: str) -> JsonObject:
         stored = copy.deepcopy(obj)
@@ -308,6 +433,14 @@ class FakeKube:
         state = self._state
         if rv == state.rv:
             objects = state.objects
+        elif state.trimmed_rv:
+            # A bounded history cannot rebuild an older snapshot: the Events as they are now,
+            # without those created after it.
+            objects = {
+                k: o
+                for k, o in state.objects.items()
+                if int(o["metadata"]["resourceVersion"]) <= rv
+            }
         else:
             objects = {}
             for change in state.changes:
@@ -329,34 +462,37 @@ class FakeKube:
         timeout_s: float,
     ) -> Iterator[JsonObject]:
         """Yield watch events until the timeout, a cut, or a 410."""
+        for batch in self.watch_batches(
+            namespace=namespace,
+            resource_version=resource_version,
+            bookmarks=bookmarks,
+            timeout_s=timeout_s,
+        ):
+            yield from batch
+
+    def watch_batches(
+        self,
+        *,
+        namespace: str | None,
+        resource_version: str | None,
+        bookmarks: bool,
+        timeout_s: float,
+    ) -> Iterator[list[JsonObject]]:
+        """`watch`, every change ready at once in one list."""
         bookmarks = bookmarks and self.bookmarks
         deadline = time.monotonic() + timeout_s
-        expired: JsonObject | None = None
-        with self._cond:
-            state = self._state
-            generation = state.watch_generation
-            initial: list[JsonObject] = []
-            if resource_version in (None, "", "0"):
-                # "Start at most recent": synthetic ADDED for every stored object, then changes.
-                start_rv = state.rv
-                initial = [
-                    {"type": "ADDED", "object": o}
-                    for (ns, _), o in state.objects.items()
-                    if namespace is None or ns == namespace
-                ]
-            else:
-                start_rv = int(resource_version)
-                if start_rv < state.compacted_rv:
-                    message = f"too old resource version: {start_rv} ({state.compacted_rv})"
-                    expired = {"type": "ERROR", "object": status_object(410, "Expired", message)}
-        if expired is not None:
-            yield expired
+        generation, start_rv, initial = self._watch_start(namespace, resource_version)
+        if initial:
+            yield initial
+        if initial and initial[0]["type"] == "ERROR":
             return
-        yield from initial
         sent_rv = start_rv
         next_bookmark = time.monotonic() + self.bookmark_interval_s
         while True:
             with self._cond:
+                expired = self._fallen_behind(sent_rv)
+                if expired is not None:
+                    break
                 pending = [
                     c
                     for c in self._state.changes[self._index_after(sent_rv) :]
@@ -372,21 +508,55 @@ class FakeKube:
                         self._cond.wait(timeout=wake - now)
                         if self._state.watch_generation != generation:
                             return
-            for change in pending:
-                yield {"type": change.type, "object": change.object}
+            if pending:
+                yield [{"type": change.type, "object": change.object} for change in pending]
             sent_rv = max(sent_rv, last_rv)
             if bookmarks and time.monotonic() >= next_bookmark:
                 next_bookmark = time.monotonic() + self.bookmark_interval_s
-                yield {
-                    "type": "BOOKMARK",
-                    "object": {
-                        "kind": "Event",
-                        "apiVersion": "v1",
-                        "metadata": {"resourceVersion": str(sent_rv)},
-                    },
-                }
+                yield [
+                    {
+                        "type": "BOOKMARK",
+                        "object": {
+                            "kind": "Event",
+                            "apiVersion": "v1",
+                            "metadata": {"resourceVersion": str(sent_rv)},
+                        },
+                    }
+                ]
             if time.monotonic() >= deadline:
                 return
+        if expired is not None:
+            yield [expired]
+
+    def _watch_start(
+        self, namespace: str | None, resource_version: str | None
+    ) -> tuple[int, int, list[JsonObject]]:
+        """The watch generation, the resourceVersion to watch from, and what to send first (the
+        stored Events for a watch from "most recent", or a 410 for one older than compaction)."""
+        with self._cond:
+            state = self._state
+            if resource_version in (None, "", "0"):
+                # "Start at most recent": synthetic ADDED for every stored object, then changes.
+                initial = [
+                    {"type": "ADDED", "object": o}
+                    for (ns, _), o in state.objects.items()
+                    if namespace is None or ns == namespace
+                ]
+                return state.watch_generation, state.rv, initial
+            start_rv = int(resource_version or 0)
+            if start_rv < state.compacted_rv:
+                message = f"too old resource version: {start_rv} ({state.compacted_rv})"
+                expired = {"type": "ERROR", "object": status_object(410, "Expired", message)}
+                return state.watch_generation, start_rv, [expired]
+            return state.watch_generation, start_rv, []
+
+    def _fallen_behind(self, sent_rv: int) -> JsonObject | None:
+        """The 410 for a watch whose next changes were dropped from a bounded history (the lock
+        held), else None."""
+        if sent_rv >= self._state.trimmed_rv:
+            return None
+        message = f"too old resource version: {sent_rv} ({self._state.trimmed_rv})"
+        return {"type": "ERROR", "object": status_object(410, "Expired", message)}
 
     def _index_after(self, rv: int) -> int:
         """Index of the first change with a resourceVersion above rv (changes are rv-ordered)."""
@@ -506,6 +676,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, body)
 
     def do_POST(self) -> None:
+        if urlparse(self.path).path == _GENERATE_PATH:
+            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+            try:
+                answer = self.fake.generate(
+                    request["templates"],
+                    rate=float(request["rate"]),
+                    count=int(request["count"]),
+                    seed=str(request["seed"]),
+                    start=int(request.get("start", 0)),
+                )
+            except (KeyError, TypeError, ValueError) as e:
+                self._send_json(400, status_object(400, "BadRequest", f"bad generate: {e}"))
+                return
+            self._send_json(200, answer)
+            return
         if urlparse(self.path).path != _ADMIN_PATH:
             self._send_json(404, status_object(404, "NotFound", self.path))
             return
@@ -529,16 +714,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.wait_for_cut()
             self.close_connection = True
             return
-        stream = self.fake.watch(
+        stream = self.fake.watch_batches(
             namespace=namespace,
             resource_version=query.get("resourceVersion"),
             bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
             timeout_s=float(query.get("timeoutSeconds", "1800")),
         )
         try:
-            for event in stream:
-                line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            for batch in stream:
+                if not batch:
+                    continue
+                data = b"".join(
+                    json.dumps(event, separators=(",", ":")).encode() + b"\n" for event in batch
+                )
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
@@ -571,13 +760,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--bookmark-interval-s", type=float, default=1.0)
     parser.add_argument(
+        "--max-changes",
+        type=int,
+        help="keep only the last N changes and their Events (older resourceVersions: 410)",
+    )
+    parser.add_argument(
         "--no-bookmarks",
         action="store_true",
         help="send no bookmarks, as a real API server does for Events",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s fakekube %(message)s")
-    fake = FakeKube(bookmark_interval_s=args.bookmark_interval_s, bookmarks=not args.no_bookmarks)
+    fake = FakeKube(
+        bookmark_interval_s=args.bookmark_interval_s,
+        bookmarks=not args.no_bookmarks,
+        max_changes=args.max_changes,
+    )
     url = fake.serve(port=args.port)
     fake.write_kubeconfig(args.kubeconfig)
     log.info("serving core/v1 Events on %s; kubeconfig at %s", url, args.kubeconfig)

@@ -36,6 +36,7 @@ def step(**changes: float) -> object:
         "arrived": 400,
         "early_p50_s": 0.05,
         "late_p50_s": 0.06,
+        "late_p95_s": 0.09,
     }
     fields.update(changes)
     fields.setdefault("offered", fields["rate"] * 0.998)
@@ -62,17 +63,29 @@ def test_percentile_of_nothing_is_nan() -> None:
 
 
 def test_a_step_with_everything_on_time_and_a_flat_lag_is_kept_up() -> None:
-    assert pipeline.kept_up(step()) == (True, "kept up")
+    ok, why = pipeline.kept_up(step())
+    assert ok
+    assert why.startswith("kept up")
 
 
 @pytest.mark.parametrize(
     ("changes", "why"),
     [
-        pytest.param({"offered": 900}, "the feeder offered only", id="rate-not-offered"),
+        pytest.param({"offered": 900}, "the simulator offered only", id="rate-not-offered"),
         pytest.param({"arrived": 399, "on_time": 399}, "lost 1 of 400", id="a-webhook-lost"),
         pytest.param({"on_time": 390}, "10 webhooks later than the grace", id="late"),
         pytest.param({"early_p50_s": 0.05, "late_p50_s": 0.31}, "lag grew", id="lag-grew"),
-        pytest.param({"early_p50_s": 1.0, "late_p50_s": 1.51}, "lag grew", id="lag-half-again"),
+        pytest.param(
+            {"early_p50_s": 0.5, "late_p50_s": 0.76, "late_p95_s": 0.9},
+            "lag grew",
+            id="lag-half-again",
+        ),
+        pytest.param(
+            {"early_p50_s": 2.0, "late_p50_s": 2.0, "late_p95_s": 2.2},
+            "last quarter's p95 2,200 ms > 1,000 ms",
+            id="a-steady-2-s-lag",
+        ),
+        pytest.param({"late_p95_s": 1.01}, "p95 1,010 ms", id="p95-just-over-the-bound"),
     ],
 )
 def test_a_step_is_not_kept_up(changes: dict[str, float], why: str) -> None:
@@ -82,7 +95,31 @@ def test_a_step_is_not_kept_up(changes: dict[str, float], why: str) -> None:
 
 
 def test_a_lag_within_noise_is_kept_up() -> None:
-    assert pipeline.kept_up(step(early_p50_s=1.0, late_p50_s=1.45))[0]
+    assert pipeline.kept_up(step(early_p50_s=0.5, late_p50_s=0.74, late_p95_s=0.9))[0]
+
+
+def test_a_last_quarter_p95_at_the_bound_is_kept_up_and_the_bound_is_stated() -> None:
+    ok, why = pipeline.kept_up(step(late_p95_s=1.0))
+    assert ok
+    assert "p95 1,000 ms <= 1,000 ms" in why
+
+
+def test_a_steady_lag_under_a_looser_bound_is_kept_up() -> None:
+    lagging = step(early_p50_s=2.0, late_p50_s=2.0, late_p95_s=2.2)
+    assert pipeline.kept_up(lagging, late_p95_bound_s=3.0)[0]
+    assert pipeline.sustained_rate([lagging]) == 0
+
+
+def test_the_generated_workload_names_what_the_simulator_makes() -> None:
+    from herald_dev.fakekube import generated_uid
+
+    items, templates = pipeline.generated_workload(100, seed="s1")
+    assert [i.uid for i in items[:3]] == [generated_uid("s1", n) for n in range(3)]
+    assert len(templates) == 100
+    assert all("uid" not in t["metadata"] and "name" not in t["metadata"] for t in templates)
+    argo = [n for n, i in enumerate(items) if i.webhook_id]
+    assert argo == [n for n in range(100) if pipeline.mix_event(n, tag="")[1]]
+    assert len({i.webhook_id for i in items if i.webhook_id}) == 10
 
 
 def test_the_sustained_rate_is_the_last_step_kept_up_before_the_first_that_was_not() -> None:
