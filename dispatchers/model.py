@@ -4,7 +4,7 @@ The store is split by aggregate, one small Protocol each: `SubscriptionStore` (s
 their sealed secrets), `EventStore` (each event once, and replay), `DeliveryQueue` (claims, leases,
 rate limits, attempts and what they decide), `DeliveryLog` (the log as shown) and `Housekeeping`
 (clean-up by age, gauges). Two implementations keep the same semantics, checked by one contract
-suite (`tests/dispatchers/store_contract.py`): `dispatchers.postgres` (the service's) and
+suite (`tests/dispatchers/test_store_contract.py`): `dispatchers.postgres` (the service's) and
 `dispatchers.memory` (the logic tests'). The loops see narrower ports still: `consuming.DeliveryStore`
 (`Intake` here) and `sending.ClaimStore` (a `DeliveryQueue`).
 

@@ -1,6 +1,6 @@
 """The dispatcher's store in memory: the twin of `dispatchers.postgres`, with the same ports
 (`dispatchers.model`) and the same semantics, checked by one contract suite
-(`tests/dispatchers/store_contract.py`), so the sending and consuming logic is tested in
+(`tests/dispatchers/test_store_contract.py`), so the sending and consuming logic is tested in
 milliseconds. One module per aggregate, over the shared `tables`.
 
 One lock stands for the database's transactions: each call is atomic, as each Postgres call is one
