@@ -40,6 +40,7 @@ from pathlib import Path
 import psycopg
 import requests
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -184,6 +185,19 @@ def peak_memory_mb(pid: int) -> float:
     return 0.0
 
 
+def clean_up(bootstrap: str, admin_url: str, run: str) -> None:
+    """Drop the database and delete the topics a run created (`bench_<run>`, `bench.<run>.*`): the
+    broker and the server may be shared."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "bench_{run}" WITH (FORCE)')
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [
+        name for name in admin.list_topics(timeout=10).topics if name.startswith(f"bench.{run}.")
+    ]
+    for done in admin.delete_topics(names).values() if names else ():
+        done.result(30)
+
+
 def run_dispatcher(
     *,
     bootstrap: str,
@@ -196,62 +210,65 @@ def run_dispatcher(
     """One dispatcher over `events` events, one subscription per URL; returns (deliveries/s to
     the subscriptions whose URL is the first one, peak memory in MB)."""
     run = uuid.uuid4().hex[:6]
-    database = f"bench_{run}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    url = admin_url.rsplit("/", 1)[0] + f"/{database}"
-    store = Store.open(url)
-    store.migrate()
-    healthy: set[uuid.UUID] = set()
-    clusters = []
-    for i, target in enumerate(urls):
-        cluster = f"c{i}"
-        clusters.append(cluster)
-        sub = store.subscriptions.create(
-            url=target,
-            secrets=[SECRET],
-            filter=SubscriptionFilter(clusters=(cluster,)),
-            ordered=True,
-        )
-        if target == urls[0]:
-            healthy.add(sub)
-    store.close()
-    topics = bench_topics(f"bench.{run}")
-    infra.create_topics(bootstrap, topics, partitions=3)
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
-    wanted = 0
-    for i in range(events):
-        cluster = clusters[i % len(clusters)]
-        item = event(i, cluster)
-        producer.produce(
-            topics["HERALD_DOMAIN_TOPIC"],
-            key=item.key.encode(),
-            value=encode_domain_event(item),
-            headers=domain_record_headers(),
-        )
-        if urls[i % len(urls)] == urls[0]:
-            wanted += 1
-        if i % 1000 == 0:
-            producer.poll(0)
-    producer.flush(60)
-    env = {
-        **topics,
-        "HERALD_KAFKA_BOOTSTRAP": bootstrap,
-        "HERALD_DATABASE_URL": url,
-        "HERALD_DISPATCHER_GROUP_ID": f"bench-{run}",
-        "HERALD_DISPATCHER_WORKERS": str(workers),
-        "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
-        "HERALD_METRICS_PORT": "0",
-        "HERALD_HTTP_READ_TIMEOUT_S": "5",
-    }
-    process = ServiceProcess("dispatchers", env, work / f"dispatcher-{run}.log").start()
     try:
-        rate = delivered_rate(url, healthy, wanted)
-        assert process.process is not None
-        memory = peak_memory_mb(process.process.pid)
+        database = f"bench_{run}"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+        url = admin_url.rsplit("/", 1)[0] + f"/{database}"
+        store = Store.open(url)
+        store.migrate()
+        healthy: set[uuid.UUID] = set()
+        clusters = []
+        for i, target in enumerate(urls):
+            cluster = f"c{i}"
+            clusters.append(cluster)
+            sub = store.subscriptions.create(
+                url=target,
+                secrets=[SECRET],
+                filter=SubscriptionFilter(clusters=(cluster,)),
+                ordered=True,
+            )
+            if target == urls[0]:
+                healthy.add(sub)
+        store.close()
+        topics = bench_topics(f"bench.{run}")
+        infra.create_topics(bootstrap, topics, partitions=3)
+        producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+        wanted = 0
+        for i in range(events):
+            cluster = clusters[i % len(clusters)]
+            item = event(i, cluster)
+            producer.produce(
+                topics["HERALD_DOMAIN_TOPIC"],
+                key=item.key.encode(),
+                value=encode_domain_event(item),
+                headers=domain_record_headers(),
+            )
+            if urls[i % len(urls)] == urls[0]:
+                wanted += 1
+            if i % 1000 == 0:
+                producer.poll(0)
+        producer.flush(60)
+        env = {
+            **topics,
+            "HERALD_KAFKA_BOOTSTRAP": bootstrap,
+            "HERALD_DATABASE_URL": url,
+            "HERALD_DISPATCHER_GROUP_ID": f"bench-{run}",
+            "HERALD_DISPATCHER_WORKERS": str(workers),
+            "HERALD_ALLOW_PRIVATE_NETWORKS": "true",
+            "HERALD_METRICS_PORT": "0",
+            "HERALD_HTTP_READ_TIMEOUT_S": "5",
+        }
+        process = ServiceProcess("dispatchers", env, work / f"dispatcher-{run}.log").start()
+        try:
+            rate = delivered_rate(url, healthy, wanted)
+            assert process.process is not None
+            memory = peak_memory_mb(process.process.pid)
+        finally:
+            process.stop()
+        return rate, memory
     finally:
-        process.stop()
-    return rate, memory
+        clean_up(bootstrap, admin_url, run)
 
 
 class Arrivals:
@@ -349,7 +366,9 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
 
 def measure_latency(*, bootstrap: str, admin_url: str, work: Path, lone: int) -> None:
     arrivals = Arrivals()
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 0, "partitioner": "murmur2_random"}
+    )
     run = uuid.uuid4().hex[:6]
     try:
         relay_topics = bench_topics(f"bench.{run}.relay")
@@ -395,6 +414,7 @@ def measure_latency(*, bootstrap: str, admin_url: str, work: Path, lone: int) ->
             service.stop()
     finally:
         arrivals.close()
+        clean_up(bootstrap, admin_url, run)
     bare_p50, bare_p99 = percentiles(bare)
     p50, p99 = percentiles(ours)
     print(f"latency of {lone} lone records, produced to webhook arrived:")

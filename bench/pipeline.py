@@ -1067,8 +1067,10 @@ def processor_baseline(
     create_topics(
         bootstrap, topic_names(run, "s", {}, raw=f"bench.{run}.psink"), partitions=PARTITIONS
     )
+    app_id = f"bench-pipeline-{run}-baseline"
+    CREATED["prefixes"].add(f"{app_id}-")  # its changelogs, deleted with the rest
     try:
-        ours = processor_rate(bootstrap, topics, count, work)
+        ours = processor_rate(bootstrap, topics, count, work, app_id=app_id)
     except (ZeroDivisionError, IndexError):  # done before its second commit: too few records
         ours = float("nan")
     bare = asyncio.run(aiokafka_loop(bootstrap, raw_topic, f"bench.{run}.psink", count))

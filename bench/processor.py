@@ -163,8 +163,12 @@ def committed(bootstrap: str, topic: str, group: str) -> int:
         consumer.close()
 
 
-def processor_rate(bootstrap: str, topics: dict[str, str], total: int, work: Path) -> float:
-    app_id = f"bench-{uuid.uuid4().hex[:6]}"
+def processor_rate(
+    bootstrap: str, topics: dict[str, str], total: int, work: Path, *, app_id: str | None = None
+) -> float:
+    """Raw records per second through one processor worker; `app_id` names its group and its
+    changelog topics (a new one when None)."""
+    app_id = app_id or f"bench-{uuid.uuid4().hex[:6]}"
     env = {
         **os.environ,
         **topics,
