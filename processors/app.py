@@ -39,6 +39,7 @@ from herald_contracts import (
 )
 from herald_runtime.metrics import replace_series, start_at_zero
 from processors.catalogue import Catalogue
+from processors.kafka import holds_records
 from processors.processing import process
 from processors.settings import ProcessorSettings
 from processors.stalls import StallGuard, committable, skipped
@@ -522,6 +523,8 @@ def _guard_commits(
     """Restart the worker when a raw partition with records waiting stops committing (`stalls`).
     A worker stuck recovering or rebalancing is the watchdog thread's (`processors.liveness`)."""
     guard = StallGuard(after_s=settings.commit_stall_s)
+    empty: dict[Any, tuple[int | None, int | None]] = {}
+    """Per raw partition, the (committed, end) offsets between which Kafka held no record."""
 
     @app.timer(interval=guard_interval_s(settings))  # type: ignore[untyped-decorator]
     async def guard_commits() -> None:
@@ -549,9 +552,27 @@ def _guard_commits(
                 if ends.get(tp) is not None
             }
         )
-        stalled = guard.check(
-            {tp: (committed.get(tp), ends.get(tp)) for tp in assigned}, now=time.monotonic()
+        progress = {tp: (committed.get(tp), ends.get(tp)) for tp in assigned}
+        # A range found to hold no record (a transactional producer's last marker: the end offset
+        # counts it, and nothing is ever handed over to commit past it) is nothing waiting.
+        progress.update(
+            {tp: (end, end) for tp, (_, end) in progress.items() if empty.get(tp) == progress[tp]}
         )
+        stalled = guard.check(progress, now=time.monotonic())
+        for suspect in list(stalled):
+            tp: Any = suspect
+            start, end = progress[tp]
+            try:
+                held = await holds_records(
+                    settings.kafka_bootstrap, tp.topic, tp.partition, start or 0, end or 0
+                )
+            except (KafkaError, TimeoutError) as e:  # Kafka away: restart as before
+                log.debug("%s not read for the stall guard: %r", tp, e)
+                continue
+            if not held:
+                log.debug("%s: offsets %s-%s hold no record (transaction markers)", tp, start, end)
+                empty[tp] = (start, end)
+                stalled.discard(tp)
         if stalled:
             log.error(
                 "%s have records waiting and committed nothing for %ss (Faust can drop records "

@@ -13,8 +13,11 @@ HERALD_KAFKA_BOOTSTRAP" when the broker was merely down at start.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from herald_runtime.backoff import Backoff
 from herald_runtime.topics.waiting import wait_for_topics
@@ -44,3 +47,32 @@ def wait_for_raw_partitions(
         backoff=Backoff(base_s=BACKOFF_BASE_S, cap_s=BACKOFF_MAX_S),
     )
     return None if found is None else found[topic]
+
+
+async def holds_records(
+    bootstrap: str, topic: str, partition: int, start: int, end: int, *, timeout_s: float = 10.0
+) -> bool:
+    """Whether offsets `start` to `end - 1` of a partition hold a record a consumer is handed: not
+    when they hold only transaction markers (a transactional producer's commit or abort marker
+    takes an offset, and the end offset counts it) or compacted keys. Read with a consumer of its
+    own, in no group, at Faust's isolation level (read_uncommitted).
+
+    Raises `aiokafka.errors.KafkaError` or `TimeoutError` when Kafka does not answer within
+    `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await asyncio.wait_for(consumer.start(), timeout_s)
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        while loop.time() < deadline:
+            fetched = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+            if fetched.get(tp):
+                return bool(fetched[tp][0].offset < end)
+            if await consumer.position(tp) >= end:
+                return False
+        raise TimeoutError(f"{topic}[{partition}] was not read from {start} in {timeout_s}s")
+    finally:
+        await consumer.stop()
