@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from typing import Any
 
@@ -51,11 +51,16 @@ class Database:
         self.pool.close()
 
     @contextmanager
-    def cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
-        """A cursor in a transaction of its own; psycopg's errors translated into the store's."""
+    def cursor(self, *, pipelined: bool = False) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        """A cursor in a transaction of its own; psycopg's errors translated into the store's.
+
+        `pipelined`: in psycopg's pipeline mode, so statements whose results are not read are
+        sent together (BEGIN with the first statement, COMMIT with the last ones): a round trip
+        only where a result is fetched, and one at the end."""
         try:
             with (
                 self.pool.connection() as conn,
+                conn.pipeline() if pipelined else nullcontext(),
                 conn.transaction(),
                 conn.cursor(row_factory=dict_row) as cur,
             ):

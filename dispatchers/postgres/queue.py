@@ -273,7 +273,9 @@ class PgQueue(DeliveryQueue):
         `disable_after` is disabled (so is one that answered 410 Gone)."""
         if not attempts:
             return Recorded(disabled={}, late=0)
-        with self._db.cursor() as cur:
+        # Pipelined: BEGIN and the lock go out together (the one result read before the end),
+        # then the writes and COMMIT together; a round trip more only to disable a subscription.
+        with self._db.cursor(pipelined=True) as cur:
             # Locked in id order, so two workers recording overlapping batches cannot deadlock.
             cur.execute(
                 "SELECT id, subscription_id, object_key, attempt_count, claim_token, status"
@@ -282,7 +284,7 @@ class PgQueue(DeliveryQueue):
             )
             rows = {r["id"]: r for r in cur.fetchall()}
             logged: list[tuple[AttemptRecord, Outcome, int]] = []
-            moved: list[tuple[AttemptRecord, Outcome, int]] = []
+            moved: dict[uuid.UUID, tuple[AttemptRecord, Outcome]] = {}
             for attempt, outcome in attempts:
                 row = rows.get(attempt.delivery_id)
                 if row is None:  # cleaned up meanwhile
@@ -291,69 +293,24 @@ class PgQueue(DeliveryQueue):
                 logged.append((attempt, outcome, row["attempt_count"]))
                 if row["claim_token"] == attempt.claim and row["status"] in OPEN:
                     row["claim_token"] = None
-                    moved.append((attempt, outcome, row["attempt_count"]))
+                    moved[attempt.delivery_id] = (attempt, outcome)
                 else:
                     log.info(
                         "attempt %d of delivery %s recorded after its claim passed on",
                         row["attempt_count"],
                         attempt.delivery_id,
                     )
-            cur.executemany(
-                "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms,"
-                " status_code, response_headers, response_body, error)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        a.delivery_id,
-                        n,
-                        a.started_at,
-                        a.duration_ms,
-                        a.status_code,
-                        (
-                            Jsonb(storable_json(a.response_headers))
-                            if a.response_headers is not None
-                            else None
-                        ),
-                        _storable(a.response_body),
-                        _storable(a.error),
-                    )
-                    for a, _, n in logged
-                ],
-            )
-            cur.executemany(
-                "UPDATE deliveries SET status = %(status)s, attempt_count = %(n)s,"
-                " next_attempt_at = %(retry_at)s, claimed_until = NULL, claim_token = NULL,"
-                " updated_at = %(now)s, last_status_code = %(code)s, last_error = %(error)s,"
-                " delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(done)s"
-                " ELSE delivered_at END WHERE id = %(id)s",
-                [
-                    {
-                        "status": STATUS[o.verdict],
-                        "n": n,
-                        "retry_at": o.retry_at,
-                        "now": now,
-                        "code": a.status_code,
-                        "error": _storable(a.error),
-                        "id": a.delivery_id,
-                        "done": a.started_at + timedelta(milliseconds=a.duration_ms),
-                    }
-                    for a, o, n in moved
-                ],
-            )
+            if logged:
+                cur.execute(_INSERT_ATTEMPTS, _attempt_columns(logged))
+                cur.execute(_MOVE_ON, _delivery_columns(rows, moved, now))
             # A delivery that ended (delivered, failed for good) hands its object's head on.
             ordering.promote(
                 cur,
                 {
-                    (rows[a.delivery_id]["subscription_id"], rows[a.delivery_id]["object_key"])
-                    for a, o, _ in moved
+                    (rows[id_]["subscription_id"], rows[id_]["object_key"])
+                    for id_, (_, o) in moved.items()
                     if STATUS[o.verdict] not in OPEN
                 },
-            )
-            counted = [(id_, row["attempt_count"]) for id_, row in rows.items()]
-            cur.execute(
-                "UPDATE deliveries d SET attempt_count = GREATEST(d.attempt_count, c.n)"
-                " FROM unnest(%s::uuid[], %s::int[]) AS c(id, n) WHERE d.id = c.id",
-                ([id_ for id_, _ in counted], [n for _, n in counted]),
             )
             disabled = self._keep_health(
                 cur,
@@ -372,50 +329,148 @@ class PgQueue(DeliveryQueue):
         now: datetime,
         disable_after: timedelta,
     ) -> dict[uuid.UUID, str]:
+        """Apply `health`'s judgement of the attempts' subscriptions, in one statement (two or
+        three more for each one disabled). It locks, in id order (as every statement locking
+        several subscriptions does, so two recorders cannot deadlock), only the rows it may
+        change: the failing and gone subscriptions, and the recovered ones still marked failing;
+        a success to a healthy subscription (the usual attempt) locks and writes nothing."""
         summary = health.summarise(
             [(a.started_at, o.verdict, subscription_of.get(a.delivery_id)) for a, o in attempts]
         )
+        if not summary:
+            return {}
+        subs = sorted(summary)
+        cur.execute(
+            _HEALTH,
+            (
+                subs,
+                [summary[sub].recovered for sub in subs],
+                [summary[sub].gone for sub in subs],
+                [summary[sub].succeeded for sub in subs],
+                [summary[sub].first_failure for sub in subs],
+            ),
+        )
+        judged = [sub for sub in subs if not summary[sub].recovered or summary[sub].gone]
+        if not judged:  # only recoveries: nothing to read back, nothing to disable
+            return {}
+        failing = {row["id"]: row["failing_since"] for row in cur.fetchall()}
         disabled: dict[uuid.UUID, str] = {}
-        recovered = health.recovered(summary)
-        if recovered:  # the usual case, in one statement
-            cur.execute(
-                "UPDATE subscriptions SET failing_since = NULL"
-                " WHERE id = ANY(%s) AND failing_since IS NOT NULL",
-                (recovered,),
-            )
-        # In id order, as everywhere several subscriptions are locked: recorders cannot deadlock.
-        for sub, judged in sorted(summary.items()):
-            failing_since = None
-            if judged.first_failure is not None and not judged.gone:
-                # The streak as `Health.failing_since` gives it, worked out on the locked row.
-                cur.execute(
-                    "UPDATE subscriptions SET failing_since = CASE WHEN %s THEN %s"
-                    " ELSE COALESCE(failing_since, %s) END WHERE id = %s RETURNING failing_since",
-                    (judged.succeeded, judged.first_failure, judged.first_failure, sub),
-                )
-                row = cur.fetchone()
-                failing_since = row["failing_since"] if row is not None else None
+        for sub in judged:  # in id order; their rows are locked already
             reason = health.disable_reason(
-                judged, failing_since, now=now, disable_after=disable_after
+                summary[sub],
+                None if summary[sub].gone else failing.get(sub),
+                now=now,
+                disable_after=disable_after,
             )
-            if reason is not None:
+            if reason is None:
+                continue
+            cur.execute(
+                "UPDATE subscriptions SET enabled = false, disabled_reason = %s,"
+                " disabled_at = %s, updated_at = %s WHERE id = %s AND enabled RETURNING id",
+                (reason, now, now, sub),
+            )
+            if cur.fetchall():
+                disabled[sub] = reason
+                # Its open deliveries out of the claims' way (`set_enabled` unparks them);
+                # one locked elsewhere meanwhile stays put: the claims skip it all the same.
                 cur.execute(
-                    "UPDATE subscriptions SET enabled = false, disabled_reason = %s,"
-                    " disabled_at = %s, updated_at = %s WHERE id = %s AND enabled",
-                    (reason, now, now, sub),
+                    "UPDATE deliveries SET parked = true WHERE id IN ("
+                    " SELECT id FROM deliveries WHERE subscription_id = %s"
+                    " AND status IN ('pending', 'retrying') AND NOT parked"
+                    " FOR UPDATE SKIP LOCKED)",
+                    (sub,),
                 )
-                if cur.rowcount:
-                    disabled[sub] = reason
-                    # Its open deliveries out of the claims' way (`set_enabled` unparks them);
-                    # one locked elsewhere meanwhile stays put: the claims skip it all the same.
-                    cur.execute(
-                        "UPDATE deliveries SET parked = true WHERE id IN ("
-                        " SELECT id FROM deliveries WHERE subscription_id = %s"
-                        " AND status IN ('pending', 'retrying') AND NOT parked"
-                        " FOR UPDATE SKIP LOCKED)",
-                        (sub,),
-                    )
         return disabled
+
+
+# Every attempt logged, numbered as `record_attempts` worked out, in one statement.
+_INSERT_ATTEMPTS = """
+    INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
+                          response_headers, response_body, error)
+    SELECT * FROM unnest(%s::uuid[], %s::int[], %s::timestamptz[], %s::int[], %s::int[],
+                         %s::jsonb[], %s::text[], %s::text[])
+"""
+# Every delivery recorded: its attempts counted; the one whose claim an attempt held (`moved`)
+# moved on by that attempt's outcome, its claim let go.
+_MOVE_ON = """
+    UPDATE deliveries d SET
+        attempt_count = GREATEST(d.attempt_count, c.n),
+        status = CASE WHEN c.moved THEN c.status ELSE d.status END,
+        next_attempt_at = CASE WHEN c.moved THEN c.retry_at ELSE d.next_attempt_at END,
+        claimed_until = CASE WHEN c.moved THEN NULL ELSE d.claimed_until END,
+        claim_token = CASE WHEN c.moved THEN NULL ELSE d.claim_token END,
+        updated_at = CASE WHEN c.moved THEN %(now)s ELSE d.updated_at END,
+        last_status_code = CASE WHEN c.moved THEN c.code ELSE d.last_status_code END,
+        last_error = CASE WHEN c.moved THEN c.error ELSE d.last_error END,
+        delivered_at = CASE WHEN c.moved AND c.status = 'delivered' THEN c.done
+                            ELSE d.delivered_at END
+    FROM unnest(%(ids)s::uuid[], %(n)s::int[], %(moved)s::bool[], %(status)s::text[],
+                %(retry_at)s::timestamptz[], %(code)s::int[], %(error)s::text[],
+                %(done)s::timestamptz[]) AS c(id, n, moved, status, retry_at, code, error, done)
+    WHERE d.id = c.id
+"""
+# The failure streaks (`health.Health.failing_since`, worked out on the locked rows): a recovered
+# subscription's cleared (locked only if it was set), a failing one's started if none runs, or
+# restarted at its first failure after a success; a gone one's otherwise kept (it is disabled). Every row
+# that may change is locked first, in id order. Returns the streak of each row it locked.
+_HEALTH = """
+    WITH j AS (
+        SELECT * FROM unnest(%s::uuid[], %s::bool[], %s::bool[], %s::bool[], %s::timestamptz[])
+            AS j(id, recovered, gone, succeeded, first_failure)
+    ), locked AS (
+        SELECT s.id, j.recovered, j.gone, j.succeeded, j.first_failure
+        FROM subscriptions s JOIN j ON j.id = s.id
+        WHERE NOT j.recovered OR j.gone OR s.failing_since IS NOT NULL
+        ORDER BY s.id
+        FOR NO KEY UPDATE OF s
+    )
+    UPDATE subscriptions s SET failing_since = CASE
+        WHEN l.recovered THEN NULL
+        WHEN l.gone THEN s.failing_since
+        WHEN l.succeeded THEN l.first_failure
+        ELSE COALESCE(s.failing_since, l.first_failure) END
+    FROM locked l WHERE s.id = l.id
+    RETURNING s.id, s.failing_since
+"""
+
+
+def _attempt_columns(logged: Sequence[tuple[AttemptRecord, Outcome, int]]) -> list[list[Any]]:
+    return [
+        [a.delivery_id for a, _, _ in logged],
+        [n for _, _, n in logged],
+        [a.started_at for a, _, _ in logged],
+        [a.duration_ms for a, _, _ in logged],
+        [a.status_code for a, _, _ in logged],
+        [
+            Jsonb(storable_json(a.response_headers)) if a.response_headers is not None else None
+            for a, _, _ in logged
+        ],
+        [_storable(a.response_body) for a, _, _ in logged],
+        [_storable(a.error) for a, _, _ in logged],
+    ]
+
+
+def _delivery_columns(
+    rows: dict[uuid.UUID, dict[str, Any]],
+    moved: dict[uuid.UUID, tuple[AttemptRecord, Outcome]],
+    now: datetime,
+) -> dict[str, Any]:
+    ids = list(rows)
+    by = [moved.get(id_) for id_ in ids]
+    return {
+        "now": now,
+        "ids": ids,
+        "n": [rows[id_]["attempt_count"] for id_ in ids],
+        "moved": [m is not None for m in by],
+        "status": [None if m is None else STATUS[m[1].verdict] for m in by],
+        "retry_at": [None if m is None else m[1].retry_at for m in by],
+        "code": [None if m is None else m[0].status_code for m in by],
+        "error": [None if m is None else _storable(m[0].error) for m in by],
+        "done": [
+            None if m is None else m[0].started_at + timedelta(milliseconds=m[0].duration_ms)
+            for m in by
+        ],
+    }
 
 
 def _storable(text: str | None) -> str | None:
