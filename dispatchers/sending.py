@@ -161,24 +161,46 @@ class GroupedAttempts:
         raise ticket.result or StoreError("the attempts' transaction was interrupted")
 
     def _write(self, group: list[_Ticket]) -> None:
-        result: Recorded | Exception = StoreError("the attempts' transaction was interrupted")
+        results: Sequence[Recorded | Exception] = [
+            StoreError("the attempts' transaction was interrupted")
+        ] * len(group)
+        try:
+            results = self._results(group)
+        finally:
+            with self._condition:
+                for ticket, result in zip(group, results, strict=True):
+                    ticket.result = result
+                self._writing = False
+                self._condition.notify_all()
+
+    def _results(self, group: list[_Ticket]) -> Sequence[Recorded | Exception]:
+        """Each ticket's result: the group's transaction's (`late` counted once, told to the
+        first), or its own when the database refused the group's values."""
         try:
             result = self._store.record_attempts(
                 [attempt for ticket in group for attempt in ticket.attempts],
                 now=max(ticket.now for ticket in group),
                 disable_after=group[0].disable_after,
             )
+        except ValuesRefusedError as e:
+            if len(group) == 1:
+                return [e]
+            # One worker's refused values (a bug in the data: the same values can never be
+            # stored) would fail every worker's attempts in the group, and each would be sent
+            # again: each worker's attempts are recorded again alone (the group's transaction
+            # rolled back whole), so only those with the refused values fail.
+            return [self._alone(ticket) for ticket in group]
         except Exception as e:  # noqa: BLE001 - raised to every worker of the group, this one too
-            result = e
-        finally:
-            with self._condition:
-                for i, ticket in enumerate(group):
-                    if isinstance(result, Recorded) and i:
-                        ticket.result = Recorded(result.disabled, late=0)  # counted once
-                    else:
-                        ticket.result = result
-                self._writing = False
-                self._condition.notify_all()
+            return [e] * len(group)
+        return [result] + [Recorded(result.disabled, late=0)] * (len(group) - 1)
+
+    def _alone(self, ticket: _Ticket) -> Recorded | Exception:
+        try:
+            return self._store.record_attempts(
+                ticket.attempts, now=ticket.now, disable_after=ticket.disable_after
+            )
+        except Exception as e:  # noqa: BLE001 - raised to that ticket's worker
+            return e
 
 
 @dataclass

@@ -489,7 +489,7 @@ def _attempt(delivery: uuid.UUID) -> tuple[AttemptRecord, Outcome]:
 def _recording(grouped: GroupedAttempts, delivery: uuid.UUID, out: dict[uuid.UUID, object]) -> None:
     try:
         out[delivery] = grouped.record_attempts([_attempt(delivery)], now=datetime.now(UTC))
-    except StoreError as e:
+    except (StoreError, ValuesRefusedError) as e:
         out[delivery] = e
 
 
@@ -533,3 +533,58 @@ def test_a_failed_grouped_transaction_is_raised_to_every_worker_in_it() -> None:
         t.join(timeout=10)
     assert len(store.calls) == 2  # the writer's, then the two others' together
     assert all(isinstance(returned[d], StoreError) for d in deliveries)
+
+
+class _RefusingOne(_SlowRecorder):
+    """Refuses (as Postgres refuses a value out of range) every transaction holding `bad`."""
+
+    def __init__(self, bad: uuid.UUID) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def record_attempts(
+        self,
+        attempts: Sequence[tuple[AttemptRecord, Outcome]],
+        *,
+        now: datetime,
+        disable_after: timedelta = timedelta(days=5),
+    ) -> Recorded:
+        super().record_attempts(attempts, now=now, disable_after=disable_after)
+        if self.bad in self.calls[-1]:
+            raise ValuesRefusedError('value "1099511627776" is out of range for type integer')
+        return Recorded(disabled={}, late=0)
+
+
+def test_values_refused_in_a_grouped_transaction_fail_only_the_worker_that_holds_them() -> None:
+    first, second, bad, third = (uuid.uuid4() for _ in range(4))
+    store = _RefusingOne(bad)
+    grouped = GroupedAttempts(store)  # type: ignore[arg-type]
+    returned: dict[uuid.UUID, object] = {}
+    writer = threading.Thread(target=_recording, args=(grouped, first, returned))
+    writer.start()
+    wait_until(lambda: len(store.calls) == 1, timeout_s=10)
+    others = [
+        threading.Thread(target=_recording, args=(grouped, d, returned))
+        for d in (second, bad, third)
+    ]
+    for t in others:
+        t.start()
+    wait_until(lambda: len(grouped._queued) == 3, timeout_s=10)
+    store.go.set()
+    for t in [writer, *others]:
+        t.join(timeout=10)
+    assert sorted(store.calls[1]) == sorted([second, bad, third])  # grouped, and refused
+    assert sorted(map(tuple, store.calls[2:])) == sorted([(second,), (bad,), (third,)])  # alone
+    assert isinstance(returned[bad], ValuesRefusedError)
+    assert all(isinstance(returned[d], Recorded) for d in (first, second, third))
+
+
+def test_a_refused_transaction_of_one_worker_is_not_tried_again() -> None:
+    bad = uuid.uuid4()
+    store = _RefusingOne(bad)
+    store.go.set()
+    grouped = GroupedAttempts(store)  # type: ignore[arg-type]
+    returned: dict[uuid.UUID, object] = {}
+    _recording(grouped, bad, returned)
+    assert isinstance(returned[bad], ValuesRefusedError)
+    assert store.calls == [[bad]]
