@@ -18,6 +18,10 @@ HERALD_DATABASE_URL), a fast receiver (204 at once) in another process, and meas
    `python -m dispatchers`, and through a bare relay in another process (a confluent-kafka
    consumer asking for one record at a time, POSTing it with a `requests.Session`), with the
    ratios. `--latency-only` runs this part alone.
+6. `--recording-only`: recording alone (issue 14), no HTTP: `--workers` threads record
+   `--events` successful attempts of claimed deliveries, one `record_attempts` per attempt, the
+   same through `GroupedAttempts` (the dispatcher's way: attempts finishing together share a
+   transaction), and 25 per call; attempts recorded per second in each case.
 The figures are wall-clock on this machine; every process shares its cores.
 """
 
@@ -35,7 +39,9 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import requests
@@ -46,7 +52,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dispatchers.matching import SubscriptionFilter  # noqa: E402
+from dispatchers.model import AttemptRecord  # noqa: E402
+from dispatchers.outcomes import Outcome, Verdict  # noqa: E402
 from dispatchers.postgres import Store  # noqa: E402
+from dispatchers.sending import GroupedAttempts  # noqa: E402
 from dispatchers.signing import sign  # noqa: E402
 from herald_contracts import (  # noqa: E402
     DomainEvent,
@@ -425,6 +434,72 @@ def measure_latency(*, bootstrap: str, admin_url: str, work: Path, lone: int) ->
     )
 
 
+def measure_recording(*, admin_url: str, threads: int, attempts: int) -> None:
+    """Successful attempts recorded per second on `threads` threads, without HTTP: one
+    `record_attempts` per attempt, the same grouped across threads, and 25 per call."""
+    run = uuid.uuid4().hex[:6]
+    database = f"bench_{run}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        store = Store.open(admin_url.rsplit("/", 1)[0] + f"/{database}", max_size=threads)
+        store.migrate()
+        subs = [
+            store.subscriptions.create(
+                url="http://127.0.0.1:9/hooks",
+                secrets=[SECRET],
+                filter=SubscriptionFilter(),
+                ordered=False,
+            )
+            for _ in range(SUBSCRIPTIONS)
+        ]
+        cases = [
+            ("one per call", 1, False),
+            ("grouped across threads", 1, True),
+            ("25 per call", 25, False),
+        ]
+        print(f"recording {attempts} successful attempts on {threads} threads:")
+        for name, per_call, grouped in cases:
+            now = datetime.now(UTC)
+            events = [event(i, f"c{i % SUBSCRIPTIONS}") for i in range(attempts)]
+            store.events.record_events(
+                [(e, encode_domain_event(e), [subs[i % len(subs)]]) for i, e in enumerate(events)],
+                now=now,
+            )
+            due = store.queue.claim_due(now=now, limit=attempts, lease_s=600)
+            recorder = GroupedAttempts(store.queue) if grouped else store.queue
+            shares = [due[t::threads] for t in range(threads)]
+
+            def record(
+                share: list[Any], recorder: Any = recorder, per_call: int = per_call
+            ) -> None:
+                for i in range(0, len(share), per_call):
+                    at = datetime.now(UTC)
+                    recorder.record_attempts(
+                        [
+                            (
+                                AttemptRecord(d.id, d.claim, at, 1, 204, {}, "", None),
+                                Outcome(Verdict.DELIVERED),
+                            )
+                            for d in share[i : i + per_call]
+                        ],
+                        now=at,
+                    )
+
+            pool = [threading.Thread(target=record, args=(share,)) for share in shares]
+            started = time.perf_counter()
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+            rate = len(due) / (time.perf_counter() - started)
+            print(f"  {name}: {rate:,.0f} attempts/s ({len(due)} attempts)")
+        store.close()
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -436,12 +511,19 @@ def main() -> None:
     parser.add_argument("--lone", type=int, default=200, help="lone records timed (latency)")
     parser.add_argument("--latency-only", action="store_true", help="run the latency part alone")
     parser.add_argument("--relay", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--recording-only", action="store_true", help="time recording attempts alone (no HTTP)"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, hang=args.hang)
         return
     if args.relay:
         relay(*args.relay)
+        return
+    if args.recording_only:
+        with infra.postgres_server() as database_url:
+            measure_recording(admin_url=database_url, threads=args.workers, attempts=args.events)
         return
     work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     receivers = []
