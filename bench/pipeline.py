@@ -26,15 +26,29 @@ and HERALD_DATABASE_URL when set, else its own):
    the last one kept up.
 3. at half that rate, a window of `--half-s` seconds: p50/p95/p99 end to end (the fake API server
    creating the Event -> the webhook received) and per stage (-> the raw
-   topic's record timestamp -> the domain topic's -> received), CPU seconds (utime+stime) and peak
-   memory (VmHWM) per process, and the loss check by deterministic webhook-id (the processor's
-   `event_id`), two deliveries each.
+   topic's record timestamp -> the domain topic's -> received), and the loss check by
+   deterministic webhook-id (the processor's `event_id`), two deliveries each. Then the window's
+   CPU budget, from /proc: CPU seconds (utime+stime, of each process and its live descendants,
+   plus the cutime+cstime of the children they reaped) and peak memory (the root's VmHWM) of the
+   collector, processor and dispatcher, the Kafka broker, Postgres (the postmaster and its
+   backends, exited ones through the postmaster's cutime), the receiver and the simulator; their
+   sum ("whole machine") per 1,000 raw Events and the rate that implies on `os.cpu_count()` cores.
+   A broker or server the bench starts itself is known by its pid; one given by
+   HERALD_KAFKA_BOOTSTRAP / HERALD_DATABASE_URL is found by the port it listens on
+   (/proc/net/tcp and tcp6 -> socket inode -> /proc/<pid>/fd), marked shared (its CPU includes
+   others' load), or "not measured" if no one process holds the port. This bench's own CPU and
+   the machine's (/proc/stat) are printed beside, not counted.
 4. baselines, each stage alone over the same input as its bare loop, the pipeline stopped:
    collector vs a bare kubernetes-client list+watch -> confluent-kafka produce loop (a burst of
    Events into a fresh fake API server each); processor vs a bare aiokafka consume -> produce loop
    over the raw topic the pipeline wrote (`bench/processor.py`'s code); dispatcher vs a bare
    confluent-kafka consume -> `requests` POST loop over the domain topic the pipeline wrote
-   (deliveries/s, `bench/dispatcher.py`'s rate reading).
+   (deliveries/s, `bench/dispatcher.py`'s rate reading). Each bare loop's CPU per 1,000 raw
+   Events too: the bare collector's process over its burst, the aiokafka loop's and the relay's
+   (both run in this process) over their runs, the relay's scaled by the mix's deliveries per raw
+   Event (0.2: one Argo Event in ten, delivered to two subscriptions). Then the "bare-client
+   budget": the whole machine's CPU per 1,000 raw Events with the three services' replaced by
+   their bare loops', and the rate that implies (could bare clients carry 2,500/s here?).
 Figures are wall-clock on a shared machine: compare ratios, and runs with each other.
 """
 
@@ -54,7 +68,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,10 +183,99 @@ def sustained_rate(steps: Sequence[StepResult]) -> float:
     return best
 
 
+def stat_fields(stat: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat line after the command (the state, field 3, first)."""
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def cpu_seconds(stat: str) -> float:
     """utime + stime of a /proc/<pid>/stat line, in seconds."""
-    fields = stat[stat.rindex(")") + 2 :].split()
+    fields = stat_fields(stat)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(stats: Mapping[int, str], root: int, *, ticks: float) -> float | None:
+    """CPU seconds of `root` and of every live descendant (`stats`: pid -> its /proc/<pid>/stat
+    line, `ticks` a second): utime + stime of each, plus each one's cutime + cstime, the children it
+    has reaped (Postgres's exited backends count in the postmaster's). None if `root` is gone."""
+    if root not in stats:
+        return None
+    children: dict[int, list[int]] = {}
+    for pid, stat in stats.items():
+        children.setdefault(int(stat_fields(stat)[1]), []).append(pid)
+    total, todo, seen = 0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        fields = stat_fields(stats[pid])
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        todo.extend(children.get(pid, ()))
+    return total / ticks
+
+
+def listening_inodes(tcp: str, port: int) -> set[int]:
+    """The inodes of the sockets listening on `port` in a /proc/net/tcp (or tcp6) table."""
+    out = set()
+    for line in tcp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+            out.add(int(inode))
+    return out
+
+
+def serving_pid(
+    fd_links: Iterable[tuple[int, str]], inodes: set[int], stats: Mapping[int, str]
+) -> int | None:
+    """The process holding one of the sockets `inodes` (`fd_links`: (pid, the target of one of its
+    /proc/<pid>/fd links)); where several do (children inheriting it), the one whose parent does
+    not; None when none does or that is not one process."""
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    holders = {pid for pid, link in fd_links if link in targets}
+    roots = {
+        pid for pid in holders if pid not in stats or int(stat_fields(stats[pid])[1]) not in holders
+    }
+    return roots.pop() if len(roots) == 1 else None
+
+
+def machine_cpu_seconds(proc_stat: str, *, ticks: float) -> tuple[float, float]:
+    """(busy, all) CPU seconds of every core together since boot, from /proc/stat's `cpu` line
+    (busy: all but idle and iowait)."""
+    for line in proc_stat.splitlines():
+        if line.startswith("cpu "):
+            values = [int(v) for v in line.split()[1:9]]  # user .. steal (guest is in user)
+            idle = values[3] + values[4]
+            return (sum(values) - idle) / ticks, sum(values) / ticks
+    raise ValueError("no cpu line in /proc/stat")
+
+
+def ms_per_1000_raw(cpu_s: float, units: float, *, units_per_raw: float = 1.0) -> float:
+    """CPU ms per 1,000 raw Events, from `cpu_s` spent on `units` (records, deliveries) of which a
+    raw Event of the mix makes `units_per_raw`."""
+    return cpu_s / (units / units_per_raw) * 1_000_000
+
+
+def ceiling_rate(ms_per_1000: float, cores: int) -> float:
+    """The raw Events/s `cores` fully busy could take at that CPU cost (nothing else running)."""
+    return cores * 1_000_000 / ms_per_1000
+
+
+def bare_budget(
+    whole_ms: float, services_ms: Mapping[str, float], bare_ms: Mapping[str, float]
+) -> float:
+    """The whole machine's CPU ms per 1,000 raw Events with each service replaced by its bare
+    client loop (the same services in both)."""
+    if services_ms.keys() != bare_ms.keys():
+        raise ValueError(f"services {sorted(services_ms)} but bare loops {sorted(bare_ms)}")
+    return whole_ms - sum(services_ms.values()) + sum(bare_ms.values())
+
+
+DELIVERIES_PER_RAW = len(SUBSCRIPTION_PATHS) / ARGO_EVERY
+"""One raw Event in ten is an Argo one, delivered to both subscriptions."""
 
 
 # -- the workload ----------------------------------------------------------------------------
@@ -537,14 +640,82 @@ def drop_created(bootstrap: str, admin_url: str) -> None:
 # -- processes ---------------------------------------------------------------------------------
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
 def process_stats(pid: int) -> tuple[float, float]:
     """(CPU seconds so far, peak resident MiB) of a live process."""
     cpu = cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
-    peak = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            peak = int(line.split()[1]) / 1024
-    return cpu, peak
+    return cpu, peak_mib(pid)
+
+
+def peak_mib(pid: int) -> float:
+    """VmHWM of a live process, in MiB (0 if it cannot be read)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def read_stats() -> dict[int, str]:
+    """/proc/<pid>/stat of every process now."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                out[int(entry.name)] = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+    return out
+
+
+def tree_stats(pid: int | None) -> tuple[float, float] | None:
+    """(CPU seconds of the process tree under `pid`, the root's peak MiB); None: not measured."""
+    if pid is None:
+        return None
+    cpu = tree_cpu_seconds(read_stats(), pid, ticks=TICKS)
+    return None if cpu is None else (cpu, peak_mib(pid))
+
+
+def machine_busy() -> tuple[float, float]:
+    return machine_cpu_seconds(Path("/proc/stat").read_text(), ticks=TICKS)
+
+
+def listening_pid(address: str) -> int | None:
+    """The process listening on this machine on the port of `address` (a bootstrap `host:port`
+    or a database URL), through /proc/net/tcp(6) and the processes' socket links; None when the
+    address is not one local port or no one process is found."""
+    if "://" in address:
+        parsed = urlparse(address)
+        host, port = parsed.hostname or "", parsed.port or 5432
+    elif "," in address:
+        return None  # several brokers: not one process on this machine
+    else:
+        host, _, number = address.rpartition(":")
+        host, port = host.strip("[]"), int(number)
+    if host not in {"127.0.0.1", "localhost", "::1", ""}:
+        return None
+    inodes: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            inodes |= listening_inodes(Path(f"/proc/net/{table}").read_text(), port)
+        except OSError:
+            continue
+    if not inodes:
+        return None
+    links = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                links.append((int(entry.name), os.readlink(fd)))
+        except OSError:  # gone, or not ours to read
+            continue
+    return serving_pid(links, inodes, read_stats())
 
 
 @dataclass
@@ -554,7 +725,8 @@ class Pipeline:
     work: Path
     stack: ExitStack
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
-    pids: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int | None] = field(default_factory=dict)
+    """The processes whose CPU is counted (each with its descendants); None: not measured."""
 
     def start(self) -> None:
         import psycopg  # noqa: PLC0415
@@ -575,7 +747,9 @@ class Pipeline:
             conn.execute(f'CREATE DATABASE "{database}"')
             CREATED["databases"].add(database)
         self.database_url = self.admin_url.rsplit("/", 1)[0] + f"/{database}"
-        self.receiver_url, self.arrivals = start_receiver(self.work, self.stack)
+        self.receiver_url, self.arrivals, self.pids["receiver"] = start_receiver(
+            self.work, self.stack
+        )
         store = Store.open(self.database_url)
         store.migrate()
         self.subscriptions = [
@@ -591,7 +765,7 @@ class Pipeline:
         cluster = SimCluster(self.work, f"pipeline-{self.run}")
         self.stack.callback(cluster.stop)
         self.cluster = cluster
-        self.pids["fakekube"] = cluster.process.pid
+        self.pids["simulator"] = cluster.process.pid
         self.feeder = Feeder(cluster.url)
         env = {
             **self.topics,
@@ -651,8 +825,8 @@ class Pipeline:
             time.sleep(0.2)
             self.arrivals.read()
 
-    def stats(self) -> dict[str, tuple[float, float]]:
-        return {name: process_stats(pid) for name, pid in self.pids.items()}
+    def stats(self) -> dict[str, tuple[float, float] | None]:
+        return {name: tree_stats(pid) for name, pid in self.pids.items()}
 
     def step(
         self, rate: float, window_s: float, *, grace_s: float, drain_s: float, tag: str
@@ -809,7 +983,7 @@ def dispatcher_breakdown(measured: Measured) -> dict[str, list[float]]:
     return out
 
 
-def start_receiver(work: Path, stack: ExitStack) -> tuple[str, Arrivals]:
+def start_receiver(work: Path, stack: ExitStack) -> tuple[str, Arrivals, int]:
     from herald_dev import infra  # noqa: PLC0415
 
     port = infra.free_port()
@@ -835,7 +1009,7 @@ def start_receiver(work: Path, stack: ExitStack) -> tuple[str, Arrivals]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", Arrivals(out)
+    return f"http://127.0.0.1:{port}", Arrivals(out), process.pid
 
 
 def topic_names(run: str, prefix: str, given: dict[str, str], **names: str) -> dict[str, str]:
@@ -982,10 +1156,17 @@ def simulator_alone(work: Path, rate: float, seconds: float) -> dict[str, float]
 
 
 def burst_rate(
-    bootstrap: str, topic: str, cluster: Any, count: int, *, timeout_s: float = 300
-) -> float:
+    bootstrap: str,
+    topic: str,
+    cluster: Any,
+    count: int,
+    *,
+    pid: int | None = None,
+    timeout_s: float = 300,
+) -> tuple[float, float | None]:
     """Records/s: a warm-up Event until it is on `topic`, then `count` Events POSTed at once until
-    they all are (the topic's watermarks polled every 20 ms)."""
+    they all are (the topic's watermarks polled every 20 ms); and the CPU seconds the process tree
+    under `pid` spent on the burst (None without a pid)."""
     items = workload(count + 1, tag="b")
     feeder = Feeder(cluster.url)
     feeder.post([items[0].line])
@@ -995,6 +1176,7 @@ def burst_rate(
             raise RuntimeError(f"nothing reached {topic}")
         time.sleep(0.1)
     bodies = [[i.line for i in items[1 + n : 1 + n + 1000]] for n in range(0, count, 1000)]
+    before = tree_stats(pid)
     started = time.monotonic()
     for body in bodies:
         feeder.post(body)
@@ -1002,10 +1184,13 @@ def burst_rate(
         if time.monotonic() > deadline:
             raise RuntimeError(f"not every Event reached {topic}")
         time.sleep(0.02)
-    return count / (time.monotonic() - started)
+    rate = count / (time.monotonic() - started)
+    after = tree_stats(pid)
+    return rate, (after[0] - before[0] if before and after else None)
 
 
-def collector_baseline(bootstrap: str, work: Path, count: int) -> tuple[float, float]:
+def collector_baseline(bootstrap: str, work: Path, count: int) -> tuple[float, float, float]:
+    """Events/s of the collector and of the bare loop, and the bare loop's CPU ms per 1,000."""
     from bench.collector import FakeCluster  # noqa: PLC0415
     from herald_dev.processes import ServiceProcess  # noqa: PLC0415
 
@@ -1031,7 +1216,7 @@ def collector_baseline(bootstrap: str, work: Path, count: int) -> tuple[float, f
         }
         service = ServiceProcess("collectors", env, work / f"collector-{run}.log").start()
         stack.callback(service.stop)
-        ours = burst_rate(bootstrap, topics["HERALD_RAW_TOPIC"], cluster, count)
+        ours, _ = burst_rate(bootstrap, topics["HERALD_RAW_TOPIC"], cluster, count)
     with ExitStack() as stack:
         cluster = FakeCluster(work, f"bare-{run}")
         stack.callback(cluster.stop)
@@ -1047,13 +1232,16 @@ def collector_baseline(bootstrap: str, work: Path, count: int) -> tuple[float, f
             stdout=subprocess.DEVNULL,
         )
         stack.callback(lambda: (process.terminate(), process.wait(timeout=10)))
-        bare = burst_rate(bootstrap, bare_topic, cluster, count)
-    return ours, bare
+        bare, bare_cpu = burst_rate(bootstrap, bare_topic, cluster, count, pid=process.pid)
+    assert bare_cpu is not None
+    return ours, bare, ms_per_1000_raw(bare_cpu, count)
 
 
 def processor_baseline(
     bootstrap: str, raw_topic: str, work: Path, count: int
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
+    """Raw records/s of the processor and of the bare aiokafka loop, and the loop's CPU ms per
+    1,000 (this process's, where it runs: its other clients are idle then)."""
     from bench.processor import aiokafka_loop, processor_rate  # noqa: PLC0415
 
     run = uuid.uuid4().hex[:6]
@@ -1073,8 +1261,9 @@ def processor_baseline(
         ours = processor_rate(bootstrap, topics, count, work, app_id=app_id)
     except (ZeroDivisionError, IndexError):  # done before its second commit: too few records
         ours = float("nan")
+    cpu_before = time.process_time()
     bare = asyncio.run(aiokafka_loop(bootstrap, raw_topic, f"bench.{run}.psink", count))
-    return ours, bare
+    return ours, bare, ms_per_1000_raw(time.process_time() - cpu_before, count)
 
 
 def bare_dispatcher(
@@ -1146,7 +1335,9 @@ def bare_dispatcher(
 
 def dispatcher_baseline(
     bootstrap: str, admin_url: str, domain_topic: str, work: Path, count: int
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
+    """Deliveries/s of the dispatcher and of the bare relay, and the relay's CPU ms per 1,000 raw
+    Events of the mix (`DELIVERIES_PER_RAW` deliveries each; this process's CPU, where it runs)."""
     import psycopg  # noqa: PLC0415
 
     from bench.dispatcher import delivered_rate  # noqa: PLC0415
@@ -1156,7 +1347,7 @@ def dispatcher_baseline(
 
     run = uuid.uuid4().hex[:6]
     with ExitStack() as stack:
-        receiver_url, _ = start_receiver(work, stack)
+        receiver_url, _, _ = start_receiver(work, stack)
         urls = [receiver_url + path for path in SUBSCRIPTION_PATHS]
         database = f"bench_pipeline_d_{run}"
         with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -1195,8 +1386,10 @@ def dispatcher_baseline(
         stack.callback(service.stop)
         ours = delivered_rate(url, subscriptions, count)
         service.stop()
+        cpu_before = time.process_time()
         bare = bare_dispatcher(bootstrap, domain_topic, urls, count)
-    return ours, bare
+        bare_cpu = time.process_time() - cpu_before
+    return ours, bare, ms_per_1000_raw(bare_cpu, count, units_per_raw=DELIVERIES_PER_RAW)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -1230,6 +1423,67 @@ def print_latencies(measured: Measured) -> None:
         print(
             f"{name:42} {len(values):>7} {ms(s['p50']):>7} {ms(s['p95']):>7} {ms(s['p99']):>7} {ms(s['max']):>7}"
         )
+
+
+ROWS = ("collector", "processor", "dispatcher", "kafka", "postgres", "receiver", "simulator")
+SERVICES = ("collector", "processor", "dispatcher")
+
+
+def print_cpu_table(
+    pipeline: Pipeline,
+    before: Mapping[str, tuple[float, float] | None],
+    after: Mapping[str, tuple[float, float] | None],
+    shared: set[str],
+    *,
+    events: int,
+    window: float,
+    cores: int,
+) -> dict[str, float]:
+    """The window's CPU per process tree, the three services' and the whole machine's; return CPU
+    ms per 1,000 raw Events of each row measured, and of the "whole machine"."""
+    print(
+        f"\n{'process':12} {'CPU s in window':>16} {'CPU ms / 1000 Events':>21} {'peak MiB':>9}"
+        f" {'% of a core':>12}"
+    )
+    out: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for name in ROWS:
+        first, last = before.get(name), after.get(name)
+        label = name + (" *" if name in shared else "")
+        if first is None or last is None:
+            print(f"{label:12} {'not measured':>16}   (no process of its own found)")
+            continue
+        cpu[name] = last[0] - first[0]
+        out[name] = ms_per_1000_raw(cpu[name], events)
+        print(
+            f"{label:12} {cpu[name]:>16.2f} {out[name]:>21.0f} {last[1]:>9.0f}"
+            f" {cpu[name] / window * 100:>12.0f}"
+        )
+    three = sum(cpu.get(name, 0.0) for name in SERVICES)
+    print(
+        f"{'the three':12} {three:>16.2f} {ms_per_1000_raw(three, events):>21.0f}"
+        f"   (collector, processor, dispatcher: at most"
+        f" {ceiling_rate(ms_per_1000_raw(three, events), cores):,.0f} raw Events/s on {cores} idle"
+        " cores, nothing else running)"
+    )
+    whole = sum(cpu.values())
+    out["whole machine"] = ms_per_1000_raw(whole, events)
+    missing = [name for name in ROWS if name not in cpu]
+    print(
+        f"{'whole machine':12} {whole:>16.2f} {out['whole machine']:>21.0f}"
+        f"   (every row above{', but ' + ' and '.join(missing) + ' (not measured)' if missing else ''})"
+    )
+    print(
+        f"at most {ceiling_rate(out['whole machine'], cores):,.0f} raw Events/s on {cores} cores"
+        " (the whole pipeline's CPU per raw Event, every core busy with it alone"
+        + ("; a lower bound of its CPU, so an upper bound of the rate)" if missing else ")")
+    )
+    if shared:
+        print(
+            f"* {' and '.join(sorted(shared))}: shared (HERALD_KAFKA_BOOTSTRAP/HERALD_DATABASE_URL),"
+            " found by the port it listens on; it serves others too, whose load its CPU includes"
+        )
+    return out
 
 
 def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
@@ -1292,10 +1546,11 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
     began = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="herald-bench-pipeline-"))
     with (
-        infra.kafka_broker(work) as bootstrap,
-        infra.postgres_server() as admin_url,
+        infra.kafka_broker_served(work) as kafka,
+        infra.postgres_server_served() as postgres,
         ExitStack() as stack,
     ):
+        bootstrap, admin_url = kafka.address, postgres.address
         stack.callback(drop_created, bootstrap, admin_url)
         sim_rates = [float(r) for r in args.sim_rates.split(",") if r.strip()]
         if sim_rates:
@@ -1318,6 +1573,11 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
                 )
         pipeline = Pipeline(bootstrap, admin_url, work, stack)
         pipeline.start()
+        shared = {
+            name for name, served in (("kafka", kafka), ("postgres", postgres)) if not served.pid
+        }
+        pipeline.pids["kafka"] = kafka.pid or listening_pid(bootstrap)
+        pipeline.pids["postgres"] = postgres.pid or listening_pid(admin_url)
         print(f"pipeline started (logs in {work}); {load()}; warming up ...", flush=True)
         pipeline.warm_up()
         steps: list[Measured] = []
@@ -1352,9 +1612,9 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
             f" {settled:.0f} s after the last step",
             flush=True,
         )
-        before = pipeline.stats()
+        before, machine_before, bench_before = pipeline.stats(), machine_busy(), time.process_time()
         measured = pipeline.step(half, half_s, grace_s=args.grace_s, drain_s=args.drain_s, tag="h-")
-        after = pipeline.stats()
+        after, machine_after, bench_after = pipeline.stats(), machine_busy(), time.process_time()
         r = measured.result
         print(
             f"\nat half that rate, {half:,.0f} raw Events/s offered for {half_s:.0f} s ({measured.offered:,.0f}/s reached):"
@@ -1365,26 +1625,18 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
             f" {len(measured.late)} later than the grace, {pipeline.arrivals.duplicates} duplicates so far,"
             f" {measured.wrong_ids} domain events with another id than expected)"
         )
-        events = len(measured.items)
-        print(
-            f"\n{'process':12} {'CPU s in window':>16} {'CPU ms / 1000 Events':>21} {'peak MiB':>9}"
-            f" {'% of a core':>12}"
-        )
         window = max(measured.end - min(measured.posted.values()), 1e-9)
-        for name in pipeline.pids:
-            cpu = after[name][0] - before[name][0]
-            print(
-                f"{name:12} {cpu:>16.2f} {cpu / events * 1_000_000:>21.0f} {after[name][1]:>9.0f}"
-                f" {cpu / window * 100:>12.0f}"
-            )
-        total_cpu = sum(
-            after[name][0] - before[name][0] for name in pipeline.pids if name != "fakekube"
-        )
         cores = os.cpu_count() or 1
+        window_ms = print_cpu_table(
+            pipeline, before, after, shared, events=len(measured.items), window=window, cores=cores
+        )
+        busy = machine_after[0] - machine_before[0]
+        total = machine_after[1] - machine_before[1]
         print(
-            f"{'the three':12} {total_cpu:>16.2f} {total_cpu / events * 1_000_000:>21.0f}"
-            f"   (collector, processor, dispatcher: at most {cores * events / total_cpu:,.0f} raw"
-            f" Events/s on {cores} idle cores, Kafka, Postgres and the simulator not counted)"
+            f"not counted: this bench's own process, {bench_after - bench_before:.2f} CPU s (it reads"
+            f" both topics to time the stages). The machine as a whole (/proc/stat) was busy"
+            f" {busy:.1f} of {total:.1f} CPU s meanwhile ({total / cores:.0f} s with the drain):"
+            " what the rows do not sum to is this bench and other work on the machine."
         )
         domain_count = total_records(bootstrap, pipeline.topics["HERALD_DOMAIN_TOPIC"])
         raw_count = total_records(bootstrap, pipeline.topics["HERALD_RAW_TOPIC"])
@@ -1394,30 +1646,56 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
                 f"\nbaselines (pipeline stopped; {raw_count:,} raw and {domain_count:,} domain records written) ...",
                 flush=True,
             )
-            coll, coll_bare = collector_baseline(bootstrap, work, args.burst)
-            proc, proc_bare = processor_baseline(
+            coll, coll_bare, coll_ms = collector_baseline(bootstrap, work, args.burst)
+            proc, proc_bare, proc_ms = processor_baseline(
                 bootstrap, pipeline.topics["HERALD_RAW_TOPIC"], work, min(raw_count, args.burst * 3)
             )
-            disp, disp_bare = dispatcher_baseline(
+            disp, disp_bare, disp_ms = dispatcher_baseline(
                 bootstrap,
                 admin_url,
                 pipeline.topics["HERALD_DOMAIN_TOPIC"],
                 work,
                 min(2 * domain_count, args.burst // 2),
             )
-            print(f"{'stage':12} {'ours /s':>9} {'bare /s':>9} {'ratio':>6}  bare loop")
             print(
-                f"{'collector':12} {coll:>9,.0f} {coll_bare:>9,.0f} {coll / coll_bare:>6.2f}  kubernetes-client list+watch -> confluent-kafka produce (Events/s, a burst of {args.burst:,})"
+                f"{'stage':12} {'ours /s':>9} {'bare /s':>9} {'ratio':>6} {'bare CPU ms/1000':>17}"
+                "  bare loop"
             )
             print(
-                f"{'processor':12} {proc:>9,.0f} {proc_bare:>9,.0f} {proc / proc_bare:>6.2f}  aiokafka consume -> produce (raw records/s)"
+                f"{'collector':12} {coll:>9,.0f} {coll_bare:>9,.0f} {coll / coll_bare:>6.2f} {coll_ms:>17.0f}"
+                f"  kubernetes-client list+watch -> confluent-kafka produce (Events/s, a burst of {args.burst:,};"
+                " CPU per 1,000 raw Events, its process)"
             )
             print(
-                f"{'dispatcher':12} {disp:>9,.0f} {disp_bare:>9,.0f} {disp / disp_bare:>6.2f}  confluent-kafka consume -> requests POST, 8 threads (deliveries/s)"
+                f"{'processor':12} {proc:>9,.0f} {proc_bare:>9,.0f} {proc / proc_bare:>6.2f} {proc_ms:>17.0f}"
+                "  aiokafka consume -> produce (raw records/s; CPU per 1,000 raw records, its loop)"
+            )
+            print(
+                f"{'dispatcher':12} {disp:>9,.0f} {disp_bare:>9,.0f} {disp / disp_bare:>6.2f} {disp_ms:>17.0f}"
+                "  confluent-kafka consume -> requests POST, 8 threads (deliveries/s; CPU per 1,000"
+                f" raw Events of the mix: {DELIVERIES_PER_RAW:.1f} deliveries each, one Argo Event in"
+                f" {ARGO_EVERY} delivered to {len(SUBSCRIPTION_PATHS)} subscriptions)"
             )
             print(
                 f"pipeline sustained {sustained:,.0f} raw Events/s = {sustained / min(coll_bare, proc_bare):.2f} of the slower bare loop of the collector and the processor (raw records/s)"
             )
+            if all(name in window_ms for name in SERVICES):
+                bare_ms = {"collector": coll_ms, "processor": proc_ms, "dispatcher": disp_ms}
+                budget = bare_budget(
+                    window_ms["whole machine"], {n: window_ms[n] for n in SERVICES}, bare_ms
+                )
+                others = [n for n in ROWS if n not in SERVICES]
+                unmeasured = [n for n in others if n not in window_ms]
+                print(
+                    f"bare-client budget: {budget:,.0f} CPU ms per 1,000 raw Events = the whole"
+                    f" machine's {window_ms['whole machine']:,.0f} with the three services'"
+                    f" {sum(window_ms[n] for n in SERVICES):,.0f} replaced by their bare loops'"
+                    f" {sum(bare_ms.values()):,.0f}: at most {ceiling_rate(budget, cores):,.0f} raw"
+                    f" Events/s on {cores} cores (the other rows as measured in the window"
+                    + (f", {' and '.join(unmeasured)} not measured" if unmeasured else "")
+                    + "; the bare relay records nothing in Postgres, which is counted as the"
+                    " dispatcher used it)"
+                )
         print(
             f"\nrun took {time.monotonic() - began:.0f} s; {load()};"
             " figures are wall-clock on a shared machine"

@@ -373,16 +373,32 @@ def pg_ctl(home: str, action: str) -> None:
     subprocess.run(_as_postgres(command), check=True, stdout=subprocess.DEVNULL)
 
 
+@dataclass(frozen=True)
+class Served:
+    """A broker's bootstrap or a server's URL, and the pid of the process serving it when this
+    process started it (None: given by the environment, maybe shared with others)."""
+
+    address: str
+    pid: int | None
+
+
 @contextmanager
 def kafka_broker(state_dir: Path) -> Iterator[str]:
     """HERALD_KAFKA_BOOTSTRAP if set, else a broker of our own for the block (benchmarks)."""
+    with kafka_broker_served(state_dir) as served:
+        yield served.address
+
+
+@contextmanager
+def kafka_broker_served(state_dir: Path) -> Iterator[Served]:
+    """`kafka_broker`, with the broker's pid when it is our own (benchmarks counting its CPU)."""
     given = os.environ.get("HERALD_KAFKA_BOOTSTRAP", "")
     if given:
-        yield given
+        yield Served(given, None)
         return
     pid, bootstrap, _ = start_kafka(state_dir)
     try:
-        yield bootstrap
+        yield Served(bootstrap, pid)
     finally:
         stop_kafka(pid)
 
@@ -390,13 +406,20 @@ def kafka_broker(state_dir: Path) -> Iterator[str]:
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """HERALD_DATABASE_URL if set, else a throwaway cluster of our own for the block."""
+    with postgres_server_served() as served:
+        yield served.address
+
+
+@contextmanager
+def postgres_server_served() -> Iterator[Served]:
+    """`postgres_server`, with the postmaster's pid when it is our own."""
     given = os.environ.get("HERALD_DATABASE_URL", "")
     if given:
-        yield given
+        yield Served(given, None)
         return
-    _, url, home = start_postgres()
+    pid, url, home = start_postgres()
     try:
-        yield url
+        yield Served(url, pid)
     finally:
         pg_ctl(home, "stop")
         shutil.rmtree(home, ignore_errors=True)

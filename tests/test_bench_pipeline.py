@@ -167,3 +167,97 @@ def test_a_step_kept_up_when_tried_again_lets_the_stepping_go_on() -> None:
 def test_a_step_failed_twice_ends_the_stepping() -> None:
     steps = [step(rate=500), step(rate=1000, on_time=0), step(rate=1000, on_time=0)]
     assert pipeline.sustained_rate(steps) == 500
+
+
+def stat_line(
+    pid: int, ppid: int, *, utime: int, stime: int, cutime: int = 0, cstime: int = 0
+) -> str:
+    # fields 3-13 (state to cmajflt), then utime, stime, cutime, cstime (14-17), then the rest
+    rest = " ".join([str(ppid)] + ["0"] * 9 + [str(v) for v in (utime, stime, cutime, cstime)])
+    return f"{pid} (postgres: herald bench 127.0.0.1(5) idle) S {rest} 20 0 1 0 " + "0 " * 30
+
+
+def test_a_process_trees_cpu_adds_its_live_descendants_and_the_children_it_reaped() -> None:
+    stats = {
+        1: stat_line(1, 0, utime=999, stime=999),  # init: not in the tree
+        100: stat_line(100, 1, utime=10, stime=5, cutime=300, cstime=100),  # postmaster
+        101: stat_line(101, 100, utime=40, stime=10),  # a backend
+        102: stat_line(102, 100, utime=20, stime=0, cutime=7, cstime=3),  # with a reaped child
+        103: stat_line(103, 102, utime=5, stime=5),  # a grandchild
+        200: stat_line(200, 1, utime=50, stime=50),  # another engineer's process
+    }
+    # 15 + 400 + 50 + 20 + 10 + 10 ticks
+    assert pipeline.tree_cpu_seconds(stats, 100, ticks=100) == pytest.approx(5.05)
+    assert pipeline.tree_cpu_seconds(stats, 103, ticks=100) == pytest.approx(0.10)
+
+
+def test_a_process_tree_that_is_gone_is_not_measured() -> None:
+    assert (
+        pipeline.tree_cpu_seconds({1: stat_line(1, 0, utime=1, stime=1)}, 4242, ticks=100) is None
+    )
+
+
+TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:A4A9 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 3817144 1 0000 100 0 0 10 0
+   1: 0100007F:A4A9 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000   101        0 3900001 1 0000 20 4 30 10 -1
+   2: 0100007F:C131 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1065 1 0000 100 0 0 10 0
+"""
+TCP6 = """\
+  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:A4A9 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 3817150 1 0000 100 0 0 10 0
+"""
+
+
+def test_the_sockets_listening_on_a_port_are_read_from_proc_net_tcp() -> None:
+    assert pipeline.listening_inodes(TCP, 0xA4A9) == {3817144}  # not the established one
+    assert pipeline.listening_inodes(TCP6, 0xA4A9) == {3817150}
+    assert pipeline.listening_inodes(TCP, 5432) == set()
+
+
+def test_the_process_serving_a_port_is_the_one_holding_its_socket() -> None:
+    stats = {
+        100: stat_line(100, 1, utime=1, stime=1),
+        101: stat_line(101, 100, utime=1, stime=1),
+        300: stat_line(300, 1, utime=1, stime=1),
+    }
+    links = [
+        (100, "socket:[3817144]"),
+        (100, "pipe:[77]"),
+        (101, "socket:[3817144]"),  # a child that inherited the listening socket
+        (300, "socket:[3900001]"),
+    ]
+    assert pipeline.serving_pid(links, {3817144}, stats) == 100
+    assert pipeline.serving_pid(links, {555}, stats) is None
+
+
+def test_two_unrelated_processes_on_one_port_are_not_guessed_between() -> None:
+    stats = {pid: stat_line(pid, 1, utime=1, stime=1) for pid in (100, 200)}
+    links = [(100, "socket:[1]"), (200, "socket:[2]")]
+    assert pipeline.serving_pid(links, {1, 2}, stats) is None
+
+
+def test_the_machines_busy_cpu_leaves_out_idle_and_iowait() -> None:
+    proc_stat = "cpu  300 10 100 500 90 0 0 0 40 0\ncpu0 150 5 50 250 45 0 0 0 20 0\n"
+    assert pipeline.machine_cpu_seconds(proc_stat, ticks=100) == pytest.approx((4.1, 10.0))
+
+
+def test_the_relays_cpu_is_counted_per_raw_event_of_the_mix() -> None:
+    # 2 s on 10,000 deliveries; a raw Event makes 0.2 of a delivery: 50,000 raw Events' worth
+    assert pipeline.DELIVERIES_PER_RAW == pytest.approx(0.2)
+    per_raw = pipeline.ms_per_1000_raw(2.0, 10_000, units_per_raw=pipeline.DELIVERIES_PER_RAW)
+    assert per_raw == pytest.approx(40.0)
+    assert pipeline.ms_per_1000_raw(2.0, 10_000) == pytest.approx(200.0)
+
+
+def test_the_ceiling_is_the_cores_divided_by_the_cpu_per_event() -> None:
+    assert pipeline.ceiling_rate(800.0, 2) == pytest.approx(2500.0)  # 0.8 ms an Event
+    assert pipeline.ceiling_rate(2000.0, 2) == pytest.approx(1000.0)
+
+
+def test_the_bare_client_budget_replaces_the_services_by_their_bare_loops() -> None:
+    services = {"collector": 300.0, "processor": 850.0, "dispatcher": 670.0}
+    bare = {"collector": 200.0, "processor": 150.0, "dispatcher": 50.0}
+    assert pipeline.bare_budget(2500.0, services, bare) == pytest.approx(1080.0)
+    with pytest.raises(ValueError, match="bare loops"):
+        pipeline.bare_budget(2500.0, services, {"collector": 1.0})
