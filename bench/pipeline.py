@@ -264,6 +264,23 @@ def ceiling_rate(ms_per_1000: float, cores: int) -> float:
     return cores * 1_000_000 / ms_per_1000
 
 
+def above_idle_ms(
+    cpu_s: float, wall_s: float, idle_cpu_s: float, idle_wall_s: float, events: int
+) -> float:
+    """CPU ms per 1,000 raw Events beyond what the process spent idle (no Events offered) over
+    as long: the cost that grows with the rate, without the fixed one (polls, timers, others'
+    load on a shared server) that a low rate spreads over few Events."""
+    return ms_per_1000_raw(cpu_s - idle_cpu_s / idle_wall_s * wall_s, events)
+
+
+def ceiling_above_idle(idle_cores: float, above_idle_ms_per_1000: float, cores: int) -> float:
+    """The raw Events/s `cores` could take at that cost per Event once the idle load (in cores)
+    is paid; 0 when the idle load fills them, NaN when the cost per Event is not positive."""
+    if above_idle_ms_per_1000 <= 0:
+        return float("nan")
+    return max(cores - idle_cores, 0.0) * 1_000_000 / above_idle_ms_per_1000
+
+
 def bare_budget(
     whole_ms: float, services_ms: Mapping[str, float], bare_ms: Mapping[str, float]
 ) -> float:
@@ -1429,35 +1446,52 @@ ROWS = ("collector", "processor", "dispatcher", "kafka", "postgres", "receiver",
 SERVICES = ("collector", "processor", "dispatcher")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A window's CPU per 1,000 raw Events by row (and "whole machine"): on average, and above
+    the row's idle load; and each row's idle load in cores."""
+
+    average: dict[str, float]
+    above_idle: dict[str, float]
+    idle_cores: dict[str, float]
+
+
+Stats = Mapping[str, tuple[float, float] | None]
+
+
 def print_cpu_table(
-    pipeline: Pipeline,
-    before: Mapping[str, tuple[float, float] | None],
-    after: Mapping[str, tuple[float, float] | None],
+    window: tuple[Stats, Stats, float],
+    idle: tuple[Stats, Stats, float],
     shared: set[str],
     *,
     events: int,
-    window: float,
     cores: int,
-) -> dict[str, float]:
-    """The window's CPU per process tree, the three services' and the whole machine's; return CPU
-    ms per 1,000 raw Events of each row measured, and of the "whole machine"."""
+) -> Budget:
+    """The half-rate window's CPU per process tree, the three services' and the whole machine's
+    (`window` and `idle`: the stats before and after, and the wall seconds between)."""
+    (before, after, wall_s), (idle_before, idle_after, idle_s) = window, idle
     print(
         f"\n{'process':12} {'CPU s in window':>16} {'CPU ms / 1000 Events':>21} {'peak MiB':>9}"
-        f" {'% of a core':>12}"
+        f" {'% of a core':>12} {'idle % core':>12} {'ms/1000 above idle':>19}"
     )
-    out: dict[str, float] = {}
+    budget = Budget({}, {}, {})
     cpu: dict[str, float] = {}
     for name in ROWS:
         first, last = before.get(name), after.get(name)
+        idle_first, idle_last = idle_before.get(name), idle_after.get(name)
         label = name + (" *" if name in shared else "")
-        if first is None or last is None:
+        if first is None or last is None or idle_first is None or idle_last is None:
             print(f"{label:12} {'not measured':>16}   (no process of its own found)")
             continue
         cpu[name] = last[0] - first[0]
-        out[name] = ms_per_1000_raw(cpu[name], events)
+        idle_cpu = idle_last[0] - idle_first[0]
+        budget.average[name] = ms_per_1000_raw(cpu[name], events)
+        budget.idle_cores[name] = idle_cpu / idle_s
+        budget.above_idle[name] = above_idle_ms(cpu[name], wall_s, idle_cpu, idle_s, events)
         print(
-            f"{label:12} {cpu[name]:>16.2f} {out[name]:>21.0f} {last[1]:>9.0f}"
-            f" {cpu[name] / window * 100:>12.0f}"
+            f"{label:12} {cpu[name]:>16.2f} {budget.average[name]:>21.0f} {last[1]:>9.0f}"
+            f" {cpu[name] / wall_s * 100:>12.0f} {budget.idle_cores[name] * 100:>12.0f}"
+            f" {budget.above_idle[name]:>19.0f}"
         )
     three = sum(cpu.get(name, 0.0) for name in SERVICES)
     print(
@@ -1467,23 +1501,29 @@ def print_cpu_table(
         " cores, nothing else running)"
     )
     whole = sum(cpu.values())
-    out["whole machine"] = ms_per_1000_raw(whole, events)
+    for part in (budget.average, budget.above_idle, budget.idle_cores):
+        part["whole machine"] = sum(part.values())
     missing = [name for name in ROWS if name not in cpu]
     print(
-        f"{'whole machine':12} {whole:>16.2f} {out['whole machine']:>21.0f}"
+        f"{'whole machine':12} {whole:>16.2f} {budget.average['whole machine']:>21.0f}"
+        f" {'':>9} {whole / wall_s * 100:>12.0f} {budget.idle_cores['whole machine'] * 100:>12.0f}"
+        f" {budget.above_idle['whole machine']:>19.0f}"
         f"   (every row above{', but ' + ' and '.join(missing) + ' (not measured)' if missing else ''})"
     )
+    bound = "; a lower bound of its CPU, so an upper bound of the rate" if missing else ""
     print(
-        f"at most {ceiling_rate(out['whole machine'], cores):,.0f} raw Events/s on {cores} cores"
-        " (the whole pipeline's CPU per raw Event, every core busy with it alone"
-        + ("; a lower bound of its CPU, so an upper bound of the rate)" if missing else ")")
+        f"at most {ceiling_rate(budget.average['whole machine'], cores):,.0f} raw Events/s on"
+        f" {cores} cores at the window's average cost per Event{bound}; at most"
+        f" {ceiling_above_idle(budget.idle_cores['whole machine'], budget.above_idle['whole machine'], cores):,.0f}"
+        " with the idle load paid once and the cost above it per Event"
+        f" (idle: {idle_s:.0f} s with no Events offered, just before the window)"
     )
     if shared:
         print(
             f"* {' and '.join(sorted(shared))}: shared (HERALD_KAFKA_BOOTSTRAP/HERALD_DATABASE_URL),"
-            " found by the port it listens on; it serves others too, whose load its CPU includes"
+            " found by the port it listens on: it serves others too, whose load its CPU includes"
         )
-    return out
+    return budget
 
 
 def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
@@ -1517,6 +1557,12 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
         help="Events/s the simulator alone offers a bare watch (empty: skip)",
     )
     parser.add_argument("--sim-s", type=float, default=10, help="seconds per simulator rate")
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        default=5,
+        help="seconds with no Events before the half-rate window (each process's idle load)",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.out)
@@ -1612,8 +1658,13 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
             f" {settled:.0f} s after the last step",
             flush=True,
         )
+        idle_before, idle_began = pipeline.stats(), time.monotonic()
+        time.sleep(args.idle_s)
+        idle = (idle_before, pipeline.stats(), time.monotonic() - idle_began)
         before, machine_before, bench_before = pipeline.stats(), machine_busy(), time.process_time()
+        window_began = time.monotonic()
         measured = pipeline.step(half, half_s, grace_s=args.grace_s, drain_s=args.drain_s, tag="h-")
+        window_s = time.monotonic() - window_began
         after, machine_after, bench_after = pipeline.stats(), machine_busy(), time.process_time()
         r = measured.result
         print(
@@ -1625,10 +1676,9 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
             f" {len(measured.late)} later than the grace, {pipeline.arrivals.duplicates} duplicates so far,"
             f" {measured.wrong_ids} domain events with another id than expected)"
         )
-        window = max(measured.end - min(measured.posted.values()), 1e-9)
         cores = os.cpu_count() or 1
-        window_ms = print_cpu_table(
-            pipeline, before, after, shared, events=len(measured.items), window=window, cores=cores
+        budget = print_cpu_table(
+            (before, after, window_s), idle, shared, events=len(measured.items), cores=cores
         )
         busy = machine_after[0] - machine_before[0]
         total = machine_after[1] - machine_before[1]
@@ -1679,22 +1729,36 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
             print(
                 f"pipeline sustained {sustained:,.0f} raw Events/s = {sustained / min(coll_bare, proc_bare):.2f} of the slower bare loop of the collector and the processor (raw records/s)"
             )
-            if all(name in window_ms for name in SERVICES):
+            if all(name in budget.average for name in SERVICES):
                 bare_ms = {"collector": coll_ms, "processor": proc_ms, "dispatcher": disp_ms}
-                budget = bare_budget(
-                    window_ms["whole machine"], {n: window_ms[n] for n in SERVICES}, bare_ms
-                )
                 others = [n for n in ROWS if n not in SERVICES]
-                unmeasured = [n for n in others if n not in window_ms]
+                unmeasured = [n for n in others if n not in budget.average]
+                average = bare_budget(
+                    budget.average["whole machine"],
+                    {n: budget.average[n] for n in SERVICES},
+                    bare_ms,
+                )
+                above = bare_budget(
+                    budget.above_idle["whole machine"],
+                    {n: budget.above_idle[n] for n in SERVICES},
+                    bare_ms,
+                )
+                idle_others = budget.idle_cores["whole machine"] - sum(
+                    budget.idle_cores[n] for n in SERVICES
+                )
                 print(
-                    f"bare-client budget: {budget:,.0f} CPU ms per 1,000 raw Events = the whole"
-                    f" machine's {window_ms['whole machine']:,.0f} with the three services'"
-                    f" {sum(window_ms[n] for n in SERVICES):,.0f} replaced by their bare loops'"
-                    f" {sum(bare_ms.values()):,.0f}: at most {ceiling_rate(budget, cores):,.0f} raw"
-                    f" Events/s on {cores} cores (the other rows as measured in the window"
-                    + (f", {' and '.join(unmeasured)} not measured" if unmeasured else "")
-                    + "; the bare relay records nothing in Postgres, which is counted as the"
-                    " dispatcher used it)"
+                    f"bare-client budget: {average:,.0f} CPU ms per 1,000 raw Events = the whole"
+                    f" machine's {budget.average['whole machine']:,.0f} with the three services'"
+                    f" {sum(budget.average[n] for n in SERVICES):,.0f} replaced by their bare loops'"
+                    f" {sum(bare_ms.values()):,.0f}: at most {ceiling_rate(average, cores):,.0f} raw"
+                    f" Events/s on {cores} cores; with the other rows' idle load paid once"
+                    f" ({idle_others * 100:.0f} % of a core) and their cost above it,"
+                    f" {above:,.0f} ms per 1,000: at most"
+                    f" {ceiling_above_idle(idle_others, above, cores):,.0f}"
+                    + (f" ({' and '.join(unmeasured)} not measured)" if unmeasured else "")
+                    + ". Kafka, Postgres, the receiver and the simulator as measured in the window:"
+                    " Postgres as Herald's dispatcher used it (the bare relay records nothing);"
+                    " the bare loops' figures are from bursts, not a steady rate"
                 )
         print(
             f"\nrun took {time.monotonic() - began:.0f} s; {load()};"

@@ -261,3 +261,16 @@ def test_the_bare_client_budget_replaces_the_services_by_their_bare_loops() -> N
     assert pipeline.bare_budget(2500.0, services, bare) == pytest.approx(1080.0)
     with pytest.raises(ValueError, match="bare loops"):
         pipeline.bare_budget(2500.0, services, {"collector": 1.0})
+
+
+def test_the_cost_above_idle_leaves_out_what_the_process_spends_with_no_events() -> None:
+    # idle: 1 CPU s in 10 s (0.1 core); the window: 5 CPU s in 20 s for 10,000 Events, of
+    # which 2 s is the idle load over 20 s: 3 s for 10,000 Events
+    assert pipeline.above_idle_ms(5.0, 20.0, 1.0, 10.0, 10_000) == pytest.approx(300.0)
+
+
+def test_the_ceiling_above_idle_pays_the_idle_load_once() -> None:
+    # half a core idle, 0.6 ms an Event above it: 1.5 cores / 0.6 ms
+    assert pipeline.ceiling_above_idle(0.5, 600.0, 2) == pytest.approx(2500.0)
+    assert pipeline.ceiling_above_idle(2.5, 600.0, 2) == 0
+    assert math.isnan(pipeline.ceiling_above_idle(0.5, -5.0, 2))
