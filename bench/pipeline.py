@@ -37,7 +37,9 @@ and HERALD_DATABASE_URL when set, else its own):
    HERALD_KAFKA_BOOTSTRAP / HERALD_DATABASE_URL is found by the port it listens on
    (/proc/net/tcp and tcp6 -> socket inode -> /proc/<pid>/fd), marked shared (its CPU includes
    others' load), or "not measured" if no one process holds the port. This bench's own CPU and
-   the machine's (/proc/stat) are printed beside, not counted.
+   the machine's (/proc/stat) are printed beside, not counted. `--idle-s` (5 s) with nothing
+   offered just before the window gives each row's idle load, the cost per 1,000 raw Events above
+   it, and a second ceiling that pays the idle load once (a low rate spreads it over few Events).
 4. baselines, each stage alone over the same input as its bare loop, the pipeline stopped:
    collector vs a bare kubernetes-client list+watch -> confluent-kafka produce loop (a burst of
    Events into a fresh fake API server each); processor vs a bare aiokafka consume -> produce loop
@@ -251,6 +253,19 @@ def machine_cpu_seconds(proc_stat: str, *, ticks: float) -> tuple[float, float]:
             idle = values[3] + values[4]
             return (sum(values) - idle) / ticks, sum(values) / ticks
     raise ValueError("no cpu line in /proc/stat")
+
+
+def cpu_deltas(
+    before: Mapping[str, tuple[float, float] | None],
+    after: Mapping[str, tuple[float, float] | None],
+) -> dict[str, float]:
+    """CPU seconds spent between two readings (name -> (CPU s, peak MiB) or None), by name, of
+    those measured in both."""
+    return {
+        name: last[0] - first[0]
+        for name, last in after.items()
+        if last is not None and (first := before.get(name)) is not None
+    }
 
 
 def ms_per_1000_raw(cpu_s: float, units: float, *, units_per_raw: float = 1.0) -> float:
@@ -1627,25 +1642,29 @@ def main() -> None:  # noqa: PLR0915 - one script, read top to bottom
         print(f"pipeline started (logs in {work}); {load()}; warming up ...", flush=True)
         pipeline.warm_up()
         steps: list[Measured] = []
-        header = f"{'rate/s':>7} {'offered':>8} {'webhooks':>15} {'e2e p50':>8} {'p99':>7} {'coll p99':>9} {'proc p99':>9} {'disp p99':>9}  verdict"
+        header = f"{'rate/s':>7} {'offered':>8} {'webhooks':>15} {'e2e p50':>8} {'p99':>7} {'coll p99':>9} {'proc p99':>9} {'disp p99':>9} {'CPU ms/1000':>12}  verdict"
         print(
-            f"\nrate stepping, {args.step_s:.0f} s per step, grace {args.grace_s:.0f} s (latencies in ms)"
+            f"\nrate stepping, {args.step_s:.0f} s per step, grace {args.grace_s:.0f} s (latencies in"
+            " ms; CPU: the whole machine's rows below, per 1,000 raw Events offered, drain included)"
         )
         print(header, flush=True)
         attempts = [(rate, attempt) for rate in rates for attempt in range(1 + args.retries)]
         for n, (rate, attempt) in enumerate(attempts):
             if attempt and kept_up(steps[-1].result)[0]:
                 continue
+            step_before = pipeline.stats()
             measured = pipeline.step(
                 rate, args.step_s, grace_s=args.grace_s, drain_s=args.drain_s, tag=f"s{n}-"
             )
+            step_cpu = sum(cpu_deltas(step_before, pipeline.stats()).values())
             steps.append(measured)
             ok, why = kept_up(measured.result)
             r = measured.result
             print(
                 f"{rate:>7,.0f} {measured.offered:>8,.0f} {r.on_time:>7}/{r.expected:<7} {ms(percentile(measured.e2e, 50)):>8}"
                 f" {ms(percentile(measured.e2e, 99)):>7} {ms(percentile(measured.collector, 99)):>9}"
-                f" {ms(percentile(measured.processor, 99)):>9} {ms(percentile(measured.dispatcher, 99)):>9}  {why}",
+                f" {ms(percentile(measured.processor, 99)):>9} {ms(percentile(measured.dispatcher, 99)):>9}"
+                f" {ms_per_1000_raw(step_cpu, len(measured.items)):>12,.0f}  {why}",
                 flush=True,
             )
             if not ok and attempt == args.retries:

@@ -274,3 +274,9 @@ def test_the_ceiling_above_idle_pays_the_idle_load_once() -> None:
     assert pipeline.ceiling_above_idle(0.5, 600.0, 2) == pytest.approx(2500.0)
     assert pipeline.ceiling_above_idle(2.5, 600.0, 2) == 0
     assert math.isnan(pipeline.ceiling_above_idle(0.5, -5.0, 2))
+
+
+def test_cpu_spent_is_counted_only_for_processes_measured_at_both_readings() -> None:
+    before = {"collector": (1.0, 50.0), "kafka": None, "postgres": (3.0, 30.0)}
+    after = {"collector": (2.5, 60.0), "kafka": (9.0, 400.0), "postgres": None}
+    assert pipeline.cpu_deltas(before, after) == {"collector": pytest.approx(1.5)}
