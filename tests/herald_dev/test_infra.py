@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from confluent_kafka.admin import AdminClient
 
 from herald_dev import infra
@@ -47,3 +48,15 @@ def test_topics_are_created_once_and_kept(infra_env: dict[str, str]) -> None:
     topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
     assert len(topics[f"test.{run}.raw"].partitions) == 6
     assert len(topics[f"test.{run}.dead"].partitions) == 1
+
+
+def test_a_given_broker_and_server_are_served_without_a_pid_of_ours(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HERALD_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("HERALD_DATABASE_URL", "postgresql://herald@127.0.0.1:2/herald")
+    with infra.kafka_broker_served(tmp_path) as kafka, infra.postgres_server_served() as pg:
+        assert kafka == infra.Served("127.0.0.1:1", None)
+        assert pg == infra.Served("postgresql://herald@127.0.0.1:2/herald", None)
+    with infra.kafka_broker(tmp_path) as bootstrap, infra.postgres_server() as url:
+        assert (bootstrap, url) == ("127.0.0.1:1", "postgresql://herald@127.0.0.1:2/herald")
