@@ -39,6 +39,7 @@ from herald_contracts import (
 )
 from herald_runtime.metrics import replace_series, start_at_zero
 from processors.catalogue import Catalogue
+from processors.fetching import tune_fetches
 from processors.kafka import holds_records
 from processors.processing import process
 from processors.settings import ProcessorSettings
@@ -125,6 +126,7 @@ def build_app(
         key_serializer="json",
         value_serializer="json",
     )
+    tune_fetches(app, min_bytes=settings.fetch_min_bytes, max_wait_ms=settings.fetch_max_wait_ms)
 
     def bytes_topic(name: str) -> Any:
         return app.topic(

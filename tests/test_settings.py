@@ -284,6 +284,12 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
         ),
         pytest.param(
             "processors",
+            {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS": "0"},
+            "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS",
+            id="processor-fetch-wait-zero-would-spin",
+        ),
+        pytest.param(
+            "processors",
             {"HERALD_KAFKA_BOOTSTRAP": "kafka-0.kafka"},
             "HERALD_KAFKA_BOOTSTRAP",
             id="processor-bootstrap-without-port",
