@@ -11,6 +11,13 @@ the catalogue) and measures, in one run over the same records:
    another topic, then flushed;
 3. the same bare loop with confluent-kafka.
 It prints our rate as a ratio of each. The figures are wall-clock on this machine.
+
+    .venv/bin/python bench/processor.py --paced 250,1000,2500 [--paced-s 15]
+
+instead offers raw records at each rate to two workers side by side, one with the processor's
+fetch settings (`HERALD_PROCESSOR_FETCH_MIN_BYTES`, `..._MAX_WAIT_MS`) and one with Faust's own
+(the broker answers at the first record), and prints each worker's CPU ms per 1,000 records and
+their ratio: what gathering fetches saves at rates the pipeline runs at.
 """
 
 from __future__ import annotations
@@ -163,12 +170,14 @@ def committed(bootstrap: str, topic: str, group: str) -> int:
         consumer.close()
 
 
-def processor_rate(
-    bootstrap: str, topics: dict[str, str], total: int, work: Path, *, app_id: str | None = None
-) -> float:
-    """Raw records per second through one processor worker; `app_id` names its group and its
-    changelog topics (a new one when None)."""
-    app_id = app_id or f"bench-{uuid.uuid4().hex[:6]}"
+def start_worker(
+    bootstrap: str,
+    topics: dict[str, str],
+    work: Path,
+    app_id: str,
+    settings: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`python -m processors`, one worker of group `app_id`, with `settings` over the defaults."""
     env = {
         **os.environ,
         **topics,
@@ -176,6 +185,7 @@ def processor_rate(
         "HERALD_METRICS_PORT": "0",
         "HERALD_PROCESSOR_APP_ID": app_id,
         "HERALD_PROCESSOR_DATA_DIR": str(work / app_id),
+        **(settings or {}),
     }
     # BENCH_PROFILE=FILE runs the worker under cProfile, writing FILE when it stops.
     profile = (
@@ -183,13 +193,103 @@ def processor_rate(
         if os.environ.get("BENCH_PROFILE")
         else []
     )
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, *profile, "-m", "processors"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process, from /proc/PID/stat (fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+FAUST_FETCHES = {
+    "HERALD_PROCESSOR_FETCH_MIN_BYTES": "1",
+    "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS": "1500",
+}
+"""Faust's own fetch: the broker answers at the first record, an idle fetch waits 1.5 s."""
+
+
+def paced_cpu(
+    bootstrap: str, run: str, work: Path, rates: list[float], seconds: float
+) -> list[tuple[float, float, float]]:
+    """Per offered rate (raw records/s, for `seconds` each): CPU ms per 1,000 records of a worker
+    with the processor's fetch settings and of one with Faust's own (`FAUST_FETCHES`), run side
+    by side on the same records (each its own raw topic and group), so the machine's noise falls
+    on both alike. A rate's window ends once both workers committed every record offered."""
+    variants = {"tuned": {}, "faust": FAUST_FETCHES}
+    topics = {
+        name: {
+            "HERALD_RAW_TOPIC": f"bench.{run}.{name}.raw",
+            "HERALD_DOMAIN_TOPIC": f"bench.{run}.{name}.domain",
+            "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.{name}.dead",
+        }
+        for name in variants
+    }
+    for names in topics.values():
+        infra.create_topics(bootstrap, names, partitions=PARTITIONS)
+    items = records(int(max(rates) * seconds) + 200)
+    workers = {
+        name: start_worker(bootstrap, topics[name], work, f"bench-{run}-{name}", settings)
+        for name, settings in variants.items()
+    }
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+    )
+
+    def offer(chunk: list[tuple[bytes, bytes]], rate: float | None) -> None:
+        began = time.monotonic()
+        for i, (key, value) in enumerate(chunk):
+            if rate is not None:
+                time.sleep(max(0.0, began + i / rate - time.monotonic()))
+            for names in topics.values():
+                producer.produce(names["HERALD_RAW_TOPIC"], key=key, value=value)
+            producer.poll(0)
+        assert producer.flush(60) == 0
+
+    def settled(total: int) -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if all(
+                committed(bootstrap, topics[n]["HERALD_RAW_TOPIC"], f"bench-{run}-{n}") >= total
+                for n in variants
+            ):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the workers did not commit {total} records within 300 s")
+
+    out = []
+    try:
+        offer(items[:200], None)  # warm: both workers started, assigned and recovered
+        total = 200
+        settled(total)
+        for rate in rates:
+            count = int(rate * seconds)
+            before = {n: cpu_seconds(w.pid) for n, w in workers.items()}
+            offer(items[200 : 200 + count], rate)
+            total += count
+            settled(total)
+            used = {n: cpu_seconds(w.pid) - before[n] for n, w in workers.items()}
+            out.append((rate, used["tuned"] / count * 1e6, used["faust"] / count * 1e6))
+    finally:
+        for worker in workers.values():
+            worker.terminate()
+            worker.wait(timeout=30)
+    return out
+
+
+def processor_rate(
+    bootstrap: str, topics: dict[str, str], total: int, work: Path, *, app_id: str | None = None
+) -> float:
+    """Raw records per second through one processor worker; `app_id` names its group and its
+    changelog topics (a new one when None)."""
+    app_id = app_id or f"bench-{uuid.uuid4().hex[:6]}"
+    process = start_worker(bootstrap, topics, work, app_id)
     samples: list[tuple[float, int]] = []
     try:
         deadline = time.monotonic() + 600
@@ -291,10 +391,24 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--records", type=int, default=40_000)
+    parser.add_argument(
+        "--paced",
+        help="comma-separated raw records/s: CPU per record at each offered rate, the"
+        " processor's fetch settings against Faust's own, side by side (instead of the rate run)",
+    )
+    parser.add_argument("--paced-s", type=float, default=15, help="seconds per paced rate")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     with infra.kafka_broker(work) as bootstrap:
         run = uuid.uuid4().hex[:6]
+        if args.paced:
+            rates = [float(r) for r in args.paced.split(",")]
+            print(
+                f"{'offered/s':>9} {'tuned CPU ms/1000':>18} {'Faust fetch ms/1000':>20} {'ratio':>6}"
+            )
+            for rate, tuned, faust in paced_cpu(bootstrap, run, work, rates, args.paced_s):
+                print(f"{rate:>9,.0f} {tuned:>18,.0f} {faust:>20,.0f} {tuned / faust:>6.2f}")
+            return
         topics = {
             "HERALD_RAW_TOPIC": f"bench.{run}.raw",
             "HERALD_DOMAIN_TOPIC": f"bench.{run}.domain",
