@@ -216,18 +216,26 @@ FAUST_FETCHES = {
 
 
 def paced_cpu(
-    bootstrap: str, run: str, work: Path, rates: list[float], seconds: float
+    bootstrap: str,
+    run: str,
+    work: Path,
+    rates: list[float],
+    *,
+    seconds: float,
+    against: dict[str, str],
 ) -> list[tuple[float, float, float]]:
     """Per offered rate (raw records/s, for `seconds` each): CPU ms per 1,000 records of a worker
-    with the processor's fetch settings and of one with Faust's own (`FAUST_FETCHES`), run side
-    by side on the same records (each its own raw topic and group), so the machine's noise falls
-    on both alike. A rate's window ends once both workers committed every record offered."""
-    variants = {"tuned": {}, "faust": FAUST_FETCHES}
+    with the processor's default settings and of one with the settings `against` (by default
+    Faust's own fetching, `FAUST_FETCHES`), run side by side on the same records (each its own
+    raw topic and group), so the machine's noise falls on both alike. A rate's window ends once
+    both workers committed every record offered."""
+    variants = {"tuned": {}, "against": against}
     topics = {
         name: {
             "HERALD_RAW_TOPIC": f"bench.{run}.{name}.raw",
             "HERALD_DOMAIN_TOPIC": f"bench.{run}.{name}.domain",
             "HERALD_DEAD_LETTER_TOPIC": f"bench.{run}.{name}.dead",
+            "HERALD_CHECKPOINT_TOPIC": f"bench.{run}.{name}.cp",  # `create_topics` makes it too
         }
         for name in variants
     }
@@ -275,7 +283,7 @@ def paced_cpu(
             total += count
             settled(total)
             used = {n: cpu_seconds(w.pid) - before[n] for n, w in workers.items()}
-            out.append((rate, used["tuned"] / count * 1e6, used["faust"] / count * 1e6))
+            out.append((rate, used["tuned"] / count * 1e6, used["against"] / count * 1e6))
     finally:
         for worker in workers.values():
             worker.terminate()
@@ -397,17 +405,30 @@ def main() -> None:
         " processor's fetch settings against Faust's own, side by side (instead of the rate run)",
     )
     parser.add_argument("--paced-s", type=float, default=15, help="seconds per paced rate")
+    parser.add_argument(
+        "--against",
+        help="NAME=VALUE[,NAME=VALUE...]: the second worker's settings in a paced run (default:"
+        " Faust's own fetching, " + ",".join(f"{k}={v}" for k, v in FAUST_FETCHES.items()) + ")",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     with infra.kafka_broker(work) as bootstrap:
         run = uuid.uuid4().hex[:6]
         if args.paced:
             rates = [float(r) for r in args.paced.split(",")]
-            print(
-                f"{'offered/s':>9} {'tuned CPU ms/1000':>18} {'Faust fetch ms/1000':>20} {'ratio':>6}"
+            against = (
+                dict(pair.split("=", 1) for pair in args.against.split(","))
+                if args.against
+                else FAUST_FETCHES
             )
-            for rate, tuned, faust in paced_cpu(bootstrap, run, work, rates, args.paced_s):
-                print(f"{rate:>9,.0f} {tuned:>18,.0f} {faust:>20,.0f} {tuned / faust:>6.2f}")
+            print("against:", ", ".join(f"{k}={v}" for k, v in against.items()))
+            print(
+                f"{'offered/s':>9} {'default CPU ms/1000':>20} {'against ms/1000':>16} {'ratio':>6}"
+            )
+            for rate, tuned, faust in paced_cpu(
+                bootstrap, run, work, rates, seconds=args.paced_s, against=against
+            ):
+                print(f"{rate:>9,.0f} {tuned:>20,.0f} {faust:>16,.0f} {tuned / faust:>6.2f}")
             return
         topics = {
             "HERALD_RAW_TOPIC": f"bench.{run}.raw",

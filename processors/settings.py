@@ -71,10 +71,12 @@ class ProcessorSettings:
     stop_timeout_s: int = 20
     """HERALD_PROCESSOR_STOP_TIMEOUT_S: after SIGTERM or SIGINT, how long the worker may take to stop
     cleanly before it exits anyway (status 1); below Kubernetes' 30 s grace period."""
-    producer_linger_ms: int = 25
+    producer_linger_ms: int = 5
     """HERALD_PROCESSOR_PRODUCER_LINGER_MS: how long the producer gathers domain events and table
-    changelog writes into one request (0 to 1000). 25 ms lifts throughput by about 40 % on the
-    benchmark, at that much added latency."""
+    changelog writes into one request (0 to 1000); the domain events wait that much. With the
+    fetches gathered (`fetch_min_bytes`), 25 ms instead of 5 saves 2-3 % of the worker's CPU at
+    1,000-2,500 records/s and 2-8 % of its catch-up speed, at 20 ms more latency per event
+    (`bench/processor.py`, 2026-11-30)."""
     fetch_min_bytes: int = 65_536
     """HERALD_PROCESSOR_FETCH_MIN_BYTES: Kafka's `fetch.min.bytes` for the raw topic (1 to 52,428,800):
     the broker gathers this much before it answers a fetch, or `fetch_max_wait_ms` passes
@@ -135,7 +137,7 @@ class ProcessorSettings:
         ):
             numbers[name] = reader.integer(name, default, minimum=minimum)
         numbers["HERALD_PROCESSOR_PRODUCER_LINGER_MS"] = reader.integer(
-            "HERALD_PROCESSOR_PRODUCER_LINGER_MS", 25, minimum=0, maximum=1000
+            "HERALD_PROCESSOR_PRODUCER_LINGER_MS", 5, minimum=0, maximum=1000
         )
         numbers["HERALD_PROCESSOR_FETCH_MIN_BYTES"] = reader.integer(
             "HERALD_PROCESSOR_FETCH_MIN_BYTES", 65_536, minimum=1, maximum=52_428_800
