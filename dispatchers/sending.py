@@ -85,10 +85,15 @@ def _ignore(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None
 class Doorbell:
     """Wakes idle sending workers when deliveries are stored (by this process's consuming loop):
     a worker that found nothing due waits until the doorbell rings or `idle_poll_s` passes (the
-    poll still finds what other replicas stored, and retries falling due). Thread-safe."""
+    poll still finds what other replicas stored, and retries falling due). A ring for n
+    deliveries that wakes k idle workers asks each for its share, n/k rounded up (`share`): a
+    worker that claimed the whole batch would send it one delivery after another while the others
+    found nothing, and the last would wait for all before it. Thread-safe."""
 
     def __init__(self) -> None:
         self._rung = 0
+        self._waiting = 0
+        self._share: int | None = None
         self._condition = threading.Condition(threading.Lock())
 
     @property
@@ -97,10 +102,24 @@ class Doorbell:
         with self._condition:
             return self._rung
 
+    @property
+    def waiting(self) -> int:
+        """How many workers wait for it now."""
+        with self._condition:
+            return self._waiting
+
+    def share(self) -> int | None:
+        """How many deliveries each worker the last ring woke should claim first (None: a whole
+        batch; the ring named no count, or no worker was waiting)."""
+        with self._condition:
+            return self._share
+
     def ring(self, waking: int | None = None) -> None:
         """Wake up to `waking` idle workers (all of them if None), e.g. one per delivery stored."""
         with self._condition:
             self._rung += 1
+            woken = min(waking, self._waiting) if waking is not None else 0
+            self._share = -(-waking // woken) if waking is not None and woken else None
             if waking is None:
                 self._condition.notify_all()
             else:
@@ -112,7 +131,11 @@ class Doorbell:
         with self._condition:
             if self._rung != since:
                 return True
-            return self._condition.wait(timeout_s)
+            self._waiting += 1
+            try:
+                return self._condition.wait(timeout_s)
+            finally:
+                self._waiting -= 1
 
 
 class GroupedAttempts:
@@ -256,12 +279,19 @@ class SendingLoop:
 
     def run(self) -> None:
         refused: str | None = None
+        share: int | None = None  # the first claim after a ring takes this worker's share
         while not self.stop.is_set():
             self.beat()
             try:
                 rung = self.doorbell.rung  # before the claim: a ring during it is not missed
-                if not self.run_once() and not self.stop.is_set():
-                    self.doorbell.wait(rung, self.idle_poll_s)
+                made, share = self.run_once(limit=share), None
+                rang = (
+                    not made
+                    and not self.stop.is_set()
+                    and self.doorbell.wait(rung, self.idle_poll_s)
+                )
+                if rang:
+                    share = self.doorbell.share()
                 refused = None
             except StoreError as e:
                 # Postgres restarting or unreachable: a claim whose attempt was not recorded is
@@ -278,14 +308,17 @@ class SendingLoop:
                     refused = str(e)
                 self.stop.wait(max(5.0, self.idle_poll_s))
 
-    def run_once(self) -> int:
-        """Send one leased batch, recording each attempt as soon as it is made; return how many
-        attempts were made."""
+    def run_once(self, limit: int | None = None) -> int:
+        """Send one leased batch (of at most `limit` deliveries, or `claim_batch`), recording each
+        attempt as soon as it is made; return how many attempts were made."""
         held = [key for key in self.breakers.held(self.clock()) if isinstance(key, uuid.UUID)]
         held += self.unopened.held()
         claimed_at = self.clock()
         claimed = self.store.claim(
-            now=self.now(), limit=self.claim_batch, lease_s=self.lease_s, held=held
+            now=self.now(),
+            limit=min(limit or self.claim_batch, self.claim_batch),
+            lease_s=self.lease_s,
+            held=held,
         )
         for subscription, why in self.unopened.found(claimed.unopened).items():
             log.warning(

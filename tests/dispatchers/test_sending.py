@@ -449,6 +449,76 @@ def test_a_ring_between_reading_the_doorbell_and_waiting_is_not_missed() -> None
     assert not bell.wait(bell.rung, timeout_s=0.01)
 
 
+def test_a_ring_for_n_deliveries_asks_each_idle_worker_it_wakes_for_its_share() -> None:
+    bell = Doorbell()
+    rung = bell.rung
+    waiters = [threading.Thread(target=bell.wait, args=(rung, 3600.0)) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    wait_until(lambda: bell.waiting == 3, timeout_s=10)
+    bell.ring(7)  # 7 deliveries, 3 idle workers: 3 each (the last finds 1)
+    assert bell.share() == 3
+    for waiter in waiters:
+        waiter.join(timeout=10)
+    assert bell.waiting == 0
+    bell.ring(7)  # no one waiting: whoever comes next claims a whole batch
+    assert bell.share() is None
+
+
+def test_a_ring_naming_no_count_asks_for_whole_batches() -> None:
+    bell = Doorbell()
+    waiter = threading.Thread(target=bell.wait, args=(bell.rung, 3600.0))
+    waiter.start()
+    wait_until(lambda: bell.waiting == 1, timeout_s=10)
+    bell.ring()
+    waiter.join(timeout=10)
+    assert bell.share() is None
+
+
+class _LimitsSeen(_MemoryStore):
+    """Which thread claimed with which limit, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.limits: list[tuple[int, int]] = []
+
+    def claim(
+        self, *, now: datetime, limit: int, lease_s: float, held: Sequence[uuid.UUID] = ()
+    ) -> Claimed:
+        with self.lock:
+            self.limits.append((threading.get_ident(), limit))
+        return super().claim(now=now, limit=limit, lease_s=lease_s, held=held)
+
+
+def test_deliveries_stored_while_workers_idle_are_shared_among_them_not_sent_by_one() -> None:
+    store = _LimitsSeen()
+    sender = _Answering(store)
+    bell = Doorbell()
+    loops = [_memory_loop(store, sender, idle_poll_s=3600.0, doorbell=bell) for _ in range(4)]
+    for loop in loops[1:]:
+        loop.stop = loops[0].stop
+    workers = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
+    for worker in workers:
+        worker.start()
+    try:
+        wait_until(lambda: bell.waiting == 4, timeout_s=10)  # each claimed nothing, and waits
+        with store.lock:
+            store.due = _due(store, SUBSCRIPTION, 8)
+            before = len(store.limits)
+        bell.ring(8)
+        wait_until(lambda: len(store.recorded) == 8, timeout_s=30)
+    finally:
+        loops[0].stop.set()
+        bell.ring()
+        for worker in workers:
+            worker.join(timeout=10)
+    firsts: dict[int, int] = {}
+    for thread, limit in store.limits[before:]:
+        firsts.setdefault(thread, limit)
+    assert firsts == {worker.ident: 2 for worker in workers}  # 8 over 4: each asked for 2 first
+    assert all(limit == loops[0].claim_batch for _, limit in store.limits[:before])
+
+
 class _SlowRecorder:
     """Records each call's attempts; the first call waits until `go` is set."""
 
