@@ -54,6 +54,14 @@ class HttpResult:
     """Why the policy refused the URL or every address of its host: no request was made, and
     none ever will be (set with `error`)."""
 
+    @property
+    def permanent(self) -> bool:
+        """Whether no later try can change this failure (the address policy refused it: only an
+        operator can, by the policy's settings or the URL), as the store's errors say theirs
+        (`dispatchers.model`). An answer is not an error: what a status means is
+        decided in `dispatchers.outcomes`."""
+        return self.refused is not None
+
 
 class _Attempt:
     """The running attempt of a thread: its deadline and the connection it uses."""

@@ -384,7 +384,7 @@ class SendingLoop:
                 jitter_draw=self.rand(),
                 retry_after=_header(result, "Retry-After"),
                 retry_after_bounds=self.retry_after,
-                refused=result.refused is not None,
+                refused=result.permanent,
             )
             success = outcome.verdict is Verdict.DELIVERED
         finally:

@@ -275,10 +275,14 @@ def test_a_receiver_that_closes_the_connection_is_a_failed_attempt(
 ) -> None:
     receiver = _receiver(receivers, lambda r: Reply(close=True))
     _deliver(store, _subscribe(store, receiver.url), time_)
-    _loop(store, time_).run_once()
+    results: list[Any] = []
+    loop = _loop(store, time_)
+    loop.on_attempt = lambda delivery, result, outcome: results.append(result)
+    loop.run_once()
     [(code, error)] = _attempts(store, "status_code", "error")
     assert code is None
     assert "ConnectionError" in error
+    assert [r.permanent for r in results] == [False]  # a later try may well get through
 
 
 def test_a_slow_receiver_within_the_timeout_gets_its_delivery(
@@ -325,10 +329,10 @@ def test_a_delivery_refused_by_policy_fails_at_once_with_the_reason_and_is_never
     receiver = _receiver(receivers)
     url = receiver.url.replace("127.0.0.1", host)
     _deliver(store, _subscribe(store, url), time_)
-    verdicts: list[Verdict] = []
+    verdicts: list[tuple[Verdict, bool]] = []
 
     def observe(delivery: DueDelivery, result: Any, outcome: Outcome) -> None:
-        verdicts.append(outcome.verdict)
+        verdicts.append((outcome.verdict, result.permanent))
         metrics.observe_attempt(delivery, result, outcome, now=time_.now())
 
     def refused_count() -> float:
@@ -344,7 +348,7 @@ def test_a_delivery_refused_by_policy_fails_at_once_with_the_reason_and_is_never
     time_.advance(10_000)
     assert loop.run_once() == 0  # not retried: the schedule had two more tries
     assert receiver.received == []
-    assert verdicts == [Verdict.REFUSED]
+    assert verdicts == [(Verdict.REFUSED, True)]  # the HTTP edge says no try can change it
     assert refused_count() == before + 1
     [(code, error)] = _attempts(store, "status_code", "error")
     assert code is None
