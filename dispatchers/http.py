@@ -56,10 +56,11 @@ class HttpResult:
 
     @property
     def permanent(self) -> bool:
-        """Whether no later try can change this failure (the address policy refused it: only an
-        operator can, by the policy's settings or the URL), as the store's errors say theirs
-        (`dispatchers.model`). An answer is not an error: what a status means is
-        decided in `dispatchers.outcomes`."""
+        """Whether this failure is final by policy: the address policy or the URL check refused
+        the request, so it is not tried again (an operator changes the policy or the URL; a
+        host's DNS records may change too, but the policy does not wait for that), as the
+        store's errors say theirs (`dispatchers.model`). Network errors and timeouts are not. An
+        answer is not an error: what a status means is decided in `dispatchers.outcomes`."""
         return self.refused is not None
 
 

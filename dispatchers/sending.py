@@ -82,60 +82,75 @@ def _ignore(delivery: DueDelivery, result: HttpResult, outcome: Outcome) -> None
     pass
 
 
+@dataclass(frozen=True)
+class Wake:
+    """Why a worker waiting for the doorbell woke: a ring. `share`: how many deliveries it should
+    claim first (None: a whole batch)."""
+
+    share: int | None = None
+
+
+class _Sleeper:
+    """One worker waiting for the doorbell, until a ring wakes it (and tells it its share)."""
+
+    def __init__(self) -> None:
+        self.woken = threading.Event()
+        self.share: int | None = None
+
+
 class Doorbell:
     """Wakes idle sending workers when deliveries are stored (by this process's consuming loop):
     a worker that found nothing due waits until the doorbell rings or `idle_poll_s` passes (the
     poll still finds what other replicas stored, and retries falling due). A ring for n
-    deliveries that wakes k idle workers asks each for its share, n/k rounded up (`share`): a
+    deliveries that wakes k idle workers tells each its share, n/k rounded up (`Wake.share`): a
     worker that claimed the whole batch would send it one delivery after another while the others
-    found nothing, and the last would wait for all before it. Thread-safe."""
+    found nothing, and the last would wait for all before it. Each worker hears the share of the
+    ring that woke it, and a worker a ring woke is not woken, or counted, again. Thread-safe."""
 
     def __init__(self) -> None:
         self._rung = 0
-        self._waiting = 0
-        self._share: int | None = None
-        self._condition = threading.Condition(threading.Lock())
+        self._sleepers: list[_Sleeper] = []
+        """The workers waiting and not woken yet, the longest waiting first."""
+        self._lock = threading.Lock()
 
     @property
     def rung(self) -> int:
         """How many times it has rung: a worker reads it before it claims."""
-        with self._condition:
+        with self._lock:
             return self._rung
 
     @property
     def waiting(self) -> int:
-        """How many workers wait for it now."""
-        with self._condition:
-            return self._waiting
-
-    def share(self) -> int | None:
-        """How many deliveries each worker the last ring woke should claim first (None: a whole
-        batch; the ring named no count, or no worker was waiting)."""
-        with self._condition:
-            return self._share
+        """How many workers wait for it now (not woken yet)."""
+        with self._lock:
+            return len(self._sleepers)
 
     def ring(self, waking: int | None = None) -> None:
-        """Wake up to `waking` idle workers (all of them if None), e.g. one per delivery stored."""
-        with self._condition:
+        """Wake up to `waking` idle workers (all of them if None), e.g. one per delivery stored,
+        each told its share of the `waking` deliveries."""
+        with self._lock:
             self._rung += 1
-            woken = min(waking, self._waiting) if waking is not None else 0
-            self._share = -(-waking // woken) if waking is not None and woken else None
-            if waking is None:
-                self._condition.notify_all()
-            else:
-                self._condition.notify(waking)
+            count = len(self._sleepers) if waking is None else min(waking, len(self._sleepers))
+            woken, self._sleepers = self._sleepers[:count], self._sleepers[count:]
+            share = -(-waking // count) if waking is not None and count else None
+            for sleeper in woken:
+                sleeper.share = share
+                sleeper.woken.set()
 
-    def wait(self, since: int, timeout_s: float) -> bool:
-        """Wait until it rings after `since` (at once if it has) or `timeout_s` passes; True if
-        it rang."""
-        with self._condition:
+    def wait(self, since: int, timeout_s: float) -> Wake | None:
+        """Wait until it rings after `since` (at once, for a whole batch, if it has) or
+        `timeout_s` passes (None)."""
+        with self._lock:
             if self._rung != since:
-                return True
-            self._waiting += 1
-            try:
-                return self._condition.wait(timeout_s)
-            finally:
-                self._waiting -= 1
+                return Wake()
+            sleeper = _Sleeper()
+            self._sleepers.append(sleeper)
+        sleeper.woken.wait(timeout_s)
+        with self._lock:  # a ring may have come since the wait timed out
+            if not sleeper.woken.is_set():
+                self._sleepers.remove(sleeper)
+                return None
+        return Wake(sleeper.share)
 
 
 class GroupedAttempts:
@@ -285,13 +300,9 @@ class SendingLoop:
             try:
                 rung = self.doorbell.rung  # before the claim: a ring during it is not missed
                 made, share = self.run_once(limit=share), None
-                rang = (
-                    not made
-                    and not self.stop.is_set()
-                    and self.doorbell.wait(rung, self.idle_poll_s)
-                )
-                if rang:
-                    share = self.doorbell.share()
+                if not made and not self.stop.is_set():
+                    woke = self.doorbell.wait(rung, self.idle_poll_s)
+                    share = woke.share if woke else None
                 refused = None
             except StoreError as e:
                 # Postgres restarting or unreachable: a claim whose attempt was not recorded is

@@ -31,7 +31,7 @@ from dispatchers.model import (
 )
 from dispatchers.outcomes import Outcome, Verdict
 from dispatchers.postgres import Store
-from dispatchers.sending import Doorbell, GroupedAttempts, SendingLoop
+from dispatchers.sending import Doorbell, GroupedAttempts, SendingLoop, Wake
 from herald_contracts import DomainEvent, encode_domain_event
 from herald_dev import infra
 from herald_dev.receiver import Receiver
@@ -449,30 +449,58 @@ def test_a_ring_between_reading_the_doorbell_and_waiting_is_not_missed() -> None
     assert not bell.wait(bell.rung, timeout_s=0.01)
 
 
-def test_a_ring_for_n_deliveries_asks_each_idle_worker_it_wakes_for_its_share() -> None:
+def _waiters(bell: Doorbell, count: int) -> tuple[list[threading.Thread], list[Wake | None]]:
+    """`count` threads waiting for the bell (each waits an hour at most); what each woke with."""
+    rung, woke = bell.rung, []
+    threads = [
+        threading.Thread(target=lambda: woke.append(bell.wait(rung, 3600.0))) for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: bell.waiting == count, timeout_s=10)
+    return threads, woke
+
+
+def test_a_ring_for_n_deliveries_tells_each_idle_worker_it_wakes_its_share() -> None:
     bell = Doorbell()
-    rung = bell.rung
-    waiters = [threading.Thread(target=bell.wait, args=(rung, 3600.0)) for _ in range(3)]
-    for waiter in waiters:
-        waiter.start()
-    wait_until(lambda: bell.waiting == 3, timeout_s=10)
+    threads, woke = _waiters(bell, 3)
     bell.ring(7)  # 7 deliveries, 3 idle workers: 3 each (the last finds 1)
-    assert bell.share() == 3
-    for waiter in waiters:
-        waiter.join(timeout=10)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert woke == [Wake(3)] * 3
     assert bell.waiting == 0
-    bell.ring(7)  # no one waiting: whoever comes next claims a whole batch
-    assert bell.share() is None
 
 
-def test_a_ring_naming_no_count_asks_for_whole_batches() -> None:
+def test_a_ring_wakes_no_more_workers_than_deliveries_and_the_rest_wait_on() -> None:
     bell = Doorbell()
-    waiter = threading.Thread(target=bell.wait, args=(bell.rung, 3600.0))
-    waiter.start()
-    wait_until(lambda: bell.waiting == 1, timeout_s=10)
+    threads, woke = _waiters(bell, 3)
+    bell.ring(2)
+    wait_until(lambda: len(woke) == 2, timeout_s=10)
+    assert woke == [Wake(1)] * 2
+    assert bell.waiting == 1
     bell.ring()
-    waiter.join(timeout=10)
-    assert bell.share() is None
+    for thread in threads:
+        thread.join(timeout=10)
+    assert woke[2] == Wake(None)
+
+
+def test_a_ring_just_after_one_that_woke_every_worker_wakes_no_one_and_changes_no_share() -> None:
+    bell = Doorbell()
+    threads, woke = _waiters(bell, 4)
+    bell.ring(8)
+    bell.ring(1)  # before the woken workers run: they are no longer waiting
+    for thread in threads:
+        thread.join(timeout=10)
+    assert woke == [Wake(2)] * 4
+
+
+def test_a_worker_that_was_claiming_when_the_bell_rang_claims_a_whole_batch_at_once() -> None:
+    bell = Doorbell()
+    seen = bell.rung
+    bell.ring(1)  # no one waiting yet (the worker is still claiming)
+    assert bell.wait(seen, timeout_s=3600.0) == Wake(None)
+    assert bell.wait(bell.rung, timeout_s=0.01) is None
+    assert bell.waiting == 0
 
 
 class _LimitsSeen(_MemoryStore):
@@ -507,6 +535,8 @@ def test_deliveries_stored_while_workers_idle_are_shared_among_them_not_sent_by_
             before = len(store.limits)
         bell.ring(8)
         wait_until(lambda: len(store.recorded) == 8, timeout_s=30)
+        # and each woken worker has claimed (one slow to run may find the others sent it all)
+        wait_until(lambda: len({t for t, _ in store.limits[before:]}) == 4, timeout_s=30)
     finally:
         loops[0].stop.set()
         bell.ring()
@@ -517,6 +547,26 @@ def test_deliveries_stored_while_workers_idle_are_shared_among_them_not_sent_by_
         firsts.setdefault(thread, limit)
     assert firsts == {worker.ident: 2 for worker in workers}  # 8 over 4: each asked for 2 first
     assert all(limit == loops[0].claim_batch for _, limit in store.limits[:before])
+
+
+def test_a_share_larger_than_a_claim_batch_is_claimed_a_batch_at_a_time() -> None:
+    store = _LimitsSeen()
+    sender = _Answering(store)
+    loop = _memory_loop(store, sender, idle_poll_s=3600.0, claim_batch=3)
+    worker = threading.Thread(target=loop.run, daemon=True)
+    worker.start()
+    try:
+        wait_until(lambda: loop.doorbell.waiting == 1, timeout_s=10)
+        with store.lock:
+            store.due = _due(store, SUBSCRIPTION, 8)
+            before = len(store.limits)
+        loop.doorbell.ring(8)  # one idle worker: its share is all 8
+        wait_until(lambda: len(store.recorded) == 8, timeout_s=30)
+    finally:
+        loop.stop.set()
+        loop.doorbell.ring()
+        worker.join(timeout=10)
+    assert {limit for _, limit in store.limits[before:]} == {3}
 
 
 class _SlowRecorder:
