@@ -241,7 +241,7 @@ def paced_cpu(
     }
     for names in topics.values():
         infra.create_topics(bootstrap, names, partitions=PARTITIONS)
-    items = records(int(max(rates) * seconds) + 200)
+    items = records(200 + sum(int(rate * seconds) for rate in rates))  # none offered twice
     workers = {
         name: start_worker(bootstrap, topics[name], work, f"bench-{run}-{name}", settings)
         for name, settings in variants.items()
@@ -279,7 +279,7 @@ def paced_cpu(
         for rate in rates:
             count = int(rate * seconds)
             before = {n: cpu_seconds(w.pid) for n, w in workers.items()}
-            offer(items[200 : 200 + count], rate)
+            offer(items[total : total + count], rate)
             total += count
             settled(total)
             used = {n: cpu_seconds(w.pid) - before[n] for n, w in workers.items()}

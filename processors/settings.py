@@ -78,13 +78,15 @@ class ProcessorSettings:
     1,000-2,500 records/s and 2-8 % of its catch-up speed, at 20 ms more latency per event
     (`bench/processor.py`, 2026-11-30)."""
     fetch_min_bytes: int = 65_536
-    """HERALD_PROCESSOR_FETCH_MIN_BYTES: Kafka's `fetch.min.bytes` for the raw topic (1 to 52,428,800):
+    """HERALD_PROCESSOR_FETCH_MIN_BYTES: Kafka's `fetch.min.bytes` for the worker's consumer (the raw
+    topic, and the tables' changelogs when it recovers them; 1 to 52,428,800):
     the broker gathers this much before it answers a fetch, or `fetch_max_wait_ms` passes
     (`processors.fetching`). 1 answers at the first record (Faust's default)."""
     fetch_max_wait_ms: int = 10
-    """HERALD_PROCESSOR_FETCH_MAX_WAIT_MS: Kafka's `fetch.max.wait.ms` (1 to 1,500): the longest a
+    """HERALD_PROCESSOR_FETCH_MAX_WAIT_MS: Kafka's `fetch.max.wait.ms` (5 to 1,500): the longest a
     fetch waits for `fetch_min_bytes`; as much latency may be added to a record, and an idle worker
-    makes one empty fetch round per this many milliseconds (Faust's default: 1,500)."""
+    makes one empty fetch round per this many milliseconds: about 5 % of a core at 10, 18 % at 1
+    (hence the floor); Faust's default is 1,500."""
     metrics_port: int = 9102
     """HERALD_METRICS_PORT: Prometheus metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
@@ -143,7 +145,7 @@ class ProcessorSettings:
             "HERALD_PROCESSOR_FETCH_MIN_BYTES", 65_536, minimum=1, maximum=52_428_800
         )
         numbers["HERALD_PROCESSOR_FETCH_MAX_WAIT_MS"] = reader.integer(
-            "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS", 10, minimum=1, maximum=1500
+            "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS", 10, minimum=5, maximum=1500
         )
         packs = reader.parsed("HERALD_PROCESSOR_RULE_PACKS", _rule_packs, DEFAULT_PACKS)
         rule_dir_text = text("HERALD_PROCESSOR_RULE_DIR", "")

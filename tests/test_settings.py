@@ -284,9 +284,9 @@ BASE = {"PATH": os.environ.get("PATH", ""), "HERALD_METRICS_PORT": "0"}
         ),
         pytest.param(
             "processors",
-            {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS": "0"},
+            {"HERALD_KAFKA_BOOTSTRAP": "x:1", "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS": "1"},
             "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS",
-            id="processor-fetch-wait-zero-would-spin",
+            id="processor-fetch-wait-below-5-ms-would-spin",
         ),
         pytest.param(
             "processors",
