@@ -6,7 +6,7 @@ fetch as soon as one record is there, so at a few hundred to a few thousand reco
 worker runs a whole fetch round (the request, the response parsed in the consumer's thread, the
 hand-over to the event loop, Faust's `getmany`) for a record or two. Each round costs about 0.4 ms
 of CPU (`bench/README.md`); asking the broker to gather up to `fetch_min_bytes` for up to
-`fetch_max_wait_ms` takes 18-36 % off the worker's CPU per record at 250-2,500 records/s, at
+`fetch_max_wait_ms` takes 12-33 % off the worker's CPU per record at 250-2,500 records/s, at
 the price of up to `fetch_max_wait_ms` of added latency and, when idle, one empty fetch round per
 `fetch_max_wait_ms` (about 5 % of a core at 10 ms).
 
