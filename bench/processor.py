@@ -202,12 +202,6 @@ def start_worker(
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, from /proc/PID/stat (fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 FAUST_FETCHES = {
     "HERALD_PROCESSOR_FETCH_MIN_BYTES": "1",
     "HERALD_PROCESSOR_FETCH_MAX_WAIT_MS": "1500",
@@ -229,6 +223,8 @@ def paced_cpu(
     Faust's own fetching, `FAUST_FETCHES`), run side by side on the same records (each its own
     raw topic and group), so the machine's noise falls on both alike. A rate's window ends once
     both workers committed every record offered."""
+    from bench.pipeline import process_stats  # noqa: PLC0415 - /proc read once, in one place
+
     variants = {"tuned": {}, "against": against}
     topics = {
         name: {
@@ -278,11 +274,11 @@ def paced_cpu(
         settled(total)
         for rate in rates:
             count = int(rate * seconds)
-            before = {n: cpu_seconds(w.pid) for n, w in workers.items()}
+            before = {n: process_stats(w.pid)[0] for n, w in workers.items()}
             offer(items[total : total + count], rate)
             total += count
             settled(total)
-            used = {n: cpu_seconds(w.pid) - before[n] for n, w in workers.items()}
+            used = {n: process_stats(w.pid)[0] - before[n] for n, w in workers.items()}
             out.append((rate, used["tuned"] / count * 1e6, used["against"] / count * 1e6))
     finally:
         for worker in workers.values():
