@@ -10,6 +10,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -422,22 +423,33 @@ def test_a_subscription_an_attempt_disables_gets_no_more_attempts_from_that_batc
     assert store.released == [disabled[1], disabled[2]]  # untried, for when it is enabled again
 
 
+@contextmanager
+def _running(*loops: SendingLoop) -> Iterator[list[threading.Thread]]:
+    """The loops' workers running (one stop for all); stopped, woken and joined on leaving."""
+    for loop in loops[1:]:
+        loop.stop = loops[0].stop
+    workers = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
+    for worker in workers:
+        worker.start()
+    try:
+        yield workers
+    finally:
+        loops[0].stop.set()
+        loops[0].doorbell.ring()
+        for worker in workers:
+            worker.join(timeout=10)
+
+
 def test_an_idle_worker_claims_at_once_when_the_doorbell_rings() -> None:
     store = _MemoryStore()
     sender = _Answering(store)
     loop = _memory_loop(store, sender, idle_poll_s=3600.0)  # without the bell: an hour
-    worker = threading.Thread(target=loop.run, daemon=True)
-    worker.start()
-    try:
+    with _running(loop) as [worker]:
         wait_until(lambda: store.claims >= 1, timeout_s=10)
         with store.lock:
             store.due = _due(store, SUBSCRIPTION, 1)
         loop.doorbell.ring(1)
         wait_until(lambda: len(store.recorded) == 1, timeout_s=30)
-    finally:
-        loop.stop.set()
-        loop.doorbell.ring()
-        worker.join(timeout=10)
     assert not worker.is_alive()
 
 
@@ -523,12 +535,7 @@ def test_deliveries_stored_while_workers_idle_are_shared_among_them_not_sent_by_
     sender = _Answering(store)
     bell = Doorbell()
     loops = [_memory_loop(store, sender, idle_poll_s=3600.0, doorbell=bell) for _ in range(4)]
-    for loop in loops[1:]:
-        loop.stop = loops[0].stop
-    workers = [threading.Thread(target=loop.run, daemon=True) for loop in loops]
-    for worker in workers:
-        worker.start()
-    try:
+    with _running(*loops) as workers:
         wait_until(lambda: bell.waiting == 4, timeout_s=10)  # each claimed nothing, and waits
         with store.lock:
             store.due = _due(store, SUBSCRIPTION, 8)
@@ -537,11 +544,6 @@ def test_deliveries_stored_while_workers_idle_are_shared_among_them_not_sent_by_
         wait_until(lambda: len(store.recorded) == 8, timeout_s=30)
         # and each woken worker has claimed (one slow to run may find the others sent it all)
         wait_until(lambda: len({t for t, _ in store.limits[before:]}) == 4, timeout_s=30)
-    finally:
-        loops[0].stop.set()
-        bell.ring()
-        for worker in workers:
-            worker.join(timeout=10)
     firsts: dict[int, int] = {}
     for thread, limit in store.limits[before:]:
         firsts.setdefault(thread, limit)
@@ -553,19 +555,13 @@ def test_a_share_larger_than_a_claim_batch_is_claimed_a_batch_at_a_time() -> Non
     store = _LimitsSeen()
     sender = _Answering(store)
     loop = _memory_loop(store, sender, idle_poll_s=3600.0, claim_batch=3)
-    worker = threading.Thread(target=loop.run, daemon=True)
-    worker.start()
-    try:
+    with _running(loop):
         wait_until(lambda: loop.doorbell.waiting == 1, timeout_s=10)
         with store.lock:
             store.due = _due(store, SUBSCRIPTION, 8)
             before = len(store.limits)
         loop.doorbell.ring(8)  # one idle worker: its share is all 8
         wait_until(lambda: len(store.recorded) == 8, timeout_s=30)
-    finally:
-        loop.stop.set()
-        loop.doorbell.ring()
-        worker.join(timeout=10)
     assert {limit for _, limit in store.limits[before:]} == {3}
 
 

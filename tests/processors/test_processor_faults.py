@@ -375,4 +375,4 @@ def test_records_written_in_transactions_are_all_processed_past_the_markers(
     quiet_until = time.monotonic() + 2 * stall_s
     while time.monotonic() < quiet_until:
         assert "committed nothing" not in processor.log_tail(200)
-        time.sleep(0.5)
+        time.sleep(0.5)  # the time a condition must hold (no restart), not waiting for an effect
